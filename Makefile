@@ -1,0 +1,44 @@
+# bsdcarp: FreeBSD's CARP on Linux.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+GO      ?= go
+export CGO_ENABLED = 0
+
+CMDS = carpd ifconfig-carp carpctl-sysctl
+
+.PHONY: all build test demo bench fuzz vet clean install
+
+all: build
+
+## build: bin/carpd, bin/ifconfig-carp, bin/carpctl-sysctl and the bin/bsd links
+build:
+	@mkdir -p bin/bsd
+	$(GO) build -trimpath -o bin/ ./cmd/carpd ./cmd/ifconfig-carp ./cmd/carpctl-sysctl
+	ln -sf ../ifconfig-carp bin/bsd/ifconfig
+	ln -sf ../carpctl-sysctl bin/bsd/sysctl
+
+## test: the whole suite (unit, golden, simulation, namespaces, ucarp interop); needs root
+test: build
+	scripts/test.sh
+
+## demo: the handbook's two-firewall lab in namespaces, with a live failover; needs root
+demo: build
+	scripts/demo.sh
+
+## bench: failover time after kill -9, bsdcarp vs ucarp, same advbase; needs root
+bench: build
+	scripts/bench-failover.sh
+
+vet:
+	gofmt -l . | tee /dev/stderr | (! read _)
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0755 bin/carpd bin/ifconfig-carp bin/carpctl-sysctl $(DESTDIR)$(PREFIX)/sbin/
+	ln -sf $(PREFIX)/sbin/ifconfig-carp $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd/ifconfig
+	ln -sf $(PREFIX)/sbin/carpctl-sysctl $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd/sysctl
+	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/

@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Config is the engine's whole configuration: what `ifconfig` and `sysctl`
+// were told. It is the truth that ifconfig prints in every state and what is
+// saved in the state directory, so a restarted carpd comes back as it was.
+type Config struct {
+	// Version of the on-disk format.
+	Version int `json:"version"`
+	// Knobs holds the writable net.inet.carp values that differ from their
+	// defaults, keyed by leaf name (preempt, log, ...).
+	Knobs map[string]int64 `json:"knobs,omitempty"`
+	// Ifaces lists the interfaces that carry carp configuration, in creation
+	// order: cloned carpN interfaces (dialects A and B) and physical
+	// interfaces with vhids on their addresses (dialect C).
+	Ifaces []IfaceConfig `json:"ifaces,omitempty"`
+}
+
+// IfaceConfig is one interface as ifconfig knows it.
+type IfaceConfig struct {
+	Name  string `json:"name"`  // BSD name: carp0, em0
+	Clone bool   `json:"clone"` // created with `ifconfig carpN create`
+	Down  bool   `json:"down"`  // administratively down (clones only)
+	// VHIDs in creation order. A clone has at most one; its VHID may be 0
+	// while only addresses or a carpdev have been set.
+	VHIDs []VHIDConfig `json:"vhids,omitempty"`
+}
+
+// VHIDConfig is one virtual host.
+type VHIDConfig struct {
+	VHID uint8 `json:"vhid"`
+	// Carpdev is the BSD name of the physical parent. Empty for a dialect B
+	// clone, whose parent is the interface with an address in the subnet of
+	// the virtual address.
+	Carpdev string         `json:"carpdev,omitempty"`
+	AdvBase uint8          `json:"advbase"`
+	AdvSkew uint8          `json:"advskew"`
+	Key     string         `json:"key,omitempty"`
+	Addrs   []netip.Prefix `json:"addrs,omitempty"`
+}
+
+// Defaults from carp(4).
+const (
+	DefaultAdvBase = 1
+	DefaultAdvSkew = 0
+	configVersion  = 1
+)
+
+func (c *Config) clone() *Config {
+	n := &Config{Version: c.Version, Knobs: make(map[string]int64, len(c.Knobs))}
+	for k, v := range c.Knobs {
+		n.Knobs[k] = v
+	}
+	for _, ifc := range c.Ifaces {
+		ni := ifc
+		ni.VHIDs = make([]VHIDConfig, len(ifc.VHIDs))
+		for i, v := range ifc.VHIDs {
+			v.Addrs = slices.Clone(v.Addrs)
+			ni.VHIDs[i] = v
+		}
+		n.Ifaces = append(n.Ifaces, ni)
+	}
+	return n
+}
+
+func (c *Config) iface(name string) *IfaceConfig {
+	for i := range c.Ifaces {
+		if c.Ifaces[i].Name == name {
+			return &c.Ifaces[i]
+		}
+	}
+	return nil
+}
+
+func (c *Config) removeIface(name string) {
+	c.Ifaces = slices.DeleteFunc(c.Ifaces, func(i IfaceConfig) bool { return i.Name == name })
+}
+
+// isCloneName reports whether name is a carp pseudo-interface name (carpN).
+func isCloneName(name string) bool {
+	rest, ok := strings.CutPrefix(name, "carp")
+	if !ok || rest == "" {
+		return false
+	}
+	for _, r := range rest {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *VHIDConfig) hasAddr(p netip.Prefix) int {
+	for i, a := range v.Addrs {
+		if a.Addr() == p.Addr() {
+			return i
+		}
+	}
+	return -1
+}
+
+// addrs returns the bare virtual addresses, as the HMAC covers them.
+func (v *VHIDConfig) addrs() []netip.Addr {
+	out := make([]netip.Addr, 0, len(v.Addrs))
+	for _, p := range v.Addrs {
+		out = append(out, p.Addr())
+	}
+	return out
+}
+
+func (v *VHIDConfig) families() (v4, v6 bool) {
+	for _, p := range v.Addrs {
+		if p.Addr().Is4() {
+			v4 = true
+		} else {
+			v6 = true
+		}
+	}
+	return v4, v6
+}

@@ -1,0 +1,292 @@
+// Package engine is carpd's core: one event loop that owns the configuration,
+// the net.inet.carp sysctl tree and a CARP state machine per vhid, and turns
+// their decisions into kernel changes through kernelshim.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/kernelshim"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Kernel is the OS adapter (kernelshim.NewLinux, or a Memory in tests).
+	Kernel kernelshim.Kernel
+	// StateDir holds config.json and kernel.json. Empty: nothing is saved.
+	StateDir string
+	// IfMap maps BSD interface names to Linux ones (em0 -> eth0).
+	IfMap map[string]string
+	// Log receives carp(4)-style messages; nil discards them.
+	Log *log.Logger
+	// Now and Rand are injectable for tests.
+	Now  func() time.Time
+	Rand func() uint64
+}
+
+// Engine runs CARP for every configured vhid. Create it with New, start it
+// with Run; every other method talks to Run's goroutine by message.
+type Engine struct {
+	k    kernelshim.Kernel
+	opts Options
+	log  *log.Logger
+
+	calls chan func()
+	ready chan struct{}
+	done  chan struct{}
+
+	// Everything below is owned by the Run goroutine.
+	cfg            *Config
+	demoteIfdown   int // sum of ifdown_demotion_factor for carpdevs that are down
+	demoteSenderr  int
+	demotion       int // effective net.inet.carp.demotion
+	stats          carp.Stats
+	hosts          []*vhost // in configuration order
+	links          map[int]kernelshim.Link
+	ourSources     map[netip.Addr]bool     // addresses we send adverts from: our own looped packets are dropped
+	downDevs       map[string]bool         // BSD carpdev names currently counted as down
+	kernelOriginal map[string]string       // /proc/sys paths we changed -> original value
+	lastLog        map[string]time.Time    // rate limit for bad-packet logs
+	pkts           chan kernelshim.Packet  // from the shim's reader
+	linkUpdates    chan kernelshim.LinkUpdate
+}
+
+// New loads the saved configuration (if any) and returns an engine that is
+// not running yet.
+func New(opts Options) (*Engine, error) {
+	if opts.Kernel == nil {
+		return nil, errors.New("engine: no kernel")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Uint64
+	}
+	lg := opts.Log
+	if lg == nil {
+		lg = log.New(discard{}, "", 0)
+	}
+	e := &Engine{
+		k:              opts.Kernel,
+		opts:           opts,
+		log:            lg,
+		calls:          make(chan func()),
+		ready:          make(chan struct{}),
+		done:           make(chan struct{}),
+		links:          map[int]kernelshim.Link{},
+		ourSources:     map[netip.Addr]bool{},
+		downDevs:       map[string]bool{},
+		kernelOriginal: map[string]string{},
+		lastLog:        map[string]time.Time{},
+		pkts:           make(chan kernelshim.Packet, 256),
+		linkUpdates:    make(chan kernelshim.LinkUpdate, 64),
+	}
+	cfg, err := loadConfig(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	e.cfg = cfg
+	orig, err := loadKernelState(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	// Values recorded by an engine that died before restoring them are the
+	// real originals: keep them rather than what is in /proc/sys now.
+	for k, v := range orig {
+		e.kernelOriginal[k] = v
+	}
+	return e, nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// Ready is closed once Run has set everything up and serves requests.
+func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+// ErrStopped is returned by calls made after Run has returned.
+var ErrStopped = errors.New("engine: stopped")
+
+// call runs f on the engine goroutine and waits for it.
+func (e *Engine) call(ctx context.Context, f func()) error {
+	finished := make(chan struct{})
+	select {
+	case e.calls <- func() { f(); close(finished) }:
+	case <-e.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-finished:
+		return nil
+	case <-e.done:
+		return ErrStopped
+	}
+}
+
+// Run owns the engine until ctx ends, then hands over gracefully: a bow-out
+// advert for every MASTER vhid, virtual addresses and links removed, kernel
+// settings restored.
+func (e *Engine) Run(ctx context.Context) error {
+	defer close(e.done)
+	shimCtx, stopShim := context.WithCancel(context.Background())
+	defer stopShim()
+	if err := e.k.WatchLinks(shimCtx, e.linkUpdates); err != nil {
+		return fmt.Errorf("engine: watch links: %w", err)
+	}
+	if err := e.k.OpenCARP(shimCtx, e.pkts); err != nil {
+		return fmt.Errorf("engine: open carp sockets: %w", err)
+	}
+	if err := e.resyncLinks(); err != nil {
+		return err
+	}
+	e.removeStrayLinks()
+	e.recomputeDemotion()
+	e.reconcile(e.opts.Now())
+	close(e.ready)
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := e.opts.Now()
+		if d, ok := e.nextDeadline(); ok {
+			wait := d.Sub(now)
+			if wait < 0 {
+				wait = 0
+			}
+			timer.Reset(wait)
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			e.shutdown()
+			return nil
+		case f := <-e.calls:
+			f()
+		case p := <-e.pkts:
+			e.input(e.opts.Now(), p)
+		case u := <-e.linkUpdates:
+			e.linkChanged(e.opts.Now(), u)
+		case <-timer.C:
+			e.advance(e.opts.Now())
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// shutdown is the graceful hand-over of SIGTERM.
+func (e *Engine) shutdown() {
+	now := e.opts.Now()
+	for _, h := range e.hosts {
+		e.teardown(now, h)
+	}
+	e.hosts = nil
+	e.restoreKernel()
+}
+
+func (e *Engine) nextDeadline() (time.Time, bool) {
+	var best time.Time
+	found := false
+	consider := func(t time.Time) {
+		if !found || t.Before(best) {
+			best, found = t, true
+		}
+	}
+	for _, h := range e.hosts {
+		if t, ok := h.m.NextDeadline(); ok {
+			consider(t)
+		}
+		if len(h.installed) > 0 {
+			consider(h.nextRefresh)
+		}
+	}
+	return best, found
+}
+
+func (e *Engine) advance(now time.Time) {
+	for _, h := range e.hosts {
+		e.apply(now, h, h.m.Advance(now))
+		if len(h.installed) > 0 && !now.Before(h.nextRefresh) {
+			e.refreshAddrs(now, h)
+		}
+	}
+}
+
+// linuxName maps a BSD interface name to the Linux one.
+func (e *Engine) linuxName(bsd string) string {
+	if l, ok := e.opts.IfMap[bsd]; ok {
+		return l
+	}
+	return bsd
+}
+
+// bsdName maps a Linux interface name back to the admin's name.
+func (e *Engine) bsdName(linux string) string {
+	for b, l := range e.opts.IfMap {
+		if l == linux {
+			return b
+		}
+	}
+	return linux
+}
+
+func (e *Engine) linkByLinuxName(name string) (kernelshim.Link, bool) {
+	for _, l := range e.links {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return kernelshim.Link{}, false
+}
+
+func (e *Engine) resyncLinks() error {
+	ls, err := e.k.Links()
+	if err != nil {
+		return fmt.Errorf("engine: list links: %w", err)
+	}
+	e.links = make(map[int]kernelshim.Link, len(ls))
+	for _, l := range ls {
+		e.links[l.Index] = l
+	}
+	return nil
+}
+
+// removeStrayLinks deletes links a crashed engine created that the saved
+// configuration no longer has: nothing is left behind.
+func (e *Engine) removeStrayLinks() {
+	for _, l := range e.links {
+		if l.Alias != kernelshim.OwnerAlias {
+			continue
+		}
+		wanted := false
+		for _, ifc := range e.cfg.Ifaces {
+			for _, v := range ifc.VHIDs {
+				if e.vlinkName(ifc, v) == l.Name {
+					wanted = true
+				}
+			}
+		}
+		if !wanted {
+			if err := e.k.DeleteLink(l.Name); err != nil && !errors.Is(err, kernelshim.ErrNoLink) {
+				e.log.Printf("carpd: remove stale link %s: %v", l.Name, err)
+			}
+		}
+	}
+	_ = e.resyncLinks()
+}

@@ -1,0 +1,336 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/bsdcarp/bsdcarp/carp"
+)
+
+// Ifconfig applies one ifconfig command line. The whole line is validated
+// against a copy of the configuration first: an error changes nothing.
+// Errors that the BSD command prints verbatim are *CLIError.
+func (e *Engine) Ifconfig(ctx context.Context, req IfconfigRequest) error {
+	var err error
+	if cerr := e.call(ctx, func() { err = e.ifconfig(req) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+func (e *Engine) ifconfig(req IfconfigRequest) error {
+	next := e.cfg.clone()
+	var forced []string // `state` words, applied after the change is committed
+	if err := e.applyOps(next, req, &forced); err != nil {
+		return err
+	}
+	if err := saveConfig(e.opts.StateDir, next); err != nil {
+		return fmt.Errorf("engine: save configuration: %w", err)
+	}
+	e.cfg = next
+	now := e.opts.Now()
+	e.reconcile(now)
+	for _, s := range forced {
+		st, _ := carp.ParseState(s)
+		for _, h := range e.hosts {
+			if h.iface == req.Iface && (h.clone || h.cfg.VHID == e.lastVHID(req)) {
+				e.apply(now, h, h.m.Force(now, st))
+			}
+		}
+	}
+	return nil
+}
+
+// lastVHID is the vhid a dialect C line addresses (`ifconfig em0 vhid 1 state backup`).
+func (e *Engine) lastVHID(req IfconfigRequest) uint8 {
+	var v uint8
+	for _, op := range req.Ops {
+		if op.Kind == OpVHID {
+			v = uint8(op.Int)
+		}
+	}
+	return v
+}
+
+var errInval = cliErr("SIOCSVH: Invalid argument")
+
+func (e *Engine) applyOps(c *Config, req IfconfigRequest, forced *[]string) error {
+	name := req.Iface
+	ifc := c.iface(name)
+	clone := isCloneName(name)
+	if len(req.Ops) > 0 && req.Ops[0].Kind == OpCreate {
+		if !clone {
+			return cliErr("SIOCIFCREATE2: Invalid argument")
+		}
+		if ifc != nil {
+			return cliErr("SIOCIFCREATE2: File exists")
+		}
+		c.Ifaces = append(c.Ifaces, IfaceConfig{Name: name, Clone: true})
+		ifc = c.iface(name)
+	}
+	if ifc == nil {
+		if clone {
+			return cliErr("interface " + name + " does not exist")
+		}
+		if _, ok := e.linkByLinuxName(e.linuxName(name)); !ok {
+			return cliErr("interface " + name + " does not exist")
+		}
+		c.Ifaces = append(c.Ifaces, IfaceConfig{Name: name})
+		ifc = c.iface(name)
+	}
+	// cur is the vhid the following words apply to.
+	var cur *VHIDConfig
+	if ifc.Clone {
+		if len(ifc.VHIDs) == 0 {
+			ifc.VHIDs = []VHIDConfig{{AdvBase: DefaultAdvBase, AdvSkew: DefaultAdvSkew}}
+		}
+		cur = &ifc.VHIDs[0]
+	}
+	for i, op := range req.Ops {
+		switch op.Kind {
+		case OpCreate:
+			if i != 0 {
+				return cliErr("SIOCIFCREATE2: File exists")
+			}
+		case OpDestroy:
+			if !ifc.Clone {
+				return cliErr("SIOCIFDESTROY: Invalid argument")
+			}
+			c.removeIface(name)
+			return nil
+		case OpVHID:
+			if op.Int < 1 || op.Int > 255 {
+				return cliErr("vhid must be greater than 0 and less than 255")
+			}
+			vhid := uint8(op.Int)
+			if ifc.Clone {
+				cur.VHID = vhid
+			} else {
+				idx := slices.IndexFunc(ifc.VHIDs, func(v VHIDConfig) bool { return v.VHID == vhid })
+				if idx < 0 {
+					ifc.VHIDs = append(ifc.VHIDs, VHIDConfig{VHID: vhid, Carpdev: name, AdvBase: DefaultAdvBase, AdvSkew: DefaultAdvSkew})
+					idx = len(ifc.VHIDs) - 1
+				}
+				cur = &ifc.VHIDs[idx]
+			}
+		case OpPass:
+			if cur == nil {
+				return cliErr("passwd requires vhid")
+			}
+			cur.Key = op.Str
+		case OpAdvBase:
+			if cur == nil {
+				return cliErr("advbase requires vhid")
+			}
+			if op.Int < 1 || op.Int > 255 {
+				return errInval
+			}
+			cur.AdvBase = uint8(op.Int)
+		case OpAdvSkew:
+			if cur == nil {
+				return cliErr("advskew requires vhid")
+			}
+			if op.Int < 0 || op.Int > 254 {
+				return errInval
+			}
+			cur.AdvSkew = uint8(op.Int)
+		case OpCarpdev:
+			if !ifc.Clone {
+				return errInval
+			}
+			if _, ok := e.linkByLinuxName(e.linuxName(op.Str)); !ok || isCloneName(op.Str) {
+				return errInval
+			}
+			cur.Carpdev = op.Str
+		case OpState:
+			if cur == nil {
+				return cliErr("state requires vhid")
+			}
+			if _, ok := carp.ParseState(op.Str); !ok {
+				return cliErr("unknown state")
+			}
+			*forced = append(*forced, op.Str)
+		case OpUp:
+			ifc.Down = false
+		case OpDown:
+			if ifc.Clone {
+				ifc.Down = true
+			}
+		case OpAddr:
+			if cur == nil {
+				return cliErr("ioctl (SIOCAIFADDR): Invalid argument")
+			}
+			if !op.Prefix.IsValid() {
+				return cliErr("ioctl (SIOCAIFADDR): Invalid argument")
+			}
+			p := op.Prefix
+			switch j := cur.hasAddr(p); {
+			case j >= 0:
+				cur.Addrs[j] = p
+			case op.Alias || len(cur.Addrs) == 0:
+				cur.Addrs = append(cur.Addrs, p)
+			default:
+				// Without `alias`, a new address replaces the first one of its family.
+				k := slices.IndexFunc(cur.Addrs, func(a netip.Prefix) bool { return a.Addr().Is4() == p.Addr().Is4() })
+				if k < 0 {
+					cur.Addrs = append(cur.Addrs, p)
+				} else {
+					cur.Addrs[k] = p
+				}
+			}
+		case OpDelAddr:
+			found := false
+			for j := range ifc.VHIDs {
+				v := &ifc.VHIDs[j]
+				if k := v.hasAddr(op.Prefix); k >= 0 {
+					v.Addrs = slices.Delete(v.Addrs, k, k+1)
+					found = true
+				}
+			}
+			if !found {
+				return cliErr("ioctl (SIOCDIFADDR): Can't assign requested address")
+			}
+			if !ifc.Clone {
+				// A vhid goes away with its last address.
+				ifc.VHIDs = slices.DeleteFunc(ifc.VHIDs, func(v VHIDConfig) bool { return len(v.Addrs) == 0 })
+				cur = nil
+			}
+		default:
+			return cliErr("unsupported operation " + strconv.Quote(string(op.Kind)))
+		}
+	}
+	if !ifc.Clone && len(ifc.VHIDs) == 0 {
+		c.removeIface(name)
+		return nil
+	}
+	return e.checkUnique(c)
+}
+
+// checkUnique rejects two vhids with the same number on the same parent, as
+// the kernel's SIOCSVH does.
+func (e *Engine) checkUnique(c *Config) error {
+	seen := map[string]string{}
+	for _, ifc := range c.Ifaces {
+		for _, v := range ifc.VHIDs {
+			if v.VHID == 0 {
+				continue
+			}
+			dev := v.Carpdev
+			if dev == "" {
+				dev = e.resolveCarpdev(v)
+			}
+			if dev == "" {
+				continue
+			}
+			k := fmt.Sprintf("%s/%d", dev, v.VHID)
+			if other, ok := seen[k]; ok && other != ifc.Name {
+				return cliErr("SIOCSVH: File exists")
+			}
+			seen[k] = ifc.Name
+		}
+	}
+	return nil
+}
+
+// Status returns a snapshot. Keys are included only when showKeys is set;
+// the control server sets it only for root callers that asked (-k).
+func (e *Engine) Status(ctx context.Context, showKeys bool) (Status, error) {
+	var st Status
+	err := e.call(ctx, func() { st = e.status(showKeys) })
+	return st, err
+}
+
+func (e *Engine) status(showKeys bool) Status {
+	st := Status{Knobs: e.knobs()}
+	for _, n := range e.stats.Named() {
+		st.Stats = append(st.Stats, Counter{Name: n.Name, Value: n.Value})
+	}
+	for _, ifc := range e.cfg.Ifaces {
+		if ifc.Clone {
+			mtu := 1500
+			if l, ok := e.linkByLinuxName(e.linuxName(ifc.Name)); ok && l.MTU > 0 {
+				mtu = l.MTU
+			}
+			st.Clones = append(st.Clones, CloneStatus{Name: ifc.Name, Up: !ifc.Down, MTU: mtu})
+		}
+		for _, v := range ifc.VHIDs {
+			if v.VHID == 0 && !ifc.Clone {
+				continue
+			}
+			vs := VHIDStatus{Iface: ifc.Name, Carpdev: v.Carpdev, VHID: v.VHID, AdvBase: v.AdvBase, AdvSkew: v.AdvSkew, State: carp.Init.String(), Addrs: slices.Clone(v.Addrs)}
+			if showKeys {
+				vs.Key = v.Key
+			}
+			for _, h := range e.hosts {
+				if h.iface == ifc.Name && h.cfg.VHID == v.VHID {
+					vs.State = h.m.State().String()
+				}
+			}
+			st.VHIDs = append(st.VHIDs, vs)
+		}
+	}
+	return st
+}
+
+// SetSysctl writes one net.inet.carp leaf (full oid) and returns the value
+// before and after. Writing demotion adds to it, as FreeBSD does.
+func (e *Engine) SetSysctl(ctx context.Context, oid string, v int64) (old, now int64, err error) {
+	if cerr := e.call(ctx, func() { old, now, err = e.setSysctl(oid, v) }); cerr != nil {
+		return 0, 0, cerr
+	}
+	return old, now, err
+}
+
+func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
+	leaf, ok := cutPrefix(oid, SysctlPrefix)
+	k, known := knobByName(leaf)
+	if !ok || !known {
+		return 0, 0, cliErr("unknown oid '" + oid + "'")
+	}
+	if err := checkKnob(k, v); err != nil {
+		return 0, 0, err
+	}
+	old := e.knob(leaf)
+	next := e.cfg.clone()
+	if k.additive {
+		next.Knobs[leaf] = next.Knobs[leaf] + v
+	} else if v == k.def {
+		delete(next.Knobs, leaf)
+	} else {
+		next.Knobs[leaf] = v
+	}
+	if err := saveConfig(e.opts.StateDir, next); err != nil {
+		return 0, 0, fmt.Errorf("engine: save configuration: %w", err)
+	}
+	e.cfg = next
+	now := e.opts.Now()
+	switch leaf {
+	case "demotion":
+		e.demote(int(v), "sysctl", new(int))
+	case "ifdown_demotion_factor":
+		// The counted interface-down demotion follows the new factor.
+		n := 0
+		for _, down := range e.downDevs {
+			if down {
+				n++
+			}
+		}
+		e.demote(n*int(v-old), "sysctl", &e.demoteIfdown)
+	}
+	e.recomputeDemotion()
+	for _, h := range e.hosts {
+		e.apply(now, h, h.m.SetConfig(now, e.machineConfig(h.cfg)))
+		e.setRun(now, h, carp.ReasonInitComplete)
+	}
+	return old, e.knob(leaf), nil
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):], true
+	}
+	return "", false
+}

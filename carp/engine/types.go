@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"net/netip"
+)
+
+// OpKind names one word (or word group) of an ifconfig command line, as the
+// BSD grammar produced it. The engine applies the ops of one request in order,
+// validating the whole request against its configuration before changing
+// anything.
+type OpKind string
+
+// The ifconfig operations the engine understands. Dialect A (cloned carpN
+// with carpdev), B (cloned carpN, parent found by subnet) and C (vhid on an
+// address of a physical interface) all reduce to these.
+const (
+	OpCreate  OpKind = "create"  // ifconfig carpN create
+	OpDestroy OpKind = "destroy" // ifconfig carpN destroy
+	OpVHID    OpKind = "vhid"    // Int: 1..255
+	OpPass    OpKind = "pass"    // Str: the key (cut to 19 bytes by the protocol)
+	OpCarpdev OpKind = "carpdev" // Str: BSD name of the parent interface
+	OpAdvBase OpKind = "advbase" // Int: 1..255
+	OpAdvSkew OpKind = "advskew" // Int: 0..254
+	OpState   OpKind = "state"   // Str: "init", "backup" or "master" (lower case)
+	OpUp      OpKind = "up"      // administratively up
+	OpDown    OpKind = "down"    // administratively down (MASTER bows out)
+	OpAddr    OpKind = "addr"    // Prefix: add an address (Alias: keep existing ones)
+	OpDelAddr OpKind = "-alias"  // Prefix: remove an address (the bits may be unknown: match the address)
+)
+
+// Op is one parsed element of an ifconfig command line.
+type Op struct {
+	Kind OpKind `json:"kind"`
+	// Int carries the numeric argument of vhid, advbase and advskew, exactly
+	// as typed (range checks belong to the engine, which answers in BSD's words).
+	Int int `json:"int,omitempty"`
+	// Str carries the argument of pass, carpdev and state.
+	Str string `json:"str,omitempty"`
+	// Prefix is the address and mask of OpAddr / OpDelAddr.
+	Prefix netip.Prefix `json:"prefix,omitzero"`
+	// Alias is true when the line said "alias" (add without replacing).
+	Alias bool `json:"alias,omitempty"`
+}
+
+// IfconfigRequest is one ifconfig command line for one interface.
+type IfconfigRequest struct {
+	Iface string `json:"iface"` // BSD name as typed: carp0, em0
+	Ops   []Op   `json:"ops"`
+}
+
+// Knob is one node of the net.inet.carp sysctl tree.
+type Knob struct {
+	Name        string `json:"name"` // full oid: net.inet.carp.preempt
+	Value       int64  `json:"value"`
+	Description string `json:"descr"`
+	ReadOnly    bool   `json:"ro,omitempty"`
+}
+
+// CloneStatus describes a cloned carpN interface (dialects A and B).
+type CloneStatus struct {
+	Name string `json:"name"`
+	Up   bool   `json:"up"` // administrative state
+	MTU  int    `json:"mtu"`
+}
+
+// VHIDStatus describes one virtual host as ifconfig shows it.
+type VHIDStatus struct {
+	Iface   string         `json:"iface"`   // interface the vhid is configured on (carp0, or em0 in dialect C)
+	Carpdev string         `json:"carpdev"` // BSD name of the physical parent; "" when not known yet
+	VHID    uint8          `json:"vhid"`
+	AdvBase uint8          `json:"advbase"`
+	AdvSkew uint8          `json:"advskew"`
+	State   string         `json:"state"`         // INIT, BACKUP or MASTER
+	Key     string         `json:"key,omitempty"` // only for root callers that asked for it (ifconfig -k)
+	Addrs   []netip.Prefix `json:"addrs"`         // in configuration order
+}
+
+// Status is a snapshot of the engine for the BSD commands.
+type Status struct {
+	Clones []CloneStatus `json:"clones"` // in creation order
+	VHIDs  []VHIDStatus  `json:"vhids"`  // in creation order
+	Knobs  []Knob        `json:"knobs"`  // in declaration order
+	Stats  []Counter     `json:"stats"`  // carpstats, in struct carpstats order
+}
+
+// Counter is one carpstats counter.
+type Counter struct {
+	Name  string `json:"name"` // field name without the carps_ prefix: ipackets, badauth, ...
+	Value uint64 `json:"value"`
+}
+
+// CLIError is an error the BSD commands print verbatim after their "ifconfig: "
+// or "sysctl: " prefix, e.g. "SIOCSVH: Invalid argument".
+type CLIError struct {
+	Msg string
+}
+
+func (e *CLIError) Error() string { return e.Msg }
+
+func cliErr(msg string) error { return &CLIError{Msg: msg} }

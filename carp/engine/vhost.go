@@ -1,0 +1,513 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/kernelshim"
+)
+
+// vhost is the running side of one VHIDConfig.
+type vhost struct {
+	iface   string // BSD interface the vhid is configured on (carp0 / em0)
+	clone   bool
+	cfg     VHIDConfig
+	carpdev string // BSD name of the resolved parent; "" while unknown
+	vlink   string // Linux name of the macvlan carrying the virtual MAC
+	made    bool   // the macvlan exists
+	m       *carp.Machine
+	counter carp.Counter
+
+	installed   []netip.Prefix // virtual addresses now in the kernel
+	nextRefresh time.Time
+	sendErrs    int // consecutive failed sends
+	sendOKs     int // consecutive good sends after the senderr demotion
+	senderr     bool
+}
+
+func (h *vhost) name() string {
+	return fmt.Sprintf("%d@%s", h.cfg.VHID, h.carpdev)
+}
+
+// vlinkName is the Linux name of the macvlan of a vhid: the clone itself for
+// dialects A and B; a hidden one named after the parent's index for dialect C.
+func (e *Engine) vlinkName(ifc IfaceConfig, v VHIDConfig) string {
+	if ifc.Clone {
+		return ifc.Name
+	}
+	idx := 0
+	if l, ok := e.linkByLinuxName(e.linuxName(ifc.Name)); ok {
+		idx = l.Index
+	}
+	return fmt.Sprintf("carpv%d.%d", idx, v.VHID)
+}
+
+// addrLifetime is how long a virtual address stays in the kernel without a
+// refresh: one advbase, at least a second. A MASTER refreshes three times a
+// lifetime, so a live engine never loses its addresses, while a killed one's
+// addresses expire before any backup can declare it down (3 * advbase).
+func addrLifetime(advbase uint8) time.Duration {
+	d := time.Duration(advbase) * time.Second
+	if d < time.Second {
+		d = time.Second
+	}
+	return d
+}
+
+func (e *Engine) machineConfig(v VHIDConfig) carp.Config {
+	v4, v6 := v.families()
+	return carp.Config{
+		AdvBase:  v.AdvBase,
+		AdvSkew:  v.AdvSkew,
+		Preempt:  e.knob("preempt") != 0,
+		Demotion: e.demotion,
+		IPv4:     v4,
+		IPv6:     v6,
+	}
+}
+
+// reconcile brings the running vhosts in line with the configuration.
+func (e *Engine) reconcile(now time.Time) {
+	type want struct {
+		ifc IfaceConfig
+		v   VHIDConfig
+	}
+	var wants []want
+	for _, ifc := range e.cfg.Ifaces {
+		for _, v := range ifc.VHIDs {
+			if v.VHID != 0 {
+				wants = append(wants, want{ifc, v})
+			}
+		}
+	}
+	// Tear down what is gone, or changed identity (vhid, parent).
+	kept := e.hosts[:0]
+	for _, h := range e.hosts {
+		keep := false
+		for _, w := range wants {
+			if w.ifc.Name == h.iface && w.v.VHID == h.cfg.VHID && w.v.Carpdev == h.cfg.Carpdev {
+				keep = true
+			}
+		}
+		if keep {
+			kept = append(kept, h)
+		} else {
+			e.teardown(now, h)
+		}
+	}
+	e.hosts = kept
+	var ordered []*vhost
+	for _, w := range wants {
+		var h *vhost
+		for _, x := range e.hosts {
+			if x.iface == w.ifc.Name && x.cfg.VHID == w.v.VHID {
+				h = x
+			}
+		}
+		if h == nil {
+			h = &vhost{iface: w.ifc.Name, clone: w.ifc.Clone, cfg: w.v, m: carp.NewMachine(e.machineConfig(w.v))}
+		}
+		old := h.cfg
+		h.cfg = w.v
+		if h.carpdev == "" || w.v.Carpdev != "" {
+			h.carpdev = e.resolveCarpdev(w.v)
+		}
+		h.vlink = e.vlinkName(w.ifc, w.v)
+		e.apply(now, h, h.m.SetConfig(now, e.machineConfig(w.v)))
+		if h.m.State() == carp.Master && !slices.Equal(old.Addrs, w.v.Addrs) {
+			e.installAddrs(now, h)
+		}
+		ordered = append(ordered, h)
+	}
+	e.hosts = ordered
+	e.checkDevs()
+	for _, h := range e.hosts {
+		e.setRun(now, h, carp.ReasonInitComplete)
+	}
+}
+
+// resolveCarpdev finds the parent of a vhid: the configured carpdev, or
+// (dialect B) the interface with an address in the virtual address's subnet.
+func (e *Engine) resolveCarpdev(v VHIDConfig) string {
+	if v.Carpdev != "" {
+		return v.Carpdev
+	}
+	for _, vip := range v.Addrs {
+		for _, l := range e.links {
+			if l.Alias == kernelshim.OwnerAlias {
+				continue
+			}
+			for _, a := range l.Addrs {
+				if a.Contains(vip.Addr()) && a.Addr() != vip.Addr() {
+					return e.bsdName(l.Name)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// runnable is FreeBSD's setrun() condition.
+func (e *Engine) runnable(h *vhost) bool {
+	if e.knob("allow") == 0 || len(h.cfg.Addrs) == 0 || h.carpdev == "" {
+		return false
+	}
+	if ifc := e.cfg.iface(h.iface); ifc != nil && ifc.Down {
+		return false
+	}
+	l, ok := e.linkByLinuxName(e.linuxName(h.carpdev))
+	if !ok || !l.AdminUp || !l.Carrier {
+		return false
+	}
+	return e.ensureVlink(h)
+}
+
+// setRun applies setrun(): INIT <-> BACKUP as the conditions come and go.
+func (e *Engine) setRun(now time.Time, h *vhost, upReason string) {
+	run := e.runnable(h)
+	reason := upReason
+	if !run {
+		reason = carp.ReasonIfDown
+	}
+	e.apply(now, h, h.m.SetRunnable(now, run, reason))
+}
+
+// ensureVlink creates the macvlan with the virtual MAC on the parent.
+func (e *Engine) ensureVlink(h *vhost) bool {
+	if h.made {
+		if _, ok := e.linkByLinuxName(h.vlink); ok {
+			return true
+		}
+		h.made = false
+	}
+	parent := e.linuxName(h.carpdev)
+	e.tuneParent(parent)
+	if err := e.k.CreateMACVLAN(h.vlink, parent, carp.VirtualMAC(h.cfg.VHID)); err != nil {
+		e.log.Printf("carpd: create %s on %s: %v", h.vlink, parent, err)
+		return false
+	}
+	// The macvlan must not answer ARP for the parent's own addresses with
+	// the virtual MAC, nor announce them from it.
+	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_ignore", "1", false)
+	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_announce", "2", false)
+	h.made = true
+	_ = e.resyncLinks()
+	return true
+}
+
+// tuneParent stops the parent from answering ARP for the virtual addresses
+// with its real MAC (they live on the macvlan), remembering the old values.
+func (e *Engine) tuneParent(parent string) {
+	e.setKernel("net/ipv4/conf/"+parent+"/arp_ignore", "1", true)
+	e.setKernel("net/ipv4/conf/"+parent+"/arp_announce", "2", true)
+}
+
+func (e *Engine) setKernel(path, value string, restore bool) {
+	if _, done := e.kernelOriginal[path]; done && restore {
+		return
+	}
+	old, err := e.k.SetSysctl(path, value)
+	if err != nil {
+		e.log.Printf("carpd: set %s=%s: %v", path, value, err)
+		return
+	}
+	if restore {
+		e.kernelOriginal[path] = old
+		if err := saveKernelState(e.opts.StateDir, e.kernelOriginal); err != nil {
+			e.log.Printf("carpd: %v", err)
+		}
+	}
+}
+
+func (e *Engine) restoreKernel() {
+	for path, v := range e.kernelOriginal {
+		if _, err := e.k.SetSysctl(path, v); err != nil {
+			e.log.Printf("carpd: restore %s=%s: %v", path, v, err)
+		}
+	}
+	e.kernelOriginal = map[string]string{}
+	if err := saveKernelState(e.opts.StateDir, nil); err != nil {
+		e.log.Printf("carpd: %v", err)
+	}
+}
+
+// teardown stops a vhost: bow-out if MASTER, addresses and its link removed.
+func (e *Engine) teardown(now time.Time, h *vhost) {
+	e.apply(now, h, h.m.BowOut(now))
+	e.removeAddrs(h)
+	if h.made {
+		if err := e.k.DeleteLink(h.vlink); err != nil && !errors.Is(err, kernelshim.ErrNoLink) {
+			e.log.Printf("carpd: delete %s: %v", h.vlink, err)
+		}
+		h.made = false
+	}
+}
+
+// apply carries out what the state machine decided.
+func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
+	if out.BowOut {
+		e.send(h, carp.BowOutAdvBase, carp.BowOutAdvSkew)
+	}
+	if out.Advertise {
+		ab, as := h.m.AdvertParams()
+		e.send(h, ab, as)
+	}
+	if t := out.Transition; t != nil {
+		if e.knob("log") >= 1 {
+			e.log.Printf("carp: %s: %s -> %s (%s)", h.name(), t.From, t.To, t.Reason)
+		}
+		switch {
+		case t.To == carp.Master:
+			e.installAddrs(now, h)
+			for _, p := range h.cfg.Addrs {
+				if err := e.k.Announce(h.vlink, carp.VirtualMAC(h.cfg.VHID), p.Addr()); err != nil {
+					e.log.Printf("carpd: announce %s on %s: %v", p.Addr(), h.vlink, err)
+				}
+			}
+		case t.From == carp.Master:
+			e.removeAddrs(h)
+		}
+	}
+}
+
+func (e *Engine) installAddrs(now time.Time, h *vhost) {
+	for _, p := range h.installed {
+		if !slices.Contains(h.cfg.Addrs, p) {
+			_ = e.k.DelAddr(h.vlink, p)
+		}
+	}
+	h.installed = slices.Clone(h.cfg.Addrs)
+	e.refreshAddrs(now, h)
+}
+
+func (e *Engine) refreshAddrs(now time.Time, h *vhost) {
+	lt := addrLifetime(h.cfg.AdvBase)
+	for _, p := range h.installed {
+		if err := e.k.ReplaceAddr(h.vlink, p, lt); err != nil {
+			e.log.Printf("carpd: add %s to %s: %v", p, h.vlink, err)
+		}
+	}
+	h.nextRefresh = now.Add(lt / 3)
+}
+
+func (e *Engine) removeAddrs(h *vhost) {
+	for _, p := range h.installed {
+		if err := e.k.DelAddr(h.vlink, p); err != nil {
+			e.log.Printf("carpd: remove %s from %s: %v", p, h.vlink, err)
+		}
+	}
+	h.installed = nil
+}
+
+// send transmits one advertisement per address family of the vhid.
+func (e *Engine) send(h *vhost, advbase, advskew uint8) {
+	if !h.made || h.carpdev == "" {
+		return
+	}
+	parent, ok := e.linkByLinuxName(e.linuxName(h.carpdev))
+	if !ok {
+		return
+	}
+	key := carp.Key(h.cfg.Key)
+	payload := carp.BuildAdvert(h.cfg.VHID, advbase, advskew, h.counter.Next(e.opts.Rand), key, h.cfg.addrs())
+	tos := uint8(e.knob("dscp") << 2)
+	v4, v6 := h.cfg.families()
+	var err error
+	if v4 || !v6 {
+		src := firstAddr(parent.Addrs, true)
+		if src.IsValid() {
+			e.ourSources[src] = true
+		}
+		err = e.k.SendCARP(h.vlink, src, carp.GroupV4, tos, payload)
+		if err == nil {
+			e.stats.OPackets++
+		}
+	}
+	if v6 {
+		src := firstAddr(parent.Addrs, false)
+		if src.IsValid() {
+			e.ourSources[src] = true
+		}
+		// The macvlan has no link-local address of its own: IPv6 adverts
+		// leave from the parent, with its link-local source.
+		if err6 := e.k.SendCARP(parent.Name, src, carp.GroupV6, tos, payload); err6 != nil {
+			err = err6
+		} else {
+			e.stats.OPackets6++
+		}
+	}
+	e.sendResult(h, err)
+}
+
+// sendResult implements the send-error demotion: 3 consecutive failures add
+// senderr_demotion_factor, 3 consecutive successes afterwards remove it.
+func (e *Engine) sendResult(h *vhost, err error) {
+	if err != nil {
+		h.sendOKs = 0
+		h.sendErrs++
+		if e.knob("log") >= 2 {
+			e.log.Printf("carpd: send on %s: %v", h.vlink, err)
+		}
+		if h.sendErrs == 3 && !h.senderr {
+			h.senderr = true
+			e.demote(int(e.knob("senderr_demotion_factor")), fmt.Sprintf("send error %d on %s", h.sendErrs, h.carpdev), &e.demoteSenderr)
+		}
+		return
+	}
+	h.sendErrs = 0
+	if h.senderr {
+		h.sendOKs++
+		if h.sendOKs >= 3 {
+			h.senderr = false
+			h.sendOKs = 0
+			e.demote(-int(e.knob("senderr_demotion_factor")), "send ok on "+h.carpdev, &e.demoteSenderr)
+		}
+	}
+}
+
+func firstAddr(ps []netip.Prefix, v4 bool) netip.Addr {
+	for _, p := range ps {
+		a := p.Addr()
+		if v4 && a.Is4() {
+			return a
+		}
+		if !v4 && a.Is6() && a.IsLinkLocalUnicast() {
+			return a
+		}
+	}
+	return netip.Addr{}
+}
+
+// demote changes one part of the demotion counter and lets every vhid act on
+// the new value (a MASTER advertises at once).
+func (e *Engine) demote(delta int, reason string, part *int) {
+	if delta == 0 {
+		return
+	}
+	*part += delta
+	e.recomputeDemotion()
+	if e.knob("log") >= 1 {
+		e.log.Printf("carp: demoted by %d to %d (%s)", delta, e.demotion, reason)
+	}
+	now := e.opts.Now()
+	for _, h := range e.hosts {
+		e.apply(now, h, h.m.SetConfig(now, e.machineConfig(h.cfg)))
+	}
+}
+
+func (e *Engine) recomputeDemotion() {
+	e.demotion = int(e.cfg.Knobs["demotion"]) + e.demoteIfdown + e.demoteSenderr
+}
+
+// input handles one received packet.
+func (e *Engine) input(now time.Time, p kernelshim.Packet) {
+	for _, h := range e.hosts {
+		if l, ok := e.linkByLinuxName(h.vlink); ok && l.Index == p.IfIndex {
+			return // the same frame as seen through our own macvlan
+		}
+	}
+	if e.ourSources[p.Src] {
+		return // our own advert, looped back
+	}
+	dev := ""
+	if l, ok := e.links[p.IfIndex]; ok {
+		dev = e.bsdName(l.Name)
+	}
+	var found *vhost
+	lookup := func(vhid uint8) ([]byte, []netip.Addr, bool) {
+		for _, h := range e.hosts {
+			v4, v6 := h.cfg.families()
+			if h.carpdev == dev && h.cfg.VHID == vhid && ((p.IPv6 && v6) || (!p.IPv6 && v4)) {
+				found = h
+				return carp.Key(h.cfg.Key), h.cfg.addrs(), true
+			}
+		}
+		return nil, nil, false
+	}
+	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: p.Dst.IsMulticast()}, e.knob("allow") != 0, lookup)
+	if drop != carp.DropNone {
+		e.logDrop(now, drop, hdr.VHID, dev, p)
+		return
+	}
+	found.counter.Adopt(hdr.Counter)
+	e.apply(now, found, found.m.Receive(now, p.IPv6, hdr.AdvBase, hdr.AdvSkew))
+}
+
+// logDrop logs a bad packet at net.inet.carp.log >= 2, at most once a second
+// per kind and interface so a flood cannot fill the log.
+func (e *Engine) logDrop(now time.Time, d carp.Drop, vhid uint8, dev string, p kernelshim.Packet) {
+	if d == carp.DropDisabled || e.knob("log") < 2 {
+		return
+	}
+	k := d.String() + dev
+	if t, ok := e.lastLog[k]; ok && now.Sub(t) < time.Second {
+		return
+	}
+	e.lastLog[k] = now
+	switch d {
+	case carp.DropBadAuth:
+		e.log.Printf("carp_input_c: incorrect hash for VHID %d@%s", vhid, dev)
+	case carp.DropBadTTL:
+		e.log.Printf("carp_input: received ttl %d != 255 on %s", p.TTL, dev)
+	case carp.DropBadVHID:
+		e.log.Printf("carp_input: packet for unknown vhid %d on %s from %s", vhid, dev, p.Src)
+	default:
+		e.log.Printf("carp_input: dropped packet from %s on %s: %s", p.Src, dev, d)
+	}
+}
+
+// linkChanged follows carrier and admin changes of parents and our links.
+func (e *Engine) linkChanged(now time.Time, u kernelshim.LinkUpdate) {
+	switch {
+	case u.Resync:
+		_ = e.resyncLinks()
+	case u.Deleted:
+		delete(e.links, u.Link.Index)
+	default:
+		e.links[u.Link.Index] = u.Link
+	}
+	e.checkDevs()
+	for _, h := range e.hosts {
+		if h.carpdev == "" {
+			h.carpdev = e.resolveCarpdev(h.cfg)
+		}
+		e.setRun(now, h, carp.ReasonIfUp)
+	}
+}
+
+// checkDevs keeps the interface-down demotion: ifdown_demotion_factor is
+// added once for every parent that is down, and removed when it comes back.
+func (e *Engine) checkDevs() {
+	devs := map[string]bool{}
+	for _, h := range e.hosts {
+		if h.carpdev != "" {
+			devs[h.carpdev] = true
+		}
+	}
+	for dev, down := range e.downDevs {
+		if !devs[dev] {
+			// The last vhid on this parent was removed.
+			delete(e.downDevs, dev)
+			if down {
+				e.demote(-int(e.knob("ifdown_demotion_factor")), "vhid removed", &e.demoteIfdown)
+			}
+		}
+	}
+	for dev := range devs {
+		l, ok := e.linkByLinuxName(e.linuxName(dev))
+		down := !ok || !l.AdminUp || !l.Carrier
+		if down != e.downDevs[dev] {
+			e.downDevs[dev] = down
+			f := int(e.knob("ifdown_demotion_factor"))
+			if down {
+				e.demote(f, "interface down", &e.demoteIfdown)
+			} else {
+				e.demote(-f, "interface up", &e.demoteIfdown)
+			}
+		}
+	}
+}
