@@ -17,16 +17,27 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
 // Prefix starts the name of every namespace a Lab creates.
 const Prefix = "bsdcarp-"
 
+// T is what a Lab needs of its user: a *testing.T or *testing.B, or the
+// demo's runner.
+type T interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
+	Skip(args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
 // Require fails (in CI) or skips (elsewhere) a test that needs root and the
 // ip(8) command. In CI a skip would hide the tests that matter most.
-func Require(t testing.TB) {
+func Require(t T) {
 	t.Helper()
 	why := ""
 	if os.Geteuid() != 0 {
@@ -45,7 +56,7 @@ func Require(t testing.TB) {
 
 // Lab is one test network.
 type Lab struct {
-	t      testing.TB
+	t      T
 	id     string
 	Bin    string // directory with carpd, ifconfig-carp, carpctl-sysctl and bsd/
 	Dir    string // scratch directory for sockets, state and logs
@@ -62,7 +73,7 @@ var seq struct {
 
 // New creates a lab with an empty switch namespace. bin is the directory of
 // the built commands.
-func New(t testing.TB, bin string) *Lab {
+func New(t T, bin string) *Lab {
 	t.Helper()
 	Require(t)
 	seq.Lock()
@@ -190,7 +201,7 @@ func (l *Lab) Start(host, name string, env []string, argv ...string) *Proc {
 	logPath := filepath.Join(l.Dir, name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		l.t.Fatal(err)
+		l.t.Fatalf("%v", err)
 	}
 	full := append([]string{"netns", "exec", l.NS(host)}, argv...)
 	cmd := exec.Command("ip", full...)

@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bsdcarp/bsdcarp/internal/netlab"
+)
+
+// bin is the directory of the commands built for this test run.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bsdcarp-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = dir
+	code := build(dir)
+	if code == 0 {
+		netlab.RemoveStale()
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// build compiles the three commands and the bsd/ links, as make build does.
+func build(dir string) int {
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/carpd", "../../cmd/ifconfig-carp", "../../cmd/carpctl-sysctl")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		return 1
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "bsd"), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for link, target := range map[string]string{"ifconfig": "../ifconfig-carp", "sysctl": "../carpctl-sysctl"} {
+		if err := os.Symlink(target, filepath.Join(dir, "bsd", link)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// host is a lab host that runs carpd.
+type host struct {
+	lab      *netlab.Lab
+	name     string
+	sock     string
+	stateDir string
+	carpd    *netlab.Proc
+	t        testing.TB
+}
+
+func newHost(t testing.TB, lab *netlab.Lab, name string) *host {
+	lab.NewNS(name)
+	return &host{lab: lab, name: name, t: t,
+		sock:     filepath.Join(lab.Dir, name+".sock"),
+		stateDir: filepath.Join(lab.Dir, name+".state")}
+}
+
+func (h *host) env() []string {
+	return []string{"CARPD_SOCKET=" + h.sock, "CARPD_STATE_DIR=" + h.stateDir,
+		"PATH=" + filepath.Join(bin, "bsd") + ":" + bin + ":" + os.Getenv("PATH")}
+}
+
+// startCarpd starts the engine and waits until its socket answers.
+func (h *host) startCarpd(extra ...string) {
+	h.t.Helper()
+	argv := append([]string{filepath.Join(bin, "carpd")}, extra...)
+	h.carpd = h.lab.Start(h.name, h.name+"-carpd", h.env(), argv...)
+	if _, ok := netlab.Eventually(10*time.Second, func() bool {
+		_, _, code := h.lab.Exec(h.name, h.env(), "ifconfig", "-l")
+		return code == 0 || h.carpd.Exited()
+	}); !ok || h.carpd.Exited() {
+		h.t.Fatalf("%s: carpd did not become ready:\n%s", h.name, h.carpd.Output())
+	}
+}
+
+// sh runs a runbook fragment with bin/bsd first on PATH, as an admin would.
+func (h *host) sh(script string) (string, string, int) {
+	h.t.Helper()
+	return h.lab.Exec(h.name, h.env(), "sh", "-c", script)
+}
+
+// mustSh runs a runbook fragment that must succeed.
+func (h *host) mustSh(script string) string {
+	h.t.Helper()
+	out, errOut, code := h.sh(script)
+	if code != 0 {
+		h.t.Fatalf("%s: %q exited %d: %s%s", h.name, script, code, out, errOut)
+	}
+	return out
+}
+
+// state returns the carp state word of `ifconfig IF` ("" if none).
+func (h *host) state(iface string) string {
+	out, _, _ := h.sh("ifconfig " + iface)
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "carp:" {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+// waitState polls until iface is in state want, returning how long it took.
+func (h *host) waitState(iface, want string, timeout time.Duration) time.Duration {
+	h.t.Helper()
+	d, ok := netlab.Eventually(timeout, func() bool { return h.state(iface) == want })
+	if !ok {
+		out, _, _ := h.sh("ifconfig " + iface)
+		h.t.Fatalf("%s: %s not %s after %v:\n%s\ncarpd log:\n%s", h.name, iface, want, timeout, out, h.log())
+	}
+	return d
+}
+
+func (h *host) log() string {
+	if h.carpd == nil {
+		return ""
+	}
+	return h.carpd.Output()
+}

@@ -1,0 +1,233 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/internal/netlab"
+)
+
+func runbook(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "runbooks", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// The 28.4 example on one host: BACKUP at first, MASTER once it has been
+// alone for the master-down interval, and the status text is the seed's.
+func TestHandbook284SingleHost(t *testing.T) {
+	lab := netlab.New(t, bin)
+	lab.Bridge("lan")
+	fw := newHost(t, lab, "fw")
+	lab.Plug("fw", "em0", "lan", "10.0.0.2/24")
+	fw.startCarpd()
+
+	fw.mustSh(runbook(t, "handbook-28.4.sh"))
+	out := fw.mustSh("ifconfig carp0")
+	if want := runbook(t, "handbook-28.4-status-backup.txt"); out != want {
+		t.Fatalf("ifconfig carp0 right after the runbook:\n%s\nwant the seed's text:\n%s", out, want)
+	}
+	// advbase 1, advskew 100: master down after 3 s + 100/256 s.
+	masterDown := carp.MasterDown(1, 100)
+	fw.waitState("carp0", "MASTER", masterDown+2*time.Second)
+	out = fw.mustSh("ifconfig carp0")
+	if want := runbook(t, "handbook-28.4-status-master.txt"); out != want {
+		t.Fatalf("ifconfig carp0 once MASTER:\n%s\nwant:\n%s", out, want)
+	}
+	if got := lab.Addrs("fw", "carp0"); len(got) != 1 || got[0] != "10.0.0.1/24" {
+		t.Fatalf("kernel addresses of carp0 when MASTER = %v, want [10.0.0.1/24]", got)
+	}
+}
+
+// lab285 builds the two-firewall lab of 28.5 with a client on the LAN and
+// runs each firewall's runbook verbatim.
+type lab285 struct {
+	lab      *netlab.Lab
+	fw1, fw2 *host
+	client   string
+}
+
+func newLab285(t *testing.T) *lab285 {
+	lab := netlab.New(t, bin)
+	lab.Bridge("lan")
+	lab.Bridge("wan")
+	l := &lab285{lab: lab, fw1: newHost(t, lab, "fw1"), fw2: newHost(t, lab, "fw2"), client: "client"}
+	lab.Plug("fw1", "em0", "lan", "172.16.0.1/24")
+	lab.Plug("fw1", "em1", "wan", "192.0.2.1/24")
+	lab.Plug("fw2", "em0", "lan", "172.16.0.2/24")
+	lab.Plug("fw2", "em1", "wan", "192.0.2.2/24")
+	lab.NewNS("client")
+	lab.Plug("client", "eth0", "lan", "172.16.0.10/24")
+	l.fw1.startCarpd()
+	l.fw2.startCarpd()
+	l.fw1.mustSh(runbook(t, "handbook-28.5-fw1.sh"))
+	l.fw1.waitState("carp0", "MASTER", 6*time.Second)
+	l.fw1.waitState("carp1", "MASTER", 6*time.Second)
+	l.fw2.mustSh(runbook(t, "handbook-28.5-fw2.sh"))
+	l.fw2.waitState("carp0", "BACKUP", 2*time.Second)
+	l.fw2.waitState("carp1", "BACKUP", 2*time.Second)
+	return l
+}
+
+func (l *lab285) ping(t *testing.T) bool {
+	_, _, code := l.lab.Exec(l.client, nil, "ping", "-n", "-q", "-c", "1", "-W", "1", "172.16.0.100")
+	return code == 0
+}
+
+// vips are the shared addresses of 28.5.
+var vips = []string{"172.16.0.100", "192.0.2.100"}
+
+func TestHandbook285Failover(t *testing.T) {
+	l := newLab285(t)
+	fw1, fw2 := l.fw1, l.fw2
+	if !l.ping(t) {
+		t.Fatal("client cannot ping the shared LAN address 172.16.0.100 with fw1 MASTER")
+	}
+	// The BACKUP never holds the addresses.
+	for _, a := range vips {
+		if l.lab.HasAddr("fw2", a) {
+			t.Fatalf("fw2 (BACKUP) has %s in its kernel", a)
+		}
+	}
+
+	t.Run("kill -9 of fw1's engine", func(t *testing.T) {
+		pinger := l.lab.Start(l.client, "client-ping", nil, "ping", "-n", "-i", "0.1", "172.16.0.100")
+		start := time.Now()
+		if err := fw1.carpd.Kill(syscall.SIGKILL); err == nil {
+			t.Fatal("carpd exited cleanly after SIGKILL?")
+		}
+		// fw2 (advskew 128) must be MASTER within 3 * advbase + advskew/256 s plus 100 ms.
+		limit := carp.MasterDown(1, 128) + 100*time.Millisecond
+		var d0, d1 time.Duration
+		_, ok := netlab.Eventually(limit+3*time.Second, func() bool {
+			if d0 == 0 && fw2.state("carp0") == "MASTER" {
+				d0 = time.Since(start)
+			}
+			if d1 == 0 && fw2.state("carp1") == "MASTER" {
+				d1 = time.Since(start)
+			}
+			return d0 != 0 && d1 != 0
+		})
+		if !ok {
+			t.Fatalf("fw2 not MASTER of both after kill -9 of fw1 (carp0 %v, carp1 %v)\n%s", d0, d1, fw2.log())
+		}
+		t.Logf("fw2 MASTER of carp0 after %v, carp1 after %v (limit %v)", d0, d1, limit)
+		if d0 > limit || d1 > limit {
+			t.Errorf("failover took %v / %v, over %v", d0, d1, limit)
+		}
+		// Nothing of the dead engine is left answering in fw1's kernel.
+		for _, a := range vips {
+			if l.lab.HasAddr("fw1", a) {
+				t.Errorf("%s is still in fw1's kernel after its engine was killed and fw2 took over", a)
+			}
+		}
+		if !l.ping(t) {
+			t.Fatal("client cannot ping 172.16.0.100 after the failover")
+		}
+		_ = pinger.Kill(syscall.SIGINT)
+		out := pinger.Output()
+		if !strings.Contains(out, "packets transmitted") {
+			t.Fatalf("ping summary missing:\n%s", out)
+		}
+		t.Logf("client ping during the failover: %s", lastLines(out, 2))
+	})
+
+	t.Run("fw1 restarted takes MASTER back with preempt", func(t *testing.T) {
+		fw1.startCarpd()
+		// Configuration restored from the state dir, preempt=1 included.
+		if out := fw1.mustSh("sysctl -n net.inet.carp.preempt"); strings.TrimSpace(out) != "1" {
+			t.Fatalf("preempt after restart = %q, want 1", out)
+		}
+		fw1.waitState("carp0", "MASTER", 6*time.Second)
+		fw1.waitState("carp1", "MASTER", 6*time.Second)
+		fw2.waitState("carp0", "BACKUP", 2*time.Second)
+		fw2.waitState("carp1", "BACKUP", 2*time.Second)
+		if !l.ping(t) {
+			t.Fatal("client cannot ping 172.16.0.100 after fw1 took it back")
+		}
+	})
+
+	t.Run("ifconfig carp0 down on the MASTER", func(t *testing.T) {
+		start := time.Now()
+		fw1.mustSh("ifconfig carp0 down")
+		d := fw2.waitState("carp0", "MASTER", 2*time.Second)
+		total := time.Since(start)
+		t.Logf("fw2 MASTER of carp0 %v after the command started (%v of polling after it returned)", total, d)
+		if total > 100*time.Millisecond {
+			t.Errorf("bow-out failover took %v, want under 100ms", total)
+		}
+		if got := fw1.state("carp0"); got != "INIT" {
+			t.Errorf("fw1 carp0 state after down = %s, want INIT", got)
+		}
+		if l.lab.HasAddr("fw1", "172.16.0.100") {
+			t.Error("fw1 keeps 172.16.0.100 after ifconfig carp0 down")
+		}
+		fw1.mustSh("ifconfig carp0 up")
+		fw1.waitState("carp0", "MASTER", 6*time.Second)
+		fw2.waitState("carp0", "BACKUP", 2*time.Second)
+	})
+
+	t.Run("fw1's em0 cut at the switch", func(t *testing.T) {
+		start := time.Now()
+		l.lab.Cut("fw1", "em0", true)
+		limit := carp.MasterDown(1, 128) + 100*time.Millisecond
+		fw2.waitState("carp0", "MASTER", limit+3*time.Second)
+		fw2.waitState("carp1", "MASTER", limit+3*time.Second)
+		d := time.Since(start)
+		t.Logf("fw2 MASTER of both %v after the cut", d)
+		if d > limit {
+			t.Errorf("failover after the cut took %v, over %v", d, limit)
+		}
+		// carp1 moved too: fw1 advertises the demotion on its other links.
+		if got := fw1.state("carp1"); got != "BACKUP" {
+			t.Errorf("fw1 carp1 = %s after its em0 was cut, want BACKUP", got)
+		}
+		for _, a := range vips {
+			if l.lab.HasAddr("fw1", a) {
+				t.Errorf("fw1 still has %s after losing em0", a)
+			}
+		}
+		l.lab.Cut("fw1", "em0", false)
+		fw1.waitState("carp0", "MASTER", 8*time.Second)
+		fw1.waitState("carp1", "MASTER", 8*time.Second)
+	})
+
+	t.Run("SIGTERM hands over and leaves nothing", func(t *testing.T) {
+		if err := fw1.carpd.Kill(syscall.SIGTERM); err != nil {
+			t.Fatalf("carpd on SIGTERM: %v\n%s", err, fw1.log())
+		}
+		fw2.waitState("carp0", "MASTER", time.Second)
+		fw2.waitState("carp1", "MASTER", time.Second)
+		out, _, _ := l.lab.Exec("fw1", nil, "ip", "-o", "link", "show")
+		if strings.Contains(out, "carp0") || strings.Contains(out, "carp1") {
+			t.Errorf("links left on fw1 after SIGTERM:\n%s", out)
+		}
+		for _, a := range vips {
+			if l.lab.HasAddr("fw1", a) {
+				t.Errorf("fw1 still has %s after SIGTERM", a)
+			}
+		}
+		for _, dev := range []string{"em0", "em1"} {
+			out, _, _ := l.lab.Exec("fw1", nil, "cat", "/proc/sys/net/ipv4/conf/"+dev+"/arp_ignore")
+			if strings.TrimSpace(out) != "0" {
+				t.Errorf("arp_ignore on fw1 %s = %q after SIGTERM, want the original 0", dev, out)
+			}
+		}
+	})
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " / ")
+}
