@@ -50,11 +50,12 @@ type Engine struct {
 	stats          carp.Stats
 	hosts          []*vhost // in configuration order
 	links          map[int]kernelshim.Link
-	ourSources     map[netip.Addr]bool     // addresses we send adverts from: our own looped packets are dropped
-	downDevs       map[string]bool         // BSD carpdev names currently counted as down
-	kernelOriginal map[string]string       // /proc/sys paths we changed -> original value
-	lastLog        map[string]time.Time    // rate limit for bad-packet logs
-	pkts           chan kernelshim.Packet  // from the shim's reader
+	ourSources     map[netip.Addr]bool    // addresses we send adverts from: our own looped packets are dropped
+	downDevs       map[string]bool        // BSD carpdev names currently counted as down
+	kernelOriginal map[string]string      // /proc/sys paths we changed -> original value
+	lastLog        map[string]time.Time   // rate limit for bad-packet logs
+	joined         map[string]int         // Linux parents whose CARP group we joined -> ifindex then
+	pkts           chan kernelshim.Packet // from the shim's reader
 	linkUpdates    chan kernelshim.LinkUpdate
 }
 
@@ -86,6 +87,7 @@ func New(opts Options) (*Engine, error) {
 		downDevs:       map[string]bool{},
 		kernelOriginal: map[string]string{},
 		lastLog:        map[string]time.Time{},
+		joined:         map[string]int{},
 		pkts:           make(chan kernelshim.Packet, 256),
 		linkUpdates:    make(chan kernelshim.LinkUpdate, 64),
 	}

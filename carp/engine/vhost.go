@@ -124,6 +124,7 @@ func (e *Engine) reconcile(now time.Time) {
 		ordered = append(ordered, h)
 	}
 	e.hosts = ordered
+	e.syncGroups()
 	e.checkDevs()
 	for _, h := range e.hosts {
 		e.setRun(now, h, carp.ReasonInitComplete)
@@ -470,6 +471,7 @@ func (e *Engine) linkChanged(now time.Time, u kernelshim.LinkUpdate) {
 	default:
 		e.links[u.Link.Index] = u.Link
 	}
+	e.syncGroups()
 	e.checkDevs()
 	for _, h := range e.hosts {
 		if h.carpdev == "" {
@@ -509,5 +511,38 @@ func (e *Engine) checkDevs() {
 				e.demote(-f, "interface up", &e.demoteIfdown)
 			}
 		}
+	}
+}
+
+// syncGroups keeps the CARP multicast groups joined on exactly the parents
+// in use, re-joining on a parent that was re-created (new ifindex).
+func (e *Engine) syncGroups() {
+	want := map[string]int{}
+	for _, h := range e.hosts {
+		if h.carpdev == "" {
+			continue
+		}
+		name := e.linuxName(h.carpdev)
+		if l, ok := e.linkByLinuxName(name); ok {
+			want[name] = l.Index
+		}
+	}
+	for name, idx := range e.joined {
+		if want[name] != idx {
+			if want[name] == 0 {
+				_ = e.k.LeaveGroup(name)
+			}
+			delete(e.joined, name)
+		}
+	}
+	for name, idx := range want {
+		if _, ok := e.joined[name]; ok {
+			continue
+		}
+		if err := e.k.JoinGroup(name); err != nil {
+			e.log.Printf("carpd: join CARP group on %s: %v", name, err)
+			continue
+		}
+		e.joined[name] = idx
 	}
 }

@@ -1,0 +1,395 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/kernelshim"
+)
+
+// node is one host of an in-memory network: a Memory kernel and its engine.
+type node struct {
+	k      *kernelshim.Memory
+	e      *Engine
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newNode makes a host with em0 (addr) on seg and starts its engine. Call
+// inside a synctest bubble.
+func newNode(t *testing.T, seg *kernelshim.Segment, addr, stateDir string) *node {
+	t.Helper()
+	k := kernelshim.NewMemory()
+	k.Clock = time.Now
+	k.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(len(addr))}, MTU: 1500,
+		AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
+		Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}, seg)
+	return startNode(t, k, stateDir)
+}
+
+func startNode(t *testing.T, k *kernelshim.Memory, stateDir string) *node {
+	t.Helper()
+	logs := &syncBuffer{}
+	e, err := New(Options{Kernel: k, StateDir: stateDir, Log: log.New(logs, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{k: k, e: e, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	go func() { n.done <- e.Run(ctx) }()
+	<-e.Ready()
+	return n
+}
+
+func (n *node) stop(t *testing.T) {
+	t.Helper()
+	n.cancel()
+	if err := <-n.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// ifconfig applies one request and fails the test on error.
+func (n *node) ifconfig(t *testing.T, iface string, ops ...Op) {
+	t.Helper()
+	if err := n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: iface, Ops: ops}); err != nil {
+		t.Fatalf("ifconfig %s %v: %v", iface, ops, err)
+	}
+}
+
+func (n *node) state(t *testing.T, iface string) string {
+	t.Helper()
+	st, err := n.e.Status(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range st.VHIDs {
+		if v.Iface == iface {
+			return v.State
+		}
+	}
+	return ""
+}
+
+// runbook284 is `ifconfig carp0 create` and
+// `ifconfig carp0 vhid 1 pass lanpasswd carpdev em0 advskew N 10.0.0.1 255.255.255.0`.
+func runbook284(t *testing.T, n *node, advskew int) {
+	t.Helper()
+	n.ifconfig(t, "carp0", Op{Kind: OpCreate})
+	n.ifconfig(t, "carp0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpPass, Str: "lanpasswd"}, Op{Kind: OpCarpdev, Str: "em0"},
+		Op{Kind: OpAdvSkew, Int: advskew}, Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/24")})
+}
+
+func TestAloneBackupBecomesMasterAtMasterDownInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+		defer n.stop(t)
+		runbook284(t, n, 100)
+		start := time.Now()
+		if got := n.state(t, "carp0"); got != "BACKUP" {
+			t.Fatalf("state right after configuration = %s, want BACKUP", got)
+		}
+		down := carp.MasterDown(1, 100) // 3 s + 100/256 s
+		time.Sleep(down - time.Microsecond)
+		synctest.Wait()
+		if got := n.state(t, "carp0"); got != "BACKUP" {
+			t.Fatalf("state 1µs before the master-down interval = %s", got)
+		}
+		time.Sleep(time.Microsecond)
+		synctest.Wait()
+		if got := n.state(t, "carp0"); got != "MASTER" {
+			t.Fatalf("state at %v = %s, want MASTER", time.Since(start), got)
+		}
+		if got := n.k.Addrs("carp0"); !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}) {
+			t.Fatalf("kernel addresses of carp0 = %v", got)
+		}
+		for _, want := range []string{
+			"carp: 1@em0: INIT -> BACKUP (initialization complete)",
+			"carp: 1@em0: BACKUP -> MASTER (master timed out)",
+		} {
+			if !strings.Contains(n.logs.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, n.logs.String())
+			}
+		}
+		tr := strings.Join(n.k.Transcript(), "\n")
+		for _, want := range []string{"00:00:5e:00:01:01", "arp announce 10.0.0.1 dev carp0 lladdr 00:00:5e:00:01:01", "net/ipv4/conf/em0/arp_ignore=1"} {
+			if !strings.Contains(tr, want) {
+				t.Errorf("transcript lacks %q:\n%s", want, tr)
+			}
+		}
+	})
+}
+
+func TestMasterKeepsAddressesFreshAndBackupNeverHoldsThem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := kernelshim.NewSegment()
+		fw1 := newNode(t, seg, "10.0.0.2/24", "")
+		defer fw1.stop(t)
+		fw2 := newNode(t, seg, "10.0.0.3/24", "")
+		defer fw2.stop(t)
+		runbook284(t, fw1, 0)
+		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+		synctest.Wait()
+		runbook284(t, fw2, 100)
+		// A minute of steady state: the lifetimes never lapse on the MASTER,
+		// and the BACKUP never takes the address.
+		for i := 0; i < 600; i++ {
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+			if len(fw1.k.Addrs("carp0")) != 1 || fw1.state(t, "carp0") != "MASTER" {
+				t.Fatalf("at %d00ms fw1 is %s with %v", i, fw1.state(t, "carp0"), fw1.k.Addrs("carp0"))
+			}
+			if len(fw2.k.Addrs("carp0")) != 0 || fw2.state(t, "carp0") != "BACKUP" {
+				t.Fatalf("at %d00ms fw2 is %s with %v", i, fw2.state(t, "carp0"), fw2.k.Addrs("carp0"))
+			}
+		}
+	})
+}
+
+func TestGracefulStopBowsOutAndLeavesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := kernelshim.NewSegment()
+		fw1 := newNode(t, seg, "10.0.0.2/24", "")
+		fw2 := newNode(t, seg, "10.0.0.3/24", "")
+		defer fw2.stop(t)
+		runbook284(t, fw1, 0)
+		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+		synctest.Wait()
+		runbook284(t, fw2, 100)
+		synctest.Wait()
+		fw1.stop(t)
+		synctest.Wait()
+		// The bow-out makes the backup MASTER at once, not after 3 s.
+		if got := fw2.state(t, "carp0"); got != "MASTER" {
+			t.Fatalf("fw2 after fw1's graceful stop = %s, want MASTER at once", got)
+		}
+		if !strings.Contains(fw2.logs.String(), "BACKUP -> MASTER (master will time out)") {
+			t.Errorf("fw2 log:\n%s", fw2.logs.String())
+		}
+		if _, err := fw1.k.LinkByName("carp0"); !errors.Is(err, kernelshim.ErrNoLink) {
+			t.Errorf("carp0 still exists on fw1 after stop: %v", err)
+		}
+		if v := fw1.k.Sysctl("net/ipv4/conf/em0/arp_ignore"); v != "0" && v != "" {
+			t.Errorf("arp_ignore on fw1 em0 = %q after stop, want restored", v)
+		}
+	})
+}
+
+func TestRejectedCommandChangesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", dir)
+		defer n.stop(t)
+		runbook284(t, n, 100)
+		before, _ := n.e.Status(context.Background(), true)
+		saved, _ := os.ReadFile(filepath.Join(dir, configFile))
+		cases := []struct {
+			name string
+			req  IfconfigRequest
+			want string
+		}{
+			{"advskew out of range after a good word", IfconfigRequest{"carp0", []Op{{Kind: OpPass, Str: "new"}, {Kind: OpAdvSkew, Int: 255}}}, "SIOCSVH: Invalid argument"},
+			{"advbase zero", IfconfigRequest{"carp0", []Op{{Kind: OpAdvBase, Int: 0}}}, "SIOCSVH: Invalid argument"},
+			{"carpdev that does not exist", IfconfigRequest{"carp0", []Op{{Kind: OpCarpdev, Str: "em9"}}}, "SIOCSVH: Invalid argument"},
+			{"create twice", IfconfigRequest{"carp0", []Op{{Kind: OpCreate}}}, "SIOCIFCREATE2: File exists"},
+			{"unknown interface", IfconfigRequest{"carp7", []Op{{Kind: OpVHID, Int: 1}}}, "interface carp7 does not exist"},
+			{"same vhid twice on a parent", IfconfigRequest{"carp1", []Op{{Kind: OpCreate}, {Kind: OpVHID, Int: 1}, {Kind: OpCarpdev, Str: "em0"}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.9/24")}}}, "SIOCSVH: File exists"},
+			{"bad state", IfconfigRequest{"carp0", []Op{{Kind: OpState, Str: "bogus"}}}, "unknown state"},
+		}
+		for _, c := range cases {
+			err := n.e.Ifconfig(context.Background(), c.req)
+			var ce *CLIError
+			if !errors.As(err, &ce) || ce.Msg != c.want {
+				t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+			}
+		}
+		after, _ := n.e.Status(context.Background(), true)
+		if !equalStatus(before, after) {
+			t.Errorf("status changed by rejected commands:\n%+v\n%+v", before, after)
+		}
+		if now, _ := os.ReadFile(filepath.Join(dir, configFile)); !bytes.Equal(saved, now) {
+			t.Errorf("saved configuration changed by rejected commands")
+		}
+	})
+}
+
+func equalStatus(a, b Status) bool {
+	if !slices.Equal(a.Clones, b.Clones) || len(a.VHIDs) != len(b.VHIDs) {
+		return false
+	}
+	for i := range a.VHIDs {
+		x, y := a.VHIDs[i], b.VHIDs[i]
+		if x.Iface != y.Iface || x.VHID != y.VHID || x.Key != y.Key || x.AdvSkew != y.AdvSkew || x.AdvBase != y.AdvBase || x.Carpdev != y.Carpdev || !slices.Equal(x.Addrs, y.Addrs) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRestartRestoresSavedConfiguration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		seg := kernelshim.NewSegment()
+		n := newNode(t, seg, "10.0.0.2/24", dir)
+		runbook284(t, n, 100)
+		if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.preempt", 1); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := n.e.Status(context.Background(), true)
+		n.stop(t)
+		// Same kernel, new engine, same state dir: as after a crash or reboot.
+		m := startNode(t, n.k, dir)
+		defer m.stop(t)
+		after, _ := m.e.Status(context.Background(), true)
+		if !equalStatus(before, after) {
+			t.Fatalf("restored status differs:\n%+v\n%+v", before, after)
+		}
+		if after.VHIDs[0].Key != "lanpasswd" {
+			t.Errorf("key not restored")
+		}
+		if got := knobValue(after, "net.inet.carp.preempt"); got != 1 {
+			t.Errorf("preempt after restart = %d, want 1", got)
+		}
+		fi, err := os.Stat(filepath.Join(dir, configFile))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("config file mode = %v (%v), want 0600: it holds the keys", fi.Mode(), err)
+		}
+	})
+}
+
+func knobValue(st Status, name string) int64 {
+	for _, k := range st.Knobs {
+		if k.Name == name {
+			return k.Value
+		}
+	}
+	return -1
+}
+
+func TestBadAdvertsAreCountedAndNeverFlipState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := kernelshim.NewSegment()
+		fw := newNode(t, seg, "10.0.0.2/24", "")
+		defer fw.stop(t)
+		runbook284(t, fw, 100)
+		time.Sleep(carp.MasterDown(1, 100) + time.Millisecond)
+		synctest.Wait()
+		// An attacker on the segment without the password sends a "better"
+		// advert (advskew 0) every 100 ms.
+		evil := kernelshim.NewMemory()
+		evil.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.66/24")}}, seg)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := evil.OpenCARP(ctx, make(chan kernelshim.Packet, 1)); err != nil {
+			t.Fatal(err)
+		}
+		vip := []netip.Addr{netip.MustParseAddr("10.0.0.1")}
+		good := carp.BuildAdvert(1, 1, 0, 7, carp.Key("lanpasswd"), vip)
+		for i := 0; i < 50; i++ {
+			bad := carp.BuildAdvert(1, 1, 0, uint64(i), carp.Key("guess"), vip)
+			if err := evil.SendCARP("em0", netip.MustParseAddr("10.0.0.66"), carp.GroupV4, 0, bad); err != nil {
+				t.Fatal(err)
+			}
+			short := good[:20]
+			_ = evil.SendCARP("em0", netip.MustParseAddr("10.0.0.66"), carp.GroupV4, 0, short)
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		if got := fw.state(t, "carp0"); got != "MASTER" {
+			t.Fatalf("state after forged adverts = %s, want MASTER", got)
+		}
+		st, _ := fw.e.Status(context.Background(), false)
+		counts := map[string]uint64{}
+		for _, c := range st.Stats {
+			counts[c.Name] = c.Value
+		}
+		if counts["badauth"] != 50 || counts["badlen"] != 50 || counts["ipackets"] != 100 {
+			t.Errorf("carpstats = %v, want 50 badauth, 50 badlen, 100 ipackets", counts)
+		}
+	})
+}
+
+func TestCarrierLossDemotesAndFailsOverOtherVHIDs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan, wan := kernelshim.NewSegment(), kernelshim.NewSegment()
+		mk := func(lanAddr, wanAddr string) *node {
+			k := kernelshim.NewMemory()
+			k.Clock = time.Now
+			k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix(lanAddr)}}, lan)
+			k.AddLink(kernelshim.Link{Name: "em1", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix(wanAddr)}}, wan)
+			return startNode(t, k, "")
+		}
+		fw1, fw2 := mk("172.16.0.1/24", "192.0.2.1/24"), mk("172.16.0.2/24", "192.0.2.2/24")
+		defer fw1.stop(t)
+		defer fw2.stop(t)
+		for i, n := range []*node{fw1, fw2} {
+			if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.preempt", 1); err != nil {
+				t.Fatal(err)
+			}
+			skew := i * 128
+			n.ifconfig(t, "carp0", Op{Kind: OpCreate})
+			n.ifconfig(t, "carp0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpPass, Str: "lanpasswd"}, Op{Kind: OpCarpdev, Str: "em0"}, Op{Kind: OpAdvSkew, Int: skew}, Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("172.16.0.100/24")})
+			n.ifconfig(t, "carp1", Op{Kind: OpCreate})
+			n.ifconfig(t, "carp1", Op{Kind: OpVHID, Int: 2}, Op{Kind: OpPass, Str: "wanpasswd"}, Op{Kind: OpCarpdev, Str: "em1"}, Op{Kind: OpAdvSkew, Int: skew}, Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("192.0.2.100/24")})
+			time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+			synctest.Wait()
+		}
+		if fw1.state(t, "carp0") != "MASTER" || fw1.state(t, "carp1") != "MASTER" || fw2.state(t, "carp1") != "BACKUP" {
+			t.Fatalf("setup: fw1 %s/%s fw2 %s/%s", fw1.state(t, "carp0"), fw1.state(t, "carp1"), fw2.state(t, "carp0"), fw2.state(t, "carp1"))
+		}
+		fw1.k.SetCarrier("em0", false)
+		synctest.Wait()
+		if got := fw1.state(t, "carp0"); got != "INIT" {
+			t.Errorf("fw1 carp0 with em0 down = %s, want INIT", got)
+		}
+		// The demotion goes out on em1 at once and fw2 preempts carp1.
+		if got := fw2.state(t, "carp1"); got != "MASTER" {
+			t.Errorf("fw2 carp1 right after fw1 lost em0 = %s, want MASTER", got)
+		}
+		time.Sleep(carp.MasterDown(1, 128))
+		synctest.Wait()
+		if got := fw2.state(t, "carp0"); got != "MASTER" {
+			t.Errorf("fw2 carp0 a master-down interval later = %s, want MASTER", got)
+		}
+		if !strings.Contains(fw1.logs.String(), "carp: demoted by 240 to 240 (interface down)") {
+			t.Errorf("fw1 log:\n%s", fw1.logs.String())
+		}
+		fw1.k.SetCarrier("em0", true)
+		time.Sleep(carp.MasterDown(1, 0) + time.Second)
+		synctest.Wait()
+		if fw1.state(t, "carp0") != "MASTER" || fw1.state(t, "carp1") != "MASTER" {
+			t.Errorf("fw1 after em0 came back: %s/%s, want MASTER of both (preempt)", fw1.state(t, "carp0"), fw1.state(t, "carp1"))
+		}
+	})
+}
