@@ -1,0 +1,175 @@
+package carp
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Key returns the HMAC key ifconfig would store for the password pass: its
+// first MaxKeyLen bytes. ifconfig copies the password with strlcpy into a
+// 20-byte buffer, so a longer password is cut silently and a C string ends
+// at its first NUL; the kernel zero-pads the buffer, which HMAC's own zero
+// padding makes equivalent to the shorter key. An empty password gives an
+// empty key, which is still used: unauthenticated CARP does not exist.
+func Key(pass string) []byte {
+	if i := strings.IndexByte(pass, 0); i >= 0 {
+		pass = pass[:i]
+	}
+	if len(pass) > MaxKeyLen {
+		pass = pass[:MaxKeyLen]
+	}
+	return []byte(pass)
+}
+
+// MAC returns the HMAC-SHA1 an advertisement of vhid carries (reference §2):
+//
+//	HMAC-SHA1(key, 0x02 0x01 vhid || IPv4 addresses || IPv6 addresses || counter)
+//
+// where the IPv4 addresses are sorted ascending, each once, without 0.0.0.0
+// and 255.255.255.255, and the IPv6 addresses sorted bytewise, each once,
+// without :: and the all-ones address, zones stripped. This is what
+// FreeBSD's carp_hmac_prepare builds by repeated minimum search, so the
+// order the addresses were configured in does not matter, but both peers
+// must configure the same set. The key is used as given: pass Key(pass).
+func MAC(key []byte, vhid uint8, addrs []netip.Addr, counter uint64) [20]byte {
+	return mac(key, vhid, addrs, counter, false)
+}
+
+// VerifyMAC reports in constant time whether md is the HMAC of an advert of
+// vhid with counter, computed over the locally configured addrs (the
+// receiver never trusts the sender's address list). It also accepts
+// OpenBSD's variant, which leaves link-local IPv6 addresses out of the hash:
+// OpenBSD accepts both forms itself, and doing the same costs one more HMAC
+// only when a link-local address is configured.
+func VerifyMAC(key []byte, vhid uint8, addrs []netip.Addr, counter uint64, md [20]byte) bool {
+	want := mac(key, vhid, addrs, counter, false)
+	if hmac.Equal(want[:], md[:]) {
+		return true
+	}
+	if !slices.ContainsFunc(addrs, scopeEmbedded) {
+		return false
+	}
+	want = mac(key, vhid, addrs, counter, true)
+	return hmac.Equal(want[:], md[:])
+}
+
+// scopeEmbedded is IN6_IS_SCOPE_EMBED: the addresses whose kernel form
+// carries a scope id, which OpenBSD's HMAC_NOV6LL variant skips.
+func scopeEmbedded(a netip.Addr) bool {
+	return a.Is6() && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast())
+}
+
+var (
+	v4Broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	v6AllOnes   = netip.AddrFrom16([16]byte{
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	})
+)
+
+func mac(key []byte, vhid uint8, addrs []netip.Addr, counter uint64, skipLinkLocal bool) [20]byte {
+	var v4 [][4]byte
+	var v6 [][16]byte
+	for _, a := range addrs {
+		switch {
+		case !a.IsValid():
+		case a.Is4():
+			// FreeBSD's minimum search runs strictly between 0 and
+			// 0xffffffff, so those two can never be hashed.
+			if !a.IsUnspecified() && a != v4Broadcast {
+				v4 = append(v4, a.As4())
+			}
+		default:
+			// The kernel zeroes the embedded scope id before hashing:
+			// the zone is not part of the address.
+			a = a.WithZone("")
+			if skipLinkLocal && scopeEmbedded(a) {
+				continue
+			}
+			if !a.IsUnspecified() && a != v6AllOnes {
+				v6 = append(v6, a.As16())
+			}
+		}
+	}
+	slices.SortFunc(v4, func(x, y [4]byte) int { return bytes.Compare(x[:], y[:]) })
+	v4 = slices.Compact(v4)
+	slices.SortFunc(v6, func(x, y [16]byte) int { return bytes.Compare(x[:], y[:]) })
+	v6 = slices.Compact(v6)
+
+	h := hmac.New(sha1.New, key)
+	h.Write([]byte{Version, TypeAdvertisement, vhid})
+	for _, a := range v4 {
+		h.Write(a[:])
+	}
+	for _, a := range v6 {
+		h.Write(a[:])
+	}
+	var c [8]byte
+	binary.BigEndian.PutUint64(c[:], counter)
+	h.Write(c[:])
+	var md [20]byte
+	h.Sum(md[:0])
+	return md
+}
+
+// BuildAdvert returns the 36 bytes of a signed advertisement as FreeBSD
+// sends it: version 2, type 1, authlen 7, demote 0 (FreeBSD and ucarp send
+// 0 there), the counter, the HMAC over addrs with key, and the checksum.
+// Pass the effective skew (see Machine.AdvertParams) as advskew.
+func BuildAdvert(vhid, advbase, advskew uint8, counter uint64, key []byte, addrs []netip.Addr) []byte {
+	h := Header{
+		Version: Version,
+		Type:    TypeAdvertisement,
+		VHID:    vhid,
+		AdvSkew: advskew,
+		AuthLen: AuthLen,
+		AdvBase: advbase,
+		Counter: counter,
+		MD:      MAC(key, vhid, addrs, counter),
+	}
+	b := make([]byte, HeaderLen)
+	h.put(b, true)
+	return b
+}
+
+// Counter is a vhid's advertisement counter (reference §2): random 64 bits
+// at the first send, +1 per advert sent (wrapping), and the received value
+// adopted from every valid advert, so a node that becomes MASTER continues
+// at the old master's value + 1. FreeBSD does no replay check, so neither
+// does Counter. The zero value is ready to use.
+type Counter struct {
+	v   uint64
+	set bool
+}
+
+// Next returns the counter for the advert being sent now. On the first call
+// (and if nothing was adopted before) it draws the start value from random,
+// as FreeBSD's carp_prepare_ad does with two arc4random() calls; a nil
+// random starts at 0.
+func (c *Counter) Next(random func() uint64) uint64 {
+	if !c.set {
+		c.set = true
+		c.v = 0
+		if random != nil {
+			c.v = random()
+		}
+		return c.v
+	}
+	c.v++
+	return c.v
+}
+
+// Adopt records that a valid advert with counter v was received: the next
+// Next returns v+1.
+func (c *Counter) Adopt(v uint64) {
+	c.v = v
+	c.set = true
+}
+
+// Value returns the last counter sent or adopted, and false before either.
+func (c *Counter) Value() (uint64, bool) { return c.v, c.set }

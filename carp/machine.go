@@ -1,0 +1,365 @@
+package carp
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// State is the state of a vhid.
+type State uint8
+
+// The three CARP states.
+const (
+	// Init: not running (no address, carpdev down or allow = 0).
+	Init State = iota
+	// Backup: listening; takes over when the master falls silent.
+	Backup
+	// Master: owns the virtual addresses and advertises.
+	Master
+)
+
+// String returns "INIT", "BACKUP" or "MASTER", as ifconfig and the logs
+// print them.
+func (s State) String() string {
+	switch s {
+	case Init:
+		return "INIT"
+	case Backup:
+		return "BACKUP"
+	case Master:
+		return "MASTER"
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ParseState parses init, backup or master, in any case, as the ifconfig
+// `state` keyword takes them.
+func ParseState(s string) (State, bool) {
+	switch strings.ToLower(s) {
+	case "init":
+		return Init, true
+	case "backup":
+		return Backup, true
+	case "master":
+		return Master, true
+	}
+	return Init, false
+}
+
+// The reasons FreeBSD 14 logs with a state change, verbatim
+// ("carp: 1@em0: BACKUP -> MASTER (master timed out)").
+const (
+	ReasonInitComplete   = "initialization complete"
+	ReasonMasterTimedOut = "master timed out"
+	ReasonPreempt        = "preempting a slower master"
+	ReasonWillTimeOut    = "master will time out"
+	ReasonMoreFrequent   = "more frequent advertisement received"
+	ReasonUser           = "user requested via ifconfig"
+	ReasonIfDown         = "hardware interface down"
+	ReasonIfUp           = "hardware interface up"
+)
+
+// Transition is one state change and its logged reason.
+type Transition struct {
+	From, To State
+	Reason   string
+}
+
+// Output tells the caller what to do after a call into Machine, in this
+// order: log and announce the transition (a new MASTER also sends
+// gratuitous ARP / unsolicited NA), then send the advert.
+type Output struct {
+	// Advertise: send one advert now with AdvertParams().
+	Advertise bool
+	// BowOut: send one last advert with advbase BowOutAdvBase and advskew
+	// BowOutAdvSkew, then stop advertising.
+	BowOut bool
+	// Transition is non-nil when the state changed.
+	Transition *Transition
+}
+
+// Config is what the state machine needs of a vhid's configuration.
+type Config struct {
+	// AdvBase (1..255 s) and AdvSkew (0..254) as configured.
+	AdvBase, AdvSkew uint8
+	// Preempt is net.inet.carp.preempt: a BACKUP takes over from a slower
+	// master.
+	Preempt bool
+	// Demotion is the global net.inet.carp.demotion, added to AdvSkew for
+	// what is advertised and compared (see EffectiveSkew).
+	Demotion int
+	// IPv4 and IPv6 tell which families have addresses. Each has its own
+	// master-down timer and either firing makes the vhid MASTER. With
+	// neither set the machine behaves as IPv4 only.
+	IPv4, IPv6 bool
+}
+
+type family int
+
+const (
+	fam4 family = iota
+	fam6
+)
+
+func (c Config) has(f family) bool {
+	if !c.IPv4 && !c.IPv6 {
+		return f == fam4
+	}
+	if f == fam6 {
+		return c.IPv6
+	}
+	return c.IPv4
+}
+
+type timer struct {
+	at time.Time
+	on bool
+}
+
+func (t *timer) arm(at time.Time) { t.at, t.on = at, true }
+func (t *timer) stop()            { *t = timer{} }
+func (t *timer) due(now time.Time) bool {
+	return t.on && !t.at.After(now)
+}
+
+// Machine is the CARP state machine of one vhid (reference §3), with
+// FreeBSD's timers held as deadlines: the advertisement timer (MASTER) and
+// one master-down timer per address family (BACKUP). It never reads a
+// clock: every call takes the current time, the caller sleeps until
+// NextDeadline and then calls Advance. Calls that receive adverts do not
+// fire due timers themselves. A Machine is not safe for concurrent use; one
+// goroutine owns it.
+type Machine struct {
+	cfg   Config
+	state State
+	adv   timer
+	md    [2]timer // indexed by family
+}
+
+// NewMachine returns a machine in INIT with no timer armed.
+func NewMachine(cfg Config) *Machine {
+	return &Machine{cfg: cfg}
+}
+
+// State returns the current state.
+func (m *Machine) State() State { return m.state }
+
+// Config returns the configuration as last given.
+func (m *Machine) Config() Config { return m.cfg }
+
+// AdvertParams returns the advbase and advskew to put in the adverts this
+// machine sends: the configured advbase and the effective skew
+// (advskew + demotion, clamped to 0..240).
+func (m *Machine) AdvertParams() (advbase, advskew uint8) {
+	return m.cfg.AdvBase, EffectiveSkew(m.cfg.AdvSkew, m.cfg.Demotion)
+}
+
+// ours is the local time value FreeBSD compares with a received advert.
+func (m *Machine) ours() time.Duration {
+	return AdvInterval(m.AdvertParams())
+}
+
+// SetConfig applies new parameters. A MASTER whose advertised parameters
+// changed advertises at once and re-arms its timer (FreeBSD: every change
+// of demotion makes every MASTER advertise, carp_send_ad_all). A BACKUP
+// re-arms its master-down timers when their interval changed, arms the
+// timer of a family that gained addresses and stops that of a family that
+// lost them. The state never changes here.
+func (m *Machine) SetConfig(now time.Time, cfg Config) Output {
+	old := m.cfg
+	oldBase, oldSkew := m.AdvertParams()
+	m.cfg = cfg
+	var out Output
+	switch m.state {
+	case Master:
+		if b, s := m.AdvertParams(); b != oldBase || s != oldSkew {
+			out.Advertise = true
+			m.adv.arm(now.Add(m.ours()))
+		}
+	case Backup:
+		changed := MasterDown(old.AdvBase, old.AdvSkew) != MasterDown(cfg.AdvBase, cfg.AdvSkew)
+		for f := fam4; f <= fam6; f++ {
+			switch {
+			case !cfg.has(f):
+				m.md[f].stop()
+			case !old.has(f) || !m.md[f].on || changed:
+				m.md[f].arm(now.Add(MasterDown(cfg.AdvBase, cfg.AdvSkew)))
+			}
+		}
+	}
+	return out
+}
+
+// SetRunnable tells the machine whether it may run (FreeBSD's setrun
+// conditions: carpdev up with carrier, at least one address, allow = 1).
+// run=true in INIT goes to BACKUP with reason (ReasonInitComplete, or
+// ReasonIfUp after a link came back; empty means ReasonInitComplete) and
+// arms the master-down timers. run=false outside INIT stops every timer
+// and goes to INIT with reason (empty means ReasonIfDown). Otherwise
+// nothing changes.
+func (m *Machine) SetRunnable(now time.Time, run bool, reason string) Output {
+	switch {
+	case run && m.state == Init:
+		if reason == "" {
+			reason = ReasonInitComplete
+		}
+		return m.toBackup(now, reason)
+	case !run && m.state != Init:
+		if reason == "" {
+			reason = ReasonIfDown
+		}
+		return m.toInit(reason)
+	}
+	return Output{}
+}
+
+// Receive applies a valid advert (one Validate accepted) with the sender's
+// advbase and advskew, received over IPv6 or IPv4. FreeBSD compares time
+// values, ours = AdvInterval(AdvertParams()) and theirs =
+// AdvInterval(advbase, advskew):
+//
+//	MASTER: ours >= theirs -> BACKUP (more frequent advertisement received);
+//	        ties yield, so two masters never stay masters.
+//	BACKUP: Preempt and ours < theirs -> MASTER (preempting a slower master)
+//	        3*advbase s + Skew(effective skew) < theirs -> MASTER (master will
+//	        time out): a bow-out (255/255) lands here for advbase <= 85
+//	        otherwise re-arm this family's master-down timer.
+//	INIT:   ignored.
+//
+// The rules are applied in this order, so with Preempt a bow-out is taken
+// over as "preempting a slower master".
+func (m *Machine) Receive(now time.Time, ipv6 bool, advbase, advskew uint8) Output {
+	theirs := AdvInterval(advbase, advskew)
+	switch m.state {
+	case Master:
+		if m.ours() >= theirs {
+			return m.toBackup(now, ReasonMoreFrequent)
+		}
+	case Backup:
+		if m.cfg.Preempt && m.ours() < theirs {
+			return m.toMaster(now, ReasonPreempt)
+		}
+		_, eff := m.AdvertParams()
+		if 3*time.Duration(m.cfg.AdvBase)*time.Second+Skew(int(eff)) < theirs {
+			return m.toMaster(now, ReasonWillTimeOut)
+		}
+		f := fam4
+		if ipv6 {
+			f = fam6
+		}
+		// A family without addresses has no timer to reset: arming one
+		// would fire and make us MASTER while the other family's
+		// master is alive. (FreeBSD never gets here: such an advert is
+		// dropped as badvhid.)
+		if m.cfg.has(f) {
+			m.md[f].arm(now.Add(MasterDown(m.cfg.AdvBase, m.cfg.AdvSkew)))
+		}
+	}
+	return Output{}
+}
+
+// Advance fires every timer due at or before now. A MASTER's advertisement
+// timer asks for an advert and re-arms at now + AdvInterval (from now, not
+// from the old deadline, so a late call does not burst). A BACKUP's
+// master-down timer (either family) makes it MASTER ("master timed out"),
+// which advertises at once.
+func (m *Machine) Advance(now time.Time) Output {
+	switch m.state {
+	case Master:
+		if m.adv.due(now) {
+			m.adv.arm(now.Add(m.ours()))
+			return Output{Advertise: true}
+		}
+	case Backup:
+		if m.md[fam4].due(now) || m.md[fam6].due(now) {
+			return m.toMaster(now, ReasonMasterTimedOut)
+		}
+	}
+	return Output{}
+}
+
+// NextDeadline returns the earliest armed timer, and false when none is
+// armed (INIT).
+func (m *Machine) NextDeadline() (time.Time, bool) {
+	var next time.Time
+	found := false
+	for _, t := range []timer{m.adv, m.md[fam4], m.md[fam6]} {
+		if t.on && (!found || t.at.Before(next)) {
+			next, found = t.at, true
+		}
+	}
+	return next, found
+}
+
+// Force implements the ifconfig `state` keyword (FreeBSD 10+). It acts only
+// outside INIT and only when s differs from the current state: Backup stops
+// advertising, goes to BACKUP and arms the master-down timers; Master
+// becomes MASTER and advertises at once. Both log ReasonUser. Forcing Init
+// does nothing, like FreeBSD.
+func (m *Machine) Force(now time.Time, s State) Output {
+	if m.state == Init || s == m.state {
+		return Output{}
+	}
+	switch s {
+	case Backup:
+		return m.toBackup(now, ReasonUser)
+	case Master:
+		return m.toMaster(now, ReasonUser)
+	}
+	return Output{}
+}
+
+// BowOut takes the vhid administratively down (ifconfig carpN down, or an
+// orderly shutdown): a MASTER first sends one advert with advbase and
+// advskew 255 so the backups take over at once (FreeBSD <= 9 and OpenBSD;
+// kept because it makes graceful failover instant). Every state then goes
+// to INIT (reason ReasonUser) with its timers stopped.
+func (m *Machine) BowOut(now time.Time) Output {
+	if m.state == Init {
+		return Output{}
+	}
+	wasMaster := m.state == Master
+	out := m.toInit(ReasonUser)
+	out.BowOut = wasMaster
+	return out
+}
+
+func (m *Machine) transition(to State, reason string) *Transition {
+	t := &Transition{From: m.state, To: to, Reason: reason}
+	m.state = to
+	return t
+}
+
+func (m *Machine) stopAll() {
+	m.adv.stop()
+	m.md[fam4].stop()
+	m.md[fam6].stop()
+}
+
+func (m *Machine) toInit(reason string) Output {
+	m.stopAll()
+	return Output{Transition: m.transition(Init, reason)}
+}
+
+// toBackup is FreeBSD's set_state(BACKUP) + setrun(sc, 0): advertising
+// stops and every configured family's master-down timer is armed.
+func (m *Machine) toBackup(now time.Time, reason string) Output {
+	m.stopAll()
+	d := MasterDown(m.cfg.AdvBase, m.cfg.AdvSkew)
+	for f := fam4; f <= fam6; f++ {
+		if m.cfg.has(f) {
+			m.md[f].arm(now.Add(d))
+		}
+	}
+	return Output{Transition: m.transition(Backup, reason)}
+}
+
+// toMaster is FreeBSD's carp_master_down_locked: become MASTER and send an
+// advert at once, then advertise every AdvInterval. The master-down timers
+// are stopped (FreeBSD leaves them running but ignores them in MASTER).
+func (m *Machine) toMaster(now time.Time, reason string) Output {
+	m.stopAll()
+	m.adv.arm(now.Add(m.ours()))
+	return Output{Advertise: true, Transition: m.transition(Master, reason)}
+}

@@ -1,0 +1,193 @@
+package carp
+
+import (
+	"net/netip"
+	"strconv"
+
+	"github.com/google/gopacket"
+)
+
+// Stats is FreeBSD's struct carpstats: the 16 counters in the kernel's
+// order, as `netstat -s -p carp` and the net.inet.carp.stats sysctl show
+// them (reference §4).
+type Stats struct {
+	IPackets  uint64 // packets received (IPv4)
+	IPackets6 uint64 // packets received (IPv6)
+	BadIf     uint64 // packets discarded for bad interface
+	BadTTL    uint64 // packets discarded for wrong TTL
+	HDrops    uint64 // packets shorter than header
+	BadSum    uint64 // discarded for bad checksums
+	BadVer    uint64 // discarded packets with a bad version
+	BadLen    uint64 // discarded because packet too short
+	BadAuth   uint64 // discarded for bad authentication
+	BadVHID   uint64 // discarded for bad vhid
+	BadAddrs  uint64 // discarded because of a bad address list
+	OPackets  uint64 // packets sent (IPv4)
+	OPackets6 uint64 // packets sent (IPv6)
+	ONoMem    uint64 // send failed due to mbuf memory error
+	OStates   uint64 // state updates sent
+	Preempt   uint64 // transitions to master
+}
+
+// NamedCounter is one carpstats counter with its kernel name without the
+// carps_ prefix.
+type NamedCounter struct {
+	Name  string
+	Value uint64
+}
+
+// Named returns the counters in FreeBSD's struct order, named as the
+// kernel's carps_ fields without the prefix ("ipackets", "ipackets6", ...).
+func (s *Stats) Named() []NamedCounter {
+	return []NamedCounter{
+		{"ipackets", s.IPackets},
+		{"ipackets6", s.IPackets6},
+		{"badif", s.BadIf},
+		{"badttl", s.BadTTL},
+		{"hdrops", s.HDrops},
+		{"badsum", s.BadSum},
+		{"badver", s.BadVer},
+		{"badlen", s.BadLen},
+		{"badauth", s.BadAuth},
+		{"badvhid", s.BadVHID},
+		{"badaddrs", s.BadAddrs},
+		{"opackets", s.OPackets},
+		{"opackets6", s.OPackets6},
+		{"onomem", s.ONoMem},
+		{"ostates", s.OStates},
+		{"preempt", s.Preempt},
+	}
+}
+
+// Drop is why Validate dropped a packet (DropNone: it did not).
+type Drop int
+
+// The drop reasons, in the order Validate checks them after DropDisabled.
+const (
+	// DropNone: the advert is valid.
+	DropNone Drop = iota
+	// DropDisabled: net.inet.carp.allow is 0; dropped silently, no counter.
+	DropDisabled
+	// DropBadLen: shorter than 8 bytes, or a CARP header shorter than 36.
+	DropBadLen
+	// DropBadVer: version not 2, or type not advertisement.
+	DropBadVer
+	// DropBadSum: the checksum does not verify.
+	DropBadSum
+	// DropBadVHID: no address of this family with this vhid on the
+	// receiving interface.
+	DropBadVHID
+	// DropBadIf: IPv6 packet on an interface without any CARP.
+	DropBadIf
+	// DropBadTTL: sent to a multicast group with TTL / hop limit not 255.
+	DropBadTTL
+	// DropBadAuth: the HMAC does not match the local configuration.
+	DropBadAuth
+)
+
+var dropNames = [...]string{"ok", "disabled", "badlen", "badver", "badsum", "badvhid", "badif", "badttl", "badauth"}
+
+// String returns "ok", "disabled", or the carpstats counter name the drop
+// is counted in ("badlen", "badver", ...).
+func (d Drop) String() string {
+	if d >= 0 && int(d) < len(dropNames) {
+		return dropNames[d]
+	}
+	return "Drop(" + strconv.Itoa(int(d)) + ")"
+}
+
+// Received is one CARP packet as the receiving socket delivered it.
+type Received struct {
+	// Payload is the bytes after the IP header.
+	Payload []byte
+	// IPv6 is true for packets that arrived over IPv6.
+	IPv6 bool
+	// TTL is the IPv4 TTL or IPv6 hop limit as received.
+	TTL int
+	// Multicast is true when the destination was a multicast group: only
+	// then must the TTL be 255 (FreeBSD 14 unicast peers may be routed).
+	Multicast bool
+	// NoCARP is true when the receiving interface has no CARP vhid at all.
+	// For IPv6 FreeBSD then counts badif instead of badvhid; for IPv4 it
+	// changes nothing. (An addition to the brief's API: VHIDLookup alone
+	// cannot tell the two cases apart.)
+	NoCARP bool
+}
+
+// VHIDLookup returns the local HMAC key and virtual addresses of vhid for
+// the family and interface a packet arrived on; ok is false when the
+// receiving interface has no address of that family with that vhid.
+type VHIDLookup func(vhid uint8) (key []byte, addrs []netip.Addr, ok bool)
+
+// Validate checks a received packet in FreeBSD's order (reference §4) and
+// counts it in st: ipackets or ipackets6 for every packet; then, the first
+// failure only being counted,
+//
+//	allow false                      -> DropDisabled (no counter)
+//	shorter than 8 bytes             -> badlen
+//	version not 2 or type not 1      -> badver
+//	shorter than 36 bytes            -> badlen
+//	checksum wrong                   -> badsum
+//	lookup not ok                    -> badvhid (IPv6 with NoCARP: badif)
+//	multicast and TTL != 255         -> badttl
+//	HMAC over the local addresses    -> badauth
+//
+// so a packet with both a bad checksum and a bad TTL counts badsum. The
+// header is returned as far as it could be decoded (zero when shorter than
+// 36 bytes). A nil st or lookup is tolerated. Validate never panics.
+func Validate(st *Stats, p Received, allow bool, lookup VHIDLookup) (Header, Drop) {
+	if st == nil {
+		st = new(Stats)
+	}
+	if p.IPv6 {
+		st.IPackets6++
+	} else {
+		st.IPackets++
+	}
+	if !allow {
+		return Header{}, DropDisabled
+	}
+	b := p.Payload
+	// FreeBSD first needs the 8 bytes shared with VRRPv3 to see the
+	// version, then the real minimum length of that version.
+	if len(b) < 8 {
+		st.BadLen++
+		return Header{}, DropBadLen
+	}
+	if b[0]>>4 != Version || b[0]&0x0f != TypeAdvertisement {
+		st.BadVer++
+		return Header{}, DropBadVer
+	}
+	var h Header
+	if err := h.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err != nil {
+		st.BadLen++
+		return Header{}, DropBadLen
+	}
+	if Checksum(b[:HeaderLen]) != 0 {
+		st.BadSum++
+		return h, DropBadSum
+	}
+	var key []byte
+	var addrs []netip.Addr
+	ok := false
+	if lookup != nil {
+		key, addrs, ok = lookup(h.VHID)
+	}
+	if !ok {
+		if p.IPv6 && p.NoCARP {
+			st.BadIf++
+			return h, DropBadIf
+		}
+		st.BadVHID++
+		return h, DropBadVHID
+	}
+	if p.Multicast && p.TTL != 255 {
+		st.BadTTL++
+		return h, DropBadTTL
+	}
+	if !VerifyMAC(key, h.VHID, addrs, h.Counter, h.MD) {
+		st.BadAuth++
+		return h, DropBadAuth
+	}
+	return h, DropNone
+}
