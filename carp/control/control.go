@@ -293,3 +293,36 @@ func (c Client) Do(req Request) (Response, error) {
 	}
 	return resp, nil
 }
+
+// SplitFlags takes the bsdcarp options (--socket PATH, --socket=PATH and the
+// given boolean long options such as --stats) off the front of a BSD command
+// line and returns the socket path, the booleans seen and the BSD words.
+// BSD options are single-dash, so the two never mix.
+func SplitFlags(args []string, bools ...string) (socket string, seen map[string]bool, rest []string, err error) {
+	seen = map[string]bool{}
+	for len(args) > 0 {
+		a := args[0]
+		switch {
+		case a == "--socket":
+			if len(args) < 2 {
+				return "", nil, nil, errors.New("--socket needs a path")
+			}
+			socket, args = args[1], args[2:]
+			continue
+		case len(a) > 9 && a[:9] == "--socket=":
+			socket, args = a[9:], args[1:]
+			continue
+		}
+		matched := false
+		for _, b := range bools {
+			if a == "--"+b {
+				seen[b], matched = true, true
+			}
+		}
+		if !matched {
+			break
+		}
+		args = args[1:]
+	}
+	return SocketPath(socket), seen, args, nil
+}

@@ -185,7 +185,11 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, forced *[]string) erro
 			found := false
 			for j := range ifc.VHIDs {
 				v := &ifc.VHIDs[j]
-				if k := v.hasAddr(op.Prefix); k >= 0 {
+				k := v.hasAddr(op.Prefix)
+				if !op.Prefix.IsValid() && len(v.Addrs) > 0 {
+					k = 0 // `-alias` without an address removes the first one, as BSD does
+				}
+				if k >= 0 && !found {
 					v.Addrs = slices.Delete(v.Addrs, k, k+1)
 					found = true
 				}

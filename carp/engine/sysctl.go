@@ -1,8 +1,5 @@
 package engine
 
-import (
-	"strconv"
-)
 
 // SysctlPrefix is the node under which every knob lives.
 const SysctlPrefix = "net.inet.carp."
@@ -67,7 +64,8 @@ func checkKnob(k knobDef, v int64) error {
 		return cliErr("oid '" + SysctlPrefix + k.name + "' is read only")
 	}
 	if k.min <= k.max && (v < k.min || v > k.max) {
-		return cliErr(SysctlPrefix + k.name + "=" + strconv.FormatInt(v, 10) + ": Invalid argument")
+		// sysctl(8) prints "sysctl: NAME=VALUE: " before the errno text.
+		return cliErr("Invalid argument")
 	}
 	return nil
 }

@@ -170,11 +170,17 @@ func (e *Engine) runnable(h *vhost) bool {
 // setRun applies setrun(): INIT <-> BACKUP as the conditions come and go.
 func (e *Engine) setRun(now time.Time, h *vhost, upReason string) {
 	run := e.runnable(h)
-	reason := upReason
 	if !run {
-		reason = carp.ReasonIfDown
+		if ifc := e.cfg.iface(h.iface); ifc != nil && ifc.Down {
+			// `ifconfig carp0 down`: a MASTER bows out with advbase and
+			// advskew 255 so that a backup takes over at once.
+			e.apply(now, h, h.m.BowOut(now))
+			return
+		}
+		e.apply(now, h, h.m.SetRunnable(now, false, carp.ReasonIfDown))
+		return
 	}
-	e.apply(now, h, h.m.SetRunnable(now, run, reason))
+	e.apply(now, h, h.m.SetRunnable(now, true, upReason))
 }
 
 // ensureVlink creates the macvlan with the virtual MAC on the parent.

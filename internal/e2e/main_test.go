@@ -64,7 +64,7 @@ type host struct {
 
 func newHost(t testing.TB, lab *netlab.Lab, name string) *host {
 	lab.NewNS(name)
-	return &host{lab: lab, name: name, t: t,
+	return &host{lab: lab, name: name,
 		sock:     filepath.Join(lab.Dir, name+".sock"),
 		stateDir: filepath.Join(lab.Dir, name+".state")}
 }
@@ -75,30 +75,29 @@ func (h *host) env() []string {
 }
 
 // startCarpd starts the engine and waits until its socket answers.
-func (h *host) startCarpd(extra ...string) {
-	h.t.Helper()
+func (h *host) startCarpd(t testing.TB, extra ...string) {
+	t.Helper()
 	argv := append([]string{filepath.Join(bin, "carpd")}, extra...)
 	h.carpd = h.lab.Start(h.name, h.name+"-carpd", h.env(), argv...)
 	if _, ok := netlab.Eventually(10*time.Second, func() bool {
 		_, _, code := h.lab.Exec(h.name, h.env(), "ifconfig", "-l")
 		return code == 0 || h.carpd.Exited()
 	}); !ok || h.carpd.Exited() {
-		h.t.Fatalf("%s: carpd did not become ready:\n%s", h.name, h.carpd.Output())
+		t.Fatalf("%s: carpd did not become ready:\n%s", h.name, h.carpd.Output())
 	}
 }
 
 // sh runs a runbook fragment with bin/bsd first on PATH, as an admin would.
 func (h *host) sh(script string) (string, string, int) {
-	h.t.Helper()
 	return h.lab.Exec(h.name, h.env(), "sh", "-c", script)
 }
 
 // mustSh runs a runbook fragment that must succeed.
-func (h *host) mustSh(script string) string {
-	h.t.Helper()
+func (h *host) mustSh(t testing.TB, script string) string {
+	t.Helper()
 	out, errOut, code := h.sh(script)
 	if code != 0 {
-		h.t.Fatalf("%s: %q exited %d: %s%s", h.name, script, code, out, errOut)
+		t.Fatalf("%s: %q exited %d: %s%s", h.name, script, code, out, errOut)
 	}
 	return out
 }
@@ -116,12 +115,12 @@ func (h *host) state(iface string) string {
 }
 
 // waitState polls until iface is in state want, returning how long it took.
-func (h *host) waitState(iface, want string, timeout time.Duration) time.Duration {
-	h.t.Helper()
+func (h *host) waitState(t testing.TB, iface, want string, timeout time.Duration) time.Duration {
+	t.Helper()
 	d, ok := netlab.Eventually(timeout, func() bool { return h.state(iface) == want })
 	if !ok {
 		out, _, _ := h.sh("ifconfig " + iface)
-		h.t.Fatalf("%s: %s not %s after %v:\n%s\ncarpd log:\n%s", h.name, iface, want, timeout, out, h.log())
+		t.Fatalf("%s: %s not %s after %v:\n%s\ncarpd log:\n%s", h.name, iface, want, timeout, out, h.log())
 	}
 	return d
 }

@@ -28,17 +28,17 @@ func TestHandbook284SingleHost(t *testing.T) {
 	lab.Bridge("lan")
 	fw := newHost(t, lab, "fw")
 	lab.Plug("fw", "em0", "lan", "10.0.0.2/24")
-	fw.startCarpd()
+	fw.startCarpd(t)
 
-	fw.mustSh(runbook(t, "handbook-28.4.sh"))
-	out := fw.mustSh("ifconfig carp0")
+	fw.mustSh(t, runbook(t, "handbook-28.4.sh"))
+	out := fw.mustSh(t, "ifconfig carp0")
 	if want := runbook(t, "handbook-28.4-status-backup.txt"); out != want {
 		t.Fatalf("ifconfig carp0 right after the runbook:\n%s\nwant the seed's text:\n%s", out, want)
 	}
 	// advbase 1, advskew 100: master down after 3 s + 100/256 s.
 	masterDown := carp.MasterDown(1, 100)
-	fw.waitState("carp0", "MASTER", masterDown+2*time.Second)
-	out = fw.mustSh("ifconfig carp0")
+	fw.waitState(t, "carp0", "MASTER", masterDown+2*time.Second)
+	out = fw.mustSh(t, "ifconfig carp0")
 	if want := runbook(t, "handbook-28.4-status-master.txt"); out != want {
 		t.Fatalf("ifconfig carp0 once MASTER:\n%s\nwant:\n%s", out, want)
 	}
@@ -66,14 +66,14 @@ func newLab285(t *testing.T) *lab285 {
 	lab.Plug("fw2", "em1", "wan", "192.0.2.2/24")
 	lab.NewNS("client")
 	lab.Plug("client", "eth0", "lan", "172.16.0.10/24")
-	l.fw1.startCarpd()
-	l.fw2.startCarpd()
-	l.fw1.mustSh(runbook(t, "handbook-28.5-fw1.sh"))
-	l.fw1.waitState("carp0", "MASTER", 6*time.Second)
-	l.fw1.waitState("carp1", "MASTER", 6*time.Second)
-	l.fw2.mustSh(runbook(t, "handbook-28.5-fw2.sh"))
-	l.fw2.waitState("carp0", "BACKUP", 2*time.Second)
-	l.fw2.waitState("carp1", "BACKUP", 2*time.Second)
+	l.fw1.startCarpd(t)
+	l.fw2.startCarpd(t)
+	l.fw1.mustSh(t, runbook(t, "handbook-28.5-fw1.sh"))
+	l.fw1.waitState(t, "carp0", "MASTER", 6*time.Second)
+	l.fw1.waitState(t, "carp1", "MASTER", 6*time.Second)
+	l.fw2.mustSh(t, runbook(t, "handbook-28.5-fw2.sh"))
+	l.fw2.waitState(t, "carp0", "BACKUP", 2*time.Second)
+	l.fw2.waitState(t, "carp1", "BACKUP", 2*time.Second)
 	return l
 }
 
@@ -141,15 +141,15 @@ func TestHandbook285Failover(t *testing.T) {
 	})
 
 	t.Run("fw1 restarted takes MASTER back with preempt", func(t *testing.T) {
-		fw1.startCarpd()
+		fw1.startCarpd(t)
 		// Configuration restored from the state dir, preempt=1 included.
-		if out := fw1.mustSh("sysctl -n net.inet.carp.preempt"); strings.TrimSpace(out) != "1" {
+		if out := fw1.mustSh(t, "sysctl -n net.inet.carp.preempt"); strings.TrimSpace(out) != "1" {
 			t.Fatalf("preempt after restart = %q, want 1", out)
 		}
-		fw1.waitState("carp0", "MASTER", 6*time.Second)
-		fw1.waitState("carp1", "MASTER", 6*time.Second)
-		fw2.waitState("carp0", "BACKUP", 2*time.Second)
-		fw2.waitState("carp1", "BACKUP", 2*time.Second)
+		fw1.waitState(t, "carp0", "MASTER", 6*time.Second)
+		fw1.waitState(t, "carp1", "MASTER", 6*time.Second)
+		fw2.waitState(t, "carp0", "BACKUP", 2*time.Second)
+		fw2.waitState(t, "carp1", "BACKUP", 2*time.Second)
 		if !l.ping(t) {
 			t.Fatal("client cannot ping 172.16.0.100 after fw1 took it back")
 		}
@@ -157,8 +157,8 @@ func TestHandbook285Failover(t *testing.T) {
 
 	t.Run("ifconfig carp0 down on the MASTER", func(t *testing.T) {
 		start := time.Now()
-		fw1.mustSh("ifconfig carp0 down")
-		d := fw2.waitState("carp0", "MASTER", 2*time.Second)
+		fw1.mustSh(t, "ifconfig carp0 down")
+		d := fw2.waitState(t, "carp0", "MASTER", 2*time.Second)
 		total := time.Since(start)
 		t.Logf("fw2 MASTER of carp0 %v after the command started (%v of polling after it returned)", total, d)
 		if total > 100*time.Millisecond {
@@ -170,17 +170,17 @@ func TestHandbook285Failover(t *testing.T) {
 		if l.lab.HasAddr("fw1", "172.16.0.100") {
 			t.Error("fw1 keeps 172.16.0.100 after ifconfig carp0 down")
 		}
-		fw1.mustSh("ifconfig carp0 up")
-		fw1.waitState("carp0", "MASTER", 6*time.Second)
-		fw2.waitState("carp0", "BACKUP", 2*time.Second)
+		fw1.mustSh(t, "ifconfig carp0 up")
+		fw1.waitState(t, "carp0", "MASTER", 6*time.Second)
+		fw2.waitState(t, "carp0", "BACKUP", 2*time.Second)
 	})
 
 	t.Run("fw1's em0 cut at the switch", func(t *testing.T) {
 		start := time.Now()
 		l.lab.Cut("fw1", "em0", true)
 		limit := carp.MasterDown(1, 128) + 100*time.Millisecond
-		fw2.waitState("carp0", "MASTER", limit+3*time.Second)
-		fw2.waitState("carp1", "MASTER", limit+3*time.Second)
+		fw2.waitState(t, "carp0", "MASTER", limit+3*time.Second)
+		fw2.waitState(t, "carp1", "MASTER", limit+3*time.Second)
 		d := time.Since(start)
 		t.Logf("fw2 MASTER of both %v after the cut", d)
 		if d > limit {
@@ -196,16 +196,16 @@ func TestHandbook285Failover(t *testing.T) {
 			}
 		}
 		l.lab.Cut("fw1", "em0", false)
-		fw1.waitState("carp0", "MASTER", 8*time.Second)
-		fw1.waitState("carp1", "MASTER", 8*time.Second)
+		fw1.waitState(t, "carp0", "MASTER", 8*time.Second)
+		fw1.waitState(t, "carp1", "MASTER", 8*time.Second)
 	})
 
 	t.Run("SIGTERM hands over and leaves nothing", func(t *testing.T) {
 		if err := fw1.carpd.Kill(syscall.SIGTERM); err != nil {
 			t.Fatalf("carpd on SIGTERM: %v\n%s", err, fw1.log())
 		}
-		fw2.waitState("carp0", "MASTER", time.Second)
-		fw2.waitState("carp1", "MASTER", time.Second)
+		fw2.waitState(t, "carp0", "MASTER", time.Second)
+		fw2.waitState(t, "carp1", "MASTER", time.Second)
 		out, _, _ := l.lab.Exec("fw1", nil, "ip", "-o", "link", "show")
 		if strings.Contains(out, "carp0") || strings.Contains(out, "carp1") {
 			t.Errorf("links left on fw1 after SIGTERM:\n%s", out)

@@ -68,7 +68,7 @@ func newInteropLab(t *testing.T) (*netlab.Lab, *host) {
 	lab.Plug("ours", "em0", "lan", "172.16.0.1/24")
 	lab.NewNS("peer")
 	lab.Plug("peer", "em0", "lan", "172.16.0.2/24")
-	ours.startCarpd()
+	ours.startCarpd(t)
 	return lab, ours
 }
 
@@ -78,9 +78,9 @@ func TestUcarpInteropOursBackup(t *testing.T) {
 	if _, ok := netlab.Eventually(10*time.Second, func() bool { return lab.HasAddr("peer", "172.16.0.100") }); !ok {
 		t.Fatalf("ucarp did not become MASTER alone:\n%s", peer.Output())
 	}
-	ours.mustSh("ifconfig carp0 create; ifconfig carp0 vhid 1 pass lanpasswd carpdev em0 advskew 100 172.16.0.100 255.255.255.0")
+	ours.mustSh(t, "ifconfig carp0 create; ifconfig carp0 vhid 1 pass lanpasswd carpdev em0 advskew 100 172.16.0.100 255.255.255.0")
 	// Well past our master-down interval: we must stay BACKUP under ucarp.
-	ours.waitState("carp0", "BACKUP", time.Second)
+	ours.waitState(t, "carp0", "BACKUP", time.Second)
 	deadline := time.Now().Add(carp.MasterDown(1, 100) + time.Second)
 	for time.Now().Before(deadline) {
 		if s := ours.state("carp0"); s != "BACKUP" {
@@ -93,7 +93,7 @@ func TestUcarpInteropOursBackup(t *testing.T) {
 	}
 	start := time.Now()
 	_ = peer.Kill(syscall.SIGKILL)
-	d := ours.waitState("carp0", "MASTER", carp.MasterDown(1, 100)+2*time.Second)
+	d := ours.waitState(t, "carp0", "MASTER", carp.MasterDown(1, 100)+2*time.Second)
 	t.Logf("ours MASTER %v after kill -9 of the ucarp master (%v polling)", time.Since(start), d)
 	if strings.Contains(peer.Output(), "Bad digest") {
 		t.Errorf("ucarp rejected our adverts:\n%s", peer.Output())
@@ -102,8 +102,8 @@ func TestUcarpInteropOursBackup(t *testing.T) {
 
 func TestUcarpInteropOursMaster(t *testing.T) {
 	lab, ours := newInteropLab(t)
-	ours.mustSh("ifconfig carp0 create; ifconfig carp0 vhid 1 pass lanpasswd carpdev em0 172.16.0.100 255.255.255.0")
-	ours.waitState("carp0", "MASTER", carp.MasterDown(1, 0)+2*time.Second)
+	ours.mustSh(t, "ifconfig carp0 create; ifconfig carp0 vhid 1 pass lanpasswd carpdev em0 172.16.0.100 255.255.255.0")
+	ours.waitState(t, "carp0", "MASTER", carp.MasterDown(1, 0)+2*time.Second)
 	peer := startUcarp(t, lab, "peer", "172.16.0.2", 100)
 	// ucarp must stay BACKUP: it never adds the address.
 	deadline := time.Now().Add(5 * time.Second)

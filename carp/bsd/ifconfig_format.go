@@ -1,0 +1,107 @@
+package bsd
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	"github.com/bsdcarp/bsdcarp/carp/engine"
+)
+
+// cloneIndent is the indentation of the handbook's carp0 status (section
+// 28.4 of the OpenBSD-style chapter): five spaces, not a tab. Runbooks grep
+// this text, so it stays byte-exact.
+const cloneIndent = "     "
+
+// FormatInterface prints a cloned carp interface (dialect A) the way the
+// handbook shows it:
+//
+//	carp0: flags=8802<UP,BROADCAST,SIMPLEX,MULTICAST> mtu 1500
+//	     carp: BACKUP carpdev em0 vhid 1 advbase 1 advskew 100
+//	     inet 10.0.0.1 netmask 0xffffff00 broadcast 10.0.0.255
+//
+// The handbook prints the hex value 8802 although its bit list contains UP
+// (0x1); the text is reproduced as is. An administratively down clone keeps
+// the same hex value and drops UP from the list:
+// "flags=8802<BROADCAST,SIMPLEX,MULTICAST>". There is no "metric 0" in this
+// dialect. A clone without a vhid prints only the flags line; a vhid whose
+// carpdev is not known yet prints no carpdev word (like dialect B). The key
+// is appended to the carp line only when showKeys is set; the caller must
+// pass showKeys only for root callers of "ifconfig -k".
+func FormatInterface(w io.Writer, name string, st engine.Status, showKeys bool) error {
+	var clone *engine.CloneStatus
+	for i := range st.Clones {
+		if st.Clones[i].Name == name {
+			clone = &st.Clones[i]
+			break
+		}
+	}
+	if clone == nil {
+		return cliErr(fmt.Sprintf("interface %s does not exist", name))
+	}
+	var b strings.Builder
+	flags := "UP,BROADCAST,SIMPLEX,MULTICAST"
+	if !clone.Up {
+		flags = "BROADCAST,SIMPLEX,MULTICAST"
+	}
+	mtu := clone.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	fmt.Fprintf(&b, "%s: flags=8802<%s> mtu %d\n", name, flags, mtu)
+
+	var addrs []netip.Prefix
+	for _, v := range st.VHIDs {
+		if v.Iface != name {
+			continue
+		}
+		state := v.State
+		if state == "" {
+			state = "INIT"
+		}
+		b.WriteString(cloneIndent + "carp: " + state)
+		if v.Carpdev != "" {
+			b.WriteString(" carpdev " + v.Carpdev)
+		}
+		fmt.Fprintf(&b, " vhid %d advbase %d advskew %d", v.VHID, v.AdvBase, v.AdvSkew)
+		if showKeys && v.Key != "" {
+			fmt.Fprintf(&b, " key \"%s\"", v.Key)
+		}
+		b.WriteByte('\n')
+		addrs = append(addrs, v.Addrs...)
+	}
+	for _, p := range addrs {
+		b.WriteString(cloneIndent + formatAddr(p) + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// formatAddr renders one address line without indentation:
+// "inet A netmask 0x%08x broadcast B" (no broadcast for a /0; a /32 shows
+// itself) or "inet6 A prefixlen N".
+func formatAddr(p netip.Prefix) string {
+	a := p.Addr()
+	if a.Is4() {
+		n := p.Bits()
+		var mask uint32
+		if n > 0 {
+			mask = ^uint32(0) << (32 - n)
+		}
+		s := fmt.Sprintf("inet %s netmask 0x%08x", a, mask)
+		if n != 0 {
+			v := maskBits(a) | ^mask
+			bc := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+			s += " broadcast " + bc.String()
+		}
+		return s
+	}
+	return fmt.Sprintf("inet6 %s prefixlen %d", a, p.Bits())
+}
+
+// FormatList prints the output of "ifconfig -l": the names on one line,
+// separated by single spaces.
+func FormatList(w io.Writer, names []string) {
+	io.WriteString(w, strings.Join(names, " ")+"\n")
+}

@@ -1,0 +1,491 @@
+package bsd
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/bsdcarp/bsdcarp/carp/engine"
+)
+
+// opsString renders ops compactly: "vhid 1; pass lanpasswd; addr 10.0.0.1/24".
+func opsString(ops []engine.Op) string {
+	var parts []string
+	for _, op := range ops {
+		s := string(op.Kind)
+		switch op.Kind {
+		case engine.OpVHID, engine.OpAdvBase, engine.OpAdvSkew:
+			s += fmt.Sprintf(" %d", op.Int)
+		case engine.OpPass, engine.OpCarpdev, engine.OpState:
+			s += " " + op.Str
+		case engine.OpAddr, engine.OpDelAddr:
+			if op.Prefix.IsValid() {
+				s += " " + op.Prefix.String()
+			} else {
+				s += " <first>"
+			}
+			if op.Alias {
+				s += " alias"
+			}
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func TestIfconfigDialectA(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		ops  string
+	}{
+		{"create", "carp0 create", "create"},
+		{"plumb is create", "carp0 plumb", "create"},
+		{"destroy", "carp0 destroy", "destroy"},
+		{"unplumb is destroy", "carp0 unplumb", "destroy"},
+		{"up", "carp0 up", "up"},
+		{"down (forced failover)", "carp0 down", "down"},
+		{"handbook 28.4 line", "carp0 vhid 1 pass lanpasswd carpdev em0 advskew 100 10.0.0.1 255.255.255.0",
+			"vhid 1; pass lanpasswd; carpdev em0; advskew 100; addr 10.0.0.1/24"},
+		{"handbook 28.5 fw1 LAN", "carp0 vhid 1 pass lanpasswd carpdev em0 172.16.0.100 255.255.255.0",
+			"vhid 1; pass lanpasswd; carpdev em0; addr 172.16.0.100/24"},
+		{"handbook 28.5 fw2 WAN", "carp1 vhid 2 pass wanpasswd carpdev em1 advskew 128 192.0.2.100 255.255.255.0",
+			"vhid 2; pass wanpasswd; carpdev em1; advskew 128; addr 192.0.2.100/24"},
+		{"mask as netmask keyword", "carp0 vhid 1 10.0.0.1 netmask 255.255.255.0", "vhid 1; addr 10.0.0.1/24"},
+		{"mask as hex netmask", "carp0 vhid 1 10.0.0.1 netmask 0xffffff00", "vhid 1; addr 10.0.0.1/24"},
+		{"mask as slash length", "carp0 vhid 1 10.0.0.1/24", "vhid 1; addr 10.0.0.1/24"},
+		{"mask as bare hex quad", "carp0 vhid 1 10.0.0.1 0xffffff00", "vhid 1; addr 10.0.0.1/24"},
+		{"netmask before the address", "carp0 netmask 255.255.255.0 10.0.0.1 vhid 1", "vhid 1; addr 10.0.0.1/24"},
+		{"leading inet", "carp0 inet 10.0.0.1/24 vhid 1", "vhid 1; addr 10.0.0.1/24"},
+		{"create then more words", "carp0 create vhid 1 10.0.0.1/24", "create; vhid 1; addr 10.0.0.1/24"},
+		{"create then inet", "carp0 create inet 10.0.0.1/24", "create; addr 10.0.0.1/24"},
+		{"broadcast keyword ignored", "carp0 10.0.0.1 netmask 255.255.255.0 broadcast 10.0.0.255", "addr 10.0.0.1/24"},
+		{"second bare non-mask is broadcast, ignored", "carp0 10.0.0.1/24 10.0.0.255", "addr 10.0.0.1/24"},
+		{"no mask on a carp clone is /32", "carp0 vhid 1 10.0.0.1", "vhid 1; addr 10.0.0.1/32"},
+		{"bare 255.255.255.255 is /32", "carp0 10.0.0.1 255.255.255.255", "addr 10.0.0.1/32"},
+		{"alias keeps addresses", "carp0 10.0.0.2/24 alias", "addr 10.0.0.2/24 alias"},
+		{"alias before address", "carp0 alias 10.0.0.2/24", "addr 10.0.0.2/24 alias"},
+		{"-alias", "carp0 10.0.0.2 -alias", "-alias 10.0.0.2/32"},
+		{"-alias keeps given mask", "carp0 -alias 10.0.0.2/24", "-alias 10.0.0.2/24"},
+		{"delete is -alias", "carp0 inet 10.0.0.2 delete", "-alias 10.0.0.2/32"},
+		{"remove is -alias", "carp0 10.0.0.2 remove", "-alias 10.0.0.2/32"},
+		{"-alias without address", "carp0 -alias", "-alias <first>"},
+		{"state lower-cased", "carp0 state BACKUP", "state backup"},
+		{"state mixed case", "carp0 state Master", "state master"},
+		{"state init", "carp0 state init", "state init"},
+		{"advbase passes through for the engine", "carp0 advbase 300 advskew 255", "advbase 300; advskew 255"},
+		{"vhid above 255 is the kernel's business on a clone", "carp0 vhid 256", "vhid 256"},
+		{"carp words in any order on a clone", "carp0 pass x advskew 1 vhid 3", "pass x; advskew 1; vhid 3"},
+		{"address ops come last", "carp0 10.0.0.1/24 vhid 1 up", "vhid 1; up; addr 10.0.0.1/24"},
+		{"empty password", "carp0 vhid 1 pass ''", "vhid 1; pass ''"},
+		{"inet_aton short form", "carp0 10.1/8", "addr 10.0.0.1/8"},
+		{"inet6 with /N", "carp0 inet6 2001:db8::50/64 vhid 3", "vhid 3; addr 2001:db8::50/64"},
+		{"inet6 prefixlen", "carp0 inet6 2001:db8::50 prefixlen 48", "addr 2001:db8::50/48"},
+		{"inet6 default /64", "carp0 inet6 2001:db8::50", "addr 2001:db8::50/64"},
+		{"inet6 alias", "carp0 inet6 2001:db8::50/64 alias", "addr 2001:db8::50/64 alias"},
+		{"prefixlen ignored for inet", "carp0 10.0.0.1/24 prefixlen 8", "addr 10.0.0.1/24"},
+		{"B: FreeBSD 9 line", "carp0 vhid 1 advskew 100 pass testpass 192.168.1.50/24",
+			"vhid 1; advskew 100; pass testpass; addr 192.168.1.50/24"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := strings.Fields(tc.line)
+			for i, a := range args {
+				if a == "''" {
+					args[i] = ""
+				}
+			}
+			p, err := ParseIfconfig(args)
+			if err != nil {
+				t.Fatalf("ParseIfconfig(%q): %v", tc.line, err)
+			}
+			if p.Request == nil {
+				t.Fatalf("no request for %q", tc.line)
+			}
+			if p.Iface != args[0] || p.Request.Iface != args[0] {
+				t.Errorf("iface = %q/%q", p.Iface, p.Request.Iface)
+			}
+			got := strings.ReplaceAll(opsString(p.Request.Ops), "pass ;", "pass '';")
+			if strings.HasSuffix(got, "pass ") {
+				got += "''"
+			}
+			if got != tc.ops {
+				t.Errorf("ops\n got %s\nwant %s", got, tc.ops)
+			}
+			if len(p.Warnings) != 0 {
+				t.Errorf("unexpected warnings %q", p.Warnings)
+			}
+		})
+	}
+}
+
+// The three mask forms of the handbook and reference produce one Prefix.
+func TestIfconfigMaskFormsAgree(t *testing.T) {
+	want := netip.MustParsePrefix("10.0.0.1/24")
+	for _, line := range []string{
+		"carp0 10.0.0.1 255.255.255.0",
+		"carp0 10.0.0.1 netmask 255.255.255.0",
+		"carp0 10.0.0.1 netmask 0xffffff00",
+		"carp0 10.0.0.1/24",
+		"carp0 inet 10.0.0.1/24",
+	} {
+		p, err := ParseIfconfig(strings.Fields(line))
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		ops := p.Request.Ops
+		if len(ops) != 1 || ops[0].Kind != engine.OpAddr || ops[0].Prefix != want {
+			t.Errorf("%q: ops %s, want addr %s", line, opsString(ops), want)
+		}
+	}
+}
+
+func TestIfconfigDialectC(t *testing.T) {
+	tests := []struct {
+		name, line, ops string
+	}{
+		{"handbook alias line", "em0 vhid 1 advskew 100 pass testpass alias 192.168.1.50/32",
+			"vhid 1; advskew 100; pass testpass; addr 192.168.1.50/32 alias"},
+		{"leading inet", "em0 inet vhid 1 pass testpass alias 192.168.1.50/32",
+			"vhid 1; pass testpass; addr 192.168.1.50/32 alias"},
+		{"inet6", "em0 inet6 vhid 3 pass testpass 2001:db8::50/64 alias",
+			"vhid 3; pass testpass; addr 2001:db8::50/64 alias"},
+		{"state", "em0 vhid 1 state backup", "vhid 1; state backup"},
+		{"change parameters", "em0 vhid 1 advskew 50", "vhid 1; advskew 50"},
+		{"remove address", "em0 inet 192.168.1.50 -alias", "-alias 192.168.1.50/32"},
+		{"vhid 255 accepted", "em0 vhid 255", "vhid 255"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParseIfconfig(strings.Fields(tc.line))
+			if err != nil {
+				t.Fatalf("%q: %v", tc.line, err)
+			}
+			if got := opsString(p.Request.Ops); got != tc.ops {
+				t.Errorf("ops\n got %s\nwant %s", got, tc.ops)
+			}
+		})
+	}
+}
+
+func TestIfconfigPhysicalNoMaskWarnsClassful(t *testing.T) {
+	p, err := ParseIfconfig([]string{"em0", "192.168.1.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := opsString(p.Request.Ops); got != "addr 192.168.1.3/24" {
+		t.Errorf("ops %s", got)
+	}
+	want := "WARNING: setting interface address without mask is deprecated,\ndefault mask may not be correct."
+	if len(p.Warnings) != 1 || p.Warnings[0] != want {
+		t.Errorf("warnings %q", p.Warnings)
+	}
+}
+
+func TestIfconfigErrors(t *testing.T) {
+	tests := []struct {
+		name, line, msg string
+	}{
+		{"vhid zero on clone", "carp0 vhid 0", "vhid must be greater than 0"},
+		{"vhid negative on clone", "carp0 vhid -1", "vhid must be greater than 0"},
+		{"vhid non-number on clone", "carp0 vhid one", "vhid must be greater than 0"},
+		{"vhid trailing junk on clone", "carp0 vhid 1x", "vhid must be greater than 0"},
+		{"vhid zero on physical", "em0 vhid 0", "vhid must be greater than 0 and less than 255"},
+		{"vhid 256 on physical", "em0 vhid 256", "vhid must be greater than 0 and less than 255"},
+		{"vhid non-number on physical", "em0 vhid x", "vhid must be greater than 0 and less than 255"},
+		{"unknown state", "carp0 state primary", "unknown state"},
+		{"pass before vhid", "em0 pass x vhid 1", "passwd requires vhid"},
+		{"advskew before vhid", "em0 advskew 100 vhid 1", "advskew requires vhid"},
+		{"advbase before vhid", "em0 advbase 2", "advbase requires vhid"},
+		{"state before vhid", "em0 state master vhid 1", "state requires vhid"},
+		{"requires vhid checked before state value", "em0 state bogus", "state requires vhid"},
+		{"missing vhid argument", "carp0 vhid", "'vhid' requires argument"},
+		{"missing pass argument", "carp0 vhid 1 pass", "'pass' requires argument"},
+		{"missing carpdev argument", "carp0 carpdev", "'carpdev' requires argument"},
+		{"missing advskew argument", "em0 advskew", "'advskew' requires argument"},
+		{"missing netmask argument", "carp0 10.0.0.1 netmask", "'netmask' requires argument"},
+		{"missing state argument", "carp0 state", "'state' requires argument"},
+		{"advskew non-number", "carp0 advskew high", "SIOCSVH: Invalid argument"},
+		{"advbase non-number", "carp0 advbase 1s", "SIOCSVH: Invalid argument"},
+		{"garbage word", "carp0 vhid 1 frobnicate", "frobnicate: bad value"},
+		{"garbage second word", "carp0 10.0.0.1 garbage", "garbage: bad value"},
+		{"passwd is not a keyword", "carp0 vhid 1 passwd x", "passwd: bad value"},
+		{"carpdev unknown on physical", "em0 carpdev em1", "carpdev: bad value"},
+		{"create later in the line", "carp0 vhid 1 create", "create: bad value"},
+		{"inet later in the line", "carp0 vhid 1 inet 10.0.0.1", "inet: bad value"},
+		{"ipv6 without inet6", "carp0 2001:db8::1", "2001:db8::1: bad value"},
+		{"ipv6 without inet6, width checked first", "carp0 2001:db8::1/64", "2001:db8::1/64: bad value (width too large)"},
+		{"hostname not resolved", "carp0 vip.example.org", "vip.example.org: bad value"},
+		{"bad address octet", "carp0 10.0.0.256/24", "10.0.0.256: bad value"},
+		{"width too large", "carp0 10.0.0.1/33", "10.0.0.1/33: bad value (width too large)"},
+		{"width invalid", "carp0 10.0.0.1/x", "10.0.0.1/x: bad value (width invalid)"},
+		{"width empty", "carp0 10.0.0.1/", "10.0.0.1/: bad value (width invalid)"},
+		{"width trailing junk", "carp0 10.0.0.1/24x", "10.0.0.1/24x: bad value (width invalid)"},
+		{"bad netmask", "carp0 10.0.0.1 netmask foo", "foo: bad value"},
+		{"bad broadcast", "carp0 10.0.0.1/24 broadcast foo", "foo: bad value"},
+		{"inet6 prefix too long", "carp0 inet6 2001:db8::1/129", "129: bad value"},
+		{"inet6 bad prefixlen", "carp0 inet6 2001:db8::1 prefixlen x", "x: bad value"},
+		{"inet6 bad address", "carp0 inet6 10.0.0.1", "10.0.0.1: bad value"},
+		{"unsupported media", "carp0 media autoselect", "'media' is not supported by bsdcarp"},
+		{"unsupported mtu", "carp0 vhid 1 mtu 9000", "'mtu' is not supported by bsdcarp"},
+		{"unsupported txcsum", "em0 -txcsum", "'-txcsum' is not supported by bsdcarp"},
+		{"unsupported peer", "em0 vhid 1 peer 192.168.1.4", "'peer' is not supported by bsdcarp"},
+		{"unsupported without its argument", "carp0 mediaopt", "'mediaopt' is not supported by bsdcarp"},
+		{"netmask alone", "carp0 netmask 255.255.255.0", "'netmask without an address' is not supported by bsdcarp"},
+		{"first error wins", "carp0 vhid 0 state bogus", "vhid must be greater than 0"},
+		{"error after good words", "carp0 vhid 1 pass x advskew 100 state bogus", "unknown state"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParseIfconfig(strings.Fields(tc.line))
+			if err == nil {
+				t.Fatalf("%q: no error, ops %s", tc.line, opsString(p.Request.Ops))
+			}
+			var ce *engine.CLIError
+			if !errors.As(err, &ce) {
+				t.Fatalf("%q: error %T %v is not a CLIError", tc.line, err, err)
+			}
+			if ce.Msg != tc.msg {
+				t.Errorf("%q:\n got ifconfig: %s\nwant ifconfig: %s", tc.line, ce.Msg, tc.msg)
+			}
+			if p.Request != nil || p.Iface != "" {
+				t.Errorf("%q: partial result %+v", tc.line, p)
+			}
+		})
+	}
+}
+
+func TestIfconfigModes(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want ParsedIfconfig
+	}{
+		{"no arguments lists all", nil, ParsedIfconfig{ListAll: true}},
+		{"-a", []string{"-a"}, ParsedIfconfig{ListAll: true}},
+		{"-a -k", []string{"-a", "-k"}, ParsedIfconfig{ListAll: true, ShowKeys: true}},
+		{"-ak", []string{"-ak"}, ParsedIfconfig{ListAll: true, ShowKeys: true}},
+		{"-k alone lists all", []string{"-k"}, ParsedIfconfig{ListAll: true, ShowKeys: true}},
+		{"-l", []string{"-l"}, ParsedIfconfig{ListNames: true}},
+		{"-g carp", []string{"-g", "carp"}, ParsedIfconfig{Group: "carp"}},
+		{"-gcarp", []string{"-gcarp"}, ParsedIfconfig{Group: "carp"}},
+		{"status", []string{"carp0"}, ParsedIfconfig{Iface: "carp0"}},
+		{"status with inet", []string{"carp0", "inet"}, ParsedIfconfig{Iface: "carp0"}},
+		{"-k status", []string{"-k", "carp0"}, ParsedIfconfig{Iface: "carp0", ShowKeys: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseIfconfig(tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tc.want) {
+				t.Errorf("got %+v want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIfconfigModeErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		usage string // UsageError prefix line, or "" for a CLIError
+		msg   string
+	}{
+		{"illegal option", []string{"-z"}, "ifconfig: illegal option -- z\nusage: ifconfig", ""},
+		{"-g without group", []string{"-g"}, "ifconfig: option requires an argument -- g\nusage: ifconfig", ""},
+		{"-a with -l", []string{"-a", "-l"}, "usage: ifconfig", ""},
+		{"carpdemote", []string{"-g", "carp", "carpdemote", "50"}, "", "'carpdemote' is not supported by bsdcarp"},
+		{"-l with family", []string{"-l", "inet"}, "", "'inet' is not supported by bsdcarp"},
+		{"-v", []string{"-v", "carp0"}, "", "'-v' is not supported by bsdcarp"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseIfconfig(tc.args)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if tc.usage != "" {
+				var ue *UsageError
+				if !errors.As(err, &ue) || !strings.HasPrefix(ue.Text, tc.usage) || !strings.HasSuffix(ue.Text, "\n") {
+					t.Errorf("got %T %q, want usage starting %q", err, err, tc.usage)
+				}
+				return
+			}
+			var ce *engine.CLIError
+			if !errors.As(err, &ce) || ce.Msg != tc.msg {
+				t.Errorf("got %T %q, want %q", err, err, tc.msg)
+			}
+		})
+	}
+}
+
+func handbookStatus() engine.Status {
+	return engine.Status{
+		Clones: []engine.CloneStatus{{Name: "carp0", Up: true, MTU: 1500}},
+		VHIDs: []engine.VHIDStatus{{
+			Iface: "carp0", Carpdev: "em0", VHID: 1, AdvBase: 1, AdvSkew: 100,
+			State: "BACKUP", Key: "lanpasswd",
+			Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")},
+		}},
+	}
+}
+
+func TestFormatInterfaceHandbookByteExact(t *testing.T) {
+	want, err := os.ReadFile("testdata/handbook-28.4-carp0.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := FormatInterface(&b, "carp0", handbookStatus(), false); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != string(want) {
+		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
+	}
+}
+
+func TestFormatInterfaceDownKeysMultipleAddresses(t *testing.T) {
+	want, err := os.ReadFile("testdata/carp1-down-keys-multi.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := engine.Status{
+		Clones: []engine.CloneStatus{{Name: "carp0", Up: true, MTU: 1500}, {Name: "carp1", MTU: 1500}},
+		VHIDs: []engine.VHIDStatus{
+			handbookStatus().VHIDs[0],
+			{Iface: "carp1", Carpdev: "em1", VHID: 2, AdvBase: 1, State: "MASTER", Key: "wanpasswd",
+				Addrs: []netip.Prefix{
+					netip.MustParsePrefix("192.0.2.100/24"),
+					netip.MustParsePrefix("192.0.2.101/32"),
+					netip.MustParsePrefix("2001:db8::100/64"),
+				}},
+		},
+	}
+	var b strings.Builder
+	if err := FormatInterface(&b, "carp1", st, true); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != string(want) {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestFormatInterfaceCases(t *testing.T) {
+	tests := []struct {
+		name     string
+		st       engine.Status
+		showKeys bool
+		want     string
+	}{
+		{"clone without vhid prints only flags",
+			engine.Status{Clones: []engine.CloneStatus{{Name: "carp0", Up: true, MTU: 1500}}}, false,
+			"carp0: flags=8802<UP,BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n"},
+		{"down clone drops UP",
+			engine.Status{Clones: []engine.CloneStatus{{Name: "carp0", MTU: 1500}}}, false,
+			"carp0: flags=8802<BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n"},
+		{"no carpdev yet",
+			engine.Status{
+				Clones: []engine.CloneStatus{{Name: "carp0", Up: true, MTU: 1500}},
+				VHIDs:  []engine.VHIDStatus{{Iface: "carp0", VHID: 1, AdvBase: 1, State: "INIT"}},
+			}, false,
+			"carp0: flags=8802<UP,BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n     carp: INIT vhid 1 advbase 1 advskew 0\n"},
+		{"key hidden without -k", handbookStatus(), false,
+			"carp0: flags=8802<UP,BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n     carp: BACKUP carpdev em0 vhid 1 advbase 1 advskew 100\n     inet 10.0.0.1 netmask 0xffffff00 broadcast 10.0.0.255\n"},
+		{"key shown with -k", handbookStatus(), true,
+			"carp0: flags=8802<UP,BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n     carp: BACKUP carpdev em0 vhid 1 advbase 1 advskew 100 key \"lanpasswd\"\n     inet 10.0.0.1 netmask 0xffffff00 broadcast 10.0.0.255\n"},
+		{"no key set with -k",
+			engine.Status{
+				Clones: []engine.CloneStatus{{Name: "carp0", Up: true, MTU: 1500}},
+				VHIDs:  []engine.VHIDStatus{{Iface: "carp0", Carpdev: "em0", VHID: 1, AdvBase: 1, State: "MASTER"}},
+			}, true,
+			"carp0: flags=8802<UP,BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n     carp: MASTER carpdev em0 vhid 1 advbase 1 advskew 0\n"},
+		{"other interfaces' vhids ignored",
+			engine.Status{
+				Clones: []engine.CloneStatus{{Name: "carp0", Up: true, MTU: 1500}},
+				VHIDs:  []engine.VHIDStatus{{Iface: "em0", VHID: 1, AdvBase: 1, State: "MASTER"}},
+			}, false,
+			"carp0: flags=8802<UP,BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := FormatInterface(&b, "carp0", tc.st, tc.showKeys); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tc.want {
+				t.Errorf("got\n%q\nwant\n%q", b.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestFormatInterfaceMissing(t *testing.T) {
+	var b strings.Builder
+	err := FormatInterface(&b, "carp9", handbookStatus(), false)
+	var ce *engine.CLIError
+	if !errors.As(err, &ce) || ce.Msg != "interface carp9 does not exist" {
+		t.Fatalf("err = %v", err)
+	}
+	if b.Len() != 0 {
+		t.Errorf("printed %q", b.String())
+	}
+}
+
+func TestFormatAddr(t *testing.T) {
+	tests := map[string]string{
+		"10.0.0.1/24":      "inet 10.0.0.1 netmask 0xffffff00 broadcast 10.0.0.255",
+		"192.168.1.50/32":  "inet 192.168.1.50 netmask 0xffffffff broadcast 192.168.1.50",
+		"172.16.0.100/16":  "inet 172.16.0.100 netmask 0xffff0000 broadcast 172.16.255.255",
+		"10.0.0.1/0":       "inet 10.0.0.1 netmask 0x00000000",
+		"2001:db8::50/64":  "inet6 2001:db8::50 prefixlen 64",
+		"2001:db8::50/128": "inet6 2001:db8::50 prefixlen 128",
+	}
+	for in, want := range tests {
+		if got := formatAddr(netip.MustParsePrefix(in)); got != want {
+			t.Errorf("%s: got %q want %q", in, got, want)
+		}
+	}
+}
+
+func TestFormatList(t *testing.T) {
+	var b strings.Builder
+	FormatList(&b, []string{"em0", "lo0", "carp0"})
+	if b.String() != "em0 lo0 carp0\n" {
+		t.Errorf("got %q", b.String())
+	}
+}
+
+func TestInetAton(t *testing.T) {
+	tests := map[string]string{
+		"10.0.0.1":     "10.0.0.1",
+		"10.1":         "10.0.0.1",
+		"10.1.2":       "10.1.0.2",
+		"0xffffff00":   "255.255.255.0",
+		"167772161":    "10.0.0.1",
+		"012.0.0.1":    "10.0.0.1",
+		"0x0a.0.0.1":   "10.0.0.1",
+		"10.0.0.256":   "",
+		"1.2.3.4.5":    "",
+		"":             "",
+		"a.b.c.d":      "",
+		"09.0.0.1":     "",
+		"4294967296":   "",
+		"256.0.0.1":    "",
+		"10.0.0.1 foo": "10.0.0.1",
+	}
+	for in, want := range tests {
+		a, ok := inetAton(in)
+		got := ""
+		if ok {
+			got = a.String()
+		}
+		if got != want {
+			t.Errorf("inetAton(%q) = %q want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,515 @@
+package bsd
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/bsdcarp/bsdcarp/carp/engine"
+)
+
+// StatsOID is the opaque struct carpstats node. Plain listings skip it (BSD
+// sysctl prints opaque values only with -o / -x); -N and -d show it.
+const StatsOID = "net.inet.carp.stats"
+
+// sysctlNodes are the interior nodes above the carp knobs and their
+// descriptions (sysctl -d on a node prints the node's own line first).
+var sysctlNodes = []struct{ name, descr string }{
+	{"net", "Network, (see socket.h)"},
+	{"net.inet", "Internet Family"},
+	{"net.inet.carp", "CARP"},
+}
+
+// SysctlOpts are the output options of sysctl(8).
+type SysctlOpts struct {
+	All           bool // -a
+	ValuesOnly    bool // -n
+	NamesOnly     bool // -N
+	Equals        bool // -e: "name=value"
+	Descr         bool // -d
+	Quiet         bool // -q: no "unknown oid" message (still a failure)
+	IgnoreUnknown bool // -i: unknown oids are silently ignored
+	Opaque        bool // -o (opaque values: not printed yet)
+	Hex           bool // -x (opaque values: not printed yet)
+}
+
+// SysctlArg is one name[=value] argument. Line is the line number in the
+// -f file (0 for the command line); errors then end in " at line N".
+type SysctlArg struct {
+	Text string
+	Line int
+}
+
+// SysctlCmd is a parsed sysctl command line.
+type SysctlCmd struct {
+	Opts SysctlOpts
+	// File is the -f argument. The command reads it with ParseSysctlFile
+	// and puts its arguments before Args (BSD processes the file first).
+	// An unreadable file is "sysctl: FILE: <strerror>" with exit status 66
+	// (EX_NOINPUT).
+	File string
+	Args []SysctlArg
+}
+
+const sysctlUsage = "usage: sysctl [-bdehiNnoqTtWx] [ -B <bufsize> ] [-f filename] name[=value] ...\n" +
+	"       sysctl [-bdehNnoqTtWx] [ -B <bufsize> ] -a\n"
+
+func sysctlUsageErr(prefix string) error { return &UsageError{Text: prefix + sysctlUsage} }
+
+// ParseSysctl parses the words after the program name (getopt string
+// "AabB:def:hiNnoqtTwWxX"). Errors are *UsageError (print verbatim, exit 1)
+// or *engine.CLIError (print "sysctl: " + Msg, exit 1).
+func ParseSysctl(args []string) (SysctlCmd, error) {
+	var cmd SysctlCmd
+	o := &cmd.Opts
+	i := 0
+	for i < len(args) {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			break
+		}
+		for j := 1; j < len(a); j++ {
+			switch c := a[j]; c {
+			case 'A':
+				o.All, o.Opaque = true, true
+			case 'a':
+				o.All = true
+			case 'd':
+				o.Descr = true
+			case 'e':
+				o.Equals = true
+			case 'h':
+				// Thousands separators follow LC_NUMERIC, which is "C"
+				// for scripts: no visible effect.
+			case 'i':
+				o.IgnoreUnknown = true
+			case 'N':
+				o.NamesOnly = true
+			case 'n':
+				o.ValuesOnly = true
+			case 'o':
+				o.Opaque = true
+			case 'q':
+				o.Quiet = true
+			case 'w':
+				// compatibility, ignored
+			case 'X':
+				o.All, o.Hex = true, true
+			case 'x':
+				o.Hex = true
+			case 'f':
+				if j+1 < len(a) {
+					cmd.File = a[j+1:]
+				} else if i+1 < len(args) {
+					i++
+					cmd.File = args[i]
+				} else {
+					return SysctlCmd{}, sysctlUsageErr("sysctl: option requires an argument -- f\n")
+				}
+				j = len(a)
+			case 'b', 'B', 't', 'T', 'W':
+				return SysctlCmd{}, cliErr(fmt.Sprintf("-%c is not supported by bsdcarp", c))
+			default:
+				return SysctlCmd{}, sysctlUsageErr(fmt.Sprintf("sysctl: illegal option -- %c\n", c))
+			}
+		}
+		i++
+	}
+	rest := args[i:]
+	if o.NamesOnly && o.ValuesOnly {
+		return SysctlCmd{}, sysctlUsageErr("")
+	}
+	if o.All && len(rest) == 0 {
+		cmd.File = "" // BSD lists everything and never opens the file
+		return cmd, nil
+	}
+	if len(rest) == 0 && cmd.File == "" {
+		return SysctlCmd{}, sysctlUsageErr("")
+	}
+	for _, r := range rest {
+		cmd.Args = append(cmd.Args, SysctlArg{Text: r})
+	}
+	return cmd, nil
+}
+
+// ParseSysctlFile reads a sysctl.conf(5) file the way sysctl -f does: the
+// first unquoted, unescaped '#' starts a comment, surrounding white space is
+// trimmed, blank lines are skipped, every other line is an argument carrying
+// its line number. BSD reports problems in a line while processing it
+// ("sysctl: unknown oid 'x' at line 3"), so the only errors here are read
+// errors, as "FILE: <error>" (print after "sysctl: ").
+func ParseSysctlFile(r io.Reader, filename string) ([]SysctlArg, []error) {
+	var out []SysctlArg
+	var errs []error
+	br := bufio.NewReader(r)
+	lineno := 0
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			lineno++
+			if s := confLine(line); s != "" {
+				out = append(out, SysctlArg{Text: s, Line: lineno})
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			errs = append(errs, cliErr(fmt.Sprintf("%s: %v", filename, err)))
+			break
+		}
+	}
+	return out, errs
+}
+
+// confLine is the per-line processing of sysctl.c parsefile().
+func confLine(line string) string {
+	pq := strings.IndexByte(line, '\'')
+	pdq := strings.IndexByte(line, '"')
+	p := 0
+	for {
+		k := strings.IndexByte(line[p:], '#')
+		if k < 0 {
+			break
+		}
+		k += p
+		if pq >= 0 && k > pq {
+			if e := strings.IndexByte(line[pq+1:], '\''); e >= 0 {
+				line = line[:pq+1+e+1]
+			}
+			break
+		} else if pdq >= 0 && k > pdq {
+			if e := strings.IndexByte(line[pdq+1:], '"'); e >= 0 {
+				line = line[:pdq+1+e+1]
+			}
+			break
+		} else if k == 0 || line[k-1] != '\\' {
+			line = line[:k]
+			break
+		}
+		p = k + 1
+	}
+	return strings.TrimFunc(line, func(r rune) bool { return r < 0x80 && isSpace(byte(r)) })
+}
+
+// SysctlSet is one value the engine is asked to write.
+type SysctlSet struct {
+	Name  string
+	Value int64
+}
+
+// SysctlOutcome is the engine's answer to one SysctlSet: the value before
+// and after the write, or the errno text it refused with ("Invalid
+// argument").
+type SysctlOutcome struct {
+	Old, New int64
+	Err      error
+}
+
+// SysctlResult is the planned output of one sysctl command.
+//
+// Stdout, Stderr and Exit are final when Sets is empty. Otherwise they
+// assume every set succeeds with Old = the current value and New = the
+// requested value; call Complete with the engine's outcomes to get the real
+// text (the output of a set sits between the outputs of its neighbours).
+type SysctlResult struct {
+	Stdout, Stderr string
+	Exit           int
+	Sets           []SysctlSet
+
+	items []sysctlItem
+}
+
+type sysctlItem struct {
+	stdout, stderr string
+	fail           int
+	set            int // index into Sets, or -1
+	value          int64
+	name, arg      string
+	line           int
+	opts           SysctlOpts
+}
+
+// EvalSysctl evaluates a parsed command against the engine's knobs, listed
+// in the order the engine gives them (FreeBSD's listing order). Reads are
+// answered at once; assignments are validated (unknown oid, non-leaf, read
+// only, empty or invalid value, permission) and the valid ones returned in
+// Sets for the engine to apply.
+func EvalSysctl(cmd SysctlCmd, knobs []engine.Knob, isRoot bool) SysctlResult {
+	var res SysctlResult
+	o := cmd.Opts
+	if o.All && len(cmd.Args) == 0 {
+		res.items = append(res.items, sysctlItem{set: -1, stdout: listNode("", knobs, o)})
+	}
+	for _, a := range cmd.Args {
+		it := evalArg(a, knobs, isRoot, o)
+		if it.set >= 0 {
+			it.set = len(res.Sets)
+			res.Sets = append(res.Sets, SysctlSet{Name: it.name, Value: it.value})
+		}
+		res.items = append(res.items, it)
+	}
+	// Provisional output: every set succeeds as requested.
+	outs := make([]SysctlOutcome, len(res.Sets))
+	for i, s := range res.Sets {
+		outs[i] = SysctlOutcome{Old: knobValue(knobs, s.Name), New: s.Value}
+	}
+	res.Stdout, res.Stderr, res.Exit = res.Complete(outs)
+	return res
+}
+
+func knobValue(knobs []engine.Knob, name string) int64 {
+	for _, k := range knobs {
+		if k.Name == name {
+			return k.Value
+		}
+	}
+	return 0
+}
+
+// Complete renders the output once the engine has applied r.Sets;
+// outcomes[i] answers r.Sets[i]. A missing outcome counts as success with
+// the requested value.
+func (r SysctlResult) Complete(outcomes []SysctlOutcome) (stdout, stderr string, exit int) {
+	var so, se strings.Builder
+	for _, it := range r.items {
+		if it.set < 0 {
+			so.WriteString(it.stdout)
+			se.WriteString(it.stderr)
+			exit += it.fail
+			continue
+		}
+		oc := SysctlOutcome{New: r.Sets[it.set].Value}
+		if it.set < len(outcomes) {
+			oc = outcomes[it.set]
+		}
+		if oc.Err != nil {
+			o, e := FormatSetError(it.name, it.arg, it.line, oc.Old, oc.Err.Error(), it.opts)
+			so.WriteString(o)
+			se.WriteString(e)
+			exit++
+			continue
+		}
+		so.WriteString(FormatSet(it.name, oc.Old, oc.New, it.opts))
+	}
+	return so.String(), se.String(), exit
+}
+
+func lineSuffix(line int) string {
+	if line > 0 {
+		return fmt.Sprintf(" at line %d", line)
+	}
+	return ""
+}
+
+func failItem(msg string) sysctlItem {
+	return sysctlItem{set: -1, stderr: "sysctl: " + msg + "\n", fail: 1}
+}
+
+// evalArg is sysctl.c parse() for one argument.
+func evalArg(a SysctlArg, knobs []engine.Knob, isRoot bool, o SysctlOpts) sysctlItem {
+	line := lineSuffix(a.Line)
+	name, value, hasValue := a.Text, "", false
+	if k := strings.IndexAny(a.Text, "=:"); k >= 0 {
+		name, value, hasValue = a.Text[:k], a.Text[k+1:], true
+		value = strings.TrimLeft(value, " \t\n\v\f\r")
+		if value != "" && (value[0] == '"' || value[0] == '\'') {
+			if len(value) > 1 && value[len(value)-1] == value[0] {
+				value = value[1 : len(value)-1]
+			} else if len(value) == 1 {
+				value = ""
+			} else {
+				value = value[1:]
+			}
+		}
+	}
+	name = strings.TrimRight(name, " \t\n\v\f\r")
+
+	knob, isLeaf := findKnob(knobs, name)
+	isNode := !isLeaf && isNodeName(knobs, name)
+	if !isLeaf && !isNode {
+		if o.IgnoreUnknown {
+			return sysctlItem{set: -1}
+		}
+		if o.Quiet {
+			return sysctlItem{set: -1, fail: 1}
+		}
+		return failItem(fmt.Sprintf("unknown oid '%s'%s", name, line))
+	}
+	if !hasValue || o.Descr {
+		if isNode {
+			var s string
+			if o.Descr {
+				s = showVar(name, 0, nodeDescr(name), o)
+			}
+			return sysctlItem{set: -1, stdout: s + listNode(name, knobs, o)}
+		}
+		return sysctlItem{set: -1, stdout: showVar(knob.Name, knob.Value, knob.Description, o)}
+	}
+	if isNode {
+		return failItem(fmt.Sprintf("oid '%s' isn't a leaf node%s", name, line))
+	}
+	if knob.ReadOnly {
+		return failItem(fmt.Sprintf("oid '%s' is read only%s", name, line))
+	}
+	if knob.Name == StatsOID {
+		return failItem(fmt.Sprintf("oid '%s' is type 5, cannot set that%s", name, line))
+	}
+	if value == "" {
+		return failItem("empty numeric value")
+	}
+	var vals []int64
+	for _, tok := range strings.FieldsFunc(value, func(r rune) bool { return r == ' ' || r == ',' }) {
+		v, ok := strtol(tok)
+		if !ok {
+			return failItem(fmt.Sprintf("invalid integer '%s'%s", tok, line))
+		}
+		vals = append(vals, v)
+	}
+	if len(vals) == 0 {
+		// "name=," writes nothing; sysctl(3) succeeds and shows old -> old.
+		return sysctlItem{set: -1, stdout: FormatSet(knob.Name, knob.Value, knob.Value, o)}
+	}
+	if !isRoot {
+		out, errText := FormatSetError(knob.Name, a.Text, a.Line, knob.Value, "Operation not permitted", o)
+		return sysctlItem{set: -1, stdout: out, stderr: errText, fail: 1}
+	}
+	// The kernel's SYSCTL_IN reads one int: further values are ignored.
+	return sysctlItem{
+		set:   0,
+		name:  knob.Name,
+		arg:   a.Text,
+		line:  a.Line,
+		opts:  o,
+		value: vals[0],
+	}
+}
+
+// strtol is strtol(3) with base 0 followed by sysctl's (int) cast: hex with
+// 0x, octal with a leading 0, optional sign and leading white space; the
+// whole token must be consumed and fit in a long.
+func strtol(s string) (int64, bool) {
+	t := strings.TrimLeft(s, " \t\n\v\f\r")
+	neg := false
+	if t != "" && (t[0] == '+' || t[0] == '-') {
+		neg = t[0] == '-'
+		t = t[1:]
+	}
+	base := 10
+	switch {
+	case len(t) > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X') && isHex(t[2]):
+		base, t = 16, t[2:]
+	case len(t) > 1 && t[0] == '0':
+		base, t = 8, t[1:]
+	}
+	if t == "" {
+		return 0, false
+	}
+	u, err := strconv.ParseUint(t, base, 64)
+	if err != nil {
+		return 0, false
+	}
+	if (!neg && u > 1<<63-1) || (neg && u > 1<<63) {
+		return 0, false // ERANGE
+	}
+	v := int64(u)
+	if neg {
+		v = -v
+	}
+	return int64(int32(v)), true // (int)strtol(...): FreeBSD truncates
+}
+
+func isHex(c byte) bool {
+	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func findKnob(knobs []engine.Knob, name string) (engine.Knob, bool) {
+	for _, k := range knobs {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return engine.Knob{}, false
+}
+
+func isNodeName(knobs []engine.Knob, name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, k := range knobs {
+		if strings.HasPrefix(k.Name, name+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func nodeDescr(name string) string {
+	for _, n := range sysctlNodes {
+		if n.name == name {
+			return n.descr
+		}
+	}
+	return ""
+}
+
+// listNode prints every leaf under prefix ("" = all), in knob order.
+func listNode(prefix string, knobs []engine.Knob, o SysctlOpts) string {
+	var b strings.Builder
+	for _, k := range knobs {
+		if prefix != "" && !strings.HasPrefix(k.Name, prefix+".") {
+			continue
+		}
+		b.WriteString(showVar(k.Name, k.Value, k.Description, o))
+	}
+	return b.String()
+}
+
+// showVar is sysctl.c show_var() plus the newline parse() adds; an opaque
+// value prints nothing unless -N or -d.
+func showVar(name string, value int64, descr string, o SysctlOpts) string {
+	if o.NamesOnly {
+		return name + "\n"
+	}
+	sep := ": "
+	if o.Equals {
+		sep = "="
+	}
+	if o.Descr {
+		if o.ValuesOnly {
+			return descr + "\n"
+		}
+		return name + sep + descr + "\n"
+	}
+	if name == StatsOID {
+		return ""
+	}
+	if o.ValuesOnly {
+		return strconv.FormatInt(value, 10) + "\n"
+	}
+	return name + sep + strconv.FormatInt(value, 10) + "\n"
+}
+
+// FormatSet is the stdout line of a successful write:
+// "net.inet.carp.preempt: 0 -> 1" (-n: "0 -> 1", -e: "name=0 -> 1").
+func FormatSet(name string, old, new int64, o SysctlOpts) string {
+	o.Descr = false
+	before := strings.TrimSuffix(showVar(name, old, "", o), "\n")
+	o.ValuesOnly = true
+	after := showVar(name, new, "", o)
+	return before + " -> " + after
+}
+
+// FormatSetError is the output of a write the kernel refused: the current
+// value on stdout, then "sysctl: ARG: ERRNO TEXT" on stderr, where ARG is
+// the argument as typed (and " at line N" for -f lines).
+func FormatSetError(name, arg string, line int, cur int64, errText string, o SysctlOpts) (stdout, stderr string) {
+	o.Descr = false
+	return showVar(name, cur, "", o), fmt.Sprintf("sysctl: %s%s: %s\n", arg, lineSuffix(line), errText)
+}

@@ -1,0 +1,349 @@
+package bsd
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/bsdcarp/bsdcarp/carp/engine"
+)
+
+// testKnobs is the tree in FreeBSD 14's listing order (freebsd-cli.md
+// section 2), with the opaque stats node first and one read-only knob.
+func testKnobs() []engine.Knob {
+	return []engine.Knob{
+		{Name: "net.inet.carp.stats", Description: "CARP statistics (struct carpstats, netinet/ip_carp.h)"},
+		{Name: "net.inet.carp.ifdown_demotion_factor", Value: 240, Description: "Interface down demotion factor adjustment"},
+		{Name: "net.inet.carp.senderr_demotion_factor", Value: 240, Description: "Send error demotion factor adjustment"},
+		{Name: "net.inet.carp.demotion", Value: 0, Description: "Adjust demotion factor (skew of advskew)"},
+		{Name: "net.inet.carp.log", Value: 1, Description: "CARP log level"},
+		{Name: "net.inet.carp.preempt", Value: 0, Description: "High-priority backup preemption mode"},
+		{Name: "net.inet.carp.dscp", Value: 56, Description: "DSCP value for carp packets"},
+		{Name: "net.inet.carp.allow", Value: 1, Description: "Accept incoming CARP packets"},
+	}
+}
+
+func roKnobs() []engine.Knob {
+	return append(testKnobs(), engine.Knob{Name: "net.inet.carp.suppress_preempt", Description: "Preemption is suppressed", ReadOnly: true})
+}
+
+func TestParseSysctl(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want SysctlCmd
+	}{
+		{"one name", []string{"net.inet.carp.preempt"},
+			SysctlCmd{Args: []SysctlArg{{Text: "net.inet.carp.preempt"}}}},
+		{"-w is ignored", []string{"-w", "net.inet.carp.preempt=1"},
+			SysctlCmd{Args: []SysctlArg{{Text: "net.inet.carp.preempt=1"}}}},
+		{"-a alone", []string{"-a"}, SysctlCmd{Opts: SysctlOpts{All: true}}},
+		{"-a with names keeps names", []string{"-a", "net.inet.carp"},
+			SysctlCmd{Opts: SysctlOpts{All: true}, Args: []SysctlArg{{Text: "net.inet.carp"}}}},
+		{"combined flags", []string{"-nqi", "x"},
+			SysctlCmd{Opts: SysctlOpts{ValuesOnly: true, Quiet: true, IgnoreUnknown: true}, Args: []SysctlArg{{Text: "x"}}}},
+		{"-N -e -d -o -x", []string{"-N", "-e", "-d", "-o", "-x", "net"},
+			SysctlCmd{Opts: SysctlOpts{NamesOnly: true, Equals: true, Descr: true, Opaque: true, Hex: true}, Args: []SysctlArg{{Text: "net"}}}},
+		{"-f FILE", []string{"-f", "/etc/sysctl.conf"}, SysctlCmd{File: "/etc/sysctl.conf"}},
+		{"-fFILE", []string{"-f/etc/sysctl.conf"}, SysctlCmd{File: "/etc/sysctl.conf"}},
+		{"-f then names", []string{"-f", "f.conf", "net.inet.carp.log"},
+			SysctlCmd{File: "f.conf", Args: []SysctlArg{{Text: "net.inet.carp.log"}}}},
+		{"-a ignores -f without names", []string{"-a", "-f", "f.conf"}, SysctlCmd{Opts: SysctlOpts{All: true}}},
+		{"-- ends options", []string{"--", "-x"}, SysctlCmd{Args: []SysctlArg{{Text: "-x"}}}},
+		{"options stop at first name", []string{"net.inet.carp", "-n"},
+			SysctlCmd{Args: []SysctlArg{{Text: "net.inet.carp"}, {Text: "-n"}}}},
+		{"-A is -a -o", []string{"-A"}, SysctlCmd{Opts: SysctlOpts{All: true, Opaque: true}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseSysctl(tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseSysctlErrors(t *testing.T) {
+	usage := "usage: sysctl [-bdehiNnoqTtWx] [ -B <bufsize> ] [-f filename] name[=value] ...\n" +
+		"       sysctl [-bdehNnoqTtWx] [ -B <bufsize> ] -a\n"
+	tests := []struct {
+		name string
+		args []string
+		text string // full stderr for UsageError; "sysctl: "+Msg for CLIError
+	}{
+		{"no arguments", nil, usage},
+		{"-n with -N", []string{"-n", "-N", "net"}, usage},
+		{"illegal option", []string{"-z", "net"}, "sysctl: illegal option -- z\n" + usage},
+		{"-f without file", []string{"-f"}, "sysctl: option requires an argument -- f\n" + usage},
+		{"unsupported -b", []string{"-b", "net"}, "sysctl: -b is not supported by bsdcarp"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseSysctl(tc.args)
+			var ue *UsageError
+			var ce *engine.CLIError
+			switch {
+			case errors.As(err, &ue):
+				if ue.Text != tc.text {
+					t.Errorf("got %q want %q", ue.Text, tc.text)
+				}
+			case errors.As(err, &ce):
+				if "sysctl: "+ce.Msg != tc.text {
+					t.Errorf("got %q want %q", "sysctl: "+ce.Msg, tc.text)
+				}
+			default:
+				t.Fatalf("err = %T %v", err, err)
+			}
+		})
+	}
+}
+
+func evalLine(t *testing.T, line string, knobs []engine.Knob, root bool) SysctlResult {
+	t.Helper()
+	cmd, err := ParseSysctl(strings.Fields(line))
+	if err != nil {
+		t.Fatalf("ParseSysctl(%q): %v", line, err)
+	}
+	return EvalSysctl(cmd, knobs, root)
+}
+
+func readGolden(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestSysctlListings(t *testing.T) {
+	carp := readGolden(t, "sysctl-net.inet.carp.txt")
+	tests := []struct {
+		name, line, stdout string
+	}{
+		{"subtree in knob order, stats skipped", "net.inet.carp", carp},
+		{"prefix net.inet", "net.inet", carp},
+		{"prefix net", "net", carp},
+		{"-a lists everything", "-a", carp},
+		{"one leaf", "net.inet.carp.preempt", "net.inet.carp.preempt: 0\n"},
+		{"-n value", "-n net.inet.carp.dscp", "56\n"},
+		{"-e", "-e net.inet.carp.allow", "net.inet.carp.allow=1\n"},
+		{"-N names include stats", "-N net.inet.carp",
+			"net.inet.carp.stats\nnet.inet.carp.ifdown_demotion_factor\nnet.inet.carp.senderr_demotion_factor\nnet.inet.carp.demotion\nnet.inet.carp.log\nnet.inet.carp.preempt\nnet.inet.carp.dscp\nnet.inet.carp.allow\n"},
+		{"-d subtree starts with the node", "-d net.inet.carp", readGolden(t, "sysctl-d-net.inet.carp.txt")},
+		{"-d leaf", "-d net.inet.carp.preempt", "net.inet.carp.preempt: High-priority backup preemption mode\n"},
+		{"-dn leaf", "-dn net.inet.carp.log", "CARP log level\n"},
+		{"-de leaf", "-de net.inet.carp.log", "net.inet.carp.log=CARP log level\n"},
+		{"-d with value only describes", "-d net.inet.carp.preempt=1", "net.inet.carp.preempt: High-priority backup preemption mode\n"},
+		{"stats leaf alone prints nothing", "net.inet.carp.stats", ""},
+		{"several names in order", "net.inet.carp.allow net.inet.carp.log", "net.inet.carp.allow: 1\nnet.inet.carp.log: 1\n"},
+		{"-i ignores unknown", "-i net.inet.carp.foo net.inet.carp.log", "net.inet.carp.log: 1\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := evalLine(t, tc.line, testKnobs(), false)
+			if r.Stdout != tc.stdout || r.Stderr != "" || r.Exit != 0 || len(r.Sets) != 0 {
+				t.Errorf("got stdout %q stderr %q exit %d sets %v\nwant stdout %q", r.Stdout, r.Stderr, r.Exit, r.Sets, tc.stdout)
+			}
+		})
+	}
+}
+
+func TestSysctlSets(t *testing.T) {
+	tests := []struct {
+		name, line string
+		sets       []SysctlSet
+		stdout     string
+	}{
+		{"set prints old -> new", "net.inet.carp.preempt=1",
+			[]SysctlSet{{"net.inet.carp.preempt", 1}}, "net.inet.carp.preempt: 0 -> 1\n"},
+		{"-w accepted", "-w net.inet.carp.allow=1",
+			[]SysctlSet{{"net.inet.carp.allow", 1}}, "net.inet.carp.allow: 1 -> 1\n"},
+		{"-n", "-n net.inet.carp.preempt=1", []SysctlSet{{"net.inet.carp.preempt", 1}}, "0 -> 1\n"},
+		{"-e", "-e net.inet.carp.preempt=1", []SysctlSet{{"net.inet.carp.preempt", 1}}, "net.inet.carp.preempt=0 -> 1\n"},
+		{"colon separator", "net.inet.carp.log:2", []SysctlSet{{"net.inet.carp.log", 2}}, "net.inet.carp.log: 1 -> 2\n"},
+		{"double quotes stripped", `net.inet.carp.log="2"`, []SysctlSet{{"net.inet.carp.log", 2}}, "net.inet.carp.log: 1 -> 2\n"},
+		{"single quotes stripped", `net.inet.carp.log='0'`, []SysctlSet{{"net.inet.carp.log", 0}}, "net.inet.carp.log: 1 -> 0\n"},
+		{"hex value", "net.inet.carp.dscp=0x10", []SysctlSet{{"net.inet.carp.dscp", 16}}, "net.inet.carp.dscp: 56 -> 16\n"},
+		{"octal value", "net.inet.carp.dscp=010", []SysctlSet{{"net.inet.carp.dscp", 8}}, "net.inet.carp.dscp: 56 -> 8\n"},
+		{"negative demotion", "net.inet.carp.demotion=-240", []SysctlSet{{"net.inet.carp.demotion", -240}}, "net.inet.carp.demotion: 0 -> -240\n"},
+		{"first of several values", "net.inet.carp.log=2,3", []SysctlSet{{"net.inet.carp.log", 2}}, "net.inet.carp.log: 1 -> 2\n"},
+		{"value wider than int is truncated", "net.inet.carp.log=4294967298", []SysctlSet{{"net.inet.carp.log", 2}}, "net.inet.carp.log: 1 -> 2\n"},
+		{"read then set then read", "net.inet.carp.allow net.inet.carp.preempt=1 net.inet.carp.log",
+			[]SysctlSet{{"net.inet.carp.preempt", 1}},
+			"net.inet.carp.allow: 1\nnet.inet.carp.preempt: 0 -> 1\nnet.inet.carp.log: 1\n"},
+		{"-N set", "-N net.inet.carp.preempt=1", []SysctlSet{{"net.inet.carp.preempt", 1}}, "net.inet.carp.preempt -> net.inet.carp.preempt\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := evalLine(t, tc.line, testKnobs(), true)
+			if !reflect.DeepEqual(r.Sets, tc.sets) {
+				t.Errorf("sets %v want %v", r.Sets, tc.sets)
+			}
+			if r.Stdout != tc.stdout || r.Stderr != "" || r.Exit != 0 {
+				t.Errorf("got stdout %q stderr %q exit %d\nwant %q", r.Stdout, r.Stderr, r.Exit, tc.stdout)
+			}
+		})
+	}
+}
+
+func TestSysctlErrors(t *testing.T) {
+	tests := []struct {
+		name, line     string
+		root           bool
+		stdout, stderr string
+		exit           int
+	}{
+		{"unknown oid", "net.inet.carp.foo", true, "", "sysctl: unknown oid 'net.inet.carp.foo'\n", 1},
+		{"unknown oid on set", "net.inet.carp.foo=1", true, "", "sysctl: unknown oid 'net.inet.carp.foo'\n", 1},
+		{"partial component is unknown", "net.in", true, "", "sysctl: unknown oid 'net.in'\n", 1},
+		{"-q silences but fails", "-q net.inet.carp.foo", true, "", "", 1},
+		{"-i ignores", "-i net.inet.carp.foo=1", true, "", "", 0},
+		{"not a leaf", "net.inet.carp=1", true, "", "sysctl: oid 'net.inet.carp' isn't a leaf node\n", 1},
+		{"read only", "net.inet.carp.suppress_preempt=1", true, "", "sysctl: oid 'net.inet.carp.suppress_preempt' is read only\n", 1},
+		{"read only before permission", "net.inet.carp.suppress_preempt=1", false, "", "sysctl: oid 'net.inet.carp.suppress_preempt' is read only\n", 1},
+		{"empty numeric value", "net.inet.carp.preempt=", true, "", "sysctl: empty numeric value\n", 1},
+		{"empty after quotes", `net.inet.carp.preempt=""`, true, "", "sysctl: empty numeric value\n", 1},
+		{"invalid integer", "net.inet.carp.preempt=abc", true, "", "sysctl: invalid integer 'abc'\n", 1},
+		{"invalid integer trailing junk", "net.inet.carp.preempt=1x", true, "", "sysctl: invalid integer '1x'\n", 1},
+		{"non-root write", "net.inet.carp.preempt=1", false,
+			"net.inet.carp.preempt: 0\n", "sysctl: net.inet.carp.preempt=1: Operation not permitted\n", 1},
+		{"non-root write -n", "-n net.inet.carp.preempt=1", false,
+			"0\n", "sysctl: net.inet.carp.preempt=1: Operation not permitted\n", 1},
+		{"non-root may read", "net.inet.carp.preempt", false, "net.inet.carp.preempt: 0\n", "", 0},
+		{"stats cannot be set", "net.inet.carp.stats=0", true, "", "sysctl: oid 'net.inet.carp.stats' is type 5, cannot set that\n", 1},
+		{"exit counts failed arguments", "net.inet.carp.a net.inet.carp.log net.inet.carp.b=1 net=1", true,
+			"net.inet.carp.log: 1\n",
+			"sysctl: unknown oid 'net.inet.carp.a'\nsysctl: unknown oid 'net.inet.carp.b'\nsysctl: oid 'net' isn't a leaf node\n", 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := evalLine(t, tc.line, roKnobs(), tc.root)
+			if r.Stdout != tc.stdout || r.Stderr != tc.stderr || r.Exit != tc.exit || len(r.Sets) != 0 {
+				t.Errorf("got stdout %q stderr %q exit %d sets %v\nwant stdout %q stderr %q exit %d",
+					r.Stdout, r.Stderr, r.Exit, r.Sets, tc.stdout, tc.stderr, tc.exit)
+			}
+		})
+	}
+}
+
+func TestSysctlComplete(t *testing.T) {
+	r := evalLine(t, "net.inet.carp.preempt=1 net.inet.carp.dscp=64 net.inet.carp.demotion=50 net.inet.carp.log", testKnobs(), true)
+	want := []SysctlSet{{"net.inet.carp.preempt", 1}, {"net.inet.carp.dscp", 64}, {"net.inet.carp.demotion", 50}}
+	if !reflect.DeepEqual(r.Sets, want) {
+		t.Fatalf("sets %v", r.Sets)
+	}
+	stdout, stderr, exit := r.Complete([]SysctlOutcome{
+		{Old: 0, New: 1},
+		{Old: 56, Err: &engine.CLIError{Msg: "Invalid argument"}},
+		{Old: 240, New: 290}, // demotion adds
+	})
+	wantOut := "net.inet.carp.preempt: 0 -> 1\nnet.inet.carp.dscp: 56\nnet.inet.carp.demotion: 240 -> 290\nnet.inet.carp.log: 1\n"
+	wantErr := "sysctl: net.inet.carp.dscp=64: Invalid argument\n"
+	if stdout != wantOut || stderr != wantErr || exit != 1 {
+		t.Errorf("got %q %q %d", stdout, stderr, exit)
+	}
+}
+
+func TestFormatSetAndError(t *testing.T) {
+	if got := FormatSet("net.inet.carp.preempt", 0, 1, SysctlOpts{}); got != "net.inet.carp.preempt: 0 -> 1\n" {
+		t.Errorf("FormatSet %q", got)
+	}
+	if got := FormatSet("net.inet.carp.preempt", 0, 1, SysctlOpts{ValuesOnly: true}); got != "0 -> 1\n" {
+		t.Errorf("FormatSet -n %q", got)
+	}
+	o, e := FormatSetError("net.inet.carp.dscp", "net.inet.carp.dscp=64", 0, 56, "Invalid argument", SysctlOpts{})
+	if o != "net.inet.carp.dscp: 56\n" || e != "sysctl: net.inet.carp.dscp=64: Invalid argument\n" {
+		t.Errorf("FormatSetError %q %q", o, e)
+	}
+	o, e = FormatSetError("net.inet.carp.dscp", "net.inet.carp.dscp=64", 4, 56, "Invalid argument", SysctlOpts{ValuesOnly: true})
+	if o != "56\n" || e != "sysctl: net.inet.carp.dscp=64 at line 4: Invalid argument\n" {
+		t.Errorf("FormatSetError -f %q %q", o, e)
+	}
+}
+
+func TestParseSysctlFile(t *testing.T) {
+	conf := "# /etc/sysctl.conf\n" +
+		"\n" +
+		"net.inet.carp.preempt=1\n" +
+		"   net.inet.carp.log=2   # chatty\n" +
+		"net.inet.carp.foo=1\n" +
+		"net.inet.carp.dscp=\"40\" # quoted\n" +
+		"\t\n" +
+		"net.inet.carp.allow\n" +
+		"net.inet.carp.demotion=abc"
+	args, errs := ParseSysctlFile(strings.NewReader(conf), "/etc/sysctl.conf")
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	want := []SysctlArg{
+		{"net.inet.carp.preempt=1", 3},
+		{"net.inet.carp.log=2", 4},
+		{"net.inet.carp.foo=1", 5},
+		{`net.inet.carp.dscp="40"`, 6},
+		{"net.inet.carp.allow", 8},
+		{"net.inet.carp.demotion=abc", 9},
+	}
+	if !reflect.DeepEqual(args, want) {
+		t.Fatalf("args %+v", args)
+	}
+	cmd, err := ParseSysctl([]string{"-f", "/etc/sysctl.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Args = append(args, cmd.Args...)
+	r := EvalSysctl(cmd, testKnobs(), true)
+	wantOut := "net.inet.carp.preempt: 0 -> 1\nnet.inet.carp.log: 1 -> 2\nnet.inet.carp.dscp: 56 -> 40\nnet.inet.carp.allow: 1\n"
+	wantErr := "sysctl: unknown oid 'net.inet.carp.foo' at line 5\nsysctl: invalid integer 'abc' at line 9\n"
+	if r.Stdout != wantOut || r.Stderr != wantErr || r.Exit != 2 {
+		t.Errorf("got %q\n%q\n%d", r.Stdout, r.Stderr, r.Exit)
+	}
+	_, stderr, _ := r.Complete([]SysctlOutcome{{Old: 0, New: 1}, {Old: 1, New: 2}, {Old: 56, Err: errors.New("Invalid argument")}})
+	if !strings.Contains(stderr, "sysctl: net.inet.carp.dscp=\"40\" at line 6: Invalid argument\n") {
+		t.Errorf("stderr %q", stderr)
+	}
+}
+
+func TestConfLineComments(t *testing.T) {
+	tests := map[string]string{
+		"a=1 # c\n":        "a=1",
+		"# only\n":         "",
+		`a=1\#2`:           `a=1\#2`,
+		`a="x#y" # c`:      `a="x#y"`,
+		`a='x#y' # c`:      `a='x#y'`,
+		"  a=1  \r\n":      "a=1",
+		"a=1#c":            "a=1",
+		"#":                "",
+		"\\#a=1 #comment ": "\\#a=1",
+	}
+	for in, want := range tests {
+		if got := confLine(in); got != want {
+			t.Errorf("confLine(%q) = %q want %q", in, got, want)
+		}
+	}
+}
+
+func TestStrtol(t *testing.T) {
+	tests := []struct {
+		in string
+		v  int64
+		ok bool
+	}{
+		{"1", 1, true}, {"-1", -1, true}, {"+7", 7, true}, {"0x3f", 63, true}, {"0X3F", 63, true},
+		{"010", 8, true}, {"0", 0, true}, {"-0x10", -16, true},
+		{"08", 0, false}, {"0x", 0, false}, {"abc", 0, false}, {"1.5", 0, false}, {"", 0, false},
+		{"99999999999999999999", 0, false}, {"2147483648", -2147483648, true},
+	}
+	for _, tc := range tests {
+		v, ok := strtol(tc.in)
+		if v != tc.v || ok != tc.ok {
+			t.Errorf("strtol(%q) = %d,%v want %d,%v", tc.in, v, ok, tc.v, tc.ok)
+		}
+	}
+}

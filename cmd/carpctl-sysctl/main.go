@@ -1,0 +1,142 @@
+// Command carpctl-sysctl is sysctl(8) for the net.inet.carp tree kept by
+// carpd. It takes FreeBSD sysctl command lines verbatim and prints what a BSD
+// host prints; installed as bin/bsd/sysctl it reports errors as "sysctl:".
+// --stats prints the carpstats counters as `netstat -s -p carp` does.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/bsdcarp/bsdcarp/carp/bsd"
+	"github.com/bsdcarp/bsdcarp/carp/control"
+	"github.com/bsdcarp/bsdcarp/carp/engine"
+)
+
+const help = `usage: carpctl-sysctl [--socket PATH] [--stats] BSD-SYSCTL-ARGUMENTS...
+  sysctl -w net.inet.carp.preempt=1
+  sysctl net.inet.carp
+  sysctl -n net.inet.carp.allow
+  sysctl -f /etc/sysctl.conf
+  carpctl-sysctl --stats          # netstat -s -p carp
+See carpctl-sysctl(8). The socket defaults to $CARPD_SOCKET or ` + control.DefaultSocket + ".\n"
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+func run(argv []string, stdout, stderr io.Writer) int {
+	prog := filepath.Base(argv[0])
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	fail := func(msg string) int {
+		out.Flush()
+		fmt.Fprintf(stderr, "%s: %s\n", prog, msg)
+		return 1
+	}
+	socket, flags, args, err := control.SplitFlags(argv[1:], "help", "stats")
+	if err != nil {
+		return fail(err.Error())
+	}
+	if flags["help"] {
+		fmt.Fprint(out, help)
+		return 0
+	}
+	c := control.Client{Path: socket}
+	if flags["stats"] {
+		resp, err := c.Do(control.Request{Op: control.OpStatus})
+		if err != nil {
+			return fail(err.Error())
+		}
+		if resp.Status == nil {
+			return fail(resp.Error)
+		}
+		if err := bsd.FormatNetstat(out, resp.Status.Stats); err != nil {
+			return fail(err.Error())
+		}
+		return 0
+	}
+	cmd, err := bsd.ParseSysctl(args)
+	if err != nil {
+		var ue *bsd.UsageError
+		if errors.As(err, &ue) {
+			fmt.Fprint(stderr, ue.Text)
+			return 1
+		}
+		return fail(err.Error())
+	}
+	if cmd.File != "" {
+		f, err := os.Open(cmd.File)
+		if err != nil {
+			var pe *os.PathError
+			msg := err.Error()
+			if errors.As(err, &pe) {
+				msg = pe.Err.Error()
+			}
+			fmt.Fprintf(stderr, "%s: %s: %s\n", prog, cmd.File, capitalize(msg))
+			return 66 // EX_NOINPUT, as FreeBSD
+		}
+		fileArgs, errs := bsd.ParseSysctlFile(f, cmd.File)
+		f.Close()
+		for _, e := range errs {
+			fmt.Fprintln(stderr, e)
+		}
+		cmd.Args = append(fileArgs, cmd.Args...)
+	}
+	resp, err := c.Do(control.Request{Op: control.OpStatus})
+	if err != nil {
+		return fail(err.Error())
+	}
+	if resp.Status == nil {
+		return fail(resp.Error)
+	}
+	res := bsd.EvalSysctl(cmd, resp.Status.Knobs, os.Geteuid() == 0)
+	if len(res.Sets) == 0 {
+		fmt.Fprint(out, res.Stdout)
+		out.Flush()
+		fmt.Fprint(stderr, res.Stderr)
+		return res.Exit
+	}
+	outcomes := make([]bsd.SysctlOutcome, len(res.Sets))
+	for i, s := range res.Sets {
+		r, err := c.Do(control.Request{Op: control.OpSysctl, OID: s.Name, Value: s.Value})
+		switch {
+		case err != nil:
+			outcomes[i] = bsd.SysctlOutcome{Err: err}
+		case r.Code == control.CodePerm:
+			outcomes[i] = bsd.SysctlOutcome{Old: current(resp.Status.Knobs, s.Name), Err: errors.New("Operation not permitted")}
+		case r.Code != "":
+			outcomes[i] = bsd.SysctlOutcome{Old: current(resp.Status.Knobs, s.Name), Err: errors.New(r.Error)}
+		default:
+			outcomes[i] = bsd.SysctlOutcome{Old: r.Old, New: r.New}
+		}
+	}
+	so, se, code := res.Complete(outcomes)
+	fmt.Fprint(out, so)
+	out.Flush()
+	fmt.Fprint(stderr, se)
+	return code
+}
+
+// current is the value a knob had before a failed write (BSD prints it).
+func current(knobs []engine.Knob, name string) int64 {
+	for _, k := range knobs {
+		if k.Name == name {
+			return k.Value
+		}
+	}
+	return 0
+}
+
+// capitalize turns Go's "no such file or directory" into strerror's
+// "No such file or directory".
+func capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}

@@ -1,0 +1,1005 @@
+//go:build linux
+
+package kernelshim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// readBufSize bounds every read of the raw sockets. A CARP advert is 56
+// bytes (IPv4) or 36 (IPv6 payload); anything longer is delivered truncated
+// and left to the caller's validation.
+const readBufSize = 1500 + 512
+
+// linux is the real Kernel. It remembers the network namespace it was
+// created in and performs every namespace-sensitive operation (socket
+// creation, /proc/sys access, netlink subscriptions) there, whatever OS
+// thread the caller happens to run on.
+type linux struct {
+	h     *netlink.Handle
+	hmu   sync.Mutex // serialises requests on h
+	nsFd  int        // the namespace NewLinux ran in
+	nsID  nsID
+	log   *slog.Logger
+	close chan struct{}
+	wg    sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	opened bool
+	c4     *net.IPConn
+	r4     *ipv4.RawConn
+	c6     *net.IPConn
+	p6     *ipv6.PacketConn
+	pktFd  int // AF_PACKET socket for Announce, -1 until first use
+	subs   map[*subscription]struct{}
+}
+
+type nsID struct{ dev, ino uint64 }
+
+func nsOf(path string) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsID{}, err
+	}
+	return nsID{uint64(st.Dev), st.Ino}, nil
+}
+
+// NewLinux returns the real Kernel, bound to the network namespace of the
+// calling OS thread (for an ordinary process: the process's namespace).
+func NewLinux() (Kernel, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("kernelshim: open network namespace: %w", err)
+	}
+	id, err := nsOf("/proc/thread-self/ns/net")
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("kernelshim: stat network namespace: %w", err)
+	}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("kernelshim: netlink handle: %w", err)
+	}
+	return &linux{h: h, nsFd: fd, nsID: id, log: slog.Default().With("component", "kernelshim"),
+		close: make(chan struct{}), pktFd: -1}, nil
+}
+
+// inNS runs f on an OS thread that is in the Kernel's network namespace.
+func (k *linux) inNS(f func() error) error {
+	runtime.LockOSThread()
+	if id, err := nsOf("/proc/thread-self/ns/net"); err == nil && id == k.nsID {
+		defer runtime.UnlockOSThread()
+		return f()
+	}
+	runtime.UnlockOSThread()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("open current namespace: %w", err)
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Setns(k.nsFd, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		ferr := f()
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err == nil {
+			runtime.UnlockOSThread()
+		} // else: leave the thread locked; it dies with this goroutine.
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+func (k *linux) isClosed() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.closed
+}
+
+// withHandle runs f with the netlink handle, serialised.
+func (k *linux) withHandle(f func(h *netlink.Handle) error) error {
+	k.hmu.Lock()
+	defer k.hmu.Unlock()
+	if k.isClosed() {
+		return ErrClosed
+	}
+	return f(k.h)
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}
+
+func (k *linux) nlLink(name string) (netlink.Link, error) {
+	var l netlink.Link
+	err := k.withHandle(func(h *netlink.Handle) error {
+		var err error
+		l, err = h.LinkByName(name)
+		return err
+	})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("%s: %w", name, ErrNoLink)
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	ip := n.IP
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a, ones), true
+}
+
+func ipNetOf(p netip.Prefix) *net.IPNet {
+	a := p.Addr().Unmap()
+	bits := a.BitLen()
+	return &net.IPNet{IP: net.IP(a.AsSlice()), Mask: net.CIDRMask(p.Bits(), bits)}
+}
+
+// retryDump repeats a netlink dump interrupted by a concurrent change.
+func retryDump(f func() error) error {
+	var err error
+	for range 5 {
+		if err = f(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return err
+		}
+	}
+	return err
+}
+
+func (k *linux) addrsByIndex(index int) (map[int][]netip.Prefix, error) {
+	out := map[int][]netip.Prefix{}
+	err := k.withHandle(func(h *netlink.Handle) error {
+		return retryDump(func() error {
+			clear(out)
+			var link netlink.Link
+			if index > 0 {
+				link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index}}
+			}
+			as, err := h.AddrList(link, netlink.FAMILY_ALL)
+			if err != nil {
+				return err
+			}
+			for _, a := range as {
+				if p, ok := prefixOf(a.IPNet); ok {
+					out[a.LinkIndex] = append(out[a.LinkIndex], p)
+				}
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+func convertLink(l netlink.Link) Link {
+	a := l.Attrs()
+	kind := l.Type()
+	if kind == "device" {
+		kind = ""
+	}
+	var mac net.HardwareAddr
+	if len(a.HardwareAddr) > 0 {
+		mac = append(net.HardwareAddr(nil), a.HardwareAddr...)
+	}
+	return Link{
+		Name:        a.Name,
+		Index:       a.Index,
+		MAC:         mac,
+		MTU:         a.MTU,
+		AdminUp:     a.RawFlags&unix.IFF_UP != 0,
+		Carrier:     a.RawFlags&unix.IFF_LOWER_UP != 0 || a.OperState == netlink.OperUp,
+		Running:     a.RawFlags&unix.IFF_RUNNING != 0,
+		Promisc:     a.RawFlags&unix.IFF_PROMISC != 0,
+		Broadcast:   a.RawFlags&unix.IFF_BROADCAST != 0,
+		Multicast:   a.RawFlags&unix.IFF_MULTICAST != 0,
+		Loopback:    a.RawFlags&unix.IFF_LOOPBACK != 0,
+		Kind:        kind,
+		ParentIndex: a.ParentIndex,
+		Alias:       a.Alias,
+	}
+}
+
+// Links returns every link of the namespace with its addresses.
+func (k *linux) Links() ([]Link, error) {
+	var nls []netlink.Link
+	err := k.withHandle(func(h *netlink.Handle) error {
+		return retryDump(func() error {
+			var err error
+			nls, err = h.LinkList()
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kernelshim: list links: %w", err)
+	}
+	addrs, err := k.addrsByIndex(0)
+	if err != nil {
+		return nil, fmt.Errorf("kernelshim: list addresses: %w", err)
+	}
+	out := make([]Link, 0, len(nls))
+	for _, l := range nls {
+		c := convertLink(l)
+		c.Addrs = addrs[c.Index]
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// LinkByName returns one link; ErrNoLink-wrapped when missing.
+func (k *linux) LinkByName(name string) (Link, error) {
+	l, err := k.nlLink(name)
+	if err != nil {
+		return Link{}, fmt.Errorf("kernelshim: link %w", err)
+	}
+	c := convertLink(l)
+	addrs, err := k.addrsByIndex(c.Index)
+	if err != nil {
+		return Link{}, fmt.Errorf("kernelshim: addresses of %s: %w", name, err)
+	}
+	c.Addrs = addrs[c.Index]
+	return c, nil
+}
+
+// CreateMACVLAN: see Kernel.
+func (k *linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
+	if old, err := k.nlLink(name); err == nil {
+		if old.Attrs().Alias != OwnerAlias {
+			return fmt.Errorf("kernelshim: create macvlan %s: a link of that name exists and is not ours (alias %q)", name, old.Attrs().Alias)
+		}
+		if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkDel(old) }); err != nil && !isNotFound(err) {
+			return fmt.Errorf("kernelshim: create macvlan %s: delete leftover: %w", name, err)
+		}
+	} else if !errors.Is(err, ErrNoLink) {
+		return fmt.Errorf("kernelshim: create macvlan %s: %w", name, err)
+	}
+	p, err := k.nlLink(parent)
+	if err != nil {
+		return fmt.Errorf("kernelshim: create macvlan %s on parent %w", name, err)
+	}
+	mv := &netlink.Macvlan{
+		LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: p.Attrs().Index, HardwareAddr: mac},
+		Mode:      netlink.MACVLAN_MODE_BRIDGE,
+	}
+	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkAdd(mv) }); err != nil {
+		return fmt.Errorf("kernelshim: create macvlan %s on %s address %s: %w", name, parent, mac, err)
+	}
+	fail := func(step string, err error) error {
+		_ = k.withHandle(func(h *netlink.Handle) error { return h.LinkDel(mv) })
+		return fmt.Errorf("kernelshim: create macvlan %s: %s: %w", name, step, err)
+	}
+	// The new link is down: set alias and addr_gen_mode before it comes up,
+	// so that no link-local address is ever generated.
+	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkSetAlias(mv, OwnerAlias) }); err != nil {
+		return fail("set alias", err)
+	}
+	if err := k.withHandle(func(h *netlink.Handle) error {
+		return h.LinkSetIP6AddrGenMode(mv, nl.IN6_ADDR_GEN_MODE_NONE)
+	}); err != nil {
+		// Without IPv6 in the kernel (or disabled on the link) there is no
+		// link-local to suppress.
+		if !errors.Is(err, unix.EAFNOSUPPORT) && !errors.Is(err, unix.EOPNOTSUPP) {
+			return fail("set addrgenmode none", err)
+		}
+	}
+	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkSetUp(mv) }); err != nil {
+		return fail("set up", err)
+	}
+	return nil
+}
+
+// DeleteLink: see Kernel.
+func (k *linux) DeleteLink(name string) error {
+	l, err := k.nlLink(name)
+	if err != nil {
+		return fmt.Errorf("kernelshim: delete link %w", err)
+	}
+	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkDel(l) }); err != nil {
+		if isNotFound(err) {
+			return fmt.Errorf("kernelshim: delete link %s: %w", name, ErrNoLink)
+		}
+		return fmt.Errorf("kernelshim: delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+// SetLinkUp: see Kernel.
+func (k *linux) SetLinkUp(name string, up bool) error {
+	l, err := k.nlLink(name)
+	if err != nil {
+		return fmt.Errorf("kernelshim: set link %w", err)
+	}
+	err = k.withHandle(func(h *netlink.Handle) error {
+		if up {
+			return h.LinkSetUp(l)
+		}
+		return h.LinkSetDown(l)
+	})
+	if err != nil {
+		return fmt.Errorf("kernelshim: set link %s up=%v: %w", name, up, err)
+	}
+	return nil
+}
+
+// ReplaceAddr: see Kernel.
+func (k *linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) error {
+	if !p.IsValid() {
+		return fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
+	}
+	l, err := k.nlLink(link)
+	if err != nil {
+		return fmt.Errorf("kernelshim: replace %s on %w", p, err)
+	}
+	secs := lifetimeSeconds(lifetime)
+	a := &netlink.Addr{IPNet: ipNetOf(p), ValidLft: secs, PreferedLft: secs}
+	if p.Addr().Unmap().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	if err := k.withHandle(func(h *netlink.Handle) error { return h.AddrReplace(l, a) }); err != nil {
+		return fmt.Errorf("kernelshim: replace %s on %s (lifetime %ds): %w", p, link, secs, err)
+	}
+	return nil
+}
+
+// DelAddr: see Kernel.
+func (k *linux) DelAddr(link string, p netip.Prefix) error {
+	l, err := k.nlLink(link)
+	if err != nil {
+		return fmt.Errorf("kernelshim: delete %s from %w", p, err)
+	}
+	a := &netlink.Addr{IPNet: ipNetOf(p)}
+	err = k.withHandle(func(h *netlink.Handle) error { return h.AddrDel(l, a) })
+	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kernelshim: delete %s from %s: %w", p, link, err)
+	}
+	return nil
+}
+
+// OpenCARP: see Kernel.
+func (k *linux) OpenCARP(ctx context.Context, onto chan<- Packet) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return fmt.Errorf("kernelshim: open CARP sockets: %w", ErrClosed)
+	}
+	if k.opened {
+		return errors.New("kernelshim: open CARP sockets: already open")
+	}
+	var c4, c6 net.PacketConn
+	var err6 error
+	err := k.inNS(func() error {
+		var err error
+		c4, err = net.ListenPacket("ip4:112", "0.0.0.0")
+		if err != nil {
+			return err
+		}
+		c6, err6 = net.ListenPacket("ip6:112", "::")
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("kernelshim: open raw IPv4 protocol 112 socket: %w", err)
+	}
+	r4, err := ipv4.NewRawConn(c4)
+	if err == nil {
+		err = setup4(r4)
+	}
+	if err != nil {
+		c4.Close()
+		if c6 != nil {
+			c6.Close()
+		}
+		return fmt.Errorf("kernelshim: set up raw IPv4 socket: %w", err)
+	}
+	k.c4, k.r4 = c4.(*net.IPConn), r4
+	if err6 == nil {
+		p6 := ipv6.NewPacketConn(c6)
+		if err := setup6(p6); err != nil {
+			c6.Close()
+			err6 = err
+		} else {
+			k.c6, k.p6 = c6.(*net.IPConn), p6
+		}
+	}
+	if err6 != nil {
+		k.log.Warn("IPv6 CARP disabled: cannot open raw IPv6 protocol 112 socket", "err", err6)
+	}
+	k.opened = true
+	myc4 := k.c4
+
+	stop := make(chan struct{})
+	var once sync.Once
+	shut := func() { once.Do(func() { close(stop) }) }
+	k.wg.Add(1)
+	go func() { // closes the sockets when ctx ends (Close closes them too)
+		defer k.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-k.close:
+		case <-stop:
+		}
+		k.mu.Lock()
+		k.closeSocketsLocked()
+		if k.c4 == myc4 { // allow a later OpenCARP with a new context
+			k.opened = false
+			k.c4, k.r4, k.c6, k.p6 = nil, nil, nil, nil
+		}
+		k.mu.Unlock()
+	}()
+	readers := 1
+	if k.p6 != nil {
+		readers++
+	}
+	var rwg sync.WaitGroup
+	rwg.Add(readers)
+	k.wg.Add(readers)
+	done := func() { rwg.Done(); k.wg.Done() }
+	c4r, p6r := k.c4, k.p6
+	go func() { defer done(); k.read4(ctx, c4r, onto) }()
+	if p6r != nil {
+		go func() { defer done(); k.read6(ctx, p6r, onto) }()
+	}
+	go func() { rwg.Wait(); shut() }()
+	return nil
+}
+
+func setup4(r *ipv4.RawConn) error {
+	if err := r.SetControlMessage(ipv4.FlagTTL|ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
+		return fmt.Errorf("control messages: %w", err)
+	}
+	if err := r.SetMulticastLoopback(false); err != nil {
+		return fmt.Errorf("multicast loop off: %w", err)
+	}
+	if err := r.SetMulticastTTL(255); err != nil {
+		return fmt.Errorf("multicast TTL: %w", err)
+	}
+	return nil
+}
+
+func setup6(p *ipv6.PacketConn) error {
+	if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagInterface|ipv6.FlagDst, true); err != nil {
+		return fmt.Errorf("control messages: %w", err)
+	}
+	if err := p.SetMulticastLoopback(false); err != nil {
+		return fmt.Errorf("multicast loop off: %w", err)
+	}
+	if err := p.SetMulticastHopLimit(255); err != nil {
+		return fmt.Errorf("multicast hop limit: %w", err)
+	}
+	if err := p.SetHopLimit(255); err != nil {
+		return fmt.Errorf("hop limit: %w", err)
+	}
+	// IPv6 refuses a link-local source that is not on the outgoing device
+	// (EINVAL). Adverts leave through the macvlan (virtual MAC, like
+	// FreeBSD) with the carpdev's link-local source, and the macvlan has
+	// none (addr_gen_mode none): allow non-local sources, as IPv4's
+	// IP_HDRINCL does.
+	if err := setFreebind6(p); err != nil {
+		return fmt.Errorf("IPV6_FREEBIND: %w", err)
+	}
+	return nil
+}
+
+func setFreebind6(p *ipv6.PacketConn) error {
+	sc, ok := p.PacketConn.(syscall.Conn)
+	if !ok {
+		return errors.New("not a syscall.Conn")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+func (k *linux) closeSocketsLocked() {
+	if k.c4 != nil {
+		k.c4.Close()
+	}
+	if k.c6 != nil {
+		k.c6.Close()
+	}
+}
+
+func deliver(ctx context.Context, stop <-chan struct{}, onto chan<- Packet, p Packet) bool {
+	select {
+	case onto <- p:
+		return true
+	case <-ctx.Done():
+	case <-stop:
+	}
+	return false
+}
+
+func (k *linux) read4(ctx context.Context, c *net.IPConn, onto chan<- Packet) {
+	buf := make([]byte, readBufSize)
+	oob := ipv4.NewControlMessage(ipv4.FlagTTL | ipv4.FlagInterface | ipv4.FlagDst)
+	for {
+		n, oobn, _, from, err := c.ReadMsgIP(buf, oob)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			k.log.Warn("CARP IPv4 receive", "err", err)
+			select { // do not spin on a persistent error
+			case <-time.After(100 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+				return
+			case <-k.close:
+				return
+			}
+		}
+		var cm ipv4.ControlMessage
+		_ = cm.Parse(oob[:oobn])
+		p := parse4(buf[:n], &cm, from)
+		if !deliver(ctx, k.close, onto, p) {
+			return
+		}
+	}
+}
+
+// parse4 turns a raw IPv4 datagram (header included) into a Packet,
+// tolerating short or odd headers: the caller validates.
+func parse4(b []byte, cm *ipv4.ControlMessage, from *net.IPAddr) Packet {
+	p := Packet{IfIndex: cm.IfIndex, TTL: cm.TTL}
+	if from != nil {
+		if a, ok := netip.AddrFromSlice(from.IP); ok {
+			p.Src = a.Unmap()
+		}
+	}
+	if a, ok := netip.AddrFromSlice(cm.Dst); ok {
+		p.Dst = a.Unmap()
+	}
+	if len(b) >= ipv4.HeaderLen && b[0]>>4 == 4 {
+		p.TTL = int(b[8])
+		p.Src = netip.AddrFrom4([4]byte(b[12:16]))
+		p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+		ihl := int(b[0]&0x0f) * 4
+		if ihl >= ipv4.HeaderLen && ihl <= len(b) {
+			p.Payload = append([]byte(nil), b[ihl:]...)
+		} else {
+			p.Payload = []byte{}
+		}
+	} else {
+		p.Payload = []byte{}
+	}
+	return p
+}
+
+func (k *linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- Packet) {
+	buf := make([]byte, readBufSize)
+	for {
+		n, cm, src, err := c.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			k.log.Warn("CARP IPv6 receive", "err", err)
+			select {
+			case <-time.After(100 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+				return
+			case <-k.close:
+				return
+			}
+		}
+		p := Packet{Payload: append([]byte(nil), buf[:n]...), IPv6: true}
+		if ia, ok := src.(*net.IPAddr); ok {
+			if a, ok := netip.AddrFromSlice(ia.IP); ok {
+				p.Src = a
+			}
+		}
+		if cm != nil {
+			p.IfIndex = cm.IfIndex
+			p.TTL = cm.HopLimit
+			if a, ok := netip.AddrFromSlice(cm.Dst); ok {
+				p.Dst = a
+			}
+		}
+		if !deliver(ctx, k.close, onto, p) {
+			return
+		}
+	}
+}
+
+func (k *linux) sockets() (*ipv4.RawConn, *ipv6.PacketConn, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed || !k.opened {
+		return nil, nil, ErrClosed
+	}
+	return k.r4, k.p6, nil
+}
+
+func (k *linux) iface(name string) (*net.Interface, error) {
+	l, err := k.nlLink(name)
+	if err != nil {
+		return nil, err
+	}
+	// Not net.InterfaceByName: that asks the namespace of the calling thread.
+	return &net.Interface{Index: l.Attrs().Index, Name: name}, nil
+}
+
+var (
+	group4 = &net.IPAddr{IP: net.IP(GroupV4.AsSlice())}
+	group6 = &net.IPAddr{IP: net.IP(GroupV6.AsSlice())}
+)
+
+// JoinGroup: see Kernel.
+func (k *linux) JoinGroup(ifname string) error {
+	r4, p6, err := k.sockets()
+	if err != nil {
+		return fmt.Errorf("kernelshim: join CARP group on %s: %w", ifname, err)
+	}
+	ifi, err := k.iface(ifname)
+	if err != nil {
+		return fmt.Errorf("kernelshim: join CARP group on %w", err)
+	}
+	if err := r4.JoinGroup(ifi, group4); err != nil && !errors.Is(err, unix.EADDRINUSE) {
+		return fmt.Errorf("kernelshim: join %s on %s: %w", GroupV4, ifname, err)
+	}
+	if p6 != nil {
+		if err := p6.JoinGroup(ifi, group6); err != nil && !errors.Is(err, unix.EADDRINUSE) {
+			return fmt.Errorf("kernelshim: join %s on %s: %w", GroupV6, ifname, err)
+		}
+	}
+	return nil
+}
+
+// LeaveGroup: see Kernel.
+func (k *linux) LeaveGroup(ifname string) error {
+	r4, p6, err := k.sockets()
+	if err != nil {
+		return fmt.Errorf("kernelshim: leave CARP group on %s: %w", ifname, err)
+	}
+	ifi, err := k.iface(ifname)
+	if err != nil {
+		return fmt.Errorf("kernelshim: leave CARP group on %w", err)
+	}
+	notJoined := func(err error) bool {
+		return err == nil || errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL)
+	}
+	if err := r4.LeaveGroup(ifi, group4); !notJoined(err) {
+		return fmt.Errorf("kernelshim: leave %s on %s: %w", GroupV4, ifname, err)
+	}
+	if p6 != nil {
+		if err := p6.LeaveGroup(ifi, group6); !notJoined(err) {
+			return fmt.Errorf("kernelshim: leave %s on %s: %w", GroupV6, ifname, err)
+		}
+	}
+	return nil
+}
+
+// SendCARP: see Kernel.
+func (k *linux) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []byte) error {
+	src, dst = src.Unmap(), dst.Unmap()
+	if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {
+		return fmt.Errorf("kernelshim: send CARP on %s: bad addresses %v -> %v", out, src, dst)
+	}
+	r4, p6, err := k.sockets()
+	if err != nil {
+		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, err)
+	}
+	l, err := k.nlLink(out)
+	if err != nil {
+		return fmt.Errorf("kernelshim: send CARP on %w", err)
+	}
+	idx := l.Attrs().Index
+	if dst.Is4() {
+		h := &ipv4.Header{
+			Version:  ipv4.Version,
+			Len:      ipv4.HeaderLen,
+			TOS:      int(tos),
+			TotalLen: ipv4.HeaderLen + len(payload),
+			Flags:    ipv4.DontFragment,
+			TTL:      255,
+			Protocol: Protocol,
+			Src:      net.IP(src.AsSlice()),
+			Dst:      net.IP(dst.AsSlice()),
+		}
+		if err := r4.WriteTo(h, payload, &ipv4.ControlMessage{IfIndex: idx}); err != nil {
+			return fmt.Errorf("kernelshim: send CARP %s -> %s on %s: %w", src, dst, out, err)
+		}
+		return nil
+	}
+	if p6 == nil {
+		return fmt.Errorf("kernelshim: send CARP %s -> %s on %s: IPv6 socket not open", src, dst, out)
+	}
+	cm := &ipv6.ControlMessage{IfIndex: idx, Src: net.IP(src.WithZone("").AsSlice()), HopLimit: 255, TrafficClass: int(tos)}
+	to := &net.IPAddr{IP: net.IP(dst.WithZone("").AsSlice())}
+	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() || dst.IsInterfaceLocalMulticast() {
+		to.Zone = fmt.Sprint(idx) // numeric zone: no lookup in the caller thread's namespace
+	}
+	if _, err := p6.WriteTo(payload, cm, to); err != nil {
+		return fmt.Errorf("kernelshim: send CARP %s -> %s on %s: %w", src, dst, out, err)
+	}
+	return nil
+}
+
+// Announce: see Kernel.
+func (k *linux) Announce(link string, mac net.HardwareAddr, addr netip.Addr) error {
+	frame, dst, err := AnnounceFrame(mac, addr)
+	if err != nil {
+		return err
+	}
+	l, err := k.nlLink(link)
+	if err != nil {
+		return fmt.Errorf("kernelshim: announce %s on %w", addr, err)
+	}
+	fd, err := k.packetSocket()
+	if err != nil {
+		return fmt.Errorf("kernelshim: announce %s on %s: %w", addr, link, err)
+	}
+	proto := unix.ETH_P_ARP
+	if addr.Unmap().Is6() {
+		proto = unix.ETH_P_IPV6
+	}
+	sa := &unix.SockaddrLinklayer{Protocol: htons(uint16(proto)), Ifindex: l.Attrs().Index, Halen: 6}
+	copy(sa.Addr[:], dst)
+	if err := unix.Sendto(fd, frame, 0, sa); err != nil {
+		return fmt.Errorf("kernelshim: announce %s on %s: send: %w", addr, link, err)
+	}
+	return nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// packetSocket returns the (lazily created) AF_PACKET send socket. It has
+// protocol 0, so it never receives anything; each frame names its interface.
+func (k *linux) packetSocket() (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return -1, ErrClosed
+	}
+	if k.pktFd >= 0 {
+		return k.pktFd, nil
+	}
+	err := k.inNS(func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("AF_PACKET socket: %w", err)
+		}
+		k.pktFd = fd
+		return nil
+	})
+	return k.pktFd, err
+}
+
+// WatchLinks: see Kernel.
+func (k *linux) WatchLinks(ctx context.Context, onto chan<- LinkUpdate) error {
+	if k.isClosed() {
+		return fmt.Errorf("kernelshim: watch links: %w", ErrClosed)
+	}
+	sub, err := k.subscribe()
+	if err != nil {
+		return fmt.Errorf("kernelshim: watch links: %w", err)
+	}
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		for {
+			if !k.pump(ctx, sub, onto) {
+				return
+			}
+			// The subscription broke: resubscribe, then ask for a resync.
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-k.close:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				if sub, err = k.subscribe(); err == nil {
+					break
+				}
+				k.log.Warn("link watch: resubscribe failed", "err", err)
+			}
+			select {
+			case onto <- LinkUpdate{Resync: true}:
+			case <-ctx.Done():
+				k.endSub(sub)
+				return
+			case <-k.close:
+				k.endSub(sub)
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+type subscription struct {
+	ch   chan netlink.LinkUpdate
+	done chan struct{}
+	errc chan error
+	once sync.Once
+}
+
+func (s *subscription) stop() { s.once.Do(func() { close(s.done) }) }
+func (s *subscription) drain() {
+	for range s.ch { //nolint:revive // let the netlink goroutine finish
+	}
+}
+
+func (k *linux) subscribe() (*subscription, error) {
+	s := &subscription{
+		ch:   make(chan netlink.LinkUpdate, 64),
+		done: make(chan struct{}),
+		errc: make(chan error, 1),
+	}
+	err := k.inNS(func() error {
+		return netlink.LinkSubscribeWithOptions(s.ch, s.done, netlink.LinkSubscribeOptions{
+			ErrorCallback: func(err error) {
+				select {
+				case s.errc <- err:
+				default:
+				}
+			},
+			ReceiveBufferSize: 1 << 20,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	if k.subs == nil {
+		k.subs = map[*subscription]struct{}{}
+	}
+	k.subs[s] = struct{}{}
+	k.mu.Unlock()
+	return s, nil
+}
+
+// endSub stops a subscription and waits for its netlink goroutine.
+func (k *linux) endSub(s *subscription) {
+	s.stop()
+	s.drain()
+	k.mu.Lock()
+	delete(k.subs, s)
+	k.mu.Unlock()
+}
+
+// breakSubscriptions ends every netlink subscription as a socket error
+// would (tests of the resync path).
+func (k *linux) breakSubscriptions() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for s := range k.subs {
+		s.stop()
+	}
+}
+
+// pump forwards updates until the subscription breaks (returns true: the
+// caller resubscribes) or ctx / Close ends the watch (returns false).
+func (k *linux) pump(ctx context.Context, s *subscription, onto chan<- LinkUpdate) bool {
+	defer k.endSub(s)
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-k.close:
+			return false
+		case err := <-s.errc:
+			if errors.Is(err, netlink.ErrDumpInterrupted) {
+				continue
+			}
+			k.log.Warn("link watch: subscription error, resubscribing", "err", err)
+			return true
+		case u, ok := <-s.ch:
+			if !ok {
+				return true
+			}
+			lu := LinkUpdate{Link: convertLink(u.Link), Deleted: u.Header.Type == unix.RTM_DELLINK}
+			if !lu.Deleted {
+				if addrs, err := k.addrsByIndex(lu.Link.Index); err == nil {
+					lu.Link.Addrs = addrs[lu.Link.Index]
+				}
+			}
+			select {
+			case onto <- lu:
+			case <-ctx.Done():
+				return false
+			case <-k.close:
+				return false
+			}
+		}
+	}
+}
+
+// SetSysctl: see Kernel.
+func (k *linux) SetSysctl(path, value string) (string, error) {
+	rel := strings.TrimPrefix(path, "/proc/sys/")
+	if !strings.Contains(rel, "/") {
+		rel = strings.ReplaceAll(rel, ".", "/") // sysctl(8) style: net.ipv4.ip_forward
+	}
+	clean := filepath.Clean("/" + rel)
+	if rel == "" || strings.Contains(rel, "..") || clean == "/" {
+		return "", fmt.Errorf("kernelshim: sysctl %q: bad path", path)
+	}
+	full := "/proc/sys" + clean
+	var old string
+	err := k.inNS(func() error {
+		b, err := os.ReadFile(full)
+		if err != nil {
+			return err
+		}
+		old = strings.TrimSpace(string(b))
+		return os.WriteFile(full, []byte(value), 0o644)
+	})
+	if err != nil {
+		return old, fmt.Errorf("kernelshim: sysctl %s=%s: %w", path, value, err)
+	}
+	return old, nil
+}
+
+// Close: see Kernel.
+func (k *linux) Close() error {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return nil
+	}
+	k.closed = true
+	close(k.close)
+	k.closeSocketsLocked()
+	if k.pktFd >= 0 {
+		unix.Close(k.pktFd)
+		k.pktFd = -1
+	}
+	k.mu.Unlock()
+	k.wg.Wait()
+	k.hmu.Lock()
+	k.h.Close()
+	k.hmu.Unlock()
+	unix.Close(k.nsFd)
+	return nil
+}

@@ -1,0 +1,557 @@
+//go:build linux
+
+package kernelshim
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// advert is a CARP-looking 36-byte payload; its checksum bytes are
+// deliberately arbitrary, so any kernel checksum insertion would show.
+func advert(vhid byte) []byte {
+	p := make([]byte, 36)
+	p[0], p[1], p[2], p[3], p[5] = 0x21, vhid, 0, 7, 1
+	p[6], p[7] = 0xde, 0xad
+	for i := 8; i < 36; i++ {
+		p[i] = byte(i)
+	}
+	return p
+}
+
+func TestLinuxCARPMulticastAndUnicast(t *testing.T) {
+	requireRoot(t)
+	a, b := vethPair(t)
+	ka, kb := kernelIn(t, a), kernelIn(t, b)
+	cha, chb := openCARP(t, ka), openCARP(t, kb)
+	for _, k := range []Kernel{ka, kb} {
+		if err := k.JoinGroup("veth0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.JoinGroup("veth0"); err != nil {
+			t.Fatalf("second join must be harmless: %v", err)
+		}
+	}
+	lb, err := kb.LinkByName("veth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sniff := newSniffer(t, b, "veth0")
+
+	src4, dst4 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("224.0.0.18")
+	if err := ka.SendCARP("veth0", src4, dst4, 0xe0, advert(1)); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := recvPacket(chb, 2*time.Second)
+	if !ok {
+		t.Fatal("IPv4 multicast advert not received")
+	}
+	want := Packet{Payload: advert(1), Src: src4, Dst: dst4, IfIndex: lb.Index, TTL: 255}
+	if !samePacket(p, want) {
+		t.Fatalf("got %+v, want %+v", p, want)
+	}
+	// The wire: IPv4 header exactly as FreeBSD sends it.
+	f := sniff.next(2*time.Second, func(f []byte) bool {
+		return len(f) >= 34 && f[12] == 0x08 && f[13] == 0x00 && f[23] == 112
+	})
+	if f == nil {
+		t.Fatal("sniffer saw no IPv4 protocol 112 frame")
+	}
+	if !bytes.Equal(f[0:6], []byte{0x01, 0x00, 0x5e, 0, 0, 0x12}) {
+		t.Errorf("dst MAC %x, want 01:00:5e:00:00:12", f[0:6])
+	}
+	ip := f[14:]
+	if ip[0] != 0x45 || ip[1] != 0xe0 || binary.BigEndian.Uint16(ip[2:]) != 56 ||
+		binary.BigEndian.Uint16(ip[6:])&0x4000 == 0 || ip[8] != 255 {
+		t.Errorf("IPv4 header % x: want ihl 5, tos e0, len 56, DF, ttl 255", ip[:20])
+	}
+	if !bytes.Equal(ip[20:56], advert(1)) {
+		t.Errorf("payload altered on the wire: % x", ip[20:56])
+	}
+	// The sender does not hear itself (multicast loop off).
+	if p, ok := recvPacket(cha, 300*time.Millisecond); ok {
+		t.Fatalf("sender received %+v", p)
+	}
+
+	// IPv6 multicast from the link-local address.
+	src6, dst6 := netip.MustParseAddr("fe80::1"), netip.MustParseAddr("ff02::12")
+	if err := ka.SendCARP("veth0", src6, dst6, 0xe0, advert(2)); err != nil {
+		t.Fatal(err)
+	}
+	p, ok = recvPacket(chb, 2*time.Second)
+	if !ok {
+		t.Fatal("IPv6 multicast advert not received")
+	}
+	want = Packet{Payload: advert(2), Src: src6, Dst: dst6, IfIndex: lb.Index, TTL: 255, IPv6: true}
+	if !samePacket(p, want) {
+		t.Fatalf("got %+v, want %+v", p, want)
+	}
+	f = sniff.next(2*time.Second, func(f []byte) bool { return len(f) >= 54 && f[12] == 0x86 && f[13] == 0xdd && f[20] == 112 })
+	if f == nil {
+		t.Fatal("sniffer saw no IPv6 next-header 112 frame")
+	}
+	if tc := (binary.BigEndian.Uint32(f[14:]) >> 20) & 0xff; tc != 0xe0 || f[21] != 255 || binary.BigEndian.Uint16(f[18:]) != 36 {
+		t.Errorf("IPv6 header % x: want tclass e0, hop limit 255, payload length 36", f[14:54])
+	}
+	if p, ok := recvPacket(cha, 300*time.Millisecond); ok {
+		t.Fatalf("sender received its own IPv6 advert %+v", p)
+	}
+
+	// Unicast (FreeBSD 14 peer mode), both directions.
+	if err := kb.SendCARP("veth0", netip.MustParseAddr("192.0.2.2"), src4, 0x10, advert(3)); err != nil {
+		t.Fatal(err)
+	}
+	p, ok = recvPacket(cha, 2*time.Second)
+	if !ok || p.Dst != src4 || p.Src != netip.MustParseAddr("192.0.2.2") || p.TTL != 255 || !bytes.Equal(p.Payload, advert(3)) {
+		t.Fatalf("unicast: got %+v ok=%v", p, ok)
+	}
+
+	// After LeaveGroup the kernel drops the multicast before the raw socket.
+	if err := kb.LeaveGroup("veth0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := kb.LeaveGroup("veth0"); err != nil {
+		t.Fatalf("second leave must be harmless: %v", err)
+	}
+	if err := ka.SendCARP("veth0", src4, dst4, 0xe0, advert(4)); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := recvPacket(chb, 300*time.Millisecond); ok {
+		t.Fatalf("received after LeaveGroup: %+v", p)
+	}
+
+	if err := ka.SendCARP("nope0", src4, dst4, 0, advert(1)); !errors.Is(err, ErrNoLink) {
+		t.Errorf("send on missing link: %v, want ErrNoLink", err)
+	}
+}
+
+func samePacket(a, b Packet) bool {
+	return bytes.Equal(a.Payload, b.Payload) && a.Src == b.Src && a.Dst == b.Dst &&
+		a.IfIndex == b.IfIndex && a.TTL == b.TTL && a.IPv6 == b.IPv6
+}
+
+func TestLinuxMACVLAN(t *testing.T) {
+	requireRoot(t)
+	a, b := vethPair(t)
+	ka, kb := kernelIn(t, a), kernelIn(t, b)
+	mac := net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 0x01}
+	if err := ka.CreateMACVLAN("carp0", "veth0", mac); err != nil {
+		t.Fatal(err)
+	}
+	parent, err := ka.LinkByName("veth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() Link {
+		t.Helper()
+		l, err := ka.LinkByName("carp0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.MAC.String() != mac.String() || l.Kind != "macvlan" || l.Alias != OwnerAlias ||
+			!l.AdminUp || l.ParentIndex != parent.Index {
+			t.Fatalf("carp0 = %+v", l)
+		}
+		for _, p := range l.Addrs {
+			if p.Addr().IsLinkLocalUnicast() {
+				t.Fatalf("carp0 has link-local %v", p)
+			}
+		}
+		return l
+	}
+	check()
+	time.Sleep(500 * time.Millisecond) // addrconf would have run by now
+	l := check()
+	if !l.Carrier {
+		t.Errorf("carp0 has no carrier on an up veth: %+v", l)
+	}
+	var mode []byte
+	_ = doIn(a, func() (err error) {
+		mode, err = os.ReadFile("/proc/sys/net/ipv6/conf/carp0/addr_gen_mode")
+		return
+	})
+	if strings.TrimSpace(string(mode)) != "1" {
+		t.Errorf("addr_gen_mode = %q, want 1 (none)", mode)
+	}
+
+	// Re-creating our own leftover works; a foreign link is refused.
+	if err := ka.CreateMACVLAN("carp0", "veth0", mac); err != nil {
+		t.Fatalf("re-create own macvlan: %v", err)
+	}
+	check()
+	ipn(t, a, "link", "add", "foreign0", "link", "veth0", "type", "macvlan")
+	if err := ka.CreateMACVLAN("foreign0", "veth0", mac); err == nil {
+		t.Fatal("CreateMACVLAN replaced a link that is not ours")
+	}
+	if err := ka.CreateMACVLAN("carp1", "nope0", mac); !errors.Is(err, ErrNoLink) {
+		t.Errorf("missing parent: %v, want ErrNoLink", err)
+	}
+
+	// A virtual address on the macvlan answers ARP with the virtual MAC,
+	// once the parent stops answering for addresses of other links.
+	if old, err := ka.SetSysctl("net/ipv4/conf/veth0/arp_ignore", "1"); err != nil || old != "0" {
+		t.Fatalf("arp_ignore: old=%q err=%v", old, err)
+	}
+	// ... and does not use the VIP as sender address in its own requests.
+	if _, err := ka.SetSysctl("net/ipv4/conf/veth0/arp_announce", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ka.ReplaceAddr("carp0", netip.MustParsePrefix("192.0.2.100/24"), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ipn(t, b, "neigh", "flush", "dev", "veth0")
+	run(t, "ip", "netns", "exec", b, "ping", "-c", "1", "-W", "2", "192.0.2.100")
+	if out := ipn(t, b, "neigh", "show", "192.0.2.100"); !strings.Contains(out, mac.String()) {
+		t.Errorf("peer's neighbour entry for the VIP: %q, want lladdr %s", out, mac)
+	}
+
+	// Adverts sent out of the macvlan (from the parent's address) arrive.
+	chb := openCARP(t, kb)
+	if err := kb.JoinGroup("veth0"); err != nil {
+		t.Fatal(err)
+	}
+	_ = openCARP(t, ka)
+	sniff := newSniffer(t, b, "veth0")
+	if err := ka.SendCARP("carp0", netip.MustParseAddr("192.0.2.1"), GroupV4, 0xe0, advert(1)); err != nil {
+		t.Fatalf("send via macvlan: %v", err)
+	}
+	if p, ok := recvPacket(chb, 2*time.Second); !ok || p.Src != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("advert via macvlan: %+v ok=%v", p, ok)
+	}
+	if f := sniff.next(2*time.Second, func(f []byte) bool { return len(f) > 34 && f[23] == 112 }); f == nil || !bytes.Equal(f[6:12], mac) {
+		t.Errorf("advert via macvlan: source MAC %x, want virtual %s", f[6:12], mac)
+	}
+	// IPv6: the link-local source belongs to the parent, not to carp0.
+	if err := ka.SendCARP("carp0", netip.MustParseAddr("fe80::1"), GroupV6, 0xe0, advert(2)); err != nil {
+		t.Fatalf("IPv6 advert out of the macvlan with the parent's link-local source: %v", err)
+	}
+	if p, ok := recvPacket(chb, 2*time.Second); !ok || p.Src != netip.MustParseAddr("fe80::1") || !p.IPv6 || p.TTL != 255 {
+		t.Fatalf("IPv6 advert via macvlan: %+v ok=%v", p, ok)
+	}
+	if f := sniff.next(2*time.Second, func(f []byte) bool { return len(f) > 54 && f[12] == 0x86 && f[20] == 112 }); f == nil || !bytes.Equal(f[6:12], mac) {
+		t.Errorf("IPv6 advert via macvlan: frame %x, want source MAC %s", f, mac)
+	}
+
+	if err := ka.DeleteLink("carp0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ka.DeleteLink("carp0"); !errors.Is(err, ErrNoLink) {
+		t.Errorf("second delete: %v, want ErrNoLink", err)
+	}
+	if _, err := ka.LinkByName("carp0"); !errors.Is(err, ErrNoLink) {
+		t.Errorf("LinkByName after delete: %v, want ErrNoLink", err)
+	}
+}
+
+func TestLinuxAnnounce(t *testing.T) {
+	requireRoot(t)
+	a, b := vethPair(t)
+	ka := kernelIn(t, a)
+	mac := net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 0x07}
+	old := "02:00:00:00:00:99"
+	ipn(t, b, "addr", "add", "2001:db8::2/64", "dev", "veth0", "nodad")
+	ipn(t, b, "neigh", "add", "192.0.2.10", "lladdr", old, "dev", "veth0", "nud", "stale")
+	ipn(t, b, "neigh", "add", "2001:db8::10", "lladdr", old, "dev", "veth0", "nud", "stale")
+	// Linux ignores ARP overrides within locktime (1 s) of the last update
+	// of an entry unless the ARP is gratuitous; wait anyway to be fair to NA.
+	time.Sleep(1100 * time.Millisecond)
+	sniff := newSniffer(t, b, "veth0")
+
+	if err := ka.Announce("veth0", mac, netip.MustParseAddr("192.0.2.10")); err != nil {
+		t.Fatal(err)
+	}
+	f := sniff.next(2*time.Second, func(f []byte) bool { return len(f) >= 42 && f[12] == 0x08 && f[13] == 0x06 })
+	if f == nil {
+		t.Fatal("gratuitous ARP not seen on the peer")
+	}
+	pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+	arp, _ := pkt.Layer(layers.LayerTypeARP).(*layers.ARP)
+	eth, _ := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if arp == nil || eth == nil || arp.Operation != layers.ARPRequest || !bytes.Equal(arp.SourceHwAddress, mac) ||
+		!bytes.Equal(arp.SourceProtAddress, []byte{192, 0, 2, 10}) || !bytes.Equal(arp.DstProtAddress, []byte{192, 0, 2, 10}) ||
+		eth.DstMAC.String() != "ff:ff:ff:ff:ff:ff" || !bytes.Equal(eth.SrcMAC, mac) {
+		t.Fatalf("bad gratuitous ARP: %v", pkt)
+	}
+
+	if err := ka.Announce("veth0", mac, netip.MustParseAddr("2001:db8::10")); err != nil {
+		t.Fatal(err)
+	}
+	f = sniff.next(2*time.Second, func(f []byte) bool { return len(f) >= 54 && f[12] == 0x86 && f[13] == 0xdd && f[20] == 58 })
+	if f == nil {
+		t.Fatal("unsolicited NA not seen on the peer")
+	}
+	if !bytes.Equal(f[0:6], allNodesMAC) || f[21] != 255 {
+		t.Errorf("NA frame: dst %x hop limit %d", f[0:6], f[21])
+	}
+
+	waitFor(t, 2*time.Second, "peer's neighbour entries updated to the announced MAC", func() bool {
+		return strings.Contains(ipn(t, b, "neigh", "show", "192.0.2.10"), mac.String()) &&
+			strings.Contains(ipn(t, b, "neigh", "show", "2001:db8::10"), mac.String())
+	})
+
+	if err := ka.Announce("nope0", mac, netip.MustParseAddr("192.0.2.10")); !errors.Is(err, ErrNoLink) {
+		t.Errorf("announce on missing link: %v, want ErrNoLink", err)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestLinuxAddrLifetime(t *testing.T) {
+	requireRoot(t)
+	a, _ := vethPair(t)
+	ka := kernelIn(t, a)
+	expiring := []netip.Prefix{netip.MustParsePrefix("192.0.2.50/24"), netip.MustParsePrefix("2001:db8::50/64")}
+	refreshed := []netip.Prefix{netip.MustParsePrefix("192.0.2.51/24"), netip.MustParsePrefix("2001:db8::51/64")}
+	permanent := []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("2001:db8:1::1/64")}
+	for _, p := range slices.Concat(expiring, refreshed) {
+		if err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range permanent {
+		if err := ka.ReplaceAddr("veth0", p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	has := func(p netip.Prefix) bool {
+		l, err := ka.LinkByName("veth0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Contains(l.Addrs, p)
+	}
+	for _, p := range slices.Concat(expiring, refreshed, permanent) {
+		if !has(p) {
+			t.Fatalf("%v not added", p)
+		}
+	}
+	start := time.Now()
+	gone := map[netip.Prefix]time.Duration{}
+	for time.Since(start) < 3500*time.Millisecond {
+		for _, p := range refreshed {
+			if err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, p := range expiring {
+			if _, ok := gone[p]; !ok && !has(p) {
+				gone[p] = time.Since(start)
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	for _, p := range expiring {
+		d, ok := gone[p]
+		if !ok {
+			t.Errorf("%v with a 1 s lifetime still present after 3.5 s", p)
+		} else {
+			t.Logf("%v expired after %v", p, d.Round(10*time.Millisecond))
+			if d > 2500*time.Millisecond {
+				t.Errorf("%v took %v to expire", p, d)
+			}
+		}
+	}
+	for _, p := range slices.Concat(refreshed, permanent) {
+		if !has(p) {
+			t.Errorf("%v disappeared although refreshed / permanent", p)
+		}
+	}
+	for _, p := range refreshed {
+		if err := ka.DelAddr("veth0", p); err != nil {
+			t.Fatal(err)
+		}
+		if has(p) {
+			t.Errorf("%v still present after DelAddr", p)
+		}
+		if err := ka.DelAddr("veth0", p); err != nil {
+			t.Errorf("deleting a missing address: %v", err)
+		}
+	}
+	if err := ka.DelAddr("nope0", refreshed[0]); !errors.Is(err, ErrNoLink) {
+		t.Errorf("DelAddr on missing link: %v, want ErrNoLink", err)
+	}
+}
+
+func TestLinuxWatchLinks(t *testing.T) {
+	requireRoot(t)
+	a, b := vethPair(t)
+	ka := kernelIn(t, a)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := make(chan LinkUpdate, 64)
+	if err := ka.WatchLinks(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(what string, match func(LinkUpdate) bool) {
+		t.Helper()
+		deadline := time.After(3 * time.Second)
+		for {
+			select {
+			case u := <-ch:
+				if match(u) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no link update: %s", what)
+			}
+		}
+	}
+	ipn(t, b, "link", "set", "veth0", "down")
+	expect("veth0 carrier lost", func(u LinkUpdate) bool {
+		return u.Link.Name == "veth0" && u.Link.AdminUp && !u.Link.Carrier && !u.Deleted
+	})
+	ipn(t, b, "link", "set", "veth0", "up")
+	expect("veth0 carrier back", func(u LinkUpdate) bool {
+		return u.Link.Name == "veth0" && u.Link.Carrier && u.Link.Running
+	})
+	if err := ka.CreateMACVLAN("carp0", "veth0", net.HardwareAddr{0, 0, 0x5e, 0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	expect("carp0 created", func(u LinkUpdate) bool { return u.Link.Name == "carp0" && u.Link.Kind == "macvlan" && !u.Deleted })
+	if err := ka.SetLinkUp("carp0", false); err != nil {
+		t.Fatal(err)
+	}
+	expect("carp0 admin down", func(u LinkUpdate) bool { return u.Link.Name == "carp0" && !u.Link.AdminUp })
+	if err := ka.DeleteLink("carp0"); err != nil {
+		t.Fatal(err)
+	}
+	expect("carp0 deleted", func(u LinkUpdate) bool { return u.Link.Name == "carp0" && u.Deleted })
+
+	// A broken subscription is re-established and announced as a resync.
+	ka.(*linux).breakSubscriptions()
+	expect("resync after the subscription broke", func(u LinkUpdate) bool { return u.Resync })
+	ipn(t, b, "link", "set", "veth0", "down")
+	expect("updates flow again after resync", func(u LinkUpdate) bool {
+		return u.Link.Name == "veth0" && !u.Link.Carrier
+	})
+
+	links, err := ka.Links()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range links {
+		names = append(names, l.Name)
+		if l.Name == "lo" && (!l.Loopback || l.Kind != "") {
+			t.Errorf("lo = %+v", l)
+		}
+		if l.Name == "veth0" && (l.Kind != "veth" || !slices.Contains(l.Addrs, netip.MustParsePrefix("192.0.2.1/24"))) {
+			t.Errorf("veth0 = %+v", l)
+		}
+	}
+	if !slices.Equal(names, []string{"lo", "veth0"}) {
+		t.Errorf("Links() = %v, want [lo veth0] (the namespace's own links only)", names)
+	}
+}
+
+func TestLinuxSysctl(t *testing.T) {
+	requireRoot(t)
+	a, _ := vethPair(t)
+	ka := kernelIn(t, a)
+	hostBefore, err := os.ReadFile("/proc/sys/net/ipv4/conf/all/arp_ignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"0", "1", "2"} {
+		old, err := ka.SetSysctl("net/ipv4/conf/veth0/arp_ignore", []string{"1", "2", "0"}[i])
+		if err != nil || old != want {
+			t.Fatalf("SetSysctl #%d: old=%q err=%v, want %q", i, old, err, want)
+		}
+	}
+	// Written in the kernel's namespace even from a thread of another one.
+	if old, err := ka.SetSysctl("net/ipv4/conf/all/arp_ignore", "1"); err != nil {
+		t.Fatal(err)
+	} else if _, err := ka.SetSysctl("net/ipv4/conf/all/arp_ignore", old); err != nil {
+		t.Fatal(err)
+	}
+	hostAfter, _ := os.ReadFile("/proc/sys/net/ipv4/conf/all/arp_ignore")
+	if !bytes.Equal(hostBefore, hostAfter) {
+		t.Errorf("host sysctl changed: %q -> %q", hostBefore, hostAfter)
+	}
+	if _, err := ka.SetSysctl("net/ipv4/conf/nope0/arp_ignore", "1"); err == nil {
+		t.Error("sysctl of a missing interface succeeded")
+	}
+	if _, err := ka.SetSysctl("../../etc/passwd", "x"); err == nil {
+		t.Error("path escaping /proc/sys accepted")
+	}
+}
+
+// TestLinuxCloseNoLeak checks that Close (and ctx cancellation) stop every
+// goroutine the kernel started.
+func TestLinuxCloseNoLeak(t *testing.T) {
+	requireRoot(t)
+	a, _ := vethPair(t)
+	base := runtime.NumGoroutine()
+	for range 3 {
+		var k Kernel
+		if err := doIn(a, func() (err error) { k, err = NewLinux(); return }); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := k.OpenCARP(ctx, make(chan Packet)); err != nil { // unbuffered, never read
+			t.Fatal(err)
+		}
+		if err := k.JoinGroup("veth0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.WatchLinks(ctx, make(chan LinkUpdate)); err != nil {
+			t.Fatal(err)
+		}
+		ipn(t, a, "link", "set", "veth0", "mtu", "1400") // an update nobody reads
+		if err := k.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := k.SendCARP("veth0", netip.MustParseAddr("192.0.2.1"), GroupV4, 0, advert(1)); !errors.Is(err, ErrClosed) {
+			t.Errorf("send after Close: %v, want ErrClosed", err)
+		}
+	}
+	waitFor(t, 3*time.Second, "goroutines to return to the baseline", func() bool { return runtime.NumGoroutine() <= base })
+
+	// Reopening after the context ended is allowed.
+	var k Kernel
+	if err := doIn(a, func() (err error) { k, err = NewLinux(); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := k.OpenCARP(ctx, make(chan Packet, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.OpenCARP(ctx, make(chan Packet, 1)); err == nil {
+		t.Error("second OpenCARP accepted")
+	}
+	cancel()
+	waitFor(t, 2*time.Second, "OpenCARP possible again after ctx ended", func() bool {
+		c2, cancel2 := context.WithCancel(context.Background())
+		err := k.OpenCARP(c2, make(chan Packet, 1))
+		if err != nil {
+			cancel2()
+			return false
+		}
+		t.Cleanup(cancel2)
+		return true
+	})
+}

@@ -1,0 +1,750 @@
+package kernelshim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Segment is an in-memory L2 segment joining links of several Memory
+// kernels. SendCARP on one kernel delivers to the others attached to it.
+type Segment struct {
+	mu      sync.Mutex
+	ports   []segPort
+	loss    func(from, to *Memory) bool
+	dropped int
+}
+
+type segPort struct {
+	m    *Memory
+	link string // name of the physical link in m
+}
+
+// NewSegment returns an empty segment.
+func NewSegment() *Segment { return &Segment{} }
+
+// SetLoss installs a filter: a delivery from one kernel to another is
+// dropped when f returns true (partitions, loss). nil removes the filter.
+// f runs under the segment's lock: it must not call methods of the Memory
+// kernels (comparing the pointers is fine).
+func (s *Segment) SetLoss(f func(from, to *Memory) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loss = f
+}
+
+// Dropped counts deliveries dropped by the loss filter.
+func (s *Segment) Dropped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+func (s *Segment) attach(m *Memory, link string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ports = append(s.ports, segPort{m, link})
+}
+
+func (s *Segment) detach(m *Memory, link string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ports = slices.DeleteFunc(s.ports, func(p segPort) bool { return p.m == m && p.link == link })
+}
+
+// receivers returns the ports of other kernels that a packet from `from`
+// reaches, after the loss filter.
+func (s *Segment) receivers(from *Memory) []segPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []segPort
+	for _, p := range s.ports {
+		if p.m == from {
+			continue
+		}
+		if s.loss != nil && s.loss(from, p.m) {
+			s.dropped++
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// memLink is one link of a Memory kernel.
+type memLink struct {
+	Link             // Addrs unused here; see addrs
+	carrier bool     // physical carrier (the reported Carrier also needs AdminUp)
+	parent  string   // macvlan parent name
+	seg     *Segment // physical links only
+	addrs   []memAddr
+	joined  bool
+}
+
+type memAddr struct {
+	p       netip.Prefix
+	expires time.Time // zero: permanent
+}
+
+// MemoryStats counts what a Memory kernel did with adverts.
+type MemoryStats struct {
+	Sent      int // SendCARP calls that succeeded
+	Delivered int // packets delivered to this kernel's OpenCARP channel
+	Dropped   int // packets for this kernel dropped because its channel was full
+}
+
+// Memory is an in-memory Kernel for engine tests. It records every side
+// effect in a transcript, expires addresses with lifetimes according to
+// Clock, and exchanges adverts with other Memory kernels over Segments.
+// It is safe for concurrent use.
+type Memory struct {
+	// Clock is the time source for address lifetimes; nil means time.Now.
+	// Set it before use (or under no concurrent calls).
+	Clock func() time.Time
+
+	mu         sync.Mutex
+	links      map[string]*memLink
+	order      []string // link names in creation order
+	nextIndex  int
+	transcript []string
+	sysctl     map[string]string
+	closed     bool
+	open       bool
+	openCtx    context.Context
+	onto       chan<- Packet
+	watchers   map[*memWatcher]struct{}
+	stats      MemoryStats
+	sendErr    error
+	sendHook   func(out string, p Packet)
+}
+
+var _ Kernel = (*Memory)(nil)
+
+// NewMemory returns an empty Memory kernel (no links).
+func NewMemory() *Memory {
+	return &Memory{
+		links:     map[string]*memLink{},
+		nextIndex: 1,
+		sysctl:    map[string]string{},
+		watchers:  map[*memWatcher]struct{}{},
+	}
+}
+
+func (m *Memory) now() time.Time {
+	if m.Clock != nil {
+		return m.Clock()
+	}
+	return time.Now()
+}
+
+func (m *Memory) logf(format string, args ...any) {
+	m.transcript = append(m.transcript, fmt.Sprintf(format, args...))
+}
+
+// AddLink adds a physical link, attached to seg (nil: none). A zero Index is
+// assigned; Carrier is taken as the physical carrier state; l.Addrs become
+// permanent addresses. Adding is not recorded in the transcript.
+func (m *Memory) AddLink(l Link, seg *Segment) {
+	m.mu.Lock()
+	if l.Index == 0 {
+		l.Index = m.nextIndex
+	}
+	if l.Index >= m.nextIndex {
+		m.nextIndex = l.Index + 1
+	}
+	ml := &memLink{Link: l, carrier: l.Carrier, seg: seg}
+	for _, p := range l.Addrs {
+		ml.addrs = append(ml.addrs, memAddr{p: p})
+	}
+	ml.Addrs = nil
+	if _, dup := m.links[l.Name]; !dup {
+		m.order = append(m.order, l.Name)
+	}
+	m.links[l.Name] = ml
+	snap := m.snapshotLocked(ml)
+	m.mu.Unlock()
+	if seg != nil {
+		seg.attach(m, l.Name)
+	}
+	m.emit(LinkUpdate{Link: snap})
+}
+
+// SetCarrier changes the physical carrier of a link (and of the macvlans on
+// it, as Linux does) and reports the change to watchers.
+func (m *Memory) SetCarrier(name string, up bool) {
+	m.mu.Lock()
+	l, ok := m.links[name]
+	if !ok {
+		m.mu.Unlock()
+		return
+	}
+	l.carrier = up
+	ups := []LinkUpdate{{Link: m.snapshotLocked(l)}}
+	for _, n := range m.order {
+		if c := m.links[n]; c != nil && c.parent == name {
+			c.carrier = up
+			ups = append(ups, LinkUpdate{Link: m.snapshotLocked(c)})
+		}
+	}
+	m.mu.Unlock()
+	for _, u := range ups {
+		m.emit(u)
+	}
+}
+
+// Transcript returns every side effect so far, one line each, such as
+// "ip link add carp0 link em0 type macvlan address 00:00:5e:00:01:01",
+// "ip link set carp0 up", "ip link del carp0",
+// "ip addr replace 10.0.0.1/24 dev carp0 lft 3s" (or "lft forever"),
+// "ip addr del 10.0.0.1/24 dev carp0",
+// "arp announce 10.0.0.1 dev carp0 lladdr 00:00:5e:00:01:01",
+// "nd advertise 2001:db8::1 dev carp0 lladdr 00:00:5e:00:01:01",
+// "mcast join em0", "mcast leave em0",
+// "sysctl net/ipv4/conf/em0/arp_ignore=1". Adverts (SendCARP) are not in
+// the transcript: see Stats and SetSendHook.
+func (m *Memory) Transcript() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.transcript)
+}
+
+// ResetTranscript forgets the transcript so far.
+func (m *Memory) ResetTranscript() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.transcript = nil
+}
+
+// Addrs returns the current (unexpired) addresses of a link.
+func (m *Memory) Addrs(link string) []netip.Prefix {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.links[link]
+	if !ok {
+		return nil
+	}
+	return m.addrsLocked(l)
+}
+
+// Sysctl returns the current value of a sysctl set with SetSysctl or
+// SetSysctlValue ("0" when never set).
+func (m *Memory) Sysctl(path string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v, ok := m.sysctl[path]; ok {
+		return v
+	}
+	return "0"
+}
+
+// SetSysctlValue presets a sysctl without recording a side effect.
+func (m *Memory) SetSysctlValue(path, value string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sysctl[path] = value
+}
+
+// Stats returns the advert counters.
+func (m *Memory) Stats() MemoryStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats
+}
+
+// SetSendError makes every SendCARP fail with err (nil: succeed again).
+func (m *Memory) SetSendError(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sendErr = err
+}
+
+// SetSendHook calls f (synchronously, without locks held) for every advert
+// this kernel sends successfully.
+func (m *Memory) SetSendHook(f func(out string, p Packet)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sendHook = f
+}
+
+// Resync sends LinkUpdate{Resync: true} to every watcher, as the Linux
+// kernel does after its netlink subscription broke.
+func (m *Memory) Resync() { m.emit(LinkUpdate{Resync: true}) }
+
+func (m *Memory) addrsLocked(l *memLink) []netip.Prefix {
+	now := m.now()
+	l.addrs = slices.DeleteFunc(l.addrs, func(a memAddr) bool {
+		return !a.expires.IsZero() && !now.Before(a.expires)
+	})
+	var out []netip.Prefix
+	for _, a := range l.addrs {
+		out = append(out, a.p)
+	}
+	return out
+}
+
+func (m *Memory) snapshotLocked(l *memLink) Link {
+	c := l.Link
+	c.MAC = slices.Clone(l.MAC)
+	c.Carrier = l.carrier && l.AdminUp
+	c.Running = c.Carrier
+	c.Addrs = m.addrsLocked(l)
+	return c
+}
+
+func (m *Memory) linkLocked(name string) (*memLink, error) {
+	if m.closed {
+		return nil, ErrClosed
+	}
+	l, ok := m.links[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", name, ErrNoLink)
+	}
+	return l, nil
+}
+
+// Links: see Kernel.
+func (m *Memory) Links() ([]Link, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("kernelshim: list links: %w", ErrClosed)
+	}
+	out := make([]Link, 0, len(m.order))
+	for _, n := range m.order {
+		out = append(out, m.snapshotLocked(m.links[n]))
+	}
+	return out, nil
+}
+
+// LinkByName: see Kernel.
+func (m *Memory) LinkByName(name string) (Link, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, err := m.linkLocked(name)
+	if err != nil {
+		return Link{}, fmt.Errorf("kernelshim: link %w", err)
+	}
+	return m.snapshotLocked(l), nil
+}
+
+// CreateMACVLAN: see Kernel.
+func (m *Memory) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
+	m.mu.Lock()
+	var ups []LinkUpdate
+	defer func() {
+		m.mu.Unlock()
+		for _, u := range ups {
+			m.emit(u)
+		}
+	}()
+	if m.closed {
+		return fmt.Errorf("kernelshim: create macvlan %s: %w", name, ErrClosed)
+	}
+	if old, ok := m.links[name]; ok {
+		if old.Alias != OwnerAlias {
+			return fmt.Errorf("kernelshim: create macvlan %s: a link of that name exists and is not ours (alias %q)", name, old.Alias)
+		}
+		ups = append(ups, m.deleteLocked(old)...)
+	}
+	p, err := m.linkLocked(parent)
+	if err != nil {
+		return fmt.Errorf("kernelshim: create macvlan %s on parent %w", name, err)
+	}
+	if len(mac) != 6 {
+		return fmt.Errorf("kernelshim: create macvlan %s: bad MAC %q", name, mac)
+	}
+	l := &memLink{
+		Link: Link{
+			Name: name, Index: m.nextIndex, MAC: slices.Clone(mac), MTU: p.MTU,
+			AdminUp: true, Broadcast: true, Multicast: true,
+			Kind: "macvlan", ParentIndex: p.Index, Alias: OwnerAlias,
+		},
+		carrier: p.carrier,
+		parent:  parent,
+	}
+	if l.MTU == 0 {
+		l.MTU = 1500
+	}
+	m.nextIndex++
+	m.links[name] = l
+	m.order = append(m.order, name)
+	m.logf("ip link add %s link %s type macvlan address %s", name, parent, mac)
+	ups = append(ups, LinkUpdate{Link: m.snapshotLocked(l)})
+	return nil
+}
+
+// deleteLocked removes a link and returns the updates. As on Linux, the
+// macvlans on a deleted link go with it (recorded as their own deletion).
+// Lock order: m.mu, then Segment.mu.
+func (m *Memory) deleteLocked(l *memLink) []LinkUpdate {
+	var ups []LinkUpdate
+	for _, n := range slices.Clone(m.order) {
+		if c := m.links[n]; c != nil && c.parent == l.Name {
+			ups = append(ups, m.deleteLocked(c)...)
+		}
+	}
+	delete(m.links, l.Name)
+	m.order = slices.DeleteFunc(m.order, func(n string) bool { return n == l.Name })
+	m.logf("ip link del %s", l.Name)
+	if l.seg != nil {
+		l.seg.detach(m, l.Name)
+	}
+	snap := m.snapshotLocked(l)
+	snap.Addrs = nil
+	return append(ups, LinkUpdate{Link: snap, Deleted: true})
+}
+
+// DeleteLink: see Kernel.
+func (m *Memory) DeleteLink(name string) error {
+	m.mu.Lock()
+	l, err := m.linkLocked(name)
+	if err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("kernelshim: delete link %w", err)
+	}
+	ups := m.deleteLocked(l)
+	m.mu.Unlock()
+	for _, u := range ups {
+		m.emit(u)
+	}
+	return nil
+}
+
+// SetLinkUp: see Kernel.
+func (m *Memory) SetLinkUp(name string, up bool) error {
+	m.mu.Lock()
+	l, err := m.linkLocked(name)
+	if err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("kernelshim: set link %w", err)
+	}
+	l.AdminUp = up
+	word := "down"
+	if up {
+		word = "up"
+	}
+	m.logf("ip link set %s %s", name, word)
+	u := LinkUpdate{Link: m.snapshotLocked(l)}
+	m.mu.Unlock()
+	m.emit(u)
+	return nil
+}
+
+// ReplaceAddr: see Kernel.
+func (m *Memory) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !p.IsValid() {
+		return fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
+	}
+	l, err := m.linkLocked(link)
+	if err != nil {
+		return fmt.Errorf("kernelshim: replace %s on %w", p, err)
+	}
+	secs := lifetimeSeconds(lifetime)
+	a := memAddr{p: p}
+	lft := "forever"
+	if secs > 0 {
+		a.expires = m.now().Add(time.Duration(secs) * time.Second)
+		lft = fmt.Sprintf("%ds", secs)
+	}
+	m.addrsLocked(l) // expire first
+	if i := slices.IndexFunc(l.addrs, func(x memAddr) bool { return x.p == p }); i >= 0 {
+		l.addrs[i] = a
+	} else {
+		l.addrs = append(l.addrs, a)
+	}
+	m.logf("ip addr replace %s dev %s lft %s", p, link, lft)
+	return nil
+}
+
+// DelAddr: see Kernel.
+func (m *Memory) DelAddr(link string, p netip.Prefix) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, err := m.linkLocked(link)
+	if err != nil {
+		return fmt.Errorf("kernelshim: delete %s from %w", p, err)
+	}
+	l.addrs = slices.DeleteFunc(l.addrs, func(x memAddr) bool { return x.p == p })
+	m.logf("ip addr del %s dev %s", p, link)
+	return nil
+}
+
+// OpenCARP: see Kernel.
+func (m *Memory) OpenCARP(ctx context.Context, onto chan<- Packet) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("kernelshim: open CARP sockets: %w", ErrClosed)
+	}
+	if m.open {
+		return errors.New("kernelshim: open CARP sockets: already open")
+	}
+	m.open, m.openCtx, m.onto = true, ctx, onto
+	go func() {
+		<-ctx.Done()
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.openCtx == ctx {
+			m.open, m.openCtx, m.onto = false, nil, nil
+			for _, l := range m.links {
+				l.joined = false
+			}
+		}
+	}()
+	return nil
+}
+
+func (m *Memory) setJoined(ifname string, on bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	verb := "leave"
+	if on {
+		verb = "join"
+	}
+	if !m.open {
+		return fmt.Errorf("kernelshim: %s CARP group on %s: %w", verb, ifname, ErrClosed)
+	}
+	l, err := m.linkLocked(ifname)
+	if err != nil {
+		return fmt.Errorf("kernelshim: %s CARP group on %w", verb, err)
+	}
+	if l.joined != on {
+		l.joined = on
+		m.logf("mcast %s %s", verb, ifname)
+	}
+	return nil
+}
+
+// JoinGroup: see Kernel.
+func (m *Memory) JoinGroup(ifname string) error { return m.setJoined(ifname, true) }
+
+// LeaveGroup: see Kernel.
+func (m *Memory) LeaveGroup(ifname string) error { return m.setJoined(ifname, false) }
+
+// SendCARP: see Kernel. The packet reaches every other kernel on the
+// segment of `out` (or of its macvlan parent) that has OpenCARP'd and joined
+// the group on its attached link or a macvlan on it; a unicast dst reaches
+// only the kernel that has dst on such a link. Arrival IfIndex is the
+// receiver's attached physical link. A full receiver channel drops the
+// packet (counted in the receiver's Stats().Dropped).
+func (m *Memory) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []byte) error {
+	m.mu.Lock()
+	if m.sendErr != nil {
+		err := m.sendErr
+		m.mu.Unlock()
+		return fmt.Errorf("kernelshim: send CARP %s -> %s on %s: %w", src, dst, out, err)
+	}
+	if !m.open {
+		m.mu.Unlock()
+		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, ErrClosed)
+	}
+	l, err := m.linkLocked(out)
+	if err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("kernelshim: send CARP on %w", err)
+	}
+	seg := l.seg
+	if l.parent != "" {
+		if p := m.links[l.parent]; p != nil {
+			seg = p.seg
+		}
+	}
+	up := l.AdminUp && l.carrier
+	m.stats.Sent++
+	hook := m.sendHook
+	m.mu.Unlock()
+
+	p := Packet{Payload: slices.Clone(payload), Src: src, Dst: dst, TTL: 255, IPv6: dst.Is6()}
+	if hook != nil {
+		hook(out, p)
+	}
+	if seg == nil || !up {
+		return nil // sent into the void, like a NIC without a cable
+	}
+	for _, r := range seg.receivers(m) {
+		r.m.receive(r.link, p)
+	}
+	return nil
+}
+
+// receive delivers p arriving on physical link `link` if this kernel wants it.
+func (m *Memory) receive(link string, p Packet) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.open || m.closed {
+		return
+	}
+	l := m.links[link]
+	if l == nil || !l.AdminUp || !l.carrier {
+		return
+	}
+	// The attached link and the macvlans on it hear the frame.
+	family := []*memLink{l}
+	for _, n := range m.order {
+		if c := m.links[n]; c.parent == link {
+			family = append(family, c)
+		}
+	}
+	want := false
+	for _, f := range family {
+		if p.Dst.IsMulticast() {
+			want = want || f.joined
+		} else {
+			for _, a := range m.addrsLocked(f) {
+				want = want || a.Addr() == p.Dst
+			}
+		}
+	}
+	if !want {
+		return
+	}
+	p.Payload = slices.Clone(p.Payload)
+	p.IfIndex = l.Index
+	select {
+	case m.onto <- p:
+		m.stats.Delivered++
+	default:
+		m.stats.Dropped++
+	}
+}
+
+// Announce: see Kernel. Recorded as "arp announce ..." / "nd advertise ...".
+func (m *Memory) Announce(link string, mac net.HardwareAddr, addr netip.Addr) error {
+	if _, _, err := AnnounceFrame(mac, addr); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.linkLocked(link); err != nil {
+		return fmt.Errorf("kernelshim: announce %s on %w", addr, err)
+	}
+	if addr.Unmap().Is4() {
+		m.logf("arp announce %s dev %s lladdr %s", addr.Unmap(), link, mac)
+	} else {
+		m.logf("nd advertise %s dev %s lladdr %s", addr, link, mac)
+	}
+	return nil
+}
+
+// memWatcher queues updates without bound so that emitting never blocks
+// (the engine may cause updates from inside its own event loop).
+type memWatcher struct {
+	mu    sync.Mutex
+	queue []LinkUpdate
+	kick  chan struct{}
+}
+
+func (w *memWatcher) push(u LinkUpdate) {
+	w.mu.Lock()
+	w.queue = append(w.queue, u)
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Memory) emit(u LinkUpdate) {
+	m.mu.Lock()
+	ws := make([]*memWatcher, 0, len(m.watchers))
+	for w := range m.watchers {
+		ws = append(ws, w)
+	}
+	m.mu.Unlock()
+	for _, w := range ws {
+		w.push(u)
+	}
+}
+
+// WatchLinks: see Kernel. Updates are queued without bound and delivered in
+// order; a watcher never blocks the kernel.
+func (m *Memory) WatchLinks(ctx context.Context, onto chan<- LinkUpdate) error {
+	w := &memWatcher{kick: make(chan struct{}, 1)}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return fmt.Errorf("kernelshim: watch links: %w", ErrClosed)
+	}
+	m.watchers[w] = struct{}{}
+	m.mu.Unlock()
+	go func() {
+		defer func() {
+			m.mu.Lock()
+			delete(m.watchers, w)
+			m.mu.Unlock()
+		}()
+		for {
+			w.mu.Lock()
+			q := w.queue
+			w.queue = nil
+			w.mu.Unlock()
+			for _, u := range q {
+				select {
+				case onto <- u:
+				case <-ctx.Done():
+					return
+				}
+			}
+			select {
+			case <-w.kick:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// SetSysctl: see Kernel. Unknown paths read as "0".
+func (m *Memory) SetSysctl(path, value string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return "", fmt.Errorf("kernelshim: sysctl %s: %w", path, ErrClosed)
+	}
+	if path == "" || strings.Contains(path, "..") {
+		return "", fmt.Errorf("kernelshim: sysctl %q: bad path", path)
+	}
+	old, ok := m.sysctl[path]
+	if !ok {
+		old = "0"
+	}
+	m.sysctl[path] = strings.TrimSpace(value)
+	m.logf("sysctl %s=%s", path, strings.TrimSpace(value))
+	return old, nil
+}
+
+// Close: see Kernel. It detaches the kernel from its segments; watchers
+// stop with their contexts.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.open = false
+	type det struct {
+		s    *Segment
+		name string
+	}
+	var ds []det
+	for _, l := range m.links {
+		if l.seg != nil {
+			ds = append(ds, det{l.seg, l.Name})
+		}
+	}
+	m.mu.Unlock()
+	for _, d := range ds {
+		d.s.detach(m, d.name)
+	}
+	return nil
+}

@@ -1,0 +1,348 @@
+package kernelshim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+var vmac = net.HardwareAddr{0, 0, 0x5e, 0, 1, 1}
+
+func memHost(seg *Segment, addr string) *Memory {
+	m := NewMemory()
+	m.AddLink(Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, MTU: 1500, AdminUp: true, Carrier: true,
+		Broadcast: true, Multicast: true, Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}, seg)
+	return m
+}
+
+func open(t *testing.T, k Kernel) chan Packet {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch := make(chan Packet, 4)
+	if err := k.OpenCARP(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+func TestMemoryTranscriptAndLinks(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	m := memHost(nil, "10.0.0.2/24")
+	m.Clock = clk.Now
+	if err := m.CreateMACVLAN("carp0", "em0", vmac); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CreateMACVLAN("carp0", "em0", vmac); err != nil {
+		t.Fatalf("re-create own: %v", err)
+	}
+	if err := m.CreateMACVLAN("em0", "carp0", vmac); err == nil {
+		t.Fatal("replaced a foreign link")
+	}
+	if err := m.CreateMACVLAN("carp1", "em9", vmac); !errors.Is(err, ErrNoLink) {
+		t.Fatalf("missing parent: %v", err)
+	}
+	l, err := m.LinkByName("carp0")
+	if err != nil || l.Kind != "macvlan" || l.Alias != OwnerAlias || !l.AdminUp || !l.Carrier || l.MAC.String() != vmac.String() || l.ParentIndex != 1 {
+		t.Fatalf("carp0 = %+v, %v", l, err)
+	}
+	vip := netip.MustParsePrefix("10.0.0.1/24")
+	if err := m.ReplaceAddr("carp0", vip, 2500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ReplaceAddr("carp0", netip.MustParsePrefix("2001:db8::1/64"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Announce("carp0", vmac, vip.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Announce("carp0", vmac, netip.MustParseAddr("2001:db8::1")); err != nil {
+		t.Fatal(err)
+	}
+	old, err := m.SetSysctl("net/ipv4/conf/em0/arp_ignore", "1")
+	if err != nil || old != "0" {
+		t.Fatalf("sysctl old=%q err=%v", old, err)
+	}
+	if old, _ := m.SetSysctl("net/ipv4/conf/em0/arp_ignore", "0"); old != "1" {
+		t.Fatalf("sysctl old=%q", old)
+	}
+	clk.Add(2 * time.Second)
+	if got := m.Addrs("carp0"); len(got) != 2 {
+		t.Fatalf("before expiry: %v", got)
+	}
+	clk.Add(time.Second)
+	if got := m.Addrs("carp0"); !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")}) {
+		t.Fatalf("after expiry: %v", got)
+	}
+	if err := m.DelAddr("carp0", vip); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetLinkUp("carp0", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DeleteLink("carp0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DeleteLink("carp0"); !errors.Is(err, ErrNoLink) {
+		t.Fatalf("second delete: %v", err)
+	}
+	want := []string{
+		"ip link add carp0 link em0 type macvlan address 00:00:5e:00:01:01",
+		"ip link del carp0",
+		"ip link add carp0 link em0 type macvlan address 00:00:5e:00:01:01",
+		"ip addr replace 10.0.0.1/24 dev carp0 lft 3s",
+		"ip addr replace 2001:db8::1/64 dev carp0 lft forever",
+		"arp announce 10.0.0.1 dev carp0 lladdr 00:00:5e:00:01:01",
+		"nd advertise 2001:db8::1 dev carp0 lladdr 00:00:5e:00:01:01",
+		"sysctl net/ipv4/conf/em0/arp_ignore=1",
+		"sysctl net/ipv4/conf/em0/arp_ignore=0",
+		"ip addr del 10.0.0.1/24 dev carp0",
+		"ip link set carp0 down",
+		"ip link del carp0",
+	}
+	if got := m.Transcript(); !slices.Equal(got, want) {
+		t.Fatalf("transcript:\n%q\nwant\n%q", got, want)
+	}
+	links, _ := m.Links()
+	if len(links) != 1 || links[0].Name != "em0" || links[0].Index != 1 {
+		t.Fatalf("links %+v", links)
+	}
+}
+
+func TestMemorySegmentDelivery(t *testing.T) {
+	seg := NewSegment()
+	a, b, c := memHost(seg, "10.0.0.2/24"), memHost(seg, "10.0.0.3/24"), memHost(seg, "10.0.0.4/24")
+	cha, chb, chc := open(t, a), open(t, b), open(t, c)
+	for _, m := range []*Memory{a, b} {
+		if err := m.JoinGroup("em0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// c joins on a macvlan of em0: it hears the advert on em0.
+	if err := c.CreateMACVLAN("carp0", "em0", vmac); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.JoinGroup("carp0"); err != nil {
+		t.Fatal(err)
+	}
+	src := netip.MustParseAddr("10.0.0.2")
+	if err := a.SendCARP("em0", src, GroupV4, 0xe0, []byte{0x21, 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []chan Packet{chb, chc} {
+		select {
+		case p := <-ch:
+			if p.Src != src || p.Dst != GroupV4 || p.TTL != 255 || p.IfIndex != 1 || p.IPv6 || !bytes.Equal(p.Payload, []byte{0x21, 1}) {
+				t.Fatalf("got %+v", p)
+			}
+		default:
+			t.Fatal("advert not delivered")
+		}
+	}
+	if len(cha) != 0 {
+		t.Fatal("sender heard itself")
+	}
+	// Unicast: only the owner of dst.
+	if err := a.SendCARP("em0", src, netip.MustParseAddr("10.0.0.4"), 0, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if len(chb) != 0 || len(chc) != 1 {
+		t.Fatalf("unicast delivered to b=%d c=%d", len(chb), len(chc))
+	}
+	<-chc
+	// Partition a from b.
+	seg.SetLoss(func(from, to *Memory) bool { return from == a && to == b })
+	_ = a.SendCARP("em0", src, GroupV4, 0, []byte{2})
+	if len(chb) != 0 || len(chc) != 1 || seg.Dropped() != 1 {
+		t.Fatalf("partition: b=%d c=%d dropped=%d", len(chb), len(chc), seg.Dropped())
+	}
+	<-chc
+	seg.SetLoss(nil)
+	// Leave, carrier loss, full channel.
+	if err := b.LeaveGroup("em0"); err != nil {
+		t.Fatal(err)
+	}
+	c.SetCarrier("em0", false)
+	_ = a.SendCARP("em0", src, GroupV4, 0, []byte{3})
+	if len(chb) != 0 || len(chc) != 0 {
+		t.Fatal("delivered to a leaver or a link without carrier")
+	}
+	c.SetCarrier("em0", true)
+	for range 10 {
+		_ = a.SendCARP("em0", src, GroupV4, 0, []byte{4})
+	}
+	if st := c.Stats(); st.Delivered != 7 || st.Dropped != 6 || len(chc) != 4 {
+		t.Fatalf("stats %+v len %d", st, len(chc))
+	}
+	if st := a.Stats(); st.Sent != 14 {
+		t.Fatalf("sender stats %+v", st)
+	}
+	// Send errors and hooks.
+	a.SetSendError(errors.New("ENOBUFS"))
+	if err := a.SendCARP("em0", src, GroupV4, 0, nil); err == nil {
+		t.Fatal("SetSendError ignored")
+	}
+	a.SetSendError(nil)
+	var hooked []string
+	a.SetSendHook(func(out string, p Packet) { hooked = append(hooked, out+" "+p.Dst.String()) })
+	_ = a.SendCARP("em0", src, GroupV4, 0, nil)
+	if !slices.Equal(hooked, []string{"em0 224.0.0.18"}) {
+		t.Fatalf("hook %v", hooked)
+	}
+	// A closed kernel leaves the segment.
+	c.Close()
+	b.JoinGroup("em0")
+	for len(chb) > 0 {
+		<-chb
+	}
+	_ = a.SendCARP("em0", src, GroupV4, 0, nil)
+	if len(chb) != 1 {
+		t.Fatal("b lost its delivery after c closed")
+	}
+}
+
+func TestMemoryWatchLinks(t *testing.T) {
+	m := memHost(nil, "10.0.0.2/24")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := make(chan LinkUpdate) // unbuffered: the kernel must not block on it
+	if err := m.WatchLinks(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CreateMACVLAN("carp0", "em0", vmac); err != nil {
+		t.Fatal(err)
+	}
+	m.SetCarrier("em0", false)
+	if err := m.SetLinkUp("carp0", true); err != nil {
+		t.Fatal(err)
+	}
+	m.Resync()
+	if err := m.DeleteLink("em0"); err != nil { // takes carp0 with it
+		t.Fatal(err)
+	}
+	type ev struct {
+		name             string
+		carrier, del, rs bool
+	}
+	want := []ev{{"carp0", true, false, false}, {"em0", false, false, false}, {"carp0", false, false, false},
+		{"carp0", false, false, false}, {"", false, false, true}, {"carp0", false, true, false}, {"em0", false, true, false}}
+	for i, w := range want {
+		select {
+		case u := <-ch:
+			if g := (ev{u.Link.Name, u.Link.Carrier, u.Deleted, u.Resync}); g != w {
+				t.Fatalf("update %d = %+v, want %+v", i, g, w)
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("update %d missing", i)
+		}
+	}
+}
+
+func TestMemoryConcurrent(t *testing.T) {
+	seg := NewSegment()
+	hosts := []*Memory{memHost(seg, "10.0.0.2/24"), memHost(seg, "10.0.0.3/24"), memHost(seg, "10.0.0.4/24")}
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		ch := open(t, h)
+		_ = h.JoinGroup("em0")
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go func() {
+			for {
+				select {
+				case <-ch:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 200 {
+				_ = h.SendCARP("em0", netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + i)}), GroupV4, 0, []byte{byte(j)})
+				_ = h.ReplaceAddr("em0", netip.MustParsePrefix("10.0.0.1/24"), time.Second)
+				_, _ = h.Links()
+				h.SetCarrier("em0", j%7 != 0)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestAnnounceFrames(t *testing.T) {
+	f, dst, err := AnnounceFrame(vmac, netip.MustParseAddr("10.0.0.1"))
+	if err != nil || dst.String() != "ff:ff:ff:ff:ff:ff" || len(f) != 60 {
+		t.Fatalf("GARP: len %d dst %v err %v", len(f), dst, err)
+	}
+	arp := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeARP).(*layers.ARP)
+	if arp.Operation != layers.ARPRequest || !bytes.Equal(arp.SourceHwAddress, vmac) ||
+		!bytes.Equal(arp.SourceProtAddress, []byte{10, 0, 0, 1}) || !bytes.Equal(arp.DstProtAddress, []byte{10, 0, 0, 1}) {
+		t.Fatalf("GARP %+v", arp)
+	}
+
+	f, dst, err = AnnounceFrame(vmac, netip.MustParseAddr("2001:db8::1"))
+	if err != nil || dst.String() != "33:33:00:00:00:01" {
+		t.Fatalf("NA: dst %v err %v", dst, err)
+	}
+	pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+	ip6 := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	na := pkt.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement)
+	if ip6.HopLimit != 255 || ip6.DstIP.String() != "ff02::1" || ip6.SrcIP.String() != "2001:db8::1" ||
+		!na.Override() || na.Solicited() || na.Router() || na.TargetAddress.String() != "2001:db8::1" ||
+		len(na.Options) != 1 || na.Options[0].Type != layers.ICMPv6OptTargetAddress || !bytes.Equal(na.Options[0].Data, vmac) {
+		t.Fatalf("NA %v", pkt)
+	}
+	// ICMPv6 checksum, computed independently over the pseudo-header.
+	icmp := f[14+40:]
+	if len(icmp) != 32 {
+		t.Fatalf("ICMPv6 length %d, want 32", len(icmp))
+	}
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+	}
+	add(f[14+8 : 14+40]) // src + dst
+	add([]byte{0, 0, 0, byte(len(icmp)), 0, 0, 0, 58})
+	add(icmp)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	if sum != 0xffff {
+		t.Fatalf("ICMPv6 checksum wrong (folded sum %#x)", sum)
+	}
+	if _, _, err := AnnounceFrame(net.HardwareAddr{1}, netip.MustParseAddr("10.0.0.1")); err == nil {
+		t.Fatal("bad MAC accepted")
+	}
+}
+
+func TestLifetimeSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]int{0: 0, -1: 0, 1: 1, time.Second: 1, 1001 * time.Millisecond: 2, 3 * time.Second: 3} {
+		if got := lifetimeSeconds(d); got != want {
+			t.Errorf("lifetimeSeconds(%v) = %d, want %d", d, got, want)
+		}
+	}
+}
