@@ -1,6 +1,5 @@
 package engine
 
-
 // SysctlPrefix is the node under which every knob lives.
 const SysctlPrefix = "net.inet.carp."
 
