@@ -56,6 +56,10 @@ func FormatInterface(w io.Writer, name string, st engine.Status, showKeys bool) 
 		if v.Iface != name {
 			continue
 		}
+		addrs = append(addrs, v.Addrs...)
+		if v.VHID == 0 {
+			continue // addresses set before the vhid: no carp line yet
+		}
 		state := v.State
 		if state == "" {
 			state = "INIT"
@@ -69,7 +73,6 @@ func FormatInterface(w io.Writer, name string, st engine.Status, showKeys bool) 
 			fmt.Fprintf(&b, " key \"%s\"", v.Key)
 		}
 		b.WriteByte('\n')
-		addrs = append(addrs, v.Addrs...)
 	}
 	for _, p := range addrs {
 		b.WriteString(cloneIndent + formatAddr(p) + "\n")
