@@ -339,9 +339,9 @@ func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 		if src.IsValid() {
 			e.ourSources[src] = true
 		}
-		// The macvlan has no link-local address of its own: IPv6 adverts
-		// leave from the parent, with its link-local source.
-		if err6 := e.k.SendCARP(parent.Name, src, carp.GroupV6, tos, payload); err6 != nil {
+		// The source is the parent's link-local address, the frame leaves
+		// from the virtual MAC like FreeBSD's (the shim binds freely).
+		if err6 := e.k.SendCARP(h.vlink, src, carp.GroupV6, tos, payload); err6 != nil {
 			err = err6
 		} else {
 			e.stats.OPackets6++

@@ -131,3 +131,30 @@ func (h *host) log() string {
 	}
 	return h.carpd.Output()
 }
+
+// transitionAt returns the time carpd logged "carp: <who>: ... -> <to>" for
+// the last time (its log lines carry microsecond local timestamps), so
+// failover times are measured by the engine's own clock rather than by how
+// quickly a poll noticed.
+func (h *host) transitionAt(t testing.TB, who, to string) time.Time {
+	t.Helper()
+	var at time.Time
+	for _, line := range strings.Split(h.log(), "\n") {
+		if !strings.Contains(line, "carp: "+who+": ") || !strings.Contains(line, "-> "+to+" (") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		ts, err := time.ParseInLocation("2006/01/02 15:04:05.000000", f[0]+" "+f[1], time.Local)
+		if err != nil {
+			t.Fatalf("bad log timestamp in %q: %v", line, err)
+		}
+		at = ts
+	}
+	if at.IsZero() {
+		t.Fatalf("%s: no %s -> %s transition in the log:\n%s", h.name, who, to, h.log())
+	}
+	return at
+}
