@@ -484,8 +484,15 @@ func (m *Memory) OpenCARP(ctx context.Context, onto chan<- Packet) error {
 	if m.closed {
 		return fmt.Errorf("kernelshim: open CARP sockets: %w", ErrClosed)
 	}
-	if m.open {
+	// A previous opener whose context has ended is closed, even if the
+	// goroutine that tidies up after it has not run yet.
+	if m.open && m.openCtx.Err() == nil {
 		return errors.New("kernelshim: open CARP sockets: already open")
+	}
+	if m.open {
+		for _, l := range m.links {
+			l.joined = false
+		}
 	}
 	m.open, m.openCtx, m.onto = true, ctx, onto
 	go func() {

@@ -44,7 +44,7 @@ type Engine struct {
 
 	// Everything below is owned by the Run goroutine.
 	cfg            *Config
-	demoteIfdown   int // sum of ifdown_demotion_factor for carpdevs that are down
+	demoteIfdown   int // ifdown_demotion_factor for every vhid whose parent is down
 	demoteSenderr  int
 	demotion       int // effective net.inet.carp.demotion
 	stats          carp.Stats
@@ -84,7 +84,6 @@ func New(opts Options) (*Engine, error) {
 		done:           make(chan struct{}),
 		links:          map[int]kernelshim.Link{},
 		ourSources:     map[netip.Addr]bool{},
-		downDevs:       map[string]bool{},
 		kernelOriginal: map[string]string{},
 		lastLog:        map[string]time.Time{},
 		joined:         map[string]int{},

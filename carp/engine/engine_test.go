@@ -68,7 +68,11 @@ func startNode(t *testing.T, k *kernelshim.Memory, stateDir string) *node {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{k: k, e: e, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { n.done <- e.Run(ctx) }()
-	<-e.Ready()
+	select {
+	case <-e.Ready():
+	case err := <-n.done:
+		t.Fatalf("Run ended before it was ready: %v", err)
+	}
 	return n
 }
 
@@ -390,6 +394,39 @@ func TestCarrierLossDemotesAndFailsOverOtherVHIDs(t *testing.T) {
 		synctest.Wait()
 		if fw1.state(t, "carp0") != "MASTER" || fw1.state(t, "carp1") != "MASTER" {
 			t.Errorf("fw1 after em0 came back: %s/%s, want MASTER of both (preempt)", fw1.state(t, "carp0"), fw1.state(t, "carp1"))
+		}
+	})
+}
+
+func TestAllowZeroStopsEveryVHIDAndDemotesOncePerVHID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+		defer n.stop(t)
+		runbook284(t, n, 0)
+		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+		synctest.Wait()
+		if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.allow", 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := n.state(t, "carp0"); got != "INIT" {
+			t.Fatalf("state with allow=0 = %s, want INIT", got)
+		}
+		if len(n.k.Addrs("carp0")) != 0 {
+			t.Fatalf("addresses kept with allow=0: %v", n.k.Addrs("carp0"))
+		}
+		st, _ := n.e.Status(context.Background(), false)
+		if got := knobValue(st, "net.inet.carp.demotion"); got != 240 {
+			t.Fatalf("demotion with allow=0 = %d, want 240 (ifdown_demotion_factor, once)", got)
+		}
+		if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.allow", 1); err != nil {
+			t.Fatal(err)
+		}
+		st, _ = n.e.Status(context.Background(), false)
+		if got := knobValue(st, "net.inet.carp.demotion"); got != 0 {
+			t.Fatalf("demotion after allow=1 = %d, want 0", got)
+		}
+		if got := n.state(t, "carp0"); got != "BACKUP" {
+			t.Fatalf("state after allow=1 = %s, want BACKUP", got)
 		}
 	})
 }

@@ -103,6 +103,9 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, forced *[]string) erro
 			return nil
 		case OpVHID:
 			if op.Int < 1 || op.Int > 255 {
+				if ifc.Clone {
+					return errInval // the carp(4) clone's kernel check
+				}
 				return cliErr("vhid must be greater than 0 and less than 255")
 			}
 			vhid := uint8(op.Int)
@@ -317,12 +320,20 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 	case "ifdown_demotion_factor":
 		// The counted interface-down demotion follows the new factor.
 		n := 0
-		for _, down := range e.downDevs {
-			if down {
+		for _, h := range e.hosts {
+			if h.suppressed {
 				n++
 			}
 		}
 		e.demote(n*int(v-old), "sysctl", &e.demoteIfdown)
+	case "senderr_demotion_factor":
+		n := 0
+		for _, h := range e.hosts {
+			if h.senderr {
+				n++
+			}
+		}
+		e.demote(n*int(v-old), "sysctl", &e.demoteSenderr)
 	}
 	e.recomputeDemotion()
 	for _, h := range e.hosts {

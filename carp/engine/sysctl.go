@@ -11,6 +11,7 @@ type knobDef struct {
 	min, max int64 // inclusive; min > max means any value
 	readOnly bool
 	additive bool // writing N adds N (demotion)
+	opaque   bool // not an integer: no value, no writes
 	descr    string
 }
 
@@ -26,6 +27,10 @@ var knobDefs = []knobDef{
 	{name: "allow", def: 1, min: 1, max: 0, descr: "Accept incoming CARP packets"},
 	{name: "arpbalance", def: 0, min: 1, max: 0, descr: "balance arp responses"},
 	{name: "suppress_preempt", def: 0, min: 1, max: 0, readOnly: true, descr: "Preemption is suppressed"},
+	// stats is the opaque struct carpstats. FreeBSD declares it writable
+	// (CTLFLAG_RW), so sysctl(8) refuses a write by its type, not as read
+	// only; listings skip it.
+	{name: "stats", opaque: true, min: 1, max: 0, descr: "CARP statistics (struct carpstats, netinet/ip_carp.h)"},
 }
 
 func knobByName(leaf string) (knobDef, bool) {
@@ -59,6 +64,9 @@ func (e *Engine) knobs() []Knob {
 
 // checkKnob validates a write the way FreeBSD's kernel handlers do.
 func checkKnob(k knobDef, v int64) error {
+	if k.opaque {
+		return cliErr("oid '" + SysctlPrefix + k.name + "' is type 5, cannot set that")
+	}
 	if k.readOnly {
 		return cliErr("oid '" + SysctlPrefix + k.name + "' is read only")
 	}

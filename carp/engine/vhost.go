@@ -27,6 +27,7 @@ type vhost struct {
 	sendErrs    int // consecutive failed sends
 	sendOKs     int // consecutive good sends after the senderr demotion
 	senderr     bool
+	suppressed  bool // counted in the interface-down demotion
 }
 
 func (h *vhost) name() string {
@@ -125,7 +126,6 @@ func (e *Engine) reconcile(now time.Time) {
 	}
 	e.hosts = ordered
 	e.syncGroups()
-	e.checkDevs()
 	for _, h := range e.hosts {
 		e.setRun(now, h, carp.ReasonInitComplete)
 	}
@@ -170,6 +170,7 @@ func (e *Engine) runnable(h *vhost) bool {
 // setRun applies setrun(): INIT <-> BACKUP as the conditions come and go.
 func (e *Engine) setRun(now time.Time, h *vhost, upReason string) {
 	run := e.runnable(h)
+	e.suppress(h, !run && e.parentDown(h))
 	if !run {
 		if ifc := e.cfg.iface(h.iface); ifc != nil && ifc.Down {
 			// `ifconfig carp0 down`: a MASTER bows out with advbase and
@@ -181,6 +182,36 @@ func (e *Engine) setRun(now time.Time, h *vhost, upReason string) {
 		return
 	}
 	e.apply(now, h, h.m.SetRunnable(now, true, upReason))
+}
+
+// parentDown reports whether a vhid cannot run because its parent is down
+// (or missing) or net.inet.carp.allow is 0: the cases in which FreeBSD adds
+// the interface-down demotion.
+func (e *Engine) parentDown(h *vhost) bool {
+	if e.knob("allow") == 0 {
+		return true
+	}
+	if h.carpdev == "" {
+		return false
+	}
+	l, ok := e.linkByLinuxName(e.linuxName(h.carpdev))
+	return !ok || !l.AdminUp || !l.Carrier
+}
+
+// suppress adds ifdown_demotion_factor once while a vhid's parent is down and
+// removes it when it comes back (FreeBSD's sc_suppress), so every other vhid
+// of the host advertises the demotion and a preempting peer takes them over.
+func (e *Engine) suppress(h *vhost, on bool) {
+	if on == h.suppressed {
+		return
+	}
+	h.suppressed = on
+	f := int(e.knob("ifdown_demotion_factor"))
+	if on {
+		e.demote(f, "interface down", &e.demoteIfdown)
+	} else {
+		e.demote(-f, "interface up", &e.demoteIfdown)
+	}
 }
 
 // ensureVlink creates the macvlan with the virtual MAC on the parent.
@@ -244,6 +275,14 @@ func (e *Engine) restoreKernel() {
 
 // teardown stops a vhost: bow-out if MASTER, addresses and its link removed.
 func (e *Engine) teardown(now time.Time, h *vhost) {
+	if h.suppressed {
+		h.suppressed = false
+		e.demote(-int(e.knob("ifdown_demotion_factor")), "vhid removed", &e.demoteIfdown)
+	}
+	if h.senderr {
+		h.senderr = false
+		e.demote(-int(e.knob("senderr_demotion_factor")), "vhid removed", &e.demoteSenderr)
+	}
 	e.apply(now, h, h.m.BowOut(now))
 	e.removeAddrs(h)
 	if h.made {
@@ -478,45 +517,11 @@ func (e *Engine) linkChanged(now time.Time, u kernelshim.LinkUpdate) {
 		e.links[u.Link.Index] = u.Link
 	}
 	e.syncGroups()
-	e.checkDevs()
 	for _, h := range e.hosts {
 		if h.carpdev == "" {
 			h.carpdev = e.resolveCarpdev(h.cfg)
 		}
 		e.setRun(now, h, carp.ReasonIfUp)
-	}
-}
-
-// checkDevs keeps the interface-down demotion: ifdown_demotion_factor is
-// added once for every parent that is down, and removed when it comes back.
-func (e *Engine) checkDevs() {
-	devs := map[string]bool{}
-	for _, h := range e.hosts {
-		if h.carpdev != "" {
-			devs[h.carpdev] = true
-		}
-	}
-	for dev, down := range e.downDevs {
-		if !devs[dev] {
-			// The last vhid on this parent was removed.
-			delete(e.downDevs, dev)
-			if down {
-				e.demote(-int(e.knob("ifdown_demotion_factor")), "vhid removed", &e.demoteIfdown)
-			}
-		}
-	}
-	for dev := range devs {
-		l, ok := e.linkByLinuxName(e.linuxName(dev))
-		down := !ok || !l.AdminUp || !l.Carrier
-		if down != e.downDevs[dev] {
-			e.downDevs[dev] = down
-			f := int(e.knob("ifdown_demotion_factor"))
-			if down {
-				e.demote(f, "interface down", &e.demoteIfdown)
-			} else {
-				e.demote(-f, "interface up", &e.demoteIfdown)
-			}
-		}
 	}
 }
 
