@@ -21,14 +21,23 @@ import (
 // (named bsdcarp-ks-<random>) and deleted in t.Cleanup, which also removes
 // the links inside it. Nothing is created in the caller's namespace.
 
+// requireRoot skips a namespace test outside CI when it cannot run; in CI
+// (CI set) it fails instead, since a skip there would hide the real test.
 func requireRoot(t *testing.T) {
 	t.Helper()
+	why := ""
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs and raw sockets")
+		why = "needs root: creates network namespaces, veth pairs and raw sockets"
+	} else if _, err := exec.LookPath("ip"); err != nil {
+		why = "needs iproute2's ip command"
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip command")
+	if why == "" {
+		return
 	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s (CI must run this test)", why)
+	}
+	t.Skip(why)
 }
 
 func run(t *testing.T, args ...string) string {
