@@ -1,0 +1,137 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bsdcarp/bsdcarp/carp/engine"
+)
+
+// fakeEngine records what reached it.
+type fakeEngine struct {
+	ifconfigs []engine.IfconfigRequest
+	showKeys  []bool
+}
+
+func (f *fakeEngine) Ifconfig(_ context.Context, r engine.IfconfigRequest) error {
+	f.ifconfigs = append(f.ifconfigs, r)
+	if r.Iface == "carp9" {
+		return &engine.CLIError{Msg: "interface carp9 does not exist"}
+	}
+	return nil
+}
+
+func (f *fakeEngine) Status(_ context.Context, showKeys bool) (engine.Status, error) {
+	f.showKeys = append(f.showKeys, showKeys)
+	st := engine.Status{VHIDs: []engine.VHIDStatus{{Iface: "carp0", VHID: 1}}}
+	if showKeys {
+		st.VHIDs[0].Key = "secret"
+	}
+	return st, nil
+}
+
+func (f *fakeEngine) SetSysctl(_ context.Context, oid string, v int64) (int64, int64, error) {
+	return 0, v, nil
+}
+
+func serve(t *testing.T) (*fakeEngine, string) {
+	t.Helper()
+	f := &fakeEngine{}
+	path := filepath.Join(t.TempDir(), "carpd.sock")
+	srv, err := Listen(path, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+	return f, path
+}
+
+func TestRequestsReachTheEngineAndCLIErrorsComeBackVerbatim(t *testing.T) {
+	f, path := serve(t)
+	c := Client{Path: path}
+	resp, err := c.Do(Request{Op: OpIfconfig, Ifconfig: &engine.IfconfigRequest{Iface: "carp9"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Code != CodeCLI || resp.Error != "interface carp9 does not exist" {
+		t.Fatalf("response = %+v", resp)
+	}
+	if len(f.ifconfigs) != 1 || f.ifconfigs[0].Iface != "carp9" {
+		t.Fatalf("engine saw %+v", f.ifconfigs)
+	}
+	resp, err = c.Do(Request{Op: OpStatus, ShowKeys: true})
+	if err != nil || resp.Status == nil {
+		t.Fatalf("status: %v %+v", err, resp)
+	}
+	// These tests run as root (the suite needs it): root asked for keys, gets them.
+	if resp.Status.VHIDs[0].Key != "secret" {
+		t.Fatalf("root with show_keys got no key: %+v", resp.Status)
+	}
+}
+
+func TestSecondServerOnALiveSocketIsRefused(t *testing.T) {
+	_, path := serve(t)
+	if _, err := Listen(path, &fakeEngine{}); err == nil || !strings.Contains(err.Error(), "another carpd") {
+		t.Fatalf("second Listen on a live socket: %v", err)
+	}
+}
+
+func TestOversizedAndMalformedMessagesAreRefusedWithoutReachingTheEngine(t *testing.T) {
+	f, path := serve(t)
+	for name, payload := range map[string][]byte{
+		"oversized":     append(bytes.Repeat([]byte("x"), MaxMessage+10), '\n'),
+		"not json":      []byte("hello\n"),
+		"wrong version": []byte(`{"v":99,"op":"ifconfig","ifconfig":{"iface":"carp0"}}` + "\n"),
+		"unknown op":    []byte(`{"v":1,"op":"reboot"}` + "\n"),
+		"no body":       []byte(`{"v":1,"op":"ifconfig"}` + "\n"),
+	} {
+		conn, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go conn.Write(payload)
+		var resp Response
+		err = readMessage(conn, &resp)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%s: no response: %v", name, err)
+		}
+		if resp.Code != CodeFail || resp.Error == "" {
+			t.Errorf("%s: response %+v, want a failure", name, resp)
+		}
+	}
+	if len(f.ifconfigs) != 0 {
+		t.Fatalf("engine received %+v", f.ifconfigs)
+	}
+}
+
+func TestSplitFlagsLeavesBSDWordsAlone(t *testing.T) {
+	sock, seen, rest, err := SplitFlags([]string{"--socket", "/x.sock", "--stats", "-a", "-alias", "--socket"}, "stats")
+	if err != nil || sock != "/x.sock" || !seen["stats"] || strings.Join(rest, " ") != "-a -alias --socket" {
+		t.Fatalf("SplitFlags = %q %v %q %v", sock, seen, rest, err)
+	}
+	if _, _, _, err := SplitFlags([]string{"--socket"}); err == nil {
+		t.Fatal("--socket without a path accepted")
+	}
+}
+
+func FuzzReadMessage(f *testing.F) {
+	f.Add([]byte(`{"v":1,"op":"status"}` + "\n"))
+	f.Add([]byte(`{"v":1,"op":"ifconfig","ifconfig":{"iface":"carp0","ops":[{"kind":"vhid","int":1}]}}` + "\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req Request
+		if err := readMessage(bytes.NewReader(b), &req); err != nil {
+			return
+		}
+		// Whatever decodes re-encodes within the bound.
+		var buf bytes.Buffer
+		if err := writeMessage(&buf, req); err != nil && len(b) < MaxMessage/2 {
+			t.Fatalf("decoded request does not re-encode: %v", err)
+		}
+	})
+}
