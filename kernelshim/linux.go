@@ -3,6 +3,7 @@
 package kernelshim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,7 @@ type linux struct {
 	p6     *ipv6.PacketConn
 	pktFd  int // AF_PACKET socket for Announce, -1 until first use
 	subs   map[*subscription]struct{}
+	ours   map[int]bool // ifindexes of the macvlans this kernel created
 }
 
 type nsID struct{ dev, ino uint64 }
@@ -284,7 +286,11 @@ func (k *linux) LinkByName(name string) (Link, error) {
 // CreateMACVLAN: see Kernel.
 func (k *linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 	if old, err := k.nlLink(name); err == nil {
-		if old.Attrs().Alias != OwnerAlias {
+		// The kernel ignores an alias given at creation, so it is set in a
+		// second step: a crash between the two leaves a macvlan without
+		// alias but with exactly the virtual MAC we ask for. That is ours too.
+		leftover := old.Type() == "macvlan" && old.Attrs().Alias == "" && bytes.Equal(old.Attrs().HardwareAddr, mac)
+		if old.Attrs().Alias != OwnerAlias && !leftover {
 			return fmt.Errorf("kernelshim: create macvlan %s: a link of that name exists and is not ours (alias %q)", name, old.Attrs().Alias)
 		}
 		if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkDel(old) }); err != nil && !isNotFound(err) {
@@ -325,7 +331,21 @@ func (k *linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkSetUp(mv) }); err != nil {
 		return fail("set up", err)
 	}
+	if l, err := k.nlLink(name); err == nil {
+		k.mu.Lock()
+		if k.ours == nil {
+			k.ours = map[int]bool{}
+		}
+		k.ours[l.Attrs().Index] = true
+		k.mu.Unlock()
+	}
 	return nil
+}
+
+func (k *linux) isOurs(index int) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.ours[index]
 }
 
 // DeleteLink: see Kernel.
@@ -340,6 +360,9 @@ func (k *linux) DeleteLink(name string) error {
 		}
 		return fmt.Errorf("kernelshim: delete link %s: %w", name, err)
 	}
+	k.mu.Lock()
+	delete(k.ours, l.Attrs().Index)
+	k.mu.Unlock()
 	return nil
 }
 
@@ -375,10 +398,35 @@ func (k *linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration)
 	if p.Addr().Unmap().Is6() {
 		a.Flags = unix.IFA_F_NODAD
 	}
+	if k.parentCovers(l, p) {
+		// The parent already routes this subnet. A second prefix route via
+		// the macvlan could win after a parent flap and send the host's own
+		// traffic from the shared address, breaking it at the next failover.
+		a.Flags |= unix.IFA_F_NOPREFIXROUTE
+	}
 	if err := k.withHandle(func(h *netlink.Handle) error { return h.AddrReplace(l, a) }); err != nil {
 		return fmt.Errorf("kernelshim: replace %s on %s (lifetime %ds): %w", p, link, secs, err)
 	}
 	return nil
+}
+
+// parentCovers reports whether l is a stacked link (macvlan) whose parent
+// has an address of p's family whose prefix contains p's subnet.
+func (k *linux) parentCovers(l netlink.Link, p netip.Prefix) bool {
+	parent := l.Attrs().ParentIndex
+	if parent == 0 || parent == l.Attrs().Index {
+		return false
+	}
+	addrs, err := k.addrsByIndex(parent)
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs[parent] {
+		if a.Addr().Is4() == p.Addr().Is4() && a.Bits() <= p.Bits() && a.Contains(p.Masked().Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 // DelAddr: see Kernel.
@@ -859,6 +907,7 @@ func (k *linux) WatchLinks(ctx context.Context, onto chan<- LinkUpdate) error {
 
 type subscription struct {
 	ch   chan netlink.LinkUpdate
+	ach  chan netlink.AddrUpdate // address changes: a parent's source address may come after its link
 	done chan struct{}
 	errc chan error
 	once sync.Once
@@ -868,27 +917,44 @@ func (s *subscription) stop() { s.once.Do(func() { close(s.done) }) }
 func (s *subscription) drain() {
 	for range s.ch { //nolint:revive // let the netlink goroutine finish
 	}
+	for range s.ach { //nolint:revive // likewise
+	}
 }
 
 func (k *linux) subscribe() (*subscription, error) {
 	s := &subscription{
 		ch:   make(chan netlink.LinkUpdate, 64),
+		ach:  make(chan netlink.AddrUpdate, 64),
 		done: make(chan struct{}),
 		errc: make(chan error, 1),
 	}
-	err := k.inNS(func() error {
-		return netlink.LinkSubscribeWithOptions(s.ch, s.done, netlink.LinkSubscribeOptions{
-			ErrorCallback: func(err error) {
-				select {
-				case s.errc <- err:
-				default:
-				}
-			},
-			ReceiveBufferSize: 1 << 20,
+	onErr := func(err error) {
+		select {
+		case s.errc <- err:
+		default:
+		}
+	}
+	var linkErr, addrErr error
+	_ = k.inNS(func() error {
+		linkErr = netlink.LinkSubscribeWithOptions(s.ch, s.done, netlink.LinkSubscribeOptions{
+			ErrorCallback: onErr, ReceiveBufferSize: 1 << 20,
 		})
+		if linkErr == nil {
+			addrErr = netlink.AddrSubscribeWithOptions(s.ach, s.done, netlink.AddrSubscribeOptions{
+				ErrorCallback: onErr, ReceiveBufferSize: 1 << 20,
+			})
+		}
+		return nil
 	})
-	if err != nil {
-		return nil, err
+	switch {
+	case linkErr != nil:
+		return nil, linkErr // nothing was started
+	case addrErr != nil:
+		// Stop the link subscription; its goroutine closes s.ch.
+		close(s.ach)
+		s.stop()
+		s.drain()
+		return nil, addrErr
 	}
 	k.mu.Lock()
 	if k.subs == nil {
@@ -934,6 +1000,34 @@ func (k *linux) pump(ctx context.Context, s *subscription, onto chan<- LinkUpdat
 			}
 			k.log.Warn("link watch: subscription error, resubscribing", "err", err)
 			return true
+		case a, ok := <-s.ach:
+			if !ok {
+				return true
+			}
+			// Our own virtual addresses are refreshed several times a
+			// second: their updates are of no interest to anyone.
+			if k.isOurs(a.LinkIndex) {
+				continue
+			}
+			var l netlink.Link
+			if err := k.withHandle(func(h *netlink.Handle) error {
+				var err error
+				l, err = h.LinkByIndex(a.LinkIndex)
+				return err
+			}); err != nil {
+				continue // the link went away: its RTM_DELLINK follows
+			}
+			lu := LinkUpdate{Link: convertLink(l)}
+			if addrs, err := k.addrsByIndex(lu.Link.Index); err == nil {
+				lu.Link.Addrs = addrs[lu.Link.Index]
+			}
+			select {
+			case onto <- lu:
+			case <-ctx.Done():
+				return false
+			case <-k.close:
+				return false
+			}
 		case u, ok := <-s.ch:
 			if !ok {
 				return true

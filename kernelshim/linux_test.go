@@ -439,6 +439,13 @@ func TestLinuxWatchLinks(t *testing.T) {
 	}
 	expect("carp0 deleted", func(u LinkUpdate) bool { return u.Link.Name == "carp0" && u.Deleted })
 
+	// An address that arrives after the link (boot order, DHCP) is reported:
+	// it becomes the source of the adverts.
+	ipn(t, a, "addr", "add", "198.51.100.7/24", "dev", "veth0")
+	expect("address added to veth0", func(u LinkUpdate) bool {
+		return u.Link.Name == "veth0" && slices.Contains(u.Link.Addrs, netip.MustParsePrefix("198.51.100.7/24"))
+	})
+
 	// A broken subscription is re-established and announced as a resync.
 	ka.(*linux).breakSubscriptions()
 	expect("resync after the subscription broke", func(u LinkUpdate) bool { return u.Resync })

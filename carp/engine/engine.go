@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log"
 	"math/rand/v2"
-	"net/netip"
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
@@ -50,7 +49,7 @@ type Engine struct {
 	stats          carp.Stats
 	hosts          []*vhost // in configuration order
 	links          map[int]kernelshim.Link
-	ourSources     map[netip.Addr]bool    // addresses we send adverts from: our own looped packets are dropped
+	tuned          map[string]bool        // Linux parents whose ARP settings this run has set
 	downDevs       map[string]bool        // BSD carpdev names currently counted as down
 	kernelOriginal map[string]string      // /proc/sys paths we changed -> original value
 	lastLog        map[string]time.Time   // rate limit for bad-packet logs
@@ -83,7 +82,7 @@ func New(opts Options) (*Engine, error) {
 		ready:          make(chan struct{}),
 		done:           make(chan struct{}),
 		links:          map[int]kernelshim.Link{},
-		ourSources:     map[netip.Addr]bool{},
+		tuned:          map[string]bool{},
 		kernelOriginal: map[string]string{},
 		lastLog:        map[string]time.Time{},
 		joined:         map[string]int{},

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
 // Ifconfig applies one ifconfig command line. The whole line is validated
@@ -66,6 +67,11 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, forced *[]string) erro
 			return cliErr("SIOCIFCREATE2: Invalid argument")
 		}
 		if ifc != nil {
+			return cliErr("SIOCIFCREATE2: File exists")
+		}
+		// A Linux link of that name that carpd did not make (or left
+		// behind) would make the clone fail later, silently.
+		if l, ok := e.linkByLinuxName(name); ok && l.Alias != kernelshim.OwnerAlias {
 			return cliErr("SIOCIFCREATE2: File exists")
 		}
 		c.Ifaces = append(c.Ifaces, IfaceConfig{Name: name, Clone: true})

@@ -121,6 +121,11 @@ func (e *Engine) reconcile(now time.Time) {
 		e.apply(now, h, h.m.SetConfig(now, e.machineConfig(w.v)))
 		if h.m.State() == carp.Master && !slices.Equal(old.Addrs, w.v.Addrs) {
 			e.installAddrs(now, h)
+			for _, p := range w.v.Addrs {
+				if !slices.Contains(old.Addrs, p) {
+					e.announce(h, p)
+				}
+			}
 		}
 		ordered = append(ordered, h)
 	}
@@ -240,20 +245,26 @@ func (e *Engine) ensureVlink(h *vhost) bool {
 // tuneParent stops the parent from answering ARP for the virtual addresses
 // with its real MAC (they live on the macvlan), remembering the old values.
 func (e *Engine) tuneParent(parent string) {
+	if e.tuned[parent] {
+		return
+	}
+	e.tuned[parent] = true
 	e.setKernel("net/ipv4/conf/"+parent+"/arp_ignore", "1", true)
 	e.setKernel("net/ipv4/conf/"+parent+"/arp_announce", "2", true)
 }
 
+// setKernel writes a /proc/sys value. With restore, the value it replaces is
+// recorded (in kernel.json too, before anything else changes) unless an
+// earlier run already recorded the original: after a crash, and even after a
+// reboot, what the admin had is what gets restored, while the value is
+// always written again.
 func (e *Engine) setKernel(path, value string, restore bool) {
-	if _, done := e.kernelOriginal[path]; done && restore {
-		return
-	}
 	old, err := e.k.SetSysctl(path, value)
 	if err != nil {
 		e.log.Printf("carpd: set %s=%s: %v", path, value, err)
 		return
 	}
-	if restore {
+	if _, recorded := e.kernelOriginal[path]; restore && !recorded {
 		e.kernelOriginal[path] = old
 		if err := saveKernelState(e.opts.StateDir, e.kernelOriginal); err != nil {
 			e.log.Printf("carpd: %v", err)
@@ -310,13 +321,19 @@ func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
 		case t.To == carp.Master:
 			e.installAddrs(now, h)
 			for _, p := range h.cfg.Addrs {
-				if err := e.k.Announce(h.vlink, carp.VirtualMAC(h.cfg.VHID), p.Addr()); err != nil {
-					e.log.Printf("carpd: announce %s on %s: %v", p.Addr(), h.vlink, err)
-				}
+				e.announce(h, p)
 			}
 		case t.From == carp.Master:
 			e.removeAddrs(h)
 		}
+	}
+}
+
+// announce sends a gratuitous ARP (IPv4) or unsolicited neighbour
+// advertisement (IPv6) for p from the virtual MAC.
+func (e *Engine) announce(h *vhost, p netip.Prefix) {
+	if err := e.k.Announce(h.vlink, carp.VirtualMAC(h.cfg.VHID), p.Addr()); err != nil {
+		e.log.Printf("carpd: announce %s on %s: %v", p.Addr(), h.vlink, err)
 	}
 }
 
@@ -365,9 +382,6 @@ func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 	var err error
 	if v4 || !v6 {
 		src := firstAddr(parent.Addrs, true)
-		if src.IsValid() {
-			e.ourSources[src] = true
-		}
 		err = e.k.SendCARP(h.vlink, src, carp.GroupV4, tos, payload)
 		if err == nil {
 			e.stats.OPackets++
@@ -375,9 +389,6 @@ func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 	}
 	if v6 {
 		src := firstAddr(parent.Addrs, false)
-		if src.IsValid() {
-			e.ourSources[src] = true
-		}
 		// The source is the parent's link-local address, the frame leaves
 		// from the virtual MAC like FreeBSD's (the shim binds freely).
 		if err6 := e.k.SendCARP(h.vlink, src, carp.GroupV6, tos, payload); err6 != nil {
@@ -456,7 +467,7 @@ func (e *Engine) input(now time.Time, p kernelshim.Packet) {
 			return // the same frame as seen through our own macvlan
 		}
 	}
-	if e.ourSources[p.Src] {
+	if e.isLocal(p.Src) {
 		return // our own advert, looped back
 	}
 	dev := ""
@@ -556,4 +567,17 @@ func (e *Engine) syncGroups() {
 		}
 		e.joined[name] = idx
 	}
+}
+
+// isLocal reports whether a is one of this host's own (non-virtual)
+// addresses: adverts from it are our own, looped back.
+func (e *Engine) isLocal(a netip.Addr) bool {
+	for _, l := range e.links {
+		for _, p := range l.Addrs {
+			if p.Addr() == a {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -91,6 +91,11 @@ func TestHandbook285Failover(t *testing.T) {
 	if !l.ping(t) {
 		t.Fatal("client cannot ping the shared LAN address 172.16.0.100 with fw1 MASTER")
 	}
+	// em0 already routes 172.16.0.0/24: the shared address adds no second
+	// route through carp0 that could win after a flap of em0.
+	if out, _, _ := l.lab.Exec("fw1", nil, "ip", "-o", "route", "show", "dev", "carp0"); strings.Contains(out, "172.16.0.0/24") {
+		t.Errorf("a prefix route via carp0 on fw1: %s", out)
+	}
 	// The BACKUP never holds the addresses.
 	for _, a := range vips {
 		if l.lab.HasAddr("fw2", a) {
