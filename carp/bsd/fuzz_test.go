@@ -144,7 +144,7 @@ func FuzzParseSysctl(f *testing.F) {
 			t.Fatalf("non-root sets %v", r.Sets)
 		}
 		for _, st := range r.Sets {
-			k, ok := findKnob(knobs, st.Name)
+			k, ok := FindKnob(knobs, st.Name)
 			if !ok || k.ReadOnly || k.Name == StatsOID {
 				t.Fatalf("set of %q", st.Name)
 			}

@@ -2,10 +2,12 @@ package bsd
 
 import (
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"strings"
 
+	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/engine"
 )
 
@@ -145,7 +147,7 @@ func isStatusAF(w string) bool { return w == "inet" || w == "inet6" }
 
 // isCarpClone reports whether name is a cloned carp interface (dialects A
 // and B); every other interface uses the FreeBSD 10+ grammar (dialect C).
-func isCarpClone(name string) bool { return strings.HasPrefix(name, "carp") }
+func isCarpClone(name string) bool { return engine.IsCloneName(name) }
 
 type family int
 
@@ -391,13 +393,10 @@ func (p *ifParser) setState(arg string) error {
 	if err := p.needVHID("state"); err != nil {
 		return err
 	}
-	s := strings.ToLower(arg)
-	switch s {
-	case "init", "backup", "master":
-	default:
+	if _, ok := carp.ParseState(arg); !ok {
 		return cliErr("unknown state")
 	}
-	p.ops = append(p.ops, engine.Op{Kind: engine.OpState, Str: s})
+	p.ops = append(p.ops, engine.Op{Kind: engine.OpState, Str: strings.ToLower(arg)})
 	return nil
 }
 
@@ -498,7 +497,7 @@ func (p *ifParser) setNetmask(arg string) error {
 		b := a.As16()
 		n := 0
 		for _, x := range b {
-			n += popcount8(x)
+			n += bits.OnesCount8(x)
 		}
 		p.plen, p.maskSet = n, true
 		return nil
@@ -509,24 +508,8 @@ func (p *ifParser) setNetmask(arg string) error {
 	}
 	// FreeBSD 14 (netlink) counts the bits of the mask: a non-contiguous
 	// mask silently becomes the prefix of that many bits.
-	p.plen, p.maskSet = popcount32(maskBits(a)), true
+	p.plen, p.maskSet = bits.OnesCount32(maskBits(a)), true
 	return nil
-}
-
-func popcount8(x byte) int {
-	n := 0
-	for ; x != 0; x &= x - 1 {
-		n++
-	}
-	return n
-}
-
-func popcount32(x uint32) int {
-	n := 0
-	for ; x != 0; x &= x - 1 {
-		n++
-	}
-	return n
 }
 
 func (p *ifParser) setBroadcast(arg string) error {

@@ -258,19 +258,11 @@ func EvalSysctl(cmd SysctlCmd, knobs []engine.Knob, isRoot bool) SysctlResult {
 	// Provisional output: every set succeeds as requested.
 	outs := make([]SysctlOutcome, len(res.Sets))
 	for i, s := range res.Sets {
-		outs[i] = SysctlOutcome{Old: knobValue(knobs, s.Name), New: s.Value}
+		k, _ := FindKnob(knobs, s.Name)
+		outs[i] = SysctlOutcome{Old: k.Value, New: s.Value}
 	}
 	res.Stdout, res.Stderr, res.Exit = res.Complete(outs)
 	return res
-}
-
-func knobValue(knobs []engine.Knob, name string) int64 {
-	for _, k := range knobs {
-		if k.Name == name {
-			return k.Value
-		}
-	}
-	return 0
 }
 
 // Complete renders the output once the engine has applied r.Sets;
@@ -331,7 +323,7 @@ func evalArg(a SysctlArg, knobs []engine.Knob, isRoot bool, o SysctlOpts) sysctl
 	}
 	name = strings.TrimRight(name, " \t\n\v\f\r")
 
-	knob, isLeaf := findKnob(knobs, name)
+	knob, isLeaf := FindKnob(knobs, name)
 	isNode := !isLeaf && isNodeName(knobs, name)
 	if !isLeaf && !isNode {
 		if o.IgnoreUnknown {
@@ -429,7 +421,8 @@ func isHex(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-func findKnob(knobs []engine.Knob, name string) (engine.Knob, bool) {
+// FindKnob returns the knob with the full oid name.
+func FindKnob(knobs []engine.Knob, name string) (engine.Knob, bool) {
 	for _, k := range knobs {
 		if k.Name == name {
 			return k, true

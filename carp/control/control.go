@@ -83,10 +83,15 @@ type Engine interface {
 	SetSysctl(ctx context.Context, oid string, v int64) (old, now int64, err error)
 }
 
+// MaxConns bounds the connections served at once: a local user cannot tie
+// up carpd's file descriptors or flood its event loop.
+const MaxConns = 16
+
 // Server answers requests on a Unix socket.
 type Server struct {
-	eng Engine
-	ln  *net.UnixListener
+	eng   Engine
+	ln    *net.UnixListener
+	slots chan struct{}
 	// Logf reports connection-level problems; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -113,7 +118,7 @@ func Listen(path string, eng Engine) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control: chmod %s: %w", path, err)
 	}
-	return &Server{eng: eng, ln: ln}, nil
+	return &Server{eng: eng, ln: ln, slots: make(chan struct{}, MaxConns)}, nil
 }
 
 // Serve accepts connections until Close.
@@ -126,7 +131,16 @@ func (s *Server) Serve() error {
 			}
 			return fmt.Errorf("control: accept: %w", err)
 		}
-		go s.handle(c)
+		select {
+		case s.slots <- struct{}{}:
+			go func() {
+				defer func() { <-s.slots }()
+				s.handle(c)
+			}()
+		default:
+			s.logf("control: %d connections busy, refusing one", MaxConns)
+			c.Close()
+		}
 	}
 }
 
@@ -159,7 +173,10 @@ func peerUID(c *net.UnixConn) (int, error) {
 
 func (s *Server) handle(c *net.UnixConn) {
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	// A request is one short line: a client that does not send it promptly
+	// loses its slot. The reply may wait for the engine a little longer.
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	resp := s.answer(c)
 	resp.Version = Version
 	if err := writeMessage(c, resp); err != nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp/engine"
 )
@@ -134,4 +135,35 @@ func FuzzReadMessage(f *testing.F) {
 			t.Fatalf("decoded request does not re-encode: %v", err)
 		}
 	})
+}
+
+func TestIdleClientsCannotStarveOthers(t *testing.T) {
+	_, path := serve(t)
+	// MaxConns clients connect and say nothing.
+	var idle []net.Conn
+	for i := 0; i < MaxConns; i++ {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	// Each idle one is dropped at its read deadline, so a real client gets
+	// through (here within the 2 s deadline plus slack).
+	c := Client{Path: path, Timeout: 5 * time.Second}
+	var resp Response
+	var err error
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err = c.Do(Request{Op: OpStatus}); err == nil && resp.Status != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("status never answered while idle clients held the slots: %v %+v", err, resp)
 }

@@ -81,8 +81,9 @@ func (c *Config) removeIface(name string) {
 	c.Ifaces = slices.DeleteFunc(c.Ifaces, func(i IfaceConfig) bool { return i.Name == name })
 }
 
-// isCloneName reports whether name is a carp pseudo-interface name (carpN).
-func isCloneName(name string) bool {
+// IsCloneName reports whether name is a carp pseudo-interface name (carpN):
+// the cloned interfaces of dialects A and B.
+func IsCloneName(name string) bool {
 	rest, ok := strings.CutPrefix(name, "carp")
 	if !ok || rest == "" {
 		return false

@@ -185,9 +185,13 @@ func TestGracefulStopBowsOutAndLeavesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seg := kernelshim.NewSegment()
 		fw1 := newNode(t, seg, "10.0.0.2/24", "")
+		fw1.k.SetSysctlValue("net/ipv4/conf/em0/arp_ignore", "0")
 		fw2 := newNode(t, seg, "10.0.0.3/24", "")
 		defer fw2.stop(t)
 		runbook284(t, fw1, 0)
+		if v := fw1.k.Sysctl("net/ipv4/conf/em0/arp_ignore"); v != "1" {
+			t.Fatalf("arp_ignore on em0 while running = %q, want 1", v)
+		}
 		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
 		synctest.Wait()
 		runbook284(t, fw2, 100)
@@ -204,7 +208,7 @@ func TestGracefulStopBowsOutAndLeavesNothing(t *testing.T) {
 		if _, err := fw1.k.LinkByName("carp0"); !errors.Is(err, kernelshim.ErrNoLink) {
 			t.Errorf("carp0 still exists on fw1 after stop: %v", err)
 		}
-		if v := fw1.k.Sysctl("net/ipv4/conf/em0/arp_ignore"); v != "0" && v != "" {
+		if v := fw1.k.Sysctl("net/ipv4/conf/em0/arp_ignore"); v != "0" {
 			t.Errorf("arp_ignore on fw1 em0 = %q after stop, want restored", v)
 		}
 	})

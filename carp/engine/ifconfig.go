@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
@@ -61,7 +62,7 @@ var errInval = cliErr("SIOCSVH: Invalid argument")
 func (e *Engine) applyOps(c *Config, req IfconfigRequest, forced *[]string) error {
 	name := req.Iface
 	ifc := c.iface(name)
-	clone := isCloneName(name)
+	clone := IsCloneName(name)
 	if len(req.Ops) > 0 && req.Ops[0].Kind == OpCreate {
 		if !clone {
 			return cliErr("SIOCIFCREATE2: Invalid argument")
@@ -150,7 +151,7 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, forced *[]string) erro
 			if !ifc.Clone {
 				return errInval
 			}
-			if _, ok := e.linkByLinuxName(e.linuxName(op.Str)); !ok || isCloneName(op.Str) {
+			if _, ok := e.linkByLinuxName(e.linuxName(op.Str)); !ok || IsCloneName(op.Str) {
 				return errInval
 			}
 			cur.Carpdev = op.Str
@@ -298,7 +299,7 @@ func (e *Engine) SetSysctl(ctx context.Context, oid string, v int64) (old, now i
 }
 
 func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
-	leaf, ok := cutPrefix(oid, SysctlPrefix)
+	leaf, ok := strings.CutPrefix(oid, SysctlPrefix)
 	k, known := knobByName(leaf)
 	if !ok || !known {
 		return 0, 0, cliErr("unknown oid '" + oid + "'")
@@ -347,11 +348,4 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 		e.setRun(now, h, carp.ReasonInitComplete)
 	}
 	return old, e.knob(leaf), nil
-}
-
-func cutPrefix(s, p string) (string, bool) {
-	if len(s) > len(p) && s[:len(p)] == p {
-		return s[len(p):], true
-	}
-	return "", false
 }

@@ -16,8 +16,13 @@ type knobDef struct {
 }
 
 // knobDefs is in FreeBSD 14's listing order (the reverse of declaration),
-// followed by the knobs FreeBSD <= 9 had.
+// followed by the knobs only FreeBSD <= 9 had.
 var knobDefs = []knobDef{
+	// stats is the opaque struct carpstats, declared last in FreeBSD 14 and
+	// so listed first. FreeBSD declares it writable
+	// (CTLFLAG_RW), so sysctl(8) refuses a write by its type, not as read
+	// only; listings skip it.
+	{name: "stats", opaque: true, min: 1, max: 0, descr: "CARP statistics (struct carpstats, netinet/ip_carp.h)"},
 	{name: "ifdown_demotion_factor", def: 240, min: 1, max: 0, descr: "Interface down demotion factor adjustment"},
 	{name: "senderr_demotion_factor", def: 240, min: 1, max: 0, descr: "Send error demotion factor adjustment"},
 	{name: "demotion", def: 0, min: 1, max: 0, additive: true, descr: "Adjust demotion factor (skew of advskew)"},
@@ -27,10 +32,6 @@ var knobDefs = []knobDef{
 	{name: "allow", def: 1, min: 1, max: 0, descr: "Accept incoming CARP packets"},
 	{name: "arpbalance", def: 0, min: 1, max: 0, descr: "balance arp responses"},
 	{name: "suppress_preempt", def: 0, min: 1, max: 0, readOnly: true, descr: "Preemption is suppressed"},
-	// stats is the opaque struct carpstats. FreeBSD declares it writable
-	// (CTLFLAG_RW), so sysctl(8) refuses a write by its type, not as read
-	// only; listings skip it.
-	{name: "stats", opaque: true, min: 1, max: 0, descr: "CARP statistics (struct carpstats, netinet/ip_carp.h)"},
 }
 
 func knobByName(leaf string) (knobDef, bool) {

@@ -179,8 +179,12 @@ func (e *Engine) setRun(now time.Time, h *vhost, upReason string) {
 	if !run {
 		if ifc := e.cfg.iface(h.iface); ifc != nil && ifc.Down {
 			// `ifconfig carp0 down`: a MASTER bows out with advbase and
-			// advskew 255 so that a backup takes over at once.
+			// advskew 255 so that a backup takes over at once; then the
+			// Linux link goes down too, as `ip link` should show.
 			e.apply(now, h, h.m.BowOut(now))
+			if h.clone {
+				e.setVlinkUp(h, false)
+			}
 			return
 		}
 		e.apply(now, h, h.m.SetRunnable(now, false, carp.ReasonIfDown))
@@ -223,6 +227,7 @@ func (e *Engine) suppress(h *vhost, on bool) {
 func (e *Engine) ensureVlink(h *vhost) bool {
 	if h.made {
 		if _, ok := e.linkByLinuxName(h.vlink); ok {
+			e.setVlinkUp(h, true)
 			return true
 		}
 		h.made = false
@@ -240,6 +245,20 @@ func (e *Engine) ensureVlink(h *vhost) bool {
 	h.made = true
 	_ = e.resyncLinks()
 	return true
+}
+
+// setVlinkUp sets the macvlan's administrative state if it differs.
+func (e *Engine) setVlinkUp(h *vhost, up bool) {
+	l, ok := e.linkByLinuxName(h.vlink)
+	if !ok || l.AdminUp == up {
+		return
+	}
+	if err := e.k.SetLinkUp(h.vlink, up); err != nil {
+		e.log.Printf("carpd: set %s up=%v: %v", h.vlink, up, err)
+		return
+	}
+	l.AdminUp = up
+	e.links[l.Index] = l
 }
 
 // tuneParent stops the parent from answering ARP for the virtual addresses

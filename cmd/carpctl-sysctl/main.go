@@ -124,12 +124,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 
 // current is the value a knob had before a failed write (BSD prints it).
 func current(knobs []engine.Knob, name string) int64 {
-	for _, k := range knobs {
-		if k.Name == name {
-			return k.Value
-		}
-	}
-	return 0
+	k, _ := bsd.FindKnob(knobs, name)
+	return k.Value
 }
 
 // capitalize turns Go's "no such file or directory" into strerror's

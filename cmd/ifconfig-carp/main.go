@@ -97,6 +97,14 @@ func run(argv []string, stdout, stderr io.Writer) int {
 			}
 		}
 	default:
+		if !engine.IsCloneName(p.Iface) {
+			if _, err := net.InterfaceByName(p.Iface); err == nil {
+				// Not "does not exist": it does, this release just cannot
+				// print it yet (the FreeBSD format of physical interfaces
+				// comes with dialect C).
+				return fail(p.Iface + ": status of non-carp interfaces is not supported yet by bsdcarp")
+			}
+		}
 		if err := bsd.FormatInterface(out, p.Iface, st, p.ShowKeys); err != nil {
 			return fail(err.Error())
 		}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,12 +140,20 @@ func TestHandbook285Failover(t *testing.T) {
 		if !l.ping(t) {
 			t.Fatal("client cannot ping 172.16.0.100 after the failover")
 		}
+		// The client's ping goes on: a ping every 100 ms loses at most the
+		// failover window's worth (3.6 s), and is answered again after it.
 		_ = pinger.Kill(syscall.SIGINT)
 		out := pinger.Output()
-		if !strings.Contains(out, "packets transmitted") {
-			t.Fatalf("ping summary missing:\n%s", out)
+		var sent, recv int
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "packets transmitted") {
+				fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
+			}
 		}
 		t.Logf("client ping during the failover: %s", lastLines(out, 2))
+		if sent == 0 || sent-recv > int(limit/(100*time.Millisecond))+2 {
+			t.Errorf("client lost %d of %d pings across the failover, more than its %v window allows", sent-recv, sent, limit)
+		}
 	})
 
 	t.Run("fw1 restarted takes MASTER back with preempt", func(t *testing.T) {
@@ -176,6 +185,9 @@ func TestHandbook285Failover(t *testing.T) {
 		}
 		if l.lab.HasAddr("fw1", "172.16.0.100") {
 			t.Error("fw1 keeps 172.16.0.100 after ifconfig carp0 down")
+		}
+		if out, _, _ := l.lab.Exec("fw1", nil, "ip", "-o", "link", "show", "carp0"); !strings.Contains(out, "state DOWN") || strings.Contains(out, "<BROADCAST,MULTICAST,UP") {
+			t.Errorf("the Linux carp0 link is not down after ifconfig carp0 down: %s", out)
 		}
 		fw1.mustSh(t, "ifconfig carp0 up")
 		fw1.waitState(t, "carp0", "MASTER", 6*time.Second)

@@ -46,18 +46,27 @@ func startUcarp(t testing.TB, lab *netlab.Lab, hostName, src string, advskew int
 		"-b", "1", "-k", strconv.Itoa(advskew), "-u", up, "-d", down, "-z")
 }
 
-// badauth returns our carpstats badauth counter, from the netstat-style stats.
+// badauth returns our carpstats badauth counter, from the netstat-style
+// stats, after checking that packets from the peer did arrive (otherwise
+// zero bad-auth packets would prove nothing).
 func badauth(t testing.TB, h *host) string {
-	out, _, _ := h.sh("ifconfig carp0")
-	_ = out
 	st, _, _ := h.lab.Exec(h.name, h.env(), "carpctl-sysctl", "--stats")
+	received, bad := "", ""
 	for _, line := range strings.Split(st, "\n") {
-		if strings.Contains(line, "bad authentication") {
-			return strings.Fields(line)[0]
+		switch {
+		case strings.Contains(line, "received (IPv4)"):
+			received = strings.Fields(line)[0]
+		case strings.Contains(line, "bad authentication"):
+			bad = strings.Fields(line)[0]
 		}
 	}
-	t.Fatalf("no authentication counter in carpctl-sysctl --stats:\n%s", st)
-	return ""
+	if received == "" || bad == "" {
+		t.Fatalf("counters missing in carpctl-sysctl --stats:\n%s", st)
+	}
+	if received == "0" {
+		t.Fatalf("no CARP packet received from the ucarp peer:\n%s", st)
+	}
+	return bad
 }
 
 func newInteropLab(t *testing.T) (*netlab.Lab, *host) {

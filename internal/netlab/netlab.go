@@ -62,7 +62,7 @@ type Lab struct {
 	Dir    string // scratch directory for sockets, state and logs
 	mu     sync.Mutex
 	nss    []string
-	procs  []*exec.Cmd
+	procs  []*Proc
 	Switch string // namespace holding the bridges
 }
 
@@ -216,7 +216,7 @@ func (l *Lab) Start(host, name string, env []string, argv ...string) *Proc {
 	p := &Proc{cmd: cmd, Log: logPath, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); f.Close(); close(p.done) }()
 	l.mu.Lock()
-	l.procs = append(l.procs, cmd)
+	l.procs = append(l.procs, p)
 	l.mu.Unlock()
 	return p
 }
@@ -276,19 +276,16 @@ func Eventually(timeout time.Duration, cond func() bool) (time.Duration, bool) {
 func (l *Lab) cleanup() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, c := range l.procs {
-		if c.Process != nil {
-			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-		}
+	// Kill every process group, then wait until each process has really
+	// ended (cmd.Wait in Start reaps it), before the namespaces go.
+	for _, p := range l.procs {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	}
-	for _, c := range l.procs {
-		if c.Process != nil {
-			done := make(chan struct{})
-			go func() { _, _ = c.Process.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-			}
+	for _, p := range l.procs {
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			l.t.Errorf("cleanup: process %d did not exit", p.cmd.Process.Pid)
 		}
 	}
 	for i := len(l.nss) - 1; i >= 0; i-- {
