@@ -504,7 +504,13 @@ func (e *Engine) input(now time.Time, p kernelshim.Packet) {
 		}
 		return nil, nil, false
 	}
-	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: p.Dst.IsMulticast()}, e.knob("allow") != 0, lookup)
+	noCARP := true
+	for _, h := range e.hosts {
+		if h.carpdev == dev {
+			noCARP = false
+		}
+	}
+	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: p.Dst.IsMulticast(), NoCARP: noCARP}, e.knob("allow") != 0, lookup)
 	if drop != carp.DropNone {
 		e.logDrop(now, drop, hdr.VHID, dev, p)
 		return
