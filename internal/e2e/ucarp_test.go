@@ -125,11 +125,12 @@ func TestUcarpInteropOursMaster(t *testing.T) {
 	if got := ours.state("carp0"); got != "MASTER" {
 		t.Fatalf("ours is %s next to a ucarp backup", got)
 	}
+	// ucarp stayed BACKUP through several of its master-down intervals, so
+	// it accepted our HMAC; it must not have logged a bad one either. (A
+	// backup sends nothing, so our own counters have nothing to judge here;
+	// TestUcarpInteropOursBackup checks them against a ucarp master.)
 	if strings.Contains(peer.Output(), "Bad digest") {
 		t.Errorf("ucarp rejected our adverts:\n%s", peer.Output())
-	}
-	if n := badauth(t, ours); n != "0" {
-		t.Errorf("ours counted %s bad-auth packets from ucarp", n)
 	}
 	start := time.Now()
 	_ = ours.carpd.Kill(syscall.SIGKILL)
