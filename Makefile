@@ -30,7 +30,7 @@ bench: build
 	scripts/bench-failover.sh
 
 vet:
-	gofmt -l . | tee /dev/stderr | (! read _)
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
 clean:
