@@ -134,10 +134,8 @@ func (f *fw) wait(iface, state string, timeout time.Duration) time.Duration {
 func demo(r *runner, bin, runbooks string) {
 	fmt.Println("== Building the handbook's 28.5 lab: fw1 and fw2 on a shared LAN (em0) and WAN (em1), and a client")
 	lab := netlab.New(r, bin)
-	lab.Bridge("lan")
-	lab.Bridge("wan")
+	lab.Handbook285()
 	mk := func(name string) *fw {
-		lab.NewNS(name)
 		return &fw{lab: lab, name: name, bin: bin, env: []string{
 			"CARPD_SOCKET=" + filepath.Join(lab.Dir, name+".sock"),
 			"CARPD_STATE_DIR=" + filepath.Join(lab.Dir, name+".state"),
@@ -145,12 +143,6 @@ func demo(r *runner, bin, runbooks string) {
 		}}
 	}
 	fw1, fw2 := mk("fw1"), mk("fw2")
-	lab.Plug("fw1", "em0", "lan", "172.16.0.1/24")
-	lab.Plug("fw1", "em1", "wan", "192.0.2.1/24")
-	lab.Plug("fw2", "em0", "lan", "172.16.0.2/24")
-	lab.Plug("fw2", "em1", "wan", "192.0.2.2/24")
-	lab.NewNS("client")
-	lab.Plug("client", "eth0", "lan", "172.16.0.10/24")
 	fw1.start()
 	fw2.start()
 

@@ -62,8 +62,14 @@ type host struct {
 	t        testing.TB
 }
 
+// newHost creates the namespace of a new host.
 func newHost(t testing.TB, lab *netlab.Lab, name string) *host {
 	lab.NewNS(name)
+	return labHost(lab, name)
+}
+
+// labHost is a host whose namespace the lab already made.
+func labHost(lab *netlab.Lab, name string) *host {
 	return &host{lab: lab, name: name,
 		sock:     filepath.Join(lab.Dir, name+".sock"),
 		stateDir: filepath.Join(lab.Dir, name+".state")}

@@ -58,15 +58,8 @@ type lab285 struct {
 
 func newLab285(t *testing.T) *lab285 {
 	lab := netlab.New(t, bin)
-	lab.Bridge("lan")
-	lab.Bridge("wan")
-	l := &lab285{lab: lab, fw1: newHost(t, lab, "fw1"), fw2: newHost(t, lab, "fw2"), client: "client"}
-	lab.Plug("fw1", "em0", "lan", "172.16.0.1/24")
-	lab.Plug("fw1", "em1", "wan", "192.0.2.1/24")
-	lab.Plug("fw2", "em0", "lan", "172.16.0.2/24")
-	lab.Plug("fw2", "em1", "wan", "192.0.2.2/24")
-	lab.NewNS("client")
-	lab.Plug("client", "eth0", "lan", "172.16.0.10/24")
+	lab.Handbook285()
+	l := &lab285{lab: lab, fw1: labHost(lab, "fw1"), fw2: labHost(lab, "fw2"), client: "client"}
 	l.fw1.startCarpd(t)
 	l.fw2.startCarpd(t)
 	l.fw1.mustSh(t, runbook(t, "handbook-28.5-fw1.sh"))

@@ -124,6 +124,23 @@ func (l *Lab) Plug(host, ifname, bridge string, addrs ...string) {
 	l.mustIP("-n", ns, "link", "set", ifname, "up")
 }
 
+// Handbook285 builds the network of the FreeBSD Handbook's section 28.5:
+// firewalls fw1 and fw2 on a shared LAN (em0: 172.16.0.1 and .2/24) and WAN
+// (em1: 192.0.2.1 and .2/24), and a client on the LAN (eth0: 172.16.0.10/24).
+func (l *Lab) Handbook285() {
+	l.t.Helper()
+	l.Bridge("lan")
+	l.Bridge("wan")
+	for _, h := range []string{"fw1", "fw2", "client"} {
+		l.NewNS(h)
+	}
+	l.Plug("fw1", "em0", "lan", "172.16.0.1/24")
+	l.Plug("fw1", "em1", "wan", "192.0.2.1/24")
+	l.Plug("fw2", "em0", "lan", "172.16.0.2/24")
+	l.Plug("fw2", "em1", "wan", "192.0.2.2/24")
+	l.Plug("client", "eth0", "lan", "172.16.0.10/24")
+}
+
 // SwitchPort names the switch-side end of a host's link.
 func SwitchPort(host, ifname string) string {
 	s := host + "-" + ifname
