@@ -323,7 +323,7 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 	now := e.opts.Now()
 	switch leaf {
 	case "demotion":
-		e.demote(int(v), "sysctl", new(int))
+		e.demote(int(v), "sysctl", nil)
 	case "ifdown_demotion_factor":
 		// The counted interface-down demotion follows the new factor.
 		n := 0

@@ -458,13 +458,16 @@ func firstAddr(ps []netip.Prefix, v4 bool) netip.Addr {
 	return netip.Addr{}
 }
 
-// demote changes one part of the demotion counter and lets every vhid act on
-// the new value (a MASTER advertises at once).
+// demote changes one part of the demotion counter (nil: the sysctl part,
+// which lives in the configuration and is already updated) and lets every
+// vhid act on the new value (a MASTER advertises at once).
 func (e *Engine) demote(delta int, reason string, part *int) {
 	if delta == 0 {
 		return
 	}
-	*part += delta
+	if part != nil {
+		*part += delta
+	}
 	e.recomputeDemotion()
 	if e.knob("log") >= 1 {
 		e.log.Printf("carp: demoted by %d to %d (%s)", delta, e.demotion, reason)
