@@ -26,6 +26,7 @@ const (
 	OpDown    OpKind = "down"    // administratively down (MASTER bows out)
 	OpAddr    OpKind = "addr"    // Prefix: add an address (Alias: keep existing ones)
 	OpDelAddr OpKind = "-alias"  // Prefix: remove an address (the bits may be unknown: match the address)
+	OpMTU     OpKind = "mtu"     // Int: set the MTU of a physical interface
 )
 
 // Op is one parsed element of an ifconfig command line.
@@ -75,8 +76,28 @@ type VHIDStatus struct {
 	Addrs   []netip.Prefix `json:"addrs"`         // in configuration order
 }
 
+// LinkStatus is one host interface as ifconfig shows it, by the admin's
+// (BSD) name. Virtual addresses of vhids are not in Addrs: they come from
+// VHIDs, which are the configuration's truth in every state.
+type LinkStatus struct {
+	Name      string         `json:"name"` // BSD name (after the interface map)
+	Index     int            `json:"index"`
+	MAC       string         `json:"mac,omitempty"` // "00:0c:29:aa:bb:cc"; empty for links without one
+	MTU       int            `json:"mtu"`
+	Up        bool           `json:"up"`      // IFF_UP
+	Running   bool           `json:"running"` // IFF_RUNNING
+	Carrier   bool           `json:"carrier"` // LOWER_UP: "status: active" / "no carrier"
+	Broadcast bool           `json:"broadcast"`
+	Multicast bool           `json:"multicast"`
+	Loopback  bool           `json:"loopback"`
+	Promisc   bool           `json:"promisc"`
+	Kind      string         `json:"kind,omitempty"` // Linux kind: veth, bridge, "" for hardware
+	Addrs     []netip.Prefix `json:"addrs"`          // kernel addresses, in kernel order; IPv6 link-local without zone
+}
+
 // Status is a snapshot of the engine for the BSD commands.
 type Status struct {
+	Links  []LinkStatus  `json:"links"`  // host interfaces in ifindex order, without the links carpd made
 	Clones []CloneStatus `json:"clones"` // in creation order
 	VHIDs  []VHIDStatus  `json:"vhids"`  // in creation order
 	Knobs  []Knob        `json:"knobs"`  // in declaration order
