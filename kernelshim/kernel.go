@@ -102,6 +102,9 @@ type Kernel interface {
 	DeleteLink(name string) error
 	// SetLinkUp sets the administrative state; ErrNoLink-wrapped when missing.
 	SetLinkUp(name string, up bool) error
+	// SetMTU sets a link's MTU; the kernel's refusal (EINVAL) is returned
+	// wrapped, ErrNoLink-wrapped when missing.
+	SetMTU(name string, mtu int) error
 	// ReplaceAddr adds or refreshes an address with a valid and preferred
 	// lifetime (whole seconds, rounded up, at least 1 s; 0 means permanent).
 	// IPv6 addresses get IFA_F_NODAD. Used for virtual addresses so that

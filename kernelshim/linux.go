@@ -366,6 +366,18 @@ func (k *linux) DeleteLink(name string) error {
 	return nil
 }
 
+// SetMTU: see Kernel.
+func (k *linux) SetMTU(name string, mtu int) error {
+	l, err := k.nlLink(name)
+	if err != nil {
+		return fmt.Errorf("kernelshim: set mtu of %w", err)
+	}
+	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkSetMTU(l, mtu) }); err != nil {
+		return fmt.Errorf("kernelshim: set mtu of %s to %d: %w", name, mtu, err)
+	}
+	return nil
+}
+
 // SetLinkUp: see Kernel.
 func (k *linux) SetLinkUp(name string, up bool) error {
 	l, err := k.nlLink(name)
@@ -413,8 +425,10 @@ func (k *linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration)
 // parentCovers reports whether l is a stacked link (macvlan) whose parent
 // has an address of p's family whose prefix contains p's subnet.
 func (k *linux) parentCovers(l netlink.Link, p netip.Prefix) bool {
+	// Only a macvlan's ParentIndex is a link of this namespace (a veth's is
+	// its peer's, possibly in another namespace).
 	parent := l.Attrs().ParentIndex
-	if parent == 0 || parent == l.Attrs().Index {
+	if l.Type() != "macvlan" || parent == 0 || parent == l.Attrs().Index {
 		return false
 	}
 	addrs, err := k.addrsByIndex(parent)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -413,6 +414,26 @@ func (m *Memory) DeleteLink(name string) error {
 	for _, u := range ups {
 		m.emit(u)
 	}
+	return nil
+}
+
+// SetMTU: see Kernel. Recorded as "ip link set X mtu N"; 68..65535 accepted.
+func (m *Memory) SetMTU(name string, mtu int) error {
+	m.mu.Lock()
+	l, err := m.linkLocked(name)
+	if err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("kernelshim: set mtu of %w", err)
+	}
+	if mtu < 68 || mtu > 65535 {
+		m.mu.Unlock()
+		return fmt.Errorf("kernelshim: set mtu of %s to %d: %w", name, mtu, syscall.EINVAL)
+	}
+	l.MTU = mtu
+	m.logf("ip link set %s mtu %d", name, mtu)
+	u := LinkUpdate{Link: m.snapshotLocked(l)}
+	m.mu.Unlock()
+	m.emit(u)
 	return nil
 }
 

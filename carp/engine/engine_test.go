@@ -434,3 +434,120 @@ func TestAllowZeroStopsEveryVHIDAndDemotesOncePerVHID(t *testing.T) {
 		}
 	})
 }
+
+func TestPlainIfconfigOnAPhysicalInterface(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := kernelshim.NewMemory()
+		k.Clock = time.Now
+		k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500}, kernelshim.NewSegment())
+		n := startNode(t, k, "")
+		defer n.stop(t)
+		p := netip.MustParsePrefix
+		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.3/24")})
+		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.3/24")}) // a boot script run twice
+		if got := k.Addrs("em0"); !slices.Equal(got, []netip.Prefix{p("192.168.1.3/24")}) {
+			t.Fatalf("em0 = %v", got)
+		}
+		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.9/24"), Alias: true})
+		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.4/24")}) // no alias: replaces the first
+		if got := k.Addrs("em0"); !slices.Equal(got, []netip.Prefix{p("192.168.1.9/24"), p("192.168.1.4/24")}) {
+			t.Fatalf("em0 after replace = %v", got)
+		}
+		n.ifconfig(t, "em0", Op{Kind: OpDelAddr, Prefix: p("192.168.1.9/32")})
+		n.ifconfig(t, "em0", Op{Kind: OpMTU, Int: 9000}, Op{Kind: OpDown})
+		l, _ := k.LinkByName("em0")
+		if l.MTU != 9000 || l.AdminUp {
+			t.Fatalf("em0 = mtu %d up %v, want 9000 and down", l.MTU, l.AdminUp)
+		}
+		before := strings.Join(k.Transcript(), "\n")
+		err := n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "em0", Ops: []Op{{Kind: OpUp}, {Kind: OpMTU, Int: 20}}})
+		var ce *CLIError
+		if !errors.As(err, &ce) || ce.Msg != "ioctl SIOCSIFMTU (set mtu): Invalid argument" {
+			t.Fatalf("mtu 20: %v", err)
+		}
+		if after := strings.Join(k.Transcript(), "\n"); after != before {
+			t.Fatalf("a rejected line touched the kernel:\n%s", strings.TrimPrefix(after, before))
+		}
+		err = n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "em0", Ops: []Op{{Kind: OpDelAddr, Prefix: p("10.9.9.9/32")}}})
+		if !errors.As(err, &ce) || ce.Msg != "ioctl (SIOCDIFADDR): Can't assign requested address" {
+			t.Fatalf("-alias of a missing address: %v", err)
+		}
+		st, _ := n.e.Status(context.Background(), false)
+		if len(st.VHIDs) != 0 || len(st.Clones) != 0 {
+			t.Fatalf("plain ifconfig created carp configuration: %+v", st)
+		}
+	})
+}
+
+func TestDialectBFindsItsParentBySubnet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, kernelshim.NewSegment(), "192.168.1.3/24", "")
+		defer n.stop(t)
+		n.ifconfig(t, "carp0", Op{Kind: OpCreate})
+		err := n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpVHID, Int: 1}, {Kind: OpPass, Str: "testpass"}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("10.7.7.7/24")}}})
+		var ce *CLIError
+		if !errors.As(err, &ce) || ce.Msg != "ioctl (SIOCAIFADDR): Can't assign requested address" {
+			t.Fatalf("address in no local subnet: %v", err)
+		}
+		n.ifconfig(t, "carp0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpAdvSkew, Int: 100}, Op{Kind: OpPass, Str: "testpass"}, Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("192.168.1.50/24")})
+		time.Sleep(carp.MasterDown(1, 100) + time.Millisecond)
+		synctest.Wait()
+		st, _ := n.e.Status(context.Background(), false)
+		if len(st.VHIDs) != 1 || st.VHIDs[0].State != "MASTER" || st.VHIDs[0].Carpdev != "" {
+			t.Fatalf("status = %+v, want one MASTER vhid without a carpdev word", st.VHIDs)
+		}
+		if !strings.Contains(n.logs.String(), "carp: 1@em0: BACKUP -> MASTER") {
+			t.Fatalf("the vhid did not run on em0:\n%s", n.logs.String())
+		}
+	})
+}
+
+func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, kernelshim.NewSegment(), "192.168.1.3/24", "")
+		defer n.stop(t)
+		vip := netip.MustParsePrefix("192.168.1.50/32")
+		// ifconfig em0 vhid 1 advskew 100 pass testpass alias 192.168.1.50/32
+		n.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpAdvSkew, Int: 100}, Op{Kind: OpPass, Str: "testpass"}, Op{Kind: OpAddr, Prefix: vip, Alias: true})
+		time.Sleep(carp.MasterDown(1, 100) + time.Millisecond)
+		synctest.Wait()
+		if got := n.state(t, "em0"); got != "MASTER" {
+			t.Fatalf("state = %s", got)
+		}
+		var hidden string
+		for _, line := range n.k.Transcript() {
+			if strings.HasPrefix(line, "ip link add carpv") {
+				hidden = strings.Fields(line)[3]
+			}
+		}
+		if hidden == "" || !slices.Equal(n.k.Addrs(hidden), []netip.Prefix{vip}) {
+			t.Fatalf("virtual address not on a hidden macvlan (%q): %v", hidden, n.k.Transcript())
+		}
+		if slices.Contains(n.k.Addrs("em0"), vip) {
+			t.Fatal("the virtual address landed on em0 itself")
+		}
+		// ifconfig em0 vhid 1 advskew 50: parameters of an existing vhid change.
+		n.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpAdvSkew, Int: 50})
+		// ifconfig em0 vhid 1 state backup
+		n.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpState, Str: "backup"})
+		if got := n.state(t, "em0"); got != "BACKUP" {
+			t.Fatalf("after state backup = %s", got)
+		}
+		if !strings.Contains(n.logs.String(), "MASTER -> BACKUP (user requested via ifconfig)") {
+			t.Errorf("log:\n%s", n.logs.String())
+		}
+		st, _ := n.e.Status(context.Background(), false)
+		if st.VHIDs[0].AdvSkew != 50 || st.VHIDs[0].Iface != "em0" || st.VHIDs[0].Carpdev != "em0" {
+			t.Fatalf("status = %+v", st.VHIDs)
+		}
+		// ifconfig em0 inet 192.168.1.50 -alias: the vhid goes with its last address.
+		n.ifconfig(t, "em0", Op{Kind: OpDelAddr, Prefix: netip.MustParsePrefix("192.168.1.50/32")})
+		st, _ = n.e.Status(context.Background(), false)
+		if len(st.VHIDs) != 0 {
+			t.Fatalf("vhid kept after its last address went: %+v", st.VHIDs)
+		}
+		if _, err := n.k.LinkByName(hidden); !errors.Is(err, kernelshim.ErrNoLink) {
+			t.Fatalf("hidden macvlan %s left behind: %v", hidden, err)
+		}
+	})
+}

@@ -23,24 +23,79 @@ func (e *Engine) Ifconfig(ctx context.Context, req IfconfigRequest) error {
 	return err
 }
 
+// plan is what an accepted ifconfig line does besides changing the
+// configuration: forced states, and changes to the Linux interface itself
+// (its own addresses, up/down, MTU), which are the host's settings rather
+// than carpd's and are not saved.
+type plan struct {
+	forced  []string
+	hostOps []hostOp
+}
+
+type hostOp struct {
+	kind   OpKind // OpAddr, OpDelAddr, OpUp, OpDown, OpMTU
+	prefix netip.Prefix
+	old    netip.Prefix // OpAddr without alias: the address it replaces
+	mtu    int
+}
+
 func (e *Engine) ifconfig(req IfconfigRequest) error {
 	next := e.cfg.clone()
-	var forced []string // `state` words, applied after the change is committed
-	if err := e.applyOps(next, req, &forced); err != nil {
+	var pl plan
+	if err := e.applyOps(next, req, &pl); err != nil {
 		return err
 	}
 	if err := saveConfig(e.opts.StateDir, next); err != nil {
 		return fmt.Errorf("engine: save configuration: %w", err)
 	}
 	e.cfg = next
+	hostErr := e.runHostOps(e.linuxName(req.Iface), pl.hostOps)
 	now := e.opts.Now()
 	e.reconcile(now)
-	for _, s := range forced {
+	for _, s := range pl.forced {
 		st, _ := carp.ParseState(s)
 		for _, h := range e.hosts {
 			if h.iface == req.Iface && (h.clone || h.cfg.VHID == e.lastVHID(req)) {
 				e.apply(now, h, h.m.Force(now, st))
 			}
+		}
+	}
+	return hostErr
+}
+
+// runHostOps applies the plain-interface part of a line to the Linux link.
+// Everything was validated first; a refusal by the kernel is reported with
+// the ioctl BSD's ifconfig would have named.
+func (e *Engine) runHostOps(link string, ops []hostOp) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	defer func() { _ = e.resyncLinks() }()
+	for _, op := range ops {
+		var err error
+		var ioctl string
+		switch op.kind {
+		case OpAddr:
+			ioctl = "ioctl (SIOCAIFADDR)"
+			if op.old.IsValid() {
+				err = e.k.DelAddr(link, op.old)
+			}
+			if err == nil {
+				err = e.k.ReplaceAddr(link, op.prefix, 0)
+			}
+		case OpDelAddr:
+			ioctl = "ioctl (SIOCDIFADDR)"
+			err = e.k.DelAddr(link, op.prefix)
+		case OpUp, OpDown:
+			ioctl = "ioctl (SIOCSIFFLAGS)"
+			err = e.k.SetLinkUp(link, op.kind == OpUp)
+		case OpMTU:
+			ioctl = "ioctl SIOCSIFMTU (set mtu)"
+			err = e.k.SetMTU(link, op.mtu)
+		}
+		if err != nil {
+			e.log.Printf("carpd: %s on %s: %v", op.kind, link, err)
+			return cliErr(ioctl + ": Invalid argument")
 		}
 	}
 	return nil
@@ -59,7 +114,13 @@ func (e *Engine) lastVHID(req IfconfigRequest) uint8 {
 
 var errInval = cliErr("SIOCSVH: Invalid argument")
 
-func (e *Engine) applyOps(c *Config, req IfconfigRequest, forced *[]string) error {
+// kernelAddrs are the Linux link's own addresses (not virtual ones).
+func (e *Engine) kernelAddrs(bsd string) ([]netip.Prefix, bool) {
+	l, ok := e.linkByLinuxName(e.linuxName(bsd))
+	return l.Addrs, ok
+}
+
+func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 	name := req.Iface
 	ifc := c.iface(name)
 	clone := IsCloneName(name)
@@ -88,6 +149,9 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, forced *[]string) erro
 		c.Ifaces = append(c.Ifaces, IfaceConfig{Name: name})
 		ifc = c.iface(name)
 	}
+	// host are the Linux link's own addresses as this line leaves them.
+	host, _ := e.kernelAddrs(name)
+	host = slices.Clone(host)
 	// cur is the vhid the following words apply to.
 	var cur *VHIDConfig
 	if ifc.Clone {
@@ -162,19 +226,27 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, forced *[]string) erro
 			if _, ok := carp.ParseState(op.Str); !ok {
 				return cliErr("unknown state")
 			}
-			*forced = append(*forced, op.Str)
-		case OpUp:
-			ifc.Down = false
-		case OpDown:
+			pl.forced = append(pl.forced, op.Str)
+		case OpUp, OpDown:
 			if ifc.Clone {
-				ifc.Down = true
+				ifc.Down = op.Kind == OpDown
+			} else {
+				pl.hostOps = append(pl.hostOps, hostOp{kind: op.Kind})
 			}
+		case OpMTU:
+			// Linux's limits for Ethernet: 68 (IPv4's minimum) to 65535.
+			if ifc.Clone || op.Int < 68 || op.Int > 65535 {
+				return cliErr("ioctl SIOCSIFMTU (set mtu): Invalid argument")
+			}
+			pl.hostOps = append(pl.hostOps, hostOp{kind: OpMTU, mtu: op.Int})
 		case OpAddr:
-			if cur == nil {
-				return cliErr("ioctl (SIOCAIFADDR): Invalid argument")
-			}
 			if !op.Prefix.IsValid() {
 				return cliErr("ioctl (SIOCAIFADDR): Invalid argument")
+			}
+			if cur == nil {
+				// A plain address of the physical interface.
+				pl.hostOps = append(pl.hostOps, hostAddr(&host, op))
+				continue
 			}
 			p := op.Prefix
 			switch j := cur.hasAddr(p); {
@@ -196,11 +268,20 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, forced *[]string) erro
 			for j := range ifc.VHIDs {
 				v := &ifc.VHIDs[j]
 				k := v.hasAddr(op.Prefix)
-				if !op.Prefix.IsValid() && len(v.Addrs) > 0 {
+				if !op.Prefix.IsValid() && len(v.Addrs) > 0 && ifc.Clone {
 					k = 0 // `-alias` without an address removes the first one, as BSD does
 				}
 				if k >= 0 && !found {
 					v.Addrs = slices.Delete(v.Addrs, k, k+1)
+					found = true
+				}
+			}
+			if !found && !ifc.Clone {
+				// Not a vhid address: one of the interface's own.
+				k := slices.IndexFunc(host, func(a netip.Prefix) bool { return a.Addr() == op.Prefix.Addr() })
+				if k >= 0 {
+					pl.hostOps = append(pl.hostOps, hostOp{kind: OpDelAddr, prefix: host[k]})
+					host = slices.Delete(host, k, k+1)
 					found = true
 				}
 			}
@@ -216,11 +297,45 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, forced *[]string) erro
 			return cliErr("unsupported operation " + strconv.Quote(string(op.Kind)))
 		}
 	}
+	// Dialect B: a clone without carpdev runs on the interface that has an
+	// address in the subnet of its own; without one, FreeBSD 9's kernel
+	// refuses the address.
+	if ifc.Clone && len(ifc.VHIDs) > 0 {
+		v := ifc.VHIDs[0]
+		if v.VHID != 0 && v.Carpdev == "" && len(v.Addrs) > 0 && e.resolveCarpdev(v) == "" {
+			return cliErr("ioctl (SIOCAIFADDR): Can't assign requested address")
+		}
+	}
 	if !ifc.Clone && len(ifc.VHIDs) == 0 {
 		c.removeIface(name)
 		return nil
 	}
 	return e.checkUnique(c)
+}
+
+// hostAddr plans a plain address on the physical interface. Without
+// `alias`, BSD's ifconfig first removes the interface's first address of
+// that family; re-adding an address that is already there changes nothing,
+// so a boot script can run twice.
+func hostAddr(host *[]netip.Prefix, op Op) hostOp {
+	p := op.Prefix
+	for _, a := range *host {
+		if a == p {
+			return hostOp{kind: OpAddr, prefix: p}
+		}
+	}
+	h := hostOp{kind: OpAddr, prefix: p}
+	if !op.Alias {
+		k := slices.IndexFunc(*host, func(a netip.Prefix) bool {
+			return a.Addr().Is4() == p.Addr().Is4() && !a.Addr().IsLinkLocalUnicast()
+		})
+		if k >= 0 {
+			h.old = (*host)[k]
+			*host = slices.Delete(*host, k, k+1)
+		}
+	}
+	*host = append(*host, p)
+	return h
 }
 
 // checkUnique rejects two vhids with the same number on the same parent, as
@@ -258,7 +373,7 @@ func (e *Engine) Status(ctx context.Context, showKeys bool) (Status, error) {
 }
 
 func (e *Engine) status(showKeys bool) Status {
-	st := Status{Knobs: e.knobs()}
+	st := Status{Knobs: e.knobs(), Links: e.linkStatus()}
 	for _, n := range e.stats.Named() {
 		st.Stats = append(st.Stats, Counter{Name: n.Name, Value: n.Value})
 	}
@@ -348,4 +463,28 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 		e.setRun(now, h, carp.ReasonInitComplete)
 	}
 	return old, e.knob(leaf), nil
+}
+
+// linkStatus lists the host's interfaces by their BSD names, in ifindex
+// order, leaving out the links carpd made (clones are shown as clones).
+func (e *Engine) linkStatus() []LinkStatus {
+	idx := make([]int, 0, len(e.links))
+	for i, l := range e.links {
+		if l.Alias != kernelshim.OwnerAlias {
+			idx = append(idx, i)
+		}
+	}
+	slices.Sort(idx)
+	out := make([]LinkStatus, 0, len(idx))
+	for _, i := range idx {
+		l := e.links[i]
+		ls := LinkStatus{Name: e.bsdName(l.Name), Index: l.Index, MTU: l.MTU, Up: l.AdminUp, Running: l.Running,
+			Carrier: l.Carrier, Broadcast: l.Broadcast, Multicast: l.Multicast, Loopback: l.Loopback,
+			Promisc: l.Promisc, Kind: l.Kind, Addrs: slices.Clone(l.Addrs)}
+		if len(l.MAC) > 0 {
+			ls.MAC = l.MAC.String()
+		}
+		out = append(out, ls)
+	}
+	return out
 }
