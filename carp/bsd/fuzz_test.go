@@ -26,6 +26,8 @@ func FuzzParseIfconfig(f *testing.F) {
 		"carp0 10.0.0.1 netmask 0xffffff00 broadcast 10.0.0.255",
 		"carp0 inet 10.0.0.2 -alias", "-a", "-l", "-g carp", "-k carp0",
 		"carp0 10.0.0.1/33", "em0 advskew 1", "carp0 vhid", "carp0 inet6 ::1 prefixlen 200",
+		"em0 inet 192.168.1.3 netmask 255.255.255.0", "em0 192.168.1.3/24 alias", "em0 mtu 9000",
+		"em0 mtu -99999999999999999999", "em0 inet6 fe80::1 prefixlen 64 delete", "em0 media autoselect",
 	} {
 		f.Add(strings.ReplaceAll(s, " ", "\x00"))
 	}
@@ -91,6 +93,10 @@ func FuzzParseIfconfig(f *testing.F) {
 				if i != len(p.Request.Ops)-1 {
 					t.Fatalf("-alias op at %d", i)
 				}
+			case engine.OpMTU:
+				if clone {
+					t.Fatalf("mtu on %s", p.Iface)
+				}
 			case engine.OpPass, engine.OpAdvBase, engine.OpAdvSkew, engine.OpDestroy, engine.OpUp, engine.OpDown:
 			default:
 				t.Fatalf("unknown op %q", op.Kind)
@@ -133,7 +139,7 @@ func FuzzParseSysctl(f *testing.F) {
 			t.Fatalf("nothing to do accepted")
 		}
 		knobs := roKnobs()
-		r := EvalSysctl(cmd, knobs, root)
+		r := EvalSysctl(cmd, knobs, []engine.Counter{{Name: "ipackets", Value: 1}}, root)
 		if r.Exit < 0 || r.Exit > len(cmd.Args) {
 			t.Fatalf("exit %d for %d args", r.Exit, len(cmd.Args))
 		}

@@ -25,10 +25,14 @@ const cloneIndent = "     "
 // (0x1); the text is reproduced as is. An administratively down clone keeps
 // the same hex value and drops UP from the list:
 // "flags=8802<BROADCAST,SIMPLEX,MULTICAST>". There is no "metric 0" in this
-// dialect. A clone without a vhid prints only the flags line; a vhid whose
-// carpdev is not known yet prints no carpdev word (like dialect B). The key
+// dialect. A clone without a vhid prints only the flags line. The key
 // is appended to the carp line only when showKeys is set; the caller must
 // pass showKeys only for root callers of "ifconfig -k".
+//
+// A clone whose vhid has no carpdev is a FreeBSD <= 9 carp interface
+// (dialect B) and prints in that format instead: see formatCloneB. A clone
+// without a vhid cannot tell the dialects apart and keeps the handbook's
+// format (the first status after "ifconfig carp0 create").
 func FormatInterface(w io.Writer, name string, st engine.Status, showKeys bool) error {
 	var clone *engine.CloneStatus
 	for i := range st.Clones {
@@ -39,6 +43,11 @@ func FormatInterface(w io.Writer, name string, st engine.Status, showKeys bool) 
 	}
 	if clone == nil {
 		return cliErr(fmt.Sprintf("interface %s does not exist", name))
+	}
+	for _, v := range st.VHIDs {
+		if v.Iface == name && v.VHID != 0 && v.Carpdev == "" {
+			return formatCloneB(w, *clone, st)
+		}
 	}
 	var b strings.Builder
 	flags := "UP,BROADCAST,SIMPLEX,MULTICAST"
@@ -76,6 +85,77 @@ func FormatInterface(w io.Writer, name string, st engine.Status, showKeys bool) 
 	}
 	for _, p := range addrs {
 		b.WriteString(cloneIndent + formatAddr(p) + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// formatCloneB prints a FreeBSD <= 9 carp(4) interface (dialect B, cloned
+// carpN without carpdev), as FreeBSD 9.3's sbin/ifconfig builds it ("·" is
+// the trailing space of the inet line):
+//
+//	carp0: flags=49<UP,LOOPBACK,RUNNING> metric 0 mtu 1500
+//		inet 192.168.1.50 netmask 0xffffff00·
+//		carp: MASTER vhid 1 advbase 1 advskew 100
+//
+// Line by line:
+//
+//   - ifconfig.c status(): printb("flags", ...) with IFFBITS, then
+//     " metric %d" and " mtu %d". FreeBSD 9's carp_clone_create() sets
+//     IFF_LOOPBACK only (no BROADCAST, MULTICAST or SIMPLEX); carp_setrun()
+//     sets RUNNING while the interface is up with a vhid and an address.
+//     Down: "flags=8<LOOPBACK>"; up without a vhid address: "flags=9<UP,LOOPBACK>".
+//   - The addresses in the interface's order (no sorting in FreeBSD 9), by
+//     af_inet.c in_status(): printf("\tinet %s ", addr);
+//     printf("netmask 0x%lx ", mask); no broadcast, the interface not being
+//     IFF_BROADCAST; putchar('\n'). Hence the trailing space and the
+//     unpadded hex mask. af_inet6.c in6_status() likewise ends
+//     "\tinet6 %s prefixlen %d " with a space.
+//   - Then af_other_status(), of which only ifcarp.c carp_status() prints
+//     anything for carp0: printf("\tcarp: %s vhid %d advbase %d advskew %d\n").
+//     FreeBSD 9 prints no key there, so showKeys does not apply. (ifmedia:
+//     no SIOCGIFMEDIA on carp; ifgroup.c getifgroups(): only with -v.)
+func formatCloneB(w io.Writer, clone engine.CloneStatus, st engine.Status) error {
+	var addrs []netip.Prefix
+	var carpLines []string
+	for _, v := range st.VHIDs {
+		if v.Iface != clone.Name {
+			continue
+		}
+		addrs = append(addrs, v.Addrs...)
+		if v.VHID == 0 {
+			continue
+		}
+		state := v.State
+		if state == "" {
+			state = "INIT"
+		}
+		carpLines = append(carpLines, fmt.Sprintf("\tcarp: %s vhid %d advbase %d advskew %d\n",
+			state, v.VHID, v.AdvBase, v.AdvSkew))
+	}
+	flags := uint32(iffLoopback)
+	if clone.Up {
+		flags |= iffUp
+		if len(addrs) > 0 && len(carpLines) > 0 {
+			flags |= iffRunning
+		}
+	}
+	mtu := clone.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s metric 0 mtu %d\n", clone.Name, formatFlags(flags), mtu)
+	for _, p := range addrs {
+		a := p.Addr()
+		if a.Is4() {
+			fmt.Fprintf(&b, "\tinet %s netmask 0x%x \n", a, prefixMask4(p.Bits()))
+		} else {
+			fmt.Fprintf(&b, "\tinet6 %s prefixlen %d \n", a, p.Bits())
+		}
+	}
+	for _, l := range carpLines {
+		b.WriteString(l)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -208,6 +208,7 @@ func init() {
 		"netmask":   {1, (*ifParser).setNetmask},
 		"broadcast": {1, (*ifParser).setBroadcast},
 		"prefixlen": {1, (*ifParser).setPrefixlen},
+		"mtu":       {1, (*ifParser).setMTU},
 
 		// FreeBSD 14 carp words without an engine op yet.
 		"peer": {1, nil}, "peer6": {1, nil}, "mcast": {0, nil}, "mcast6": {0, nil},
@@ -218,7 +219,7 @@ func init() {
 		// Generic interface words.
 		"media": {1, nil}, "mediaopt": {1, nil}, "-mediaopt": {1, nil},
 		"mode": {1, nil}, "inst": {1, nil}, "instance": {1, nil},
-		"mtu": {1, nil}, "metric": {1, nil}, "lladdr": {1, nil},
+		"metric": {1, nil}, "lladdr": {1, nil},
 		"name": {1, nil}, "description": {1, nil}, "descr": {1, nil},
 		"-description": {0, nil}, "-descr": {0, nil},
 		"group": {1, nil}, "-group": {1, nil}, "fib": {1, nil}, "tunfib": {1, nil},
@@ -398,6 +399,54 @@ func (p *ifParser) setState(arg string) error {
 	}
 	p.ops = append(p.ops, engine.Op{Kind: engine.OpState, Str: strings.ToLower(arg)})
 	return nil
+}
+
+// setMTU is sbin/ifconfig setifmtu(): "ifr.ifr_mtu = atoi(val)" and the
+// SIOCSIFMTU ioctl, so the word is never refused here: "mtu abc" asks for 0
+// and the kernel answers EINVAL, which the engine reports as FreeBSD 14's
+// err(1, "ioctl SIOCSIFMTU (set mtu)"): "ioctl SIOCSIFMTU (set mtu): Invalid
+// argument". On a carp clone bsdcarp does not support it.
+func (p *ifParser) setMTU(arg string) error {
+	if p.clone {
+		return notSupported("mtu")
+	}
+	p.ops = append(p.ops, engine.Op{Kind: engine.OpMTU, Int: cAtoi(arg)})
+	return nil
+}
+
+// cAtoi is atoi(3) as (int)strtol(s, NULL, 10): leading white space, an
+// optional sign, then decimal digits up to the first other byte; no digits
+// is 0. An overflowing value saturates at LONG_MAX / LONG_MIN, which the
+// (int) cast of amd64 turns into -1 / 0: both out of any MTU range.
+func cAtoi(s string) int {
+	i := 0
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	neg := false
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		neg = s[i] == '-'
+		i++
+	}
+	limit := uint64(1<<63 - 1) // LONG_MAX
+	if neg {
+		limit++ // magnitude of LONG_MIN
+	}
+	var u uint64
+	for ; i < len(s) && isDigit(s[i]); i++ {
+		d := uint64(s[i] - '0')
+		if u > (limit-d)/10 {
+			if neg {
+				return 0 // (int)LONG_MIN
+			}
+			return -1 // (int)LONG_MAX
+		}
+		u = u*10 + d
+	}
+	if neg {
+		u = -u
+	}
+	return int(int32(u)) // the (int) cast keeps the low 32 bits
 }
 
 func (p *ifParser) noteDelete(string) error {

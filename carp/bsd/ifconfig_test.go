@@ -17,7 +17,7 @@ func opsString(ops []engine.Op) string {
 	for _, op := range ops {
 		s := string(op.Kind)
 		switch op.Kind {
-		case engine.OpVHID, engine.OpAdvBase, engine.OpAdvSkew:
+		case engine.OpVHID, engine.OpAdvBase, engine.OpAdvSkew, engine.OpMTU:
 			s += fmt.Sprintf(" %d", op.Int)
 		case engine.OpPass, engine.OpCarpdev, engine.OpState:
 			s += " " + op.Str
@@ -230,7 +230,7 @@ func TestIfconfigErrors(t *testing.T) {
 		{"inet6 bad prefixlen", "carp0 inet6 2001:db8::1 prefixlen x", "x: bad value"},
 		{"inet6 bad address", "carp0 inet6 10.0.0.1", "10.0.0.1: bad value"},
 		{"unsupported media", "carp0 media autoselect", "'media' is not supported by bsdcarp"},
-		{"unsupported mtu", "carp0 vhid 1 mtu 9000", "'mtu' is not supported by bsdcarp"},
+		{"mtu on a carp clone unsupported", "carp0 vhid 1 mtu 9000", "'mtu' is not supported by bsdcarp"},
 		{"unsupported txcsum", "em0 -txcsum", "'-txcsum' is not supported by bsdcarp"},
 		{"unsupported peer", "em0 vhid 1 peer 192.168.1.4", "'peer' is not supported by bsdcarp"},
 		{"unsupported without its argument", "carp0 mediaopt", "'mediaopt' is not supported by bsdcarp"},
@@ -388,12 +388,12 @@ func TestFormatInterfaceCases(t *testing.T) {
 		{"down clone drops UP",
 			engine.Status{Clones: []engine.CloneStatus{{Name: "carp0", MTU: 1500}}}, false,
 			"carp0: flags=8802<BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n"},
-		{"no carpdev yet",
+		{"vhid without carpdev is dialect B",
 			engine.Status{
 				Clones: []engine.CloneStatus{{Name: "carp0", Up: true, MTU: 1500}},
 				VHIDs:  []engine.VHIDStatus{{Iface: "carp0", VHID: 1, AdvBase: 1, State: "INIT"}},
 			}, false,
-			"carp0: flags=8802<UP,BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n     carp: INIT vhid 1 advbase 1 advskew 0\n"},
+			"carp0: flags=9<UP,LOOPBACK> metric 0 mtu 1500\n\tcarp: INIT vhid 1 advbase 1 advskew 0\n"},
 		{"key hidden without -k", handbookStatus(), false,
 			"carp0: flags=8802<UP,BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n     carp: BACKUP carpdev em0 vhid 1 advbase 1 advskew 100\n     inet 10.0.0.1 netmask 0xffffff00 broadcast 10.0.0.255\n"},
 		{"key shown with -k", handbookStatus(), true,

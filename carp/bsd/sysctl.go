@@ -2,6 +2,7 @@ package bsd
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strconv"
@@ -31,8 +32,8 @@ type SysctlOpts struct {
 	Descr         bool // -d
 	Quiet         bool // -q: no "unknown oid" message (still a failure)
 	IgnoreUnknown bool // -i: unknown oids are silently ignored
-	Opaque        bool // -o (opaque values: not printed yet)
-	Hex           bool // -x (opaque values: not printed yet)
+	Opaque        bool // -o: dump opaque values (the first 16 bytes)
+	Hex           bool // -x: integers in hex, opaque values dumped whole
 }
 
 // SysctlArg is one name[=value] argument. Line is the line number in the
@@ -237,18 +238,20 @@ type sysctlItem struct {
 }
 
 // EvalSysctl evaluates a parsed command against the engine's knobs, listed
-// in the order the engine gives them (FreeBSD's listing order). Reads are
-// answered at once; assignments are validated (unknown oid, non-leaf, read
-// only, empty or invalid value, permission) and the valid ones returned in
-// Sets for the engine to apply.
-func EvalSysctl(cmd SysctlCmd, knobs []engine.Knob, isRoot bool) SysctlResult {
+// in the order the engine gives them (FreeBSD's listing order), and the
+// carpstats counters (Status.Stats) that -o / -x dump as the value of
+// net.inet.carp.stats. Reads are answered at once; assignments are
+// validated (unknown oid, non-leaf, read only, empty or invalid value,
+// permission) and the valid ones returned in Sets for the engine to apply.
+func EvalSysctl(cmd SysctlCmd, knobs []engine.Knob, stats []engine.Counter, isRoot bool) SysctlResult {
 	var res SysctlResult
 	o := cmd.Opts
+	opaque := CarpstatsBytes(stats)
 	if o.All && len(cmd.Args) == 0 {
-		res.items = append(res.items, sysctlItem{set: -1, stdout: listNode("", knobs, o)})
+		res.items = append(res.items, sysctlItem{set: -1, stdout: listNode("", knobs, opaque, o)})
 	}
 	for _, a := range cmd.Args {
-		it := evalArg(a, knobs, isRoot, o)
+		it := evalArg(a, knobs, opaque, isRoot, o)
 		if it.set >= 0 {
 			it.set = len(res.Sets)
 			res.Sets = append(res.Sets, SysctlSet{Name: it.name, Value: it.value})
@@ -305,7 +308,7 @@ func failItem(msg string) sysctlItem {
 }
 
 // evalArg is sysctl.c parse() for one argument.
-func evalArg(a SysctlArg, knobs []engine.Knob, isRoot bool, o SysctlOpts) sysctlItem {
+func evalArg(a SysctlArg, knobs []engine.Knob, opaque []byte, isRoot bool, o SysctlOpts) sysctlItem {
 	line := lineSuffix(a.Line)
 	name, value, hasValue := a.Text, "", false
 	if k := strings.IndexAny(a.Text, "=:"); k >= 0 {
@@ -338,11 +341,11 @@ func evalArg(a SysctlArg, knobs []engine.Knob, isRoot bool, o SysctlOpts) sysctl
 		if isNode {
 			var s string
 			if o.Descr {
-				s = showVar(name, 0, nodeDescr(name), o)
+				s = showVar(name, 0, nodeDescr(name), nil, o)
 			}
-			return sysctlItem{set: -1, stdout: s + listNode(name, knobs, o)}
+			return sysctlItem{set: -1, stdout: s + listNode(name, knobs, opaque, o)}
 		}
-		return sysctlItem{set: -1, stdout: showVar(knob.Name, knob.Value, knob.Description, o)}
+		return sysctlItem{set: -1, stdout: showVar(knob.Name, knob.Value, knob.Description, opaque, o)}
 	}
 	if isNode {
 		return failItem(fmt.Sprintf("oid '%s' isn't a leaf node%s", name, line))
@@ -453,20 +456,23 @@ func nodeDescr(name string) string {
 }
 
 // listNode prints every leaf under prefix ("" = all), in knob order.
-func listNode(prefix string, knobs []engine.Knob, o SysctlOpts) string {
+func listNode(prefix string, knobs []engine.Knob, opaque []byte, o SysctlOpts) string {
 	var b strings.Builder
 	for _, k := range knobs {
 		if prefix != "" && !strings.HasPrefix(k.Name, prefix+".") {
 			continue
 		}
-		b.WriteString(showVar(k.Name, k.Value, k.Description, o))
+		b.WriteString(showVar(k.Name, k.Value, k.Description, opaque, o))
 	}
 	return b.String()
 }
 
-// showVar is sysctl.c show_var() plus the newline parse() adds; an opaque
-// value prints nothing unless -N or -d.
-func showVar(name string, value int64, descr string, o SysctlOpts) string {
+// showVar is sysctl.c show_var() plus the newline parse() adds. The opaque
+// stats node prints nothing unless -N, -d, -o or -x (opaque holds its
+// value). With -x an integer prints as C's "%#0*jx" with the width of a hex
+// int (10): "0x000000f0", and 0 as "0000000000" because C's '#' flag adds no
+// "0x" to a zero (FreeBSD 14 sbin/sysctl/sysctl.c show_var).
+func showVar(name string, value int64, descr string, opaque []byte, o SysctlOpts) string {
 	if o.NamesOnly {
 		return name + "\n"
 	}
@@ -480,22 +486,93 @@ func showVar(name string, value int64, descr string, o SysctlOpts) string {
 		}
 		return name + sep + descr + "\n"
 	}
-	if name == StatsOID {
-		return ""
+	var v string
+	switch {
+	case name == StatsOID:
+		if !o.Opaque && !o.Hex {
+			return ""
+		}
+		v = opaqueDump(opaque, o.Hex)
+	case o.Hex:
+		v = hexInt(value)
+	default:
+		v = strconv.FormatInt(value, 10)
 	}
 	if o.ValuesOnly {
-		return strconv.FormatInt(value, 10) + "\n"
+		return v + "\n"
 	}
-	return name + sep + strconv.FormatInt(value, 10) + "\n"
+	return name + sep + v + "\n"
+}
+
+// hexInt is printf("%#0*jx", 10, (u_int)v).
+func hexInt(v int64) string {
+	if uint32(v) == 0 {
+		return "0000000000"
+	}
+	return fmt.Sprintf("0x%08x", uint32(v))
+}
+
+// carpstatsFields is struct carpstats of netinet/ip_carp.h: sixteen
+// uint64_t counters, in this order.
+var carpstatsFields = []string{
+	"ipackets", "ipackets6", "badif", "badttl", "hdrops", "badsum", "badver", "badlen",
+	"badauth", "badvhid", "badaddrs", "opackets", "opackets6", "onomem", "ostates", "preempt",
+}
+
+// CarpstatsBytes is the value of net.inet.carp.stats: struct carpstats in
+// amd64 byte order (little-endian), 128 bytes. Counters are matched by name
+// (engine.Counter.Name, without the carps_ prefix); missing ones are 0 and
+// unknown ones are ignored.
+func CarpstatsBytes(stats []engine.Counter) []byte {
+	b := make([]byte, 8*len(carpstatsFields))
+	for _, c := range stats {
+		for i, f := range carpstatsFields {
+			if c.Name == f {
+				binary.LittleEndian.PutUint64(b[8*i:], c.Value)
+			}
+		}
+	}
+	return b
+}
+
+// opaqueDump is the tail of FreeBSD's sysctl.c show_var() for an opaque
+// node without a formatter (both FreeBSD 9 and 14):
+//
+//	printf("Format:%s Length:%zu Dump:0x", fmt, len);
+//	while (len-- && (xflag || p < val + 16))
+//		printf("%02x", *p++);
+//	if (!xflag && len > 16)
+//		printf("...");
+//
+// The format string of net.inet.carp.stats is "I": ip_carp.c declares it
+// with SYSCTL_VNET_PCPUSTAT (sys/net/vnet.h), whose SYSCTL_PROC passes
+// CTLTYPE_OPAQUE with format "I". So -o prints the first 16 bytes and
+// "...", -x all 128 bytes.
+func opaqueDump(val []byte, hex bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Format:I Length:%d Dump:0x", len(val))
+	n := len(val)
+	if !hex && n > 16 {
+		n = 16
+	}
+	for _, c := range val[:n] {
+		fmt.Fprintf(&b, "%02x", c)
+	}
+	// C's len after the loop: len(val)-17 when it stopped at byte 16, or
+	// SIZE_MAX (the size_t wrapped) when it ran out of bytes.
+	if !hex && (len(val) <= 16 || len(val)-17 > 16) {
+		b.WriteString("...")
+	}
+	return b.String()
 }
 
 // FormatSet is the stdout line of a successful write:
 // "net.inet.carp.preempt: 0 -> 1" (-n: "0 -> 1", -e: "name=0 -> 1").
 func FormatSet(name string, old, new int64, o SysctlOpts) string {
 	o.Descr = false
-	before := strings.TrimSuffix(showVar(name, old, "", o), "\n")
+	before := strings.TrimSuffix(showVar(name, old, "", nil, o), "\n")
 	o.ValuesOnly = true
-	after := showVar(name, new, "", o)
+	after := showVar(name, new, "", nil, o)
 	return before + " -> " + after
 }
 
@@ -504,5 +581,5 @@ func FormatSet(name string, old, new int64, o SysctlOpts) string {
 // the argument as typed (and " at line N" for -f lines).
 func FormatSetError(name, arg string, line int, cur int64, errText string, o SysctlOpts) (stdout, stderr string) {
 	o.Descr = false
-	return showVar(name, cur, "", o), fmt.Sprintf("sysctl: %s%s: %s\n", arg, lineSuffix(line), errText)
+	return showVar(name, cur, "", nil, o), fmt.Sprintf("sysctl: %s%s: %s\n", arg, lineSuffix(line), errText)
 }

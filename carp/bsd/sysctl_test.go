@@ -110,7 +110,7 @@ func evalLine(t *testing.T, line string, knobs []engine.Knob, root bool) SysctlR
 	if err != nil {
 		t.Fatalf("ParseSysctl(%q): %v", line, err)
 	}
-	return EvalSysctl(cmd, knobs, root)
+	return EvalSysctl(cmd, knobs, nil, root)
 }
 
 func readGolden(t *testing.T, name string) string {
@@ -298,7 +298,7 @@ func TestParseSysctlFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Args = append(args, cmd.Args...)
-	r := EvalSysctl(cmd, testKnobs(), true)
+	r := EvalSysctl(cmd, testKnobs(), nil, true)
 	wantOut := "net.inet.carp.preempt: 0 -> 1\nnet.inet.carp.log: 1 -> 2\nnet.inet.carp.dscp: 56 -> 40\nnet.inet.carp.allow: 1\n"
 	wantErr := "sysctl: unknown oid 'net.inet.carp.foo' at line 5\nsysctl: invalid integer 'abc' at line 9\n"
 	if r.Stdout != wantOut || r.Stderr != wantErr || r.Exit != 2 {
@@ -345,5 +345,99 @@ func TestStrtol(t *testing.T) {
 		if v != tc.v || ok != tc.ok {
 			t.Errorf("strtol(%q) = %d,%v want %d,%v", tc.in, v, ok, tc.v, tc.ok)
 		}
+	}
+}
+
+func testStats() []engine.Counter {
+	return []engine.Counter{
+		{Name: "ipackets", Value: 5}, {Name: "ipackets6", Value: 256}, {Name: "badauth", Value: 0x1122334455667788},
+		{Name: "opackets", Value: 1000}, {Name: "preempt", Value: 1}, {Name: "nosuchcounter", Value: 9},
+	}
+}
+
+func evalStats(t *testing.T, line string, root bool) SysctlResult {
+	t.Helper()
+	cmd, err := ParseSysctl(strings.Fields(line))
+	if err != nil {
+		t.Fatalf("ParseSysctl(%q): %v", line, err)
+	}
+	return EvalSysctl(cmd, roKnobs(), testStats(), root)
+}
+
+// The opaque struct carpstats: skipped without -o / -x, dumped with them.
+func TestSysctlOpaqueStats(t *testing.T) {
+	dumpO := readGolden(t, "sysctl-o-stats.txt")
+	dumpX := readGolden(t, "sysctl-x-stats.txt")
+	valueO := strings.TrimPrefix(dumpO, "net.inet.carp.stats: ")
+	tests := []struct {
+		name, line, stdout string
+	}{
+		{"plain read prints nothing", "net.inet.carp.stats", ""},
+		{"-o: 16 bytes then ...", "-o net.inet.carp.stats", dumpO},
+		{"-x: the whole value", "-x net.inet.carp.stats", dumpX},
+		{"-o -x: -x wins", "-ox net.inet.carp.stats", dumpX},
+		{"-n -o: value only", "-no net.inet.carp.stats", valueO},
+		{"-e -o", "-eo net.inet.carp.stats", strings.Replace(dumpO, ": ", "=", 1)},
+		{"-o listing includes stats in knob order", "-o net.inet.carp",
+			dumpO + readGolden(t, "sysctl-net.inet.carp.txt") + "net.inet.carp.suppress_preempt: 0\n"},
+		{"-N is unchanged by -o", "-N -o net.inet.carp.stats", "net.inet.carp.stats\n"},
+		{"-d is unchanged by -o", "-d -o net.inet.carp.stats", "net.inet.carp.stats: CARP statistics (struct carpstats, netinet/ip_carp.h)\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := evalStats(t, tc.line, false)
+			if r.Stdout != tc.stdout || r.Stderr != "" || r.Exit != 0 {
+				t.Errorf("got stdout\n%s\nstderr %q exit %d; want\n%s", r.Stdout, r.Stderr, r.Exit, tc.stdout)
+			}
+		})
+	}
+}
+
+func TestSysctlOpaqueStatsAll(t *testing.T) {
+	r := evalStats(t, "-A", false)
+	if !strings.HasPrefix(r.Stdout, readGolden(t, "sysctl-o-stats.txt")) {
+		t.Errorf("-A:\n%s", r.Stdout)
+	}
+	r = evalStats(t, "-a", false)
+	if strings.Contains(r.Stdout, "stats") {
+		t.Errorf("-a shows stats:\n%s", r.Stdout)
+	}
+}
+
+// FreeBSD 14 prints integers in hex with -x: "%#0*jx" with width 10, and C
+// prints a zero without "0x".
+func TestSysctlHexIntegers(t *testing.T) {
+	tests := []struct {
+		name, line, stdout string
+		root               bool
+	}{
+		{"nonzero", "-x net.inet.carp.dscp", "net.inet.carp.dscp: 0x00000038\n", false},
+		{"zero has no 0x", "-x net.inet.carp.preempt", "net.inet.carp.preempt: 0000000000\n", false},
+		{"-n", "-xn net.inet.carp.ifdown_demotion_factor", "0x000000f0\n", false},
+		{"set shows both values in hex", "-x net.inet.carp.preempt=1", "net.inet.carp.preempt: 0000000000 -> 0x00000001\n", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := evalStats(t, tc.line, tc.root)
+			if r.Stdout != tc.stdout {
+				t.Errorf("got %q want %q", r.Stdout, tc.stdout)
+			}
+		})
+	}
+	if got := hexInt(-1); got != "0xffffffff" {
+		t.Errorf("hexInt(-1) = %q", got)
+	}
+}
+
+func TestCarpstatsBytesLayout(t *testing.T) {
+	b := CarpstatsBytes([]engine.Counter{{Name: "ipackets", Value: 1}, {Name: "preempt", Value: 0x0102}})
+	if len(b) != 128 {
+		t.Fatalf("len %d", len(b))
+	}
+	if b[0] != 1 || b[120] != 2 || b[121] != 1 {
+		t.Errorf("layout % x", b)
+	}
+	if got := opaqueDump(make([]byte, 4), false); got != "Format:I Length:4 Dump:0x00000000..." {
+		t.Errorf("short dump %q (C's size_t wraps and prints ...)", got)
 	}
 }

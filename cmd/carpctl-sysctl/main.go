@@ -94,7 +94,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if resp.Status == nil {
 		return fail(resp.Error)
 	}
-	res := bsd.EvalSysctl(cmd, resp.Status.Knobs, os.Geteuid() == 0)
+	res := bsd.EvalSysctl(cmd, resp.Status.Knobs, resp.Status.Stats, os.Geteuid() == 0)
 	if len(res.Sets) == 0 {
 		fmt.Fprint(out, res.Stdout)
 		out.Flush()

@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/bsdcarp/bsdcarp/carp/bsd"
 	"github.com/bsdcarp/bsdcarp/carp/control"
@@ -22,7 +20,9 @@ const help = `usage: ifconfig-carp [--socket PATH] BSD-IFCONFIG-ARGUMENTS...
   ifconfig carp0 create
   ifconfig carp0 vhid 1 pass lanpasswd carpdev em0 advskew 100 10.0.0.1 255.255.255.0
   ifconfig carp0 [down|up|destroy|state backup]
-  ifconfig [-a|-l|-g carp|-k]
+  ifconfig em0 vhid 1 advskew 100 pass testpass alias 192.168.1.50/32
+  ifconfig em0 inet 192.168.1.3 netmask 255.255.255.0 | mtu 9000 | up
+  ifconfig [-a|-l|-g carp|-k] | ifconfig em0
 See ifconfig-carp(8). The socket defaults to $CARPD_SOCKET or ` + control.DefaultSocket + ".\n"
 
 func main() {
@@ -80,71 +80,37 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if resp.Code != "" || resp.Status == nil {
 		return fail(resp.Error)
 	}
-	st := *resp.Status
-	switch {
-	case p.ListNames:
-		bsd.FormatList(out, allNames(st))
-	case p.Group != "":
-		if p.Group == "carp" {
-			for _, cl := range st.Clones {
-				fmt.Fprintln(out, cl.Name)
-			}
-		}
-	case p.ListAll:
-		for _, cl := range st.Clones {
-			if err := bsd.FormatInterface(out, cl.Name, st, p.ShowKeys); err != nil {
-				return fail(err.Error())
-			}
-		}
-	default:
-		if !engine.IsCloneName(p.Iface) {
-			if _, err := net.InterfaceByName(p.Iface); err == nil {
-				// Not "does not exist": it does, this release just cannot
-				// print it yet (the FreeBSD format of physical interfaces
-				// comes with dialect C).
-				return fail(p.Iface + ": status of non-carp interfaces is not supported yet by bsdcarp")
-			}
-		}
-		if err := bsd.FormatInterface(out, p.Iface, st, p.ShowKeys); err != nil {
-			return fail(err.Error())
-		}
+	if err := bsd.FormatStatus(out, p, *resp.Status); err != nil {
+		return fail(err.Error())
 	}
 	return 0
-}
-
-// allNames lists the host's interfaces and the carp clones, as `ifconfig -l`.
-func allNames(st engine.Status) []string {
-	var names []string
-	if ifs, err := net.Interfaces(); err == nil {
-		for _, i := range ifs {
-			names = append(names, i.Name)
-		}
-	}
-	for _, cl := range st.Clones {
-		if !slices.Contains(names, cl.Name) {
-			names = append(names, cl.Name)
-		}
-	}
-	return names
 }
 
 // permText is what BSD's ifconfig prints when a non-root user tries a change:
 // the failing ioctl and EPERM.
 func permText(r *engine.IfconfigRequest) string {
-	ioctl := "SIOCSVH"
-	if len(r.Ops) > 0 {
-		switch r.Ops[0].Kind {
-		case engine.OpCreate:
-			ioctl = "SIOCIFCREATE2"
-		case engine.OpDestroy:
-			ioctl = "SIOCIFDESTROY"
-		case engine.OpAddr:
-			ioctl = "ioctl (SIOCAIFADDR)"
-		case engine.OpDelAddr:
-			ioctl = "ioctl (SIOCDIFADDR)"
-		case engine.OpUp, engine.OpDown:
-			ioctl = "ioctl (SIOCSIFFLAGS)"
-		}
+	// FreeBSD's ifconfig reports some ioctls with err(3) (strerror) and
+	// others through Perror(), which words EPERM as "permission denied"
+	// (sbin/ifconfig/ifconfig.c).
+	const eperm = ": Operation not permitted"
+	if len(r.Ops) == 0 {
+		return "SIOCSVH" + eperm
 	}
-	return ioctl + ": Operation not permitted"
+	switch r.Ops[0].Kind {
+	case engine.OpCreate:
+		return "SIOCIFCREATE2" + eperm
+	case engine.OpDestroy:
+		return "SIOCIFDESTROY" + eperm
+	case engine.OpAddr:
+		return "ioctl (SIOCAIFADDR): permission denied"
+	case engine.OpDelAddr:
+		return "ioctl (SIOCDIFADDR): permission denied"
+	case engine.OpUp:
+		return "up: permission denied" // setifflags(): Perror(vname)
+	case engine.OpDown:
+		return "down: permission denied"
+	case engine.OpMTU:
+		return "ioctl SIOCSIFMTU (set mtu)" + eperm // setifmtu(): err(1, ...)
+	}
+	return "SIOCSVH" + eperm
 }

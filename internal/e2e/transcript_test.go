@@ -93,7 +93,8 @@ func TestNonRootReadsWithoutKeysAndCannotChange(t *testing.T) {
 	for _, c := range []struct{ cmd, want string }{
 		{"ifconfig carp0 advskew 50", "ifconfig: SIOCSVH: Operation not permitted\n"},
 		{"ifconfig carp1 create", "ifconfig: SIOCIFCREATE2: Operation not permitted\n"},
-		{"ifconfig carp0 down", "ifconfig: ioctl (SIOCSIFFLAGS): Operation not permitted\n"},
+		{"ifconfig carp0 down", "ifconfig: down: permission denied\n"},
+		{"ifconfig em0 mtu 9000", "ifconfig: ioctl SIOCSIFMTU (set mtu): Operation not permitted\n"},
 	} {
 		_, errOut, code := asNobody(c.cmd)
 		if code != 1 || errOut != c.want {

@@ -1,0 +1,280 @@
+package bsd
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/bsdcarp/bsdcarp/carp/engine"
+)
+
+// FreeBSD's interface flag bits (net/if.h) that a Linux link can show.
+const (
+	iffUp        = 0x1
+	iffBroadcast = 0x2
+	iffLoopback  = 0x8
+	iffRunning   = 0x40
+	iffPromisc   = 0x100
+	iffSimplex   = 0x800
+	iffMulticast = 0x8000
+	iffLowerUp   = 0x1000000
+)
+
+// iffNames is the part of sbin/ifconfig's IFFBITS table for these bits, in
+// bit order: printb() lists the names of the set bits in that order.
+var iffNames = []struct {
+	bit  uint32
+	name string
+}{
+	{iffUp, "UP"}, {iffBroadcast, "BROADCAST"}, {iffLoopback, "LOOPBACK"},
+	{iffRunning, "RUNNING"}, {iffPromisc, "PROMISC"}, {iffSimplex, "SIMPLEX"},
+	{iffMulticast, "MULTICAST"}, {iffLowerUp, "LOWER_UP"},
+}
+
+// formatFlags is printb("flags", flags, IFFBITS): "flags=8843<UP,...>".
+func formatFlags(flags uint32) string {
+	var names []string
+	for _, f := range iffNames {
+		if flags&f.bit != 0 {
+			names = append(names, f.name)
+		}
+	}
+	return fmt.Sprintf("flags=%x<%s>", flags, strings.Join(names, ","))
+}
+
+// linkFlags maps a Linux link to FreeBSD's flag word. Two flags are what
+// FreeBSD always sets for the kind of interface rather than Linux state:
+// SIMPLEX on every broadcast (Ethernet) interface (ether_ifattach), and
+// MULTICAST on the loopback (if_loop.c sets IFF_MULTICAST; Linux lo has no
+// IFF_MULTICAST). LOWER_UP is FreeBSD 14's name for link state up.
+func linkFlags(l engine.LinkStatus) uint32 {
+	var f uint32
+	set := func(cond bool, bit uint32) {
+		if cond {
+			f |= bit
+		}
+	}
+	set(l.Up, iffUp)
+	set(l.Broadcast, iffBroadcast)
+	set(l.Loopback, iffLoopback)
+	set(l.Running, iffRunning)
+	set(l.Promisc, iffPromisc)
+	set(l.Broadcast && !l.Loopback, iffSimplex)
+	set(l.Multicast || l.Loopback, iffMulticast)
+	set(l.Carrier, iffLowerUp)
+	return f
+}
+
+// prefixMask4 is the IPv4 netmask of a prefix length as a number.
+func prefixMask4(bits int) uint32 {
+	if bits <= 0 {
+		return 0
+	}
+	if bits >= 32 {
+		return ^uint32(0)
+	}
+	return ^uint32(0) << (32 - bits)
+}
+
+// linkAddr is one address line of a physical interface; vhid 0 is a kernel
+// address of the link.
+type linkAddr struct {
+	p    netip.Prefix
+	vhid uint8
+}
+
+// FormatLink prints a host interface in FreeBSD 14's format (freebsd-cli.md
+// section 1.C), after sbin/ifconfig/ifconfig_netlink.c status_nl():
+//
+//	em0: flags=1008943<UP,BROADCAST,RUNNING,PROMISC,SIMPLEX,MULTICAST,LOWER_UP> metric 0 mtu 1500
+//		ether 00:0c:29:aa:bb:cc
+//		inet 192.168.1.3 netmask 0xffffff00 broadcast 192.168.1.255
+//		inet 192.168.1.50 netmask 0xffffffff broadcast 192.168.1.50 vhid 1
+//		inet6 fe80::20c:29ff:feaa:bbcc%em0 prefixlen 64 scopeid 0x2
+//		carp: MASTER vhid 1 advbase 1 advskew 100
+//		      peer 224.0.0.18 peer6 ff02::12
+//		status: active
+//
+// Line by line:
+//
+//   - The flags line: see linkFlags; "metric 0" (Linux has no metric).
+//   - "ether" (af_link.c) when the link has a MAC; never for a loopback.
+//   - The addresses: the link's kernel addresses, then the addresses of the
+//     vhids configured on it (st.VHIDs with Iface == l.Name) with " vhid N".
+//     status_nl() sorts them by address family, keeping each family in the
+//     interface's order (sort_iface_ifaddrs, cmp_ifaddr): every inet line
+//     comes before the inet6 lines.
+//   - inet (af_inet.c): "\tinet %s netmask 0x%08x", " broadcast %s" on a
+//     broadcast interface (the host address of the subnet: a /32 shows
+//     itself; none for a /0), " vhid %d".
+//   - inet6 (af_inet6.c): "\tinet6 %s prefixlen %d", a link-local address
+//     with its zone ("fe80::1%em0") and " scopeid 0x%x" (the ifindex), then
+//     " vhid %d". Address flags (autoconf, tentative, ...) are not known and
+//     not printed.
+//   - One carp block per vhid in creation order (ifcarp.c carp_status()):
+//     "\tcarp: %s vhid %d advbase %d advskew %d", ` key "%s"` only with -k
+//     (showKeys, which the caller grants to root only) and a key set, then
+//     "\t      peer %s peer6 %s" (bsdcarp only sends to the CARP multicast
+//     groups: peer 224.0.0.18 peer6 ff02::12).
+//   - No "options=" and no "nd6 options=" line: the capabilities and ND
+//     flags of a Linux link have no truthful FreeBSD value. No "media:" line
+//     either: Linux does not report the media of every link (virtual links
+//     have none, and ethtool speeds do not map to FreeBSD media words). The
+//     "status:" line, which ifmedia prints after it, is printed from the
+//     carrier for every link except the loopback: "status: active" or
+//     "status: no carrier".
+//   - A loopback ends with "\tgroups: lo" like FreeBSD 10+'s lo0
+//     (ifgroup.c, the if_lo cloner's group).
+func FormatLink(w io.Writer, l engine.LinkStatus, st engine.Status, showKeys bool) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s metric 0 mtu %d\n", l.Name, formatFlags(linkFlags(l)), l.MTU)
+	if l.MAC != "" && !l.Loopback {
+		fmt.Fprintf(&b, "\tether %s\n", l.MAC)
+	}
+	var addrs []linkAddr
+	for _, p := range l.Addrs {
+		addrs = append(addrs, linkAddr{p: p})
+	}
+	var vhids []engine.VHIDStatus
+	for _, v := range st.VHIDs {
+		if v.Iface != l.Name {
+			continue
+		}
+		for _, p := range v.Addrs {
+			addrs = append(addrs, linkAddr{p: p, vhid: v.VHID})
+		}
+		if v.VHID != 0 {
+			vhids = append(vhids, v)
+		}
+	}
+	slices.SortStableFunc(addrs, func(x, y linkAddr) int {
+		return addrFamilyRank(x.p) - addrFamilyRank(y.p)
+	})
+	for _, a := range addrs {
+		b.WriteString("\t" + formatLinkAddr(a, l) + "\n")
+	}
+	for _, v := range vhids {
+		state := v.State
+		if state == "" {
+			state = "INIT"
+		}
+		fmt.Fprintf(&b, "\tcarp: %s vhid %d advbase %d advskew %d", state, v.VHID, v.AdvBase, v.AdvSkew)
+		if showKeys && v.Key != "" {
+			fmt.Fprintf(&b, " key \"%s\"", v.Key)
+		}
+		b.WriteString("\n\t      peer 224.0.0.18 peer6 ff02::12\n")
+	}
+	if l.Loopback {
+		b.WriteString("\tgroups: lo\n")
+	} else if l.Carrier {
+		b.WriteString("\tstatus: active\n")
+	} else {
+		b.WriteString("\tstatus: no carrier\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// addrFamilyRank orders AF_INET (2) before AF_INET6 (28).
+func addrFamilyRank(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return 0
+	}
+	return 1
+}
+
+func formatLinkAddr(a linkAddr, l engine.LinkStatus) string {
+	ip := a.p.Addr()
+	var s string
+	if ip.Is4() {
+		s = fmt.Sprintf("inet %s netmask 0x%08x", ip, prefixMask4(a.p.Bits()))
+		if l.Broadcast && a.p.Bits() != 0 {
+			v := maskBits(ip) | ^prefixMask4(a.p.Bits())
+			s += " broadcast " + netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+		}
+	} else {
+		ip = ip.WithZone("")
+		if ip.IsLinkLocalUnicast() {
+			s = fmt.Sprintf("inet6 %s%%%s prefixlen %d scopeid 0x%x", ip, l.Name, a.p.Bits(), l.Index)
+		} else {
+			s = fmt.Sprintf("inet6 %s prefixlen %d", ip, a.p.Bits())
+		}
+	}
+	if a.vhid != 0 {
+		s += fmt.Sprintf(" vhid %d", a.vhid)
+	}
+	return s
+}
+
+// FormatStatus prints every status form of ifconfig that p asks for
+// (p.Request == nil): "ifconfig -l", "ifconfig -g GROUP", "ifconfig -a"
+// (also no arguments and -k alone) and "ifconfig IF" for a host link or a
+// carp clone. p.ShowKeys must be set only for root callers.
+//
+//   - -a lists st.Links (in ifindex order) then st.Clones (in creation
+//     order): FreeBSD lists interfaces by index, and clones get theirs when
+//     created, after the host's links.
+//   - -l prints the same names on one line, separated by spaces.
+//   - -g carp prints the carp(4) clones one per line (FreeBSD <= 9 cloner
+//     group "carp"). A physical interface with vhids is not a member: FreeBSD
+//     10+ has no carp interfaces, and there "ifconfig -g carp" prints
+//     nothing. Any other group prints nothing and succeeds, as printgroup()
+//     does for a group that does not exist.
+//   - An unknown name is "interface IF does not exist" (a *engine.CLIError).
+func FormatStatus(w io.Writer, p ParsedIfconfig, st engine.Status) error {
+	switch {
+	case p.ListNames:
+		FormatList(w, statusNames(st))
+		return nil
+	case p.Group != "":
+		if p.Group != "carp" {
+			return nil
+		}
+		var b strings.Builder
+		for _, c := range st.Clones {
+			b.WriteString(c.Name + "\n")
+		}
+		_, err := io.WriteString(w, b.String())
+		return err
+	case p.ListAll:
+		for _, l := range st.Links {
+			if err := FormatLink(w, l, st, p.ShowKeys); err != nil {
+				return err
+			}
+		}
+		for _, c := range st.Clones {
+			if err := FormatInterface(w, c.Name, st, p.ShowKeys); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, c := range st.Clones {
+		if c.Name == p.Iface {
+			return FormatInterface(w, p.Iface, st, p.ShowKeys)
+		}
+	}
+	for _, l := range st.Links {
+		if l.Name == p.Iface {
+			return FormatLink(w, l, st, p.ShowKeys)
+		}
+	}
+	return cliErr(fmt.Sprintf("interface %s does not exist", p.Iface))
+}
+
+// statusNames is the "ifconfig -l" list: links, then clones; a clone name
+// that is also a link name is listed once.
+func statusNames(st engine.Status) []string {
+	var names []string
+	for _, l := range st.Links {
+		names = append(names, l.Name)
+	}
+	for _, c := range st.Clones {
+		if !slices.Contains(names, c.Name) {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
