@@ -36,9 +36,18 @@ vet:
 clean:
 	rm -rf bin
 
+## install: binaries, bsd links, man pages, rc.carp and the systemd units under
+## $(DESTDIR)$(PREFIX); units go to $(PREFIX)/lib/systemd/system (on systemd's
+## search path for /usr and /usr/local) unless SYSTEMDUNITDIR says otherwise.
 install: build
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd $(DESTDIR)$(PREFIX)/share/man/man8
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd \
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(or $(SYSTEMDUNITDIR),$(PREFIX)/lib/systemd/system)
 	install -m 0755 bin/carpd bin/ifconfig-carp bin/carpctl-sysctl $(DESTDIR)$(PREFIX)/sbin/
-	ln -sf $(PREFIX)/sbin/ifconfig-carp $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd/ifconfig
-	ln -sf $(PREFIX)/sbin/carpctl-sysctl $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd/sysctl
+	install -m 0755 scripts/rc.carp $(DESTDIR)$(PREFIX)/sbin/rc.carp
+	ln -sf ../../../sbin/ifconfig-carp $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd/ifconfig
+	ln -sf ../../../sbin/carpctl-sysctl $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd/sysctl
 	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	for u in dist/systemd/*.service; do \
+		sed 's|@PREFIX@|$(PREFIX)|g' $$u >$(DESTDIR)$(or $(SYSTEMDUNITDIR),$(PREFIX)/lib/systemd/system)/$${u##*/} && \
+		chmod 0644 $(DESTDIR)$(or $(SYSTEMDUNITDIR),$(PREFIX)/lib/systemd/system)/$${u##*/} || exit 1; \
+	done
