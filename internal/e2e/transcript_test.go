@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,11 +14,30 @@ import (
 
 // step is one command of a transcript with its exact expected results.
 type step struct {
-	line   int
-	cmd    string
-	stdout string
-	stderr string
-	exit   int
+	line     int
+	comments string // "# " lines before the command
+	cmd      string
+	stdout   string
+	stderr   string
+	exit     int
+}
+
+func (s step) render() string {
+	var b strings.Builder
+	b.WriteString(s.comments)
+	b.WriteString("$ " + s.cmd + "\n")
+	for _, pair := range []struct{ prefix, text string }{{"> ", s.stdout}, {"! ", s.stderr}} {
+		if pair.text == "" {
+			continue
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(pair.text, "\n"), "\n") {
+			b.WriteString(pair.prefix + l + "\n")
+		}
+	}
+	if s.exit != 0 {
+		fmt.Fprintf(&b, "? %d\n", s.exit)
+	}
+	return b.String()
 }
 
 func parseTranscript(t *testing.T, path string) []step {
@@ -26,11 +47,19 @@ func parseTranscript(t *testing.T, path string) []step {
 		t.Fatal(err)
 	}
 	var steps []step
+	comments := ""
+	inHeader := true
 	for i, l := range strings.Split(string(b), "\n") {
 		switch {
-		case l == "" || strings.HasPrefix(l, "# "):
+		case l == "":
+		case strings.HasPrefix(l, "# ") || l == "#":
+			if !inHeader {
+				comments += l + "\n"
+			}
 		case strings.HasPrefix(l, "$ "):
-			steps = append(steps, step{line: i + 1, cmd: l[2:]})
+			inHeader = false
+			steps = append(steps, step{line: i + 1, cmd: l[2:], comments: comments})
+			comments = ""
 		case len(steps) == 0:
 			t.Fatalf("%s:%d: output before any command", path, i+1)
 		case strings.HasPrefix(l, "> "):
@@ -50,23 +79,73 @@ func parseTranscript(t *testing.T, path string) []step {
 	return steps
 }
 
-// TestTranscriptDialectA runs every dialect A command form against a live
-// engine and compares stdout, stderr and the exit status byte for byte.
-func TestTranscriptDialectA(t *testing.T) {
-	path := filepath.Join("..", "..", "testdata", "transcripts", "dialect-a.txt")
-	steps := parseTranscript(t, path)
-	lab := netlab.New(t, bin)
-	lab.Bridge("lan")
-	fw := newHost(t, lab, "fw")
-	lab.Plug("fw", "em0", "lan", "10.0.0.2/24")
-	fw.startCarpd(t)
-	for _, s := range steps {
-		out, errOut, code := fw.sh(s.cmd)
-		if out != s.stdout || errOut != s.stderr || code != s.exit {
-			t.Errorf("%s:%d: $ %s\nstdout:\n%s\nwant:\n%s\nstderr:\n%s\nwant:\n%s\nexit %d, want %d",
-				path, s.line, s.cmd, out, s.stdout, errOut, s.stderr, code, s.exit)
-		}
+var updateTranscripts = flag.Bool("update-transcripts", false, "rewrite testdata/transcripts/*.txt from what the commands print (review the diff!)")
+
+// TestTranscripts runs every command form of the reference against a live
+// engine, one file of testdata/transcripts per dialect or command, and
+// compares stdout, stderr and the exit status byte for byte. Each file gets
+// a fresh host "fw" with em0 (10.0.0.2/24, MAC 00:0c:29:aa:bb:cc) and em1
+// (192.168.1.3/24, MAC 00:0c:29:aa:bb:cd) on two bridges.
+func TestTranscripts(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "transcripts", "*.txt"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no transcripts: %v", err)
 	}
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			steps := parseTranscript(t, path)
+			lab := netlab.New(t, bin)
+			lab.Bridge("lan")
+			lab.Bridge("wan")
+			fw := newHost(t, lab, "fw")
+			for _, l := range []struct{ dev, br, mac, addr string }{
+				{"em0", "lan", "00:0c:29:aa:bb:cc", "10.0.0.2/24"},
+				{"em1", "wan", "00:0c:29:aa:bb:cd", "192.168.1.3/24"},
+			} {
+				lab.Plug("fw", l.dev, l.br)
+				// Set the MAC with the link down, so that the IPv6
+				// link-local address is derived from it when it comes up.
+				lab.Exec("fw", nil, "ip", "link", "set", l.dev, "down")
+				lab.Exec("fw", nil, "ip", "link", "set", l.dev, "address", l.mac)
+				lab.Exec("fw", nil, "ip", "link", "set", l.dev, "up")
+				lab.Exec("fw", nil, "ip", "addr", "add", l.addr, "dev", l.dev)
+			}
+			fw.startCarpd(t)
+			var b strings.Builder
+			for _, s := range steps {
+				out, errOut, code := fw.sh(s.cmd)
+				if *updateTranscripts {
+					s.stdout, s.stderr, s.exit = out, errOut, code
+				}
+				if out != s.stdout || errOut != s.stderr || code != s.exit {
+					t.Errorf("%s:%d: $ %s\nstdout:\n%s\nwant:\n%s\nstderr:\n%s\nwant:\n%s\nexit %d, want %d",
+						path, s.line, s.cmd, out, s.stdout, errOut, s.stderr, code, s.exit)
+				}
+				b.WriteString(s.render())
+			}
+			if *updateTranscripts {
+				if err := os.WriteFile(path, []byte(headerOf(t, path)+b.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// headerOf is the leading comment block of a transcript.
+func headerOf(t *testing.T, path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h strings.Builder
+	for _, l := range strings.SplitAfter(string(data), "\n") {
+		if !strings.HasPrefix(l, "# ") && l != "#\n" {
+			break
+		}
+		h.WriteString(l)
+	}
+	return h.String()
 }
 
 // Only root changes anything; others see the status without keys.
