@@ -37,10 +37,24 @@ type SysctlOpts struct {
 }
 
 // SysctlArg is one name[=value] argument. Line is the line number in the
-// -f file (0 for the command line); errors then end in " at line N".
+// -f file File (0 for the command line); errors then end in " at line N of
+// FILE": FreeBSD says " at line N", and bsdcarp names the file too, so that
+// an admin with several sysctl.conf files knows where to look.
 type SysctlArg struct {
 	Text string
 	Line int
+	File string
+}
+
+// where is the suffix of a message about this argument.
+func (a SysctlArg) where() string {
+	switch {
+	case a.Line > 0 && a.File != "":
+		return fmt.Sprintf(" at line %d of %s", a.Line, a.File)
+	case a.Line > 0:
+		return fmt.Sprintf(" at line %d", a.Line)
+	}
+	return ""
 }
 
 // SysctlCmd is a parsed sysctl command line.
@@ -155,7 +169,7 @@ func ParseSysctlFile(r io.Reader, filename string) ([]SysctlArg, []error) {
 		if line != "" {
 			lineno++
 			if s := confLine(line); s != "" {
-				out = append(out, SysctlArg{Text: s, Line: lineno})
+				out = append(out, SysctlArg{Text: s, Line: lineno, File: filename})
 			}
 		}
 		if err == io.EOF {
@@ -233,7 +247,7 @@ type sysctlItem struct {
 	set            int // index into Sets, or -1
 	value          int64
 	name, arg      string
-	line           int
+	line           string // where, for -f lines
 	opts           SysctlOpts
 }
 
@@ -296,20 +310,13 @@ func (r SysctlResult) Complete(outcomes []SysctlOutcome) (stdout, stderr string,
 	return so.String(), se.String(), exit
 }
 
-func lineSuffix(line int) string {
-	if line > 0 {
-		return fmt.Sprintf(" at line %d", line)
-	}
-	return ""
-}
-
 func failItem(msg string) sysctlItem {
 	return sysctlItem{set: -1, stderr: "sysctl: " + msg + "\n", fail: 1}
 }
 
 // evalArg is sysctl.c parse() for one argument.
 func evalArg(a SysctlArg, knobs []engine.Knob, opaque []byte, isRoot bool, o SysctlOpts) sysctlItem {
-	line := lineSuffix(a.Line)
+	line := a.where()
 	name, value, hasValue := a.Text, "", false
 	if k := strings.IndexAny(a.Text, "=:"); k >= 0 {
 		name, value, hasValue = a.Text[:k], a.Text[k+1:], true
@@ -372,7 +379,7 @@ func evalArg(a SysctlArg, knobs []engine.Knob, opaque []byte, isRoot bool, o Sys
 		return sysctlItem{set: -1, stdout: FormatSet(knob.Name, knob.Value, knob.Value, o)}
 	}
 	if !isRoot {
-		out, errText := FormatSetError(knob.Name, a.Text, a.Line, knob.Value, "Operation not permitted", o)
+		out, errText := FormatSetError(knob.Name, a.Text, a.where(), knob.Value, "Operation not permitted", o)
 		return sysctlItem{set: -1, stdout: out, stderr: errText, fail: 1}
 	}
 	// The kernel's SYSCTL_IN reads one int: further values are ignored.
@@ -380,7 +387,7 @@ func evalArg(a SysctlArg, knobs []engine.Knob, opaque []byte, isRoot bool, o Sys
 		set:   0,
 		name:  knob.Name,
 		arg:   a.Text,
-		line:  a.Line,
+		line:  a.where(),
 		opts:  o,
 		value: vals[0],
 	}
@@ -578,8 +585,8 @@ func FormatSet(name string, old, new int64, o SysctlOpts) string {
 
 // FormatSetError is the output of a write the kernel refused: the current
 // value on stdout, then "sysctl: ARG: ERRNO TEXT" on stderr, where ARG is
-// the argument as typed (and " at line N" for -f lines).
-func FormatSetError(name, arg string, line int, cur int64, errText string, o SysctlOpts) (stdout, stderr string) {
+// the argument as typed and where, for -f lines, " at line N of FILE".
+func FormatSetError(name, arg, where string, cur int64, errText string, o SysctlOpts) (stdout, stderr string) {
 	o.Descr = false
-	return showVar(name, cur, "", nil, o), fmt.Sprintf("sysctl: %s%s: %s\n", arg, lineSuffix(line), errText)
+	return showVar(name, cur, "", nil, o), fmt.Sprintf("sysctl: %s%s: %s\n", arg, where, errText)
 }

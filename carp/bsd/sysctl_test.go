@@ -258,12 +258,13 @@ func TestFormatSetAndError(t *testing.T) {
 	if got := FormatSet("net.inet.carp.preempt", 0, 1, SysctlOpts{ValuesOnly: true}); got != "0 -> 1\n" {
 		t.Errorf("FormatSet -n %q", got)
 	}
-	o, e := FormatSetError("net.inet.carp.dscp", "net.inet.carp.dscp=64", 0, 56, "Invalid argument", SysctlOpts{})
+	o, e := FormatSetError("net.inet.carp.dscp", "net.inet.carp.dscp=64", "", 56, "Invalid argument", SysctlOpts{})
 	if o != "net.inet.carp.dscp: 56\n" || e != "sysctl: net.inet.carp.dscp=64: Invalid argument\n" {
 		t.Errorf("FormatSetError %q %q", o, e)
 	}
-	o, e = FormatSetError("net.inet.carp.dscp", "net.inet.carp.dscp=64", 4, 56, "Invalid argument", SysctlOpts{ValuesOnly: true})
-	if o != "56\n" || e != "sysctl: net.inet.carp.dscp=64 at line 4: Invalid argument\n" {
+	where := SysctlArg{Line: 4, File: "/etc/sysctl.conf"}.where()
+	o, e = FormatSetError("net.inet.carp.dscp", "net.inet.carp.dscp=64", where, 56, "Invalid argument", SysctlOpts{ValuesOnly: true})
+	if o != "56\n" || e != "sysctl: net.inet.carp.dscp=64 at line 4 of /etc/sysctl.conf: Invalid argument\n" {
 		t.Errorf("FormatSetError -f %q %q", o, e)
 	}
 }
@@ -283,12 +284,12 @@ func TestParseSysctlFile(t *testing.T) {
 		t.Fatal(errs)
 	}
 	want := []SysctlArg{
-		{"net.inet.carp.preempt=1", 3},
-		{"net.inet.carp.log=2", 4},
-		{"net.inet.carp.foo=1", 5},
-		{`net.inet.carp.dscp="40"`, 6},
-		{"net.inet.carp.allow", 8},
-		{"net.inet.carp.demotion=abc", 9},
+		{"net.inet.carp.preempt=1", 3, "/etc/sysctl.conf"},
+		{"net.inet.carp.log=2", 4, "/etc/sysctl.conf"},
+		{"net.inet.carp.foo=1", 5, "/etc/sysctl.conf"},
+		{`net.inet.carp.dscp="40"`, 6, "/etc/sysctl.conf"},
+		{"net.inet.carp.allow", 8, "/etc/sysctl.conf"},
+		{"net.inet.carp.demotion=abc", 9, "/etc/sysctl.conf"},
 	}
 	if !reflect.DeepEqual(args, want) {
 		t.Fatalf("args %+v", args)
@@ -300,12 +301,12 @@ func TestParseSysctlFile(t *testing.T) {
 	cmd.Args = append(args, cmd.Args...)
 	r := EvalSysctl(cmd, testKnobs(), nil, true)
 	wantOut := "net.inet.carp.preempt: 0 -> 1\nnet.inet.carp.log: 1 -> 2\nnet.inet.carp.dscp: 56 -> 40\nnet.inet.carp.allow: 1\n"
-	wantErr := "sysctl: unknown oid 'net.inet.carp.foo' at line 5\nsysctl: invalid integer 'abc' at line 9\n"
+	wantErr := "sysctl: unknown oid 'net.inet.carp.foo' at line 5 of /etc/sysctl.conf\nsysctl: invalid integer 'abc' at line 9 of /etc/sysctl.conf\n"
 	if r.Stdout != wantOut || r.Stderr != wantErr || r.Exit != 2 {
 		t.Errorf("got %q\n%q\n%d", r.Stdout, r.Stderr, r.Exit)
 	}
 	_, stderr, _ := r.Complete([]SysctlOutcome{{Old: 0, New: 1}, {Old: 1, New: 2}, {Old: 56, Err: errors.New("Invalid argument")}})
-	if !strings.Contains(stderr, "sysctl: net.inet.carp.dscp=\"40\" at line 6: Invalid argument\n") {
+	if !strings.Contains(stderr, "sysctl: net.inet.carp.dscp=\"40\" at line 6 of /etc/sysctl.conf: Invalid argument\n") {
 		t.Errorf("stderr %q", stderr)
 	}
 }

@@ -130,6 +130,12 @@ func TestHandbook3110SeedChapter(t *testing.T) {
 					t.Errorf("ifconfig carp0 on hosta:\n%q\nwant FreeBSD 9's\n%q", out, want)
 				}
 			}
+			// Running the boot script again changes nothing.
+			before := hc.mustSh(t, "ifconfig -a")
+			hc.rcCarp(t, c.style+"-hostc.conf")
+			if after := hc.mustSh(t, "ifconfig -a"); after != before {
+				t.Errorf("a second rc.carp run changed hostc:\n%s\nbecame\n%s", before, after)
+			}
 			// Every output uses the admin's name, mapped or not.
 			if out := hc.mustSh(t, "ifconfig -l"); !strings.Contains(" "+out, " "+c.dev+" ") && !strings.Contains(" "+out, " "+c.dev+"\n") {
 				t.Errorf("ifconfig -l on hostc = %q, want %s in it", out, c.dev)
