@@ -454,6 +454,13 @@ func TestPlainIfconfigOnAPhysicalInterface(t *testing.T) {
 			t.Fatalf("em0 after replace = %v", got)
 		}
 		n.ifconfig(t, "em0", Op{Kind: OpDelAddr, Prefix: p("192.168.1.9/32")})
+		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.9/24"), Alias: true})
+		n.ifconfig(t, "em0", Op{Kind: OpDelAddr}) // `ifconfig em0 -alias`: the first address
+		if got := k.Addrs("em0"); !slices.Equal(got, []netip.Prefix{p("192.168.1.9/24")}) {
+			t.Fatalf("em0 after -alias without an address = %v", got)
+		}
+		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.4/24"), Alias: true})
+		n.ifconfig(t, "em0", Op{Kind: OpDelAddr, Prefix: p("192.168.1.9/32")})
 		n.ifconfig(t, "em0", Op{Kind: OpMTU, Int: 9000}, Op{Kind: OpDown})
 		l, _ := k.LinkByName("em0")
 		if l.MTU != 9000 || l.AdminUp {
@@ -540,11 +547,14 @@ func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
 		if st.VHIDs[0].AdvSkew != 50 || st.VHIDs[0].Iface != "em0" || st.VHIDs[0].Carpdev != "em0" {
 			t.Fatalf("status = %+v", st.VHIDs)
 		}
-		// ifconfig em0 inet 192.168.1.50 -alias: the vhid goes with its last address.
+		// A second vhid, not given an address yet.
+		n.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 5}, Op{Kind: OpAdvSkew, Int: 10})
+		// ifconfig em0 inet 192.168.1.50 -alias: vhid 1 goes with its last
+		// address; vhid 5 is not touched.
 		n.ifconfig(t, "em0", Op{Kind: OpDelAddr, Prefix: netip.MustParsePrefix("192.168.1.50/32")})
 		st, _ = n.e.Status(context.Background(), false)
-		if len(st.VHIDs) != 0 {
-			t.Fatalf("vhid kept after its last address went: %+v", st.VHIDs)
+		if len(st.VHIDs) != 1 || st.VHIDs[0].VHID != 5 {
+			t.Fatalf("after removing vhid 1's last address: %+v, want only vhid 5", st.VHIDs)
 		}
 		if _, err := n.k.LinkByName(hidden); !errors.Is(err, kernelshim.ErrNoLink) {
 			t.Fatalf("hidden macvlan %s left behind: %v", hidden, err)

@@ -264,21 +264,37 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 				}
 			}
 		case OpDelAddr:
+			// `-alias` without an address removes the first one, as BSD does.
+			first := !op.Prefix.IsValid()
 			found := false
 			for j := range ifc.VHIDs {
 				v := &ifc.VHIDs[j]
 				k := v.hasAddr(op.Prefix)
-				if !op.Prefix.IsValid() && len(v.Addrs) > 0 && ifc.Clone {
-					k = 0 // `-alias` without an address removes the first one, as BSD does
+				if first && len(v.Addrs) > 0 && ifc.Clone {
+					k = 0
 				}
-				if k >= 0 && !found {
-					v.Addrs = slices.Delete(v.Addrs, k, k+1)
-					found = true
+				if k < 0 {
+					continue
 				}
+				v.Addrs = slices.Delete(v.Addrs, k, k+1)
+				found = true
+				if !ifc.Clone && len(v.Addrs) == 0 {
+					// A vhid of a physical interface goes away with its
+					// last address (and only that vhid).
+					vhid := v.VHID
+					ifc.VHIDs = slices.DeleteFunc(ifc.VHIDs, func(v VHIDConfig) bool { return v.VHID == vhid })
+					cur = nil
+				}
+				break
 			}
 			if !found && !ifc.Clone {
 				// Not a vhid address: one of the interface's own.
-				k := slices.IndexFunc(host, func(a netip.Prefix) bool { return a.Addr() == op.Prefix.Addr() })
+				k := slices.IndexFunc(host, func(a netip.Prefix) bool {
+					if first {
+						return a.Addr().Is4() && !a.Addr().IsLinkLocalUnicast()
+					}
+					return a.Addr() == op.Prefix.Addr()
+				})
 				if k >= 0 {
 					pl.hostOps = append(pl.hostOps, hostOp{kind: OpDelAddr, prefix: host[k]})
 					host = slices.Delete(host, k, k+1)
@@ -287,11 +303,6 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 			}
 			if !found {
 				return cliErr("ioctl (SIOCDIFADDR): Can't assign requested address")
-			}
-			if !ifc.Clone {
-				// A vhid goes away with its last address.
-				ifc.VHIDs = slices.DeleteFunc(ifc.VHIDs, func(v VHIDConfig) bool { return len(v.Addrs) == 0 })
-				cur = nil
 			}
 		default:
 			return cliErr("unsupported operation " + strconv.Quote(string(op.Kind)))
