@@ -123,6 +123,7 @@ type Memory struct {
 	stats      MemoryStats
 	sendErr    error
 	sendHook   func(out string, p Packet)
+	failures   map[string]error // method name -> the error it returns (tests of refusals)
 }
 
 var _ Kernel = (*Memory)(nil)
@@ -263,6 +264,25 @@ func (m *Memory) SetSendError(err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sendErr = err
+}
+
+// SetFailure makes the named method ("SetMTU", "ReplaceAddr", "DelAddr",
+// "SetLinkUp") fail with err, as a kernel that refuses it; nil clears it.
+func (m *Memory) SetFailure(method string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failures == nil {
+		m.failures = map[string]error{}
+	}
+	m.failures[method] = err
+}
+
+// failure returns the configured failure of a method; m.mu must be held.
+func (m *Memory) failure(method string) error {
+	if err := m.failures[method]; err != nil {
+		return fmt.Errorf("kernelshim: %s: %w", method, err)
+	}
+	return nil
 }
 
 // SetSendHook calls f (synchronously, without locks held) for every advert
@@ -420,6 +440,10 @@ func (m *Memory) DeleteLink(name string) error {
 // SetMTU: see Kernel. Recorded as "ip link set X mtu N"; 68..65535 accepted.
 func (m *Memory) SetMTU(name string, mtu int) error {
 	m.mu.Lock()
+	if err := m.failure("SetMTU"); err != nil {
+		m.mu.Unlock()
+		return err
+	}
 	l, err := m.linkLocked(name)
 	if err != nil {
 		m.mu.Unlock()
@@ -440,6 +464,10 @@ func (m *Memory) SetMTU(name string, mtu int) error {
 // SetLinkUp: see Kernel.
 func (m *Memory) SetLinkUp(name string, up bool) error {
 	m.mu.Lock()
+	if err := m.failure("SetLinkUp"); err != nil {
+		m.mu.Unlock()
+		return err
+	}
 	l, err := m.linkLocked(name)
 	if err != nil {
 		m.mu.Unlock()
@@ -461,6 +489,9 @@ func (m *Memory) SetLinkUp(name string, up bool) error {
 func (m *Memory) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.failure("ReplaceAddr"); err != nil {
+		return err
+	}
 	if !p.IsValid() {
 		return fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
 	}
@@ -489,6 +520,9 @@ func (m *Memory) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration
 func (m *Memory) DelAddr(link string, p netip.Prefix) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.failure("DelAddr"); err != nil {
+		return err
+	}
 	l, err := m.linkLocked(link)
 	if err != nil {
 		return fmt.Errorf("kernelshim: delete %s from %w", p, err)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -558,6 +559,38 @@ func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
 		}
 		if _, err := n.k.LinkByName(hidden); !errors.Is(err, kernelshim.ErrNoLink) {
 			t.Fatalf("hidden macvlan %s left behind: %v", hidden, err)
+		}
+	})
+}
+
+// The kernel may refuse what validation let through: a line whose later
+// step fails undoes its earlier steps and leaves the configuration alone.
+func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, kernelshim.NewSegment(), "192.168.1.3/24", t.TempDir())
+		defer n.stop(t)
+		p := netip.MustParsePrefix
+		n.k.SetFailure("ReplaceAddr", syscall.EINVAL)
+		// ifconfig em0 vhid 1 pass x mtu 9000 192.168.1.4/24 alias: the
+		// mtu goes through, the address is refused.
+		err := n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "em0", Ops: []Op{
+			{Kind: OpMTU, Int: 9000}, {Kind: OpAddr, Prefix: p("192.168.1.4/24"), Alias: true}}})
+		var ce *CLIError
+		if !errors.As(err, &ce) || ce.Msg != "ioctl (SIOCAIFADDR): Invalid argument" {
+			t.Fatalf("refused address: %v", err)
+		}
+		if l, _ := n.k.LinkByName("em0"); l.MTU != 1500 {
+			t.Fatalf("MTU after the refused line = %d, want 1500 restored", l.MTU)
+		}
+		n.k.SetFailure("ReplaceAddr", nil)
+		n.k.SetFailure("SetLinkUp", syscall.EPERM)
+		err = n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "em0", Ops: []Op{{Kind: OpDown}}})
+		if !errors.As(err, &ce) || ce.Msg != "down: permission denied" {
+			t.Fatalf("refused down: %v (FreeBSD's setifflags reports it through Perror)", err)
+		}
+		st, _ := n.e.Status(context.Background(), false)
+		if len(st.VHIDs) != 0 || !slices.Equal(n.k.Addrs("em0"), []netip.Prefix{p("192.168.1.3/24")}) {
+			t.Fatalf("a refused line left changes: %+v %v", st.VHIDs, n.k.Addrs("em0"))
 		}
 	})
 }

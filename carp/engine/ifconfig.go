@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
@@ -30,6 +32,8 @@ func (e *Engine) Ifconfig(ctx context.Context, req IfconfigRequest) error {
 type plan struct {
 	forced  []string
 	hostOps []hostOp
+	// host is the interface's own address list as the line leaves it.
+	host []netip.Prefix
 }
 
 type hostOp struct {
@@ -45,11 +49,20 @@ func (e *Engine) ifconfig(req IfconfigRequest) error {
 	if err := e.applyOps(next, req, &pl); err != nil {
 		return err
 	}
+	// The kernel may still refuse what validation let through (an MTU
+	// above the driver's maximum): the Linux side goes first and is undone
+	// on a refusal, so that a failed line changes nothing at all.
+	link := e.linuxName(req.Iface)
+	undo, err := e.runHostOps(link, pl)
+	if err != nil {
+		undo()
+		return err
+	}
 	if err := saveConfig(e.opts.StateDir, next); err != nil {
+		undo()
 		return fmt.Errorf("engine: save configuration: %w", err)
 	}
 	e.cfg = next
-	hostErr := e.runHostOps(e.linuxName(req.Iface), pl.hostOps)
 	now := e.opts.Now()
 	e.reconcile(now)
 	for _, s := range pl.forced {
@@ -60,45 +73,105 @@ func (e *Engine) ifconfig(req IfconfigRequest) error {
 			}
 		}
 	}
-	return hostErr
+	return nil
 }
 
-// runHostOps applies the plain-interface part of a line to the Linux link.
-// Everything was validated first; a refusal by the kernel is reported with
-// the ioctl BSD's ifconfig would have named.
-func (e *Engine) runHostOps(link string, ops []hostOp) error {
-	if len(ops) == 0 {
-		return nil
+// runHostOps applies the plain-interface part of a line to the Linux link
+// and returns how to undo what it did. A refusal by the kernel is reported
+// as BSD's ifconfig words it for that ioctl.
+func (e *Engine) runHostOps(link string, pl plan) (undo func(), err error) {
+	var undos []func()
+	undo = func() {
+		for i := len(undos) - 1; i >= 0; i-- {
+			undos[i]()
+		}
+		_ = e.resyncLinks()
 	}
-	defer func() { _ = e.resyncLinks() }()
-	for _, op := range ops {
-		var err error
-		var ioctl string
+	if len(pl.hostOps) == 0 {
+		return undo, nil
+	}
+	l, _ := e.linkByLinuxName(link)
+	for _, op := range pl.hostOps {
+		var what string // BSD's name for the failing step
 		switch op.kind {
 		case OpAddr:
-			ioctl = "ioctl (SIOCAIFADDR)"
+			what = "ioctl (SIOCAIFADDR)"
 			if op.old.IsValid() {
-				err = e.k.DelAddr(link, op.old)
+				if err = e.k.DelAddr(link, op.old); err == nil {
+					old := op.old
+					undos = append(undos, func() { _ = e.k.ReplaceAddr(link, old, 0) })
+				}
 			}
-			if err == nil {
-				err = e.k.ReplaceAddr(link, op.prefix, 0)
+			if err == nil && !slices.Contains(l.Addrs, op.prefix) {
+				if err = e.k.ReplaceAddr(link, op.prefix, 0); err == nil {
+					p := op.prefix
+					undos = append(undos, func() { _ = e.k.DelAddr(link, p) })
+				}
 			}
 		case OpDelAddr:
-			ioctl = "ioctl (SIOCDIFADDR)"
-			err = e.k.DelAddr(link, op.prefix)
+			what = "ioctl (SIOCDIFADDR)"
+			if err = e.k.DelAddr(link, op.prefix); err == nil {
+				p := op.prefix
+				undos = append(undos, func() { _ = e.k.ReplaceAddr(link, p, 0) })
+			}
 		case OpUp, OpDown:
-			ioctl = "ioctl (SIOCSIFFLAGS)"
-			err = e.k.SetLinkUp(link, op.kind == OpUp)
+			what = "up" // setifflags(): Perror(vname)
+			if op.kind == OpDown {
+				what = "down"
+			}
+			if err = e.k.SetLinkUp(link, op.kind == OpUp); err == nil {
+				was := l.AdminUp
+				undos = append(undos, func() { _ = e.k.SetLinkUp(link, was) })
+			}
 		case OpMTU:
-			ioctl = "ioctl SIOCSIFMTU (set mtu)"
-			err = e.k.SetMTU(link, op.mtu)
+			what = "ioctl SIOCSIFMTU (set mtu)"
+			if err = e.k.SetMTU(link, op.mtu); err == nil && l.MTU > 0 {
+				was := l.MTU
+				undos = append(undos, func() { _ = e.k.SetMTU(link, was) })
+			}
 		}
 		if err != nil {
 			e.log.Printf("carpd: %s on %s: %v", op.kind, link, err)
-			return cliErr(ioctl + ": Invalid argument")
+			// ifconfig reports the flags and address ioctls through
+			// Perror(), the MTU through err(3).
+			return undo, cliErr(what + ": " + errnoText(err, op.kind != OpMTU))
 		}
 	}
-	return nil
+	// Linux drops the secondary addresses of a subnet with its primary
+	// (promote_secondaries is off by default); BSD keeps them. Put back
+	// whatever the line did not mean to remove.
+	if err := e.resyncLinks(); err == nil {
+		now, _ := e.linkByLinuxName(link)
+		for _, p := range pl.host {
+			if !slices.Contains(now.Addrs, p) {
+				if err := e.k.ReplaceAddr(link, p, 0); err != nil {
+					e.log.Printf("carpd: restore %s on %s: %v", p, link, err)
+				}
+			}
+		}
+		_ = e.resyncLinks()
+	}
+	return undo, nil
+}
+
+// errnoText is the strerror(3) text of a kernel error, as BSD prints it;
+// with perror, as FreeBSD ifconfig's Perror() words EPERM and ENXIO.
+func errnoText(err error, perror bool) string {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return "Invalid argument"
+	}
+	switch {
+	case perror && errno == syscall.EPERM:
+		return "permission denied"
+	case perror && errno == syscall.ENXIO:
+		return "no such interface"
+	}
+	s := errno.Error()
+	if s == "" {
+		return "Invalid argument"
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // lastVHID is the vhid a dialect C line addresses (`ifconfig em0 vhid 1 state backup`).
@@ -115,9 +188,9 @@ func (e *Engine) lastVHID(req IfconfigRequest) uint8 {
 var errInval = cliErr("SIOCSVH: Invalid argument")
 
 // kernelAddrs are the Linux link's own addresses (not virtual ones).
-func (e *Engine) kernelAddrs(bsd string) ([]netip.Prefix, bool) {
-	l, ok := e.linkByLinuxName(e.linuxName(bsd))
-	return l.Addrs, ok
+func (e *Engine) kernelAddrs(bsd string) []netip.Prefix {
+	l, _ := e.linkByLinuxName(e.linuxName(bsd))
+	return l.Addrs
 }
 
 func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
@@ -150,8 +223,8 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 		ifc = c.iface(name)
 	}
 	// host are the Linux link's own addresses as this line leaves them.
-	host, _ := e.kernelAddrs(name)
-	host = slices.Clone(host)
+	host := slices.Clone(e.kernelAddrs(name))
+	defer func() { pl.host = host }()
 	// cur is the vhid the following words apply to.
 	var cur *VHIDConfig
 	if ifc.Clone {
@@ -336,10 +409,10 @@ func hostAddr(host *[]netip.Prefix, op Op) hostOp {
 		}
 	}
 	h := hostOp{kind: OpAddr, prefix: p}
-	if !op.Alias {
-		k := slices.IndexFunc(*host, func(a netip.Prefix) bool {
-			return a.Addr().Is4() == p.Addr().Is4() && !a.Addr().IsLinkLocalUnicast()
-		})
+	// Only IPv4 replaces: for inet6 the delete of BSD's ifconfig finds
+	// nothing (EADDRNOTAVAIL, ignored) and the address is added.
+	if !op.Alias && p.Addr().Is4() {
+		k := slices.IndexFunc(*host, func(a netip.Prefix) bool { return a.Addr().Is4() })
 		if k >= 0 {
 			h.old = (*host)[k]
 			*host = slices.Delete(*host, k, k+1)
