@@ -124,6 +124,18 @@ func loadIfmap(file string, pairs []string) (map[string]string, error) {
 			return nil, fmt.Errorf("--ifmap: %w", err)
 		}
 	}
+	// Every output shows one BSD name per Linux link, and carpN are
+	// carpd's own interfaces.
+	byLinux := map[string]string{}
+	for bsd, linux := range m {
+		if engine.IsCloneName(bsd) {
+			return nil, fmt.Errorf("ifmap: %s is a carp interface name, not a mappable one", bsd)
+		}
+		if other, dup := byLinux[linux]; dup {
+			return nil, fmt.Errorf("ifmap: %s and %s both map to %s", min(bsd, other), max(bsd, other), linux)
+		}
+		byLinux[linux] = bsd
+	}
 	return m, nil
 }
 

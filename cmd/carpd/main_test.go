@@ -31,6 +31,12 @@ func TestIfmapFileAndFlag(t *testing.T) {
 	if _, err := loadIfmap(file, nil); err == nil || !strings.Contains(err.Error(), file+":2:") {
 		t.Fatalf("bad line error = %v, want it to name %s:2", err, file)
 	}
+	if _, err := loadIfmap("", []string{"em0=eth0", "em1=eth0"}); err == nil || !strings.Contains(err.Error(), "em0 and em1 both map to eth0") {
+		t.Fatalf("two BSD names for one link: %v", err)
+	}
+	if _, err := loadIfmap("", []string{"carp0=eth0"}); err == nil {
+		t.Fatal("a mapping for carp0 accepted")
+	}
 	if _, err := loadIfmap("", []string{"em0=averyveryverylongname"}); err == nil {
 		t.Fatal("a Linux name over 15 characters accepted")
 	}
