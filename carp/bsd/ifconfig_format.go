@@ -164,23 +164,24 @@ func formatCloneB(w io.Writer, clone engine.CloneStatus, st engine.Status) error
 // formatAddr renders one address line without indentation:
 // "inet A netmask 0x%08x broadcast B" (no broadcast for a /0; a /32 shows
 // itself) or "inet6 A prefixlen N".
-func formatAddr(p netip.Prefix) string {
+func formatAddr(p netip.Prefix) string { return formatInet(p, true) }
+
+// formatInet renders an inet or inet6 line without indentation (and without
+// the link-local zone and scopeid a physical interface adds): "inet A
+// netmask 0x%08x broadcast B", broadcast only on a broadcast interface and
+// not for a /0, a /32 showing itself; "inet6 A prefixlen N".
+func formatInet(p netip.Prefix, broadcast bool) string {
 	a := p.Addr()
-	if a.Is4() {
-		n := p.Bits()
-		var mask uint32
-		if n > 0 {
-			mask = ^uint32(0) << (32 - n)
-		}
-		s := fmt.Sprintf("inet %s netmask 0x%08x", a, mask)
-		if n != 0 {
-			v := maskBits(a) | ^mask
-			bc := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-			s += " broadcast " + bc.String()
-		}
-		return s
+	if !a.Is4() {
+		return fmt.Sprintf("inet6 %s prefixlen %d", a.WithZone(""), p.Bits())
 	}
-	return fmt.Sprintf("inet6 %s prefixlen %d", a, p.Bits())
+	mask := prefixMask4(p.Bits())
+	s := fmt.Sprintf("inet %s netmask 0x%08x", a, mask)
+	if broadcast && p.Bits() != 0 {
+		v := maskBits(a) | ^mask
+		s += " broadcast " + netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+	}
+	return s
 }
 
 // FormatList prints the output of "ifconfig -l": the names on one line,

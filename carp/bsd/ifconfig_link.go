@@ -186,21 +186,9 @@ func addrFamilyRank(p netip.Prefix) int {
 }
 
 func formatLinkAddr(a linkAddr, l engine.LinkStatus) string {
-	ip := a.p.Addr()
-	var s string
-	if ip.Is4() {
-		s = fmt.Sprintf("inet %s netmask 0x%08x", ip, prefixMask4(a.p.Bits()))
-		if l.Broadcast && a.p.Bits() != 0 {
-			v := maskBits(ip) | ^prefixMask4(a.p.Bits())
-			s += " broadcast " + netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
-		}
-	} else {
-		ip = ip.WithZone("")
-		if ip.IsLinkLocalUnicast() {
-			s = fmt.Sprintf("inet6 %s%%%s prefixlen %d scopeid 0x%x", ip, l.Name, a.p.Bits(), l.Index)
-		} else {
-			s = fmt.Sprintf("inet6 %s prefixlen %d", ip, a.p.Bits())
-		}
+	s := formatInet(a.p, l.Broadcast)
+	if ip := a.p.Addr().WithZone(""); ip.Is6() && ip.IsLinkLocalUnicast() {
+		s = fmt.Sprintf("inet6 %s%%%s prefixlen %d scopeid 0x%x", ip, l.Name, a.p.Bits(), l.Index)
 	}
 	if a.vhid != 0 {
 		s += fmt.Sprintf(" vhid %d", a.vhid)

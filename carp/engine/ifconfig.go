@@ -137,13 +137,18 @@ func (e *Engine) runHostOps(link string, pl plan) (undo func(), err error) {
 			return undo, cliErr(what + ": " + errnoText(err, op.kind != OpMTU))
 		}
 	}
-	// Linux drops the secondary addresses of a subnet with its primary
-	// (promote_secondaries is off by default); BSD keeps them. Put back
-	// whatever the line did not mean to remove.
-	if err := e.resyncLinks(); err == nil {
+	// Linux drops the IPv4 secondaries of a subnet with its primary
+	// (promote_secondaries is off by default); BSD keeps them. After a
+	// line that removed an IPv4 address, put back the IPv4 addresses it did
+	// not mean to remove. (Nothing else: a link going down loses its IPv6
+	// link-local address, as it should.)
+	removed4 := slices.ContainsFunc(pl.hostOps, func(op hostOp) bool {
+		return (op.kind == OpDelAddr && op.prefix.Addr().Is4()) || (op.kind == OpAddr && op.old.IsValid())
+	})
+	if err := e.resyncLinks(); err == nil && removed4 {
 		now, _ := e.linkByLinuxName(link)
 		for _, p := range pl.host {
-			if !slices.Contains(now.Addrs, p) {
+			if p.Addr().Is4() && !slices.Contains(now.Addrs, p) {
 				if err := e.k.ReplaceAddr(link, p, 0); err != nil {
 					e.log.Printf("carpd: restore %s on %s: %v", p, link, err)
 				}
