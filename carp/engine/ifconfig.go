@@ -529,22 +529,10 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 	case "demotion":
 		e.demote(int(v), "sysctl", nil)
 	case "ifdown_demotion_factor":
-		// The counted interface-down demotion follows the new factor.
-		n := 0
-		for _, h := range e.hosts {
-			if h.suppressed {
-				n++
-			}
-		}
-		e.demote(n*int(v-old), "sysctl", &e.demoteIfdown)
+		// The demotion already counted follows the new factor.
+		e.demote(e.countHosts(func(h *vhost) bool { return h.suppressed })*int(v-old), "sysctl", &e.demoteIfdown)
 	case "senderr_demotion_factor":
-		n := 0
-		for _, h := range e.hosts {
-			if h.senderr {
-				n++
-			}
-		}
-		e.demote(n*int(v-old), "sysctl", &e.demoteSenderr)
+		e.demote(e.countHosts(func(h *vhost) bool { return h.senderr })*int(v-old), "sysctl", &e.demoteSenderr)
 	}
 	e.recomputeDemotion()
 	for _, h := range e.hosts {
@@ -576,4 +564,15 @@ func (e *Engine) linkStatus() []LinkStatus {
 		out = append(out, ls)
 	}
 	return out
+}
+
+// countHosts counts the running vhids for which f holds.
+func (e *Engine) countHosts(f func(*vhost) bool) int {
+	n := 0
+	for _, h := range e.hosts {
+		if f(h) {
+			n++
+		}
+	}
+	return n
 }
