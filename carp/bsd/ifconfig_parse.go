@@ -53,48 +53,28 @@ func ParseIfconfig(args []string) (ParsedIfconfig, error) {
 	var res ParsedIfconfig
 	var all, names, keys bool
 	var group string
-	i := 0
-	// getopt(3) without permutation: options stop at the first non-option.
-	for i < len(args) {
-		a := args[i]
-		if a == "--" {
-			i++
-			break
+	rest, err := getopt(args, "g", func(c byte, arg string) error {
+		switch c {
+		case 'a':
+			all = true
+		case 'l':
+			names = true
+		case 'k':
+			keys = true
+		case 'g':
+			group = arg
+		case 'd', 'u', 'm', 'v', 'n', 'C', 'D', 'L', 'W', 'G', 'f', 'j':
+			return notSupported("-" + string(c))
+		default:
+			return ifUsage(fmt.Sprintf("ifconfig: illegal option -- %c\n", c))
 		}
-		if len(a) < 2 || a[0] != '-' {
-			break
-		}
-		for j := 1; j < len(a); j++ {
-			switch c := a[j]; c {
-			case 'a':
-				all = true
-			case 'l':
-				names = true
-			case 'k':
-				keys = true
-			case 'g':
-				var optarg string
-				if j+1 < len(a) {
-					optarg = a[j+1:]
-				} else if i+1 < len(args) {
-					i++
-					optarg = args[i]
-				} else {
-					return res, ifUsage("ifconfig: option requires an argument -- g\n")
-				}
-				group = optarg
-				j = len(a)
-			case 'd', 'u', 'm', 'v', 'n', 'C', 'D', 'L', 'W':
-				return res, notSupported("-" + string(c))
-			case 'G', 'f', 'j':
-				return res, notSupported("-" + string(c))
-			default:
-				return res, ifUsage(fmt.Sprintf("ifconfig: illegal option -- %c\n", c))
-			}
-		}
-		i++
+		return nil
+	}, func(c byte) error {
+		return ifUsage(fmt.Sprintf("ifconfig: option requires an argument -- %c\n", c))
+	})
+	if err != nil {
+		return res, err
 	}
-	rest := args[i:]
 	if names && all {
 		return res, ifUsage("")
 	}

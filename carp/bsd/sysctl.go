@@ -79,64 +79,49 @@ func sysctlUsageErr(prefix string) error { return &UsageError{Text: prefix + sys
 func ParseSysctl(args []string) (SysctlCmd, error) {
 	var cmd SysctlCmd
 	o := &cmd.Opts
-	i := 0
-	for i < len(args) {
-		a := args[i]
-		if a == "--" {
-			i++
-			break
+	rest, err := getopt(args, "f", func(c byte, arg string) error {
+		switch c {
+		case 'A':
+			o.All, o.Opaque = true, true
+		case 'a':
+			o.All = true
+		case 'd':
+			o.Descr = true
+		case 'e':
+			o.Equals = true
+		case 'h':
+			// Thousands separators follow LC_NUMERIC, which is "C"
+			// for scripts: no visible effect.
+		case 'i':
+			o.IgnoreUnknown = true
+		case 'N':
+			o.NamesOnly = true
+		case 'n':
+			o.ValuesOnly = true
+		case 'o':
+			o.Opaque = true
+		case 'q':
+			o.Quiet = true
+		case 'w':
+			// compatibility, ignored
+		case 'X':
+			o.All, o.Hex = true, true
+		case 'x':
+			o.Hex = true
+		case 'f':
+			cmd.File = arg
+		case 'b', 'B', 't', 'T', 'W':
+			return cliErr(fmt.Sprintf("-%c is not supported by bsdcarp", c))
+		default:
+			return sysctlUsageErr(fmt.Sprintf("sysctl: illegal option -- %c\n", c))
 		}
-		if len(a) < 2 || a[0] != '-' {
-			break
-		}
-		for j := 1; j < len(a); j++ {
-			switch c := a[j]; c {
-			case 'A':
-				o.All, o.Opaque = true, true
-			case 'a':
-				o.All = true
-			case 'd':
-				o.Descr = true
-			case 'e':
-				o.Equals = true
-			case 'h':
-				// Thousands separators follow LC_NUMERIC, which is "C"
-				// for scripts: no visible effect.
-			case 'i':
-				o.IgnoreUnknown = true
-			case 'N':
-				o.NamesOnly = true
-			case 'n':
-				o.ValuesOnly = true
-			case 'o':
-				o.Opaque = true
-			case 'q':
-				o.Quiet = true
-			case 'w':
-				// compatibility, ignored
-			case 'X':
-				o.All, o.Hex = true, true
-			case 'x':
-				o.Hex = true
-			case 'f':
-				if j+1 < len(a) {
-					cmd.File = a[j+1:]
-				} else if i+1 < len(args) {
-					i++
-					cmd.File = args[i]
-				} else {
-					return SysctlCmd{}, sysctlUsageErr("sysctl: option requires an argument -- f\n")
-				}
-				j = len(a)
-			case 'b', 'B', 't', 'T', 'W':
-				return SysctlCmd{}, cliErr(fmt.Sprintf("-%c is not supported by bsdcarp", c))
-			default:
-				return SysctlCmd{}, sysctlUsageErr(fmt.Sprintf("sysctl: illegal option -- %c\n", c))
-			}
-		}
-		i++
+		return nil
+	}, func(c byte) error {
+		return sysctlUsageErr(fmt.Sprintf("sysctl: option requires an argument -- %c\n", c))
+	})
+	if err != nil {
+		return SysctlCmd{}, err
 	}
-	rest := args[i:]
 	if o.NamesOnly && o.ValuesOnly {
 		return SysctlCmd{}, sysctlUsageErr("")
 	}
