@@ -137,20 +137,54 @@ func BuildAdvert(vhid, advbase, advskew uint8, counter uint64, key []byte, addrs
 	return b
 }
 
+// ReplayWindow is how far behind the newest counter of a vhid a received
+// counter may be and still count as a replay. Counters only move forward on
+// a segment (every host sends its own counter + 1 and adopts what it
+// receives), so a captured advert replayed later is behind; a peer that
+// reboots draws a fresh random 64-bit counter, which lands inside this
+// window with probability 2^40 / 2^64 (about 6e-8) and is otherwise taken
+// at once. 2^40 adverts are 34,000 years at one advert a second.
+const ReplayWindow = 1 << 40
+
 // Counter is a vhid's advertisement counter (reference §2): random 64 bits
 // at the first send, +1 per advert sent (wrapping), and the received value
-// adopted from every valid advert, so a node that becomes MASTER continues
-// at the old master's value + 1. FreeBSD does no replay check, so neither
-// does Counter. The zero value is ready to use.
+// adopted from valid adverts, so a node that becomes MASTER continues at the
+// old master's value + 1.
+//
+// FreeBSD does no replay check ("XXX Replay protection goes here"); Counter
+// adds one that FreeBSD, OpenBSD and ucarp peers cannot notice: per address
+// family it remembers the newest counter sent or accepted, and Fresh refuses
+// a counter equal to it or up to ReplayWindow behind it. A captured advert
+// replayed later (from any source address) is therefore dropped, while a
+// peer that takes over (it adopted our counter: it sends ours + 1) or
+// reboots (a random counter, almost surely outside the window) is accepted
+// at once. Adoption only moves forward, so a replay can never pull the
+// counter back. The zero value is ready to use.
 type Counter struct {
-	v   uint64
-	set bool
+	v    uint64
+	set  bool
+	high [2]uint64 // newest counter sent or accepted, per family (0: IPv4, 1: IPv6)
+	seen [2]bool
+}
+
+func familyIndex(ipv6 bool) int {
+	if ipv6 {
+		return 1
+	}
+	return 0
+}
+
+// behind reports whether v is equal to ref or at most ReplayWindow behind it,
+// in wrapping 64-bit arithmetic.
+func behind(v, ref uint64) bool {
+	return ref-v <= ReplayWindow
 }
 
 // Next returns the counter for the advert being sent now. On the first call
 // (and if nothing was adopted before) it draws the start value from random,
 // as FreeBSD's carp_prepare_ad does with two arc4random() calls; a nil
-// random starts at 0.
+// random starts at 0. The value counts as seen on both families: a copy of
+// our own advert replayed to us is stale.
 func (c *Counter) Next(random func() uint64) uint64 {
 	if !c.set {
 		c.set = true
@@ -158,17 +192,38 @@ func (c *Counter) Next(random func() uint64) uint64 {
 		if random != nil {
 			c.v = random()
 		}
-		return c.v
+	} else {
+		c.v++
 	}
-	c.v++
+	for f := range c.high {
+		c.note(f, c.v)
+	}
 	return c.v
 }
 
-// Adopt records that a valid advert with counter v was received: the next
-// Next returns v+1.
-func (c *Counter) Adopt(v uint64) {
-	c.v = v
-	c.set = true
+func (c *Counter) note(f int, v uint64) {
+	if !c.seen[f] || !behind(v, c.high[f]) {
+		c.high[f], c.seen[f] = v, true
+	}
+}
+
+// Fresh reports whether an authenticated advert with counter v, received
+// over IPv6 or IPv4, is new: false for a replay (equal to the newest counter
+// of that family or up to ReplayWindow behind it).
+func (c *Counter) Fresh(ipv6 bool, v uint64) bool {
+	f := familyIndex(ipv6)
+	return !c.seen[f] || !behind(v, c.high[f])
+}
+
+// Adopt records that a valid, fresh advert with counter v was received over
+// IPv6 or IPv4. The next Next returns v+1 unless the counter is already at or
+// ahead of v (adoption never moves it back).
+func (c *Counter) Adopt(ipv6 bool, v uint64) {
+	c.note(familyIndex(ipv6), v)
+	if !c.set || !behind(v, c.v) {
+		c.v = v
+		c.set = true
+	}
 }
 
 // Value returns the last counter sent or adopted, and false before either.

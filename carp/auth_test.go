@@ -165,16 +165,70 @@ func TestCounter(t *testing.T) {
 	})
 	t.Run("adopting a received value continues at peer+1 without drawing", func(t *testing.T) {
 		var c Counter
-		c.Adopt(41)
+		c.Adopt(false, 41)
 		if got := c.Next(func() uint64 { t.Fatal("random drawn after Adopt"); return 0 }); got != 42 {
 			t.Errorf("Next = %d, want 42", got)
 		}
-		c.Adopt(1000)
+		c.Adopt(false, 1000)
 		if got := c.Next(nil); got != 1001 {
 			t.Errorf("Next = %d, want 1001", got)
 		}
 		if v, ok := c.Value(); v != 1001 || !ok {
 			t.Errorf("Value = %d %v", v, ok)
+		}
+	})
+}
+
+func TestCounterReplay(t *testing.T) {
+	const start = 5000
+	fixed := func() uint64 { return start }
+	tests := []struct {
+		name  string
+		setup func(c *Counter)
+		ipv6  bool
+		v     uint64
+		fresh bool
+	}{
+		{"first advert ever is fresh", func(c *Counter) {}, false, 77, true},
+		{"the peer's next advert is fresh", func(c *Counter) { c.Adopt(false, 100) }, false, 101, true},
+		{"the same advert again is a replay", func(c *Counter) { c.Adopt(false, 100) }, false, 100, false},
+		{"an older captured advert is a replay", func(c *Counter) { c.Adopt(false, 100) }, false, 40, false},
+		{"a replay from far back inside the window", func(c *Counter) { c.Adopt(false, 1 << 41) }, false, 1<<41 - ReplayWindow, false},
+		{"just outside the window is a reboot's fresh counter", func(c *Counter) { c.Adopt(false, 1 << 41) }, false, 1<<41 - ReplayWindow - 1, true},
+		{"a random counter ahead (reboot) is fresh", func(c *Counter) { c.Adopt(false, 100) }, false, 0xdeadbeefcafe0000, true},
+		{"a copy of our own last advert is a replay", func(c *Counter) { c.Next(fixed) }, false, start, false},
+		{"our own advert over IPv6 too", func(c *Counter) { c.Next(fixed) }, true, start, false},
+		{"a backup that adopted ours and takes over is fresh", func(c *Counter) { c.Next(fixed) }, false, start + 1, true},
+		{"families are independent (IPv6 same counter as IPv4)", func(c *Counter) { c.Adopt(false, 100) }, true, 100, true},
+		{"wrapping: behind across zero", func(c *Counter) { c.Adopt(false, 3) }, false, 0xfffffffffffffff0, false},
+		{"wrapping: ahead across zero", func(c *Counter) { c.Adopt(false, 0xfffffffffffffff0) }, false, 3, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c Counter
+			tt.setup(&c)
+			if got := c.Fresh(tt.ipv6, tt.v); got != tt.fresh {
+				t.Errorf("Fresh(%v, %#x) = %v, want %v", tt.ipv6, tt.v, got, tt.fresh)
+			}
+		})
+	}
+	t.Run("adoption never moves the counter back", func(t *testing.T) {
+		var c Counter
+		c.Adopt(false, 200)
+		c.Adopt(true, 150) // a lagging peer's IPv6 advert: fresh on its family, but behind
+		if got := c.Next(nil); got != 201 {
+			t.Errorf("Next = %d, want 201", got)
+		}
+		if c.Fresh(false, 201) || c.Fresh(true, 201) {
+			t.Errorf("our own advert 201 is fresh after sending it")
+		}
+	})
+	t.Run("a rebooted peer's fresh counter is adopted", func(t *testing.T) {
+		var c Counter
+		c.Adopt(false, 200)
+		c.Adopt(false, 0x8000000000000000)
+		if got := c.Next(nil); got != 0x8000000000000001 {
+			t.Errorf("Next = %#x", got)
 		}
 	})
 }

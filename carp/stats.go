@@ -27,6 +27,11 @@ type Stats struct {
 	ONoMem    uint64 // send failed due to mbuf memory error
 	OStates   uint64 // state updates sent
 	Preempt   uint64 // transitions to master
+
+	// Replay counts authenticated adverts dropped because their counter
+	// was already seen (see Counter.Fresh). It is bsdcarp's addition and
+	// not part of FreeBSD's struct carpstats: Named leaves it out.
+	Replay uint64
 }
 
 // NamedCounter is one carpstats counter with its kernel name without the
@@ -83,9 +88,12 @@ const (
 	DropBadTTL
 	// DropBadAuth: the HMAC does not match the local configuration.
 	DropBadAuth
+	// DropReplay: a valid advert whose counter was already seen, counted
+	// in Stats.Replay (the caller checks it: see Counter.Fresh).
+	DropReplay
 )
 
-var dropNames = [...]string{"ok", "disabled", "badlen", "badver", "badsum", "badvhid", "badif", "badttl", "badauth"}
+var dropNames = [...]string{"ok", "disabled", "badlen", "badver", "badsum", "badvhid", "badif", "badttl", "badauth", "replay"}
 
 // String returns "ok", "disabled", or the carpstats counter name the drop
 // is counted in ("badlen", "badver", ...).

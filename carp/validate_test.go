@@ -127,7 +127,7 @@ func TestValidateToleratesNilStatsAndLookup(t *testing.T) {
 
 func TestDropStringIsTheCounterName(t *testing.T) {
 	want := map[Drop]string{DropNone: "ok", DropDisabled: "disabled", DropBadLen: "badlen", DropBadVer: "badver",
-		DropBadSum: "badsum", DropBadVHID: "badvhid", DropBadIf: "badif", DropBadTTL: "badttl", DropBadAuth: "badauth",
+		DropBadSum: "badsum", DropBadVHID: "badvhid", DropBadIf: "badif", DropBadTTL: "badttl", DropBadAuth: "badauth", DropReplay: "replay",
 		Drop(99): "Drop(99)"}
 	for d, s := range want {
 		if d.String() != s {
@@ -137,7 +137,7 @@ func TestDropStringIsTheCounterName(t *testing.T) {
 }
 
 func TestStatsNamedInFreeBSDOrder(t *testing.T) {
-	s := Stats{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	s := Stats{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}
 	names := []string{"ipackets", "ipackets6", "badif", "badttl", "hdrops", "badsum", "badver", "badlen",
 		"badauth", "badvhid", "badaddrs", "opackets", "opackets6", "onomem", "ostates", "preempt"}
 	got := s.Named()

@@ -82,6 +82,7 @@ func FormatInterface(w io.Writer, name string, st engine.Status, showKeys bool) 
 			fmt.Fprintf(&b, " key \"%s\"", v.Key)
 		}
 		b.WriteByte('\n')
+		b.WriteString(mismatchLine(cloneIndent, v))
 	}
 	for _, p := range addrs {
 		b.WriteString(cloneIndent + formatAddr(p) + "\n")
@@ -131,7 +132,7 @@ func formatCloneB(w io.Writer, clone engine.CloneStatus, st engine.Status) error
 			state = "INIT"
 		}
 		carpLines = append(carpLines, fmt.Sprintf("\tcarp: %s vhid %d advbase %d advskew %d\n",
-			state, v.VHID, v.AdvBase, v.AdvSkew))
+			state, v.VHID, v.AdvBase, v.AdvSkew)+mismatchLine("\t", v))
 	}
 	flags := uint32(iffLoopback)
 	if clone.Up {
@@ -188,4 +189,17 @@ func formatInet(p netip.Prefix, broadcast bool) string {
 // separated by single spaces.
 func FormatList(w io.Writer, names []string) {
 	io.WriteString(w, strings.Join(names, " ")+"\n")
+}
+
+// mismatchLine is bsdcarp's warning under the carp line of a vhid whose
+// adverts from another host fail authentication (a split brain: both may
+// be MASTER), printed only while that lasts; "" otherwise. It does not
+// start with "carp:", so scripts that read the state from the carp line
+// are not misled.
+func mismatchLine(indent string, v engine.VHIDStatus) string {
+	if v.AuthMismatch == "" {
+		return ""
+	}
+	return fmt.Sprintf("%swarning: vhid %d: adverts from %s fail authentication (password or address set differs)\n",
+		indent, v.VHID, v.AuthMismatch)
 }

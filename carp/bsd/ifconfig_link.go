@@ -165,6 +165,7 @@ func FormatLink(w io.Writer, l engine.LinkStatus, st engine.Status, showKeys boo
 			fmt.Fprintf(&b, " key \"%s\"", v.Key)
 		}
 		b.WriteString("\n\t      peer 224.0.0.18 peer6 ff02::12\n")
+		b.WriteString(mismatchLine("\t", v))
 	}
 	if l.Loopback {
 		b.WriteString("\tgroups: lo\n")

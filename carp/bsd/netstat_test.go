@@ -9,7 +9,7 @@ import (
 
 func TestNetstatReportUsesFreeBSDWordingAndPlurals(t *testing.T) {
 	var b strings.Builder
-	err := FormatNetstat(&b, []engine.Counter{{Name: "ipackets", Value: 12}, {Name: "ipackets6", Value: 1}, {Name: "badauth", Value: 3}, {Name: "opackets", Value: 0}})
+	err := FormatNetstat(&b, []engine.Counter{{Name: "ipackets", Value: 12}, {Name: "ipackets6", Value: 1}, {Name: "badauth", Value: 3}, {Name: "opackets", Value: 0}, {Name: "replay", Value: 5}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,6 +24,7 @@ func TestNetstatReportUsesFreeBSDWordingAndPlurals(t *testing.T) {
 		"\t\t3 discarded for bad authentication\n" +
 		"\t\t0 discarded for bad vhid\n" +
 		"\t\t0 discarded because of a bad address list\n" +
+		"\t\t5 discarded as replays\n" +
 		"\t0 packets sent (IPv4)\n" +
 		"\t0 packets sent (IPv6)\n" +
 		"\t\t0 send failed due to mbuf memory error\n"

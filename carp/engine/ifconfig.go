@@ -462,10 +462,12 @@ func (e *Engine) Status(ctx context.Context, showKeys bool) (Status, error) {
 }
 
 func (e *Engine) status(showKeys bool) Status {
+	now := e.opts.Now()
 	st := Status{Knobs: e.knobs(), Links: e.linkStatus()}
 	for _, n := range e.stats.Named() {
 		st.Stats = append(st.Stats, Counter{Name: n.Name, Value: n.Value})
 	}
+	st.Stats = append(st.Stats, Counter{Name: "replay", Value: e.stats.Replay})
 	for _, ifc := range e.cfg.Ifaces {
 		if ifc.Clone {
 			mtu := 1500
@@ -485,6 +487,9 @@ func (e *Engine) status(showKeys bool) Status {
 			for _, h := range e.hosts {
 				if h.iface == ifc.Name && h.cfg.VHID == v.VHID {
 					vs.State = h.m.State().String()
+					if a, ok := h.mismatchPeer(now); ok {
+						vs.AuthMismatch = a.String()
+					}
 				}
 			}
 			st.VHIDs = append(st.VHIDs, vs)

@@ -74,6 +74,10 @@ type VHIDStatus struct {
 	State   string         `json:"state"`         // INIT, BACKUP or MASTER
 	Key     string         `json:"key,omitempty"` // only for root callers that asked for it (ifconfig -k)
 	Addrs   []netip.Prefix `json:"addrs"`         // in configuration order
+	// AuthMismatch is the address of a host whose adverts for this vhid
+	// fail authentication (another key or address set: both may be
+	// MASTER), while it keeps sending them; "" otherwise.
+	AuthMismatch string `json:"auth_mismatch,omitempty"`
 }
 
 // LinkStatus is one host interface as ifconfig shows it, by the admin's
@@ -101,7 +105,7 @@ type Status struct {
 	Clones []CloneStatus `json:"clones"` // in creation order
 	VHIDs  []VHIDStatus  `json:"vhids"`  // in creation order
 	Knobs  []Knob        `json:"knobs"`  // in declaration order
-	Stats  []Counter     `json:"stats"`  // carpstats, in struct carpstats order
+	Stats  []Counter     `json:"stats"`  // carpstats, in struct carpstats order, then bsdcarp's own ("replay")
 }
 
 // Counter is one carpstats counter.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -22,12 +23,20 @@ type vhost struct {
 	m       *carp.Machine
 	counter carp.Counter
 
+	lastSent    []byte         // the last advert sent: seen again, it is our own, looped back
 	installed   []netip.Prefix // virtual addresses now in the kernel
 	nextRefresh time.Time
 	sendErrs    int // consecutive failed sends
 	sendOKs     int // consecutive good sends after the senderr demotion
 	senderr     bool
 	suppressed  bool // counted in the interface-down demotion
+
+	// mismatch is the last host heard speaking for this vhid whose adverts
+	// fail authentication: a different key or address set, so both hosts
+	// may be MASTER. It is shown until mismatchUntil.
+	mismatch       netip.Addr
+	mismatchUntil  time.Time
+	mismatchLogged time.Time
 }
 
 func (h *vhost) name() string {
@@ -396,21 +405,20 @@ func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 	}
 	key := carp.Key(h.cfg.Key)
 	payload := carp.BuildAdvert(h.cfg.VHID, advbase, advskew, h.counter.Next(e.opts.Rand), key, h.cfg.addrs())
+	h.lastSent = payload
 	tos := uint8(e.knob("dscp") << 2)
 	v4, v6 := h.cfg.families()
 	var err error
 	if v4 || !v6 {
-		src := firstAddr(parent.Addrs, true)
-		err = e.k.SendCARP(h.vlink, src, carp.GroupV4, tos, payload)
+		err = e.k.SendCARP(h.vlink, sourceAddr(parent.Addrs, h.cfg.Addrs, true), carp.GroupV4, tos, payload)
 		if err == nil {
 			e.stats.OPackets++
 		}
 	}
 	if v6 {
-		src := firstAddr(parent.Addrs, false)
-		// The source is the parent's link-local address, the frame leaves
-		// from the virtual MAC like FreeBSD's (the shim binds freely).
-		if err6 := e.k.SendCARP(h.vlink, src, carp.GroupV6, tos, payload); err6 != nil {
+		// The frame leaves from the virtual MAC like FreeBSD's (the shim
+		// binds freely, so the source need not be on the macvlan).
+		if err6 := e.k.SendCARP(h.vlink, sourceAddr(parent.Addrs, h.cfg.Addrs, false), carp.GroupV6, tos, payload); err6 != nil {
 			err = err6
 		} else {
 			e.stats.OPackets6++
@@ -420,13 +428,15 @@ func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 }
 
 // sendResult implements the send-error demotion: 3 consecutive failures add
-// senderr_demotion_factor, 3 consecutive successes afterwards remove it.
+// senderr_demotion_factor, 3 consecutive successes afterwards remove it. The
+// first failure of a run is logged at the default level: a vhid that cannot
+// advertise lets every backup become MASTER.
 func (e *Engine) sendResult(h *vhost, err error) {
 	if err != nil {
 		h.sendOKs = 0
 		h.sendErrs++
-		if e.knob("log") >= 2 {
-			e.log.Printf("carpd: send on %s: %v", h.vlink, err)
+		if lvl := e.knob("log"); lvl >= 2 || (lvl >= 1 && h.sendErrs == 1) {
+			e.log.Printf("carp: %s: cannot send advertisement on %s: %v", h.name(), h.carpdev, err)
 		}
 		if h.sendErrs == 3 && !h.senderr {
 			h.senderr = true
@@ -445,17 +455,33 @@ func (e *Engine) sendResult(h *vhost, err error) {
 	}
 }
 
-func firstAddr(ps []netip.Prefix, v4 bool) netip.Addr {
-	for _, p := range ps {
-		a := p.Addr()
-		if v4 && a.Is4() {
-			return a
+// sourceAddr chooses an advert's source address as FreeBSD's carp_best_ifa
+// does: the parent's preferred address of the family (Linux lists the
+// primary first; for IPv6 the link-local one, which is what ff02::12 wants),
+// else, when the parent has none, one of the vhid's own addresses (on
+// FreeBSD they are addresses of the parent too). A host whose em0 carries
+// only the vhid's address still advertises.
+func sourceAddr(parent, vips []netip.Prefix, v4 bool) netip.Addr {
+	pick := func(ps []netip.Prefix, ok func(netip.Addr) bool) netip.Addr {
+		for _, p := range ps {
+			if a := p.Addr(); a.Is4() == v4 && ok(a) {
+				return a
+			}
 		}
-		if !v4 && a.Is6() && a.IsLinkLocalUnicast() {
+		return netip.Addr{}
+	}
+	virtual := func(a netip.Addr) bool {
+		return slices.ContainsFunc(vips, func(v netip.Prefix) bool { return v.Addr() == a })
+	}
+	if !v4 {
+		if a := pick(parent, func(a netip.Addr) bool { return a.IsLinkLocalUnicast() }); a.IsValid() {
 			return a
 		}
 	}
-	return netip.Addr{}
+	if a := pick(parent, func(a netip.Addr) bool { return !virtual(a) }); a.IsValid() {
+		return a
+	}
+	return pick(vips, func(netip.Addr) bool { return true })
 }
 
 // demote changes one part of the demotion counter (nil: the sysctl part,
@@ -489,7 +515,7 @@ func (e *Engine) input(now time.Time, p kernelshim.Packet) {
 			return // the same frame as seen through our own macvlan
 		}
 	}
-	if e.isLocal(p.Src) {
+	if e.isLocal(p.Src) || e.ownAdvert(p.Payload) {
 		return // our own advert, looped back
 	}
 	dev := ""
@@ -514,11 +540,20 @@ func (e *Engine) input(now time.Time, p kernelshim.Packet) {
 		}
 	}
 	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: p.Dst.IsMulticast(), NoCARP: noCARP}, e.knob("allow") != 0, lookup)
+	if drop == carp.DropNone && !found.counter.Fresh(p.IPv6, hdr.Counter) {
+		// Authentic but already seen: a captured advert played again must
+		// neither hold a BACKUP down nor make a MASTER yield.
+		e.stats.Replay++
+		drop = carp.DropReplay
+	}
+	if drop == carp.DropBadAuth && found != nil {
+		e.authMismatch(now, found, hdr, p.Src)
+	}
 	if drop != carp.DropNone {
 		e.logDrop(now, drop, hdr.VHID, dev, p)
 		return
 	}
-	found.counter.Adopt(hdr.Counter)
+	found.counter.Adopt(p.IPv6, hdr.Counter)
 	e.apply(now, found, found.m.Receive(now, p.IPv6, hdr.AdvBase, hdr.AdvSkew))
 }
 
@@ -540,6 +575,8 @@ func (e *Engine) logDrop(now time.Time, d carp.Drop, vhid uint8, dev string, p k
 		e.log.Printf("carp_input: received ttl %d != 255 on %s", p.TTL, dev)
 	case carp.DropBadVHID:
 		e.log.Printf("carp_input: packet for unknown vhid %d on %s from %s", vhid, dev, p.Src)
+	case carp.DropReplay:
+		e.log.Printf("carp_input: replayed advertisement for VHID %d@%s from %s dropped (counter already seen)", vhid, dev, p.Src)
 	default:
 		e.log.Printf("carp_input: dropped packet from %s on %s: %s", p.Src, dev, d)
 	}
@@ -598,14 +635,76 @@ func (e *Engine) syncGroups() {
 }
 
 // isLocal reports whether a is one of this host's own (non-virtual)
-// addresses: adverts from it are our own, looped back.
+// addresses: adverts from it are our own, looped back. A virtual address is
+// not: when a parent has no address of its own, both hosts send from the
+// vhid's address (see sourceAddr), and the peer's adverts must be heard.
 func (e *Engine) isLocal(a netip.Addr) bool {
 	for _, l := range e.links {
+		if l.Alias == kernelshim.OwnerAlias {
+			continue
+		}
 		for _, p := range l.Addrs {
-			if p.Addr() == a {
+			if p.Addr() == a && !e.isVirtual(a) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// isVirtual reports whether a is a configured virtual address.
+func (e *Engine) isVirtual(a netip.Addr) bool {
+	for _, h := range e.hosts {
+		if h.cfg.hasAddr(netip.PrefixFrom(a, a.BitLen())) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ownAdvert reports whether payload is the last advert one of our vhids
+// sent: with a virtual source address, our own looped-back advert cannot be
+// told from the peer's by its source.
+func (e *Engine) ownAdvert(payload []byte) bool {
+	if len(payload) < 2 {
+		return false
+	}
+	for _, h := range e.hosts {
+		if h.cfg.VHID == payload[1] && bytes.Equal(h.lastSent, payload) {
+			return true
+		}
+	}
+	return false
+}
+
+// mismatchLogEvery bounds the default-level split-brain log line per vhid.
+const mismatchLogEvery = 30 * time.Second
+
+// authMismatch records an advert for one of our vhids that failed
+// authentication. Its sender runs the same vhid with another key or another
+// address set (the classic misconfiguration that leaves both hosts MASTER,
+// with one virtual MAC on two switch ports), so it is said at the default
+// log level, at most every mismatchLogEvery per vhid and peer, and shown by
+// ifconfig while the sender keeps advertising (three of its intervals).
+func (e *Engine) authMismatch(now time.Time, h *vhost, hdr carp.Header, from netip.Addr) {
+	logIt := from != h.mismatch || now.Sub(h.mismatchLogged) >= mismatchLogEvery || now.After(h.mismatchUntil)
+	h.mismatch = from
+	h.mismatchUntil = now.Add(3 * carp.AdvInterval(max(hdr.AdvBase, 1), hdr.AdvSkew))
+	if hdr.AdvBase == carp.BowOutAdvBase && hdr.AdvSkew == carp.BowOutAdvSkew {
+		h.mismatchUntil = now // its last advert: the peer is leaving
+	}
+	if logIt && e.knob("log") >= 1 {
+		h.mismatchLogged = now
+		e.log.Printf("carp: %s: advertisements from %s fail authentication: the password or the address set of vhid %d differs on that host (both may be MASTER)",
+			h.name(), from, h.cfg.VHID)
+	}
+}
+
+// mismatchPeer returns the host whose adverts currently fail
+// authentication for h, if any.
+func (h *vhost) mismatchPeer(now time.Time) (netip.Addr, bool) {
+	if !h.mismatch.IsValid() || now.After(h.mismatchUntil) {
+		return netip.Addr{}, false
+	}
+	return h.mismatch, true
 }

@@ -1,0 +1,212 @@
+package engine
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/kernelshim"
+)
+
+// capture records what a kernel sends, as a host with a mirror port would.
+type capture struct {
+	mu   sync.Mutex
+	pkts []kernelshim.Packet
+}
+
+func (c *capture) hook(_ string, p kernelshim.Packet) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pkts = append(c.pkts, p)
+}
+
+func (c *capture) last(t *testing.T) kernelshim.Packet {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pkts) == 0 {
+		t.Fatal("nothing captured")
+	}
+	return c.pkts[len(c.pkts)-1]
+}
+
+// attacker is a third host on the segment that sends raw payloads.
+func attacker(t *testing.T, seg *kernelshim.Segment) func(src netip.Addr, payload []byte) {
+	evil := kernelshim.NewMemory()
+	evil.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.66/24")}}, seg)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := evil.OpenCARP(ctx, make(chan kernelshim.Packet, 1)); err != nil {
+		t.Fatal(err)
+	}
+	return func(src netip.Addr, payload []byte) {
+		if err := evil.SendCARP("em0", src, carp.GroupV4, 0, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func counter(t *testing.T, n *node, name string) uint64 {
+	t.Helper()
+	st, err := n.e.Status(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range st.Stats {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	t.Fatalf("no counter %q", name)
+	return 0
+}
+
+func TestReplayedAdvertNeitherHoldsBackupDownNorMakesMasterYield(t *testing.T) {
+	for _, fromOtherSource := range []bool{false, true} {
+		name := "original source address"
+		if fromOtherSource {
+			name = "rewritten source address"
+		}
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				seg := kernelshim.NewSegment()
+				a := newNode(t, seg, "10.0.0.2/24", "")
+				b := newNode(t, seg, "10.0.0.3/24", "")
+				defer b.stop(t)
+				var capA, capB capture
+				a.k.SetSendHook(capA.hook)
+				b.k.SetSendHook(capB.hook)
+				runbook284(t, a, 0)
+				time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+				synctest.Wait()
+				runbook284(t, b, 100)
+				time.Sleep(5 * time.Second)
+				synctest.Wait()
+				if a.state(t, "carp0") != "MASTER" || b.state(t, "carp0") != "BACKUP" {
+					t.Fatalf("setup: a %s, b %s", a.state(t, "carp0"), b.state(t, "carp0"))
+				}
+				replay := attacker(t, seg)
+				captured := capA.last(t)
+				src := captured.Src
+				if fromOtherSource {
+					src = netip.MustParseAddr("10.0.0.77")
+				}
+
+				// A dies without a word; its captured advert is replayed
+				// twice a second. B must take over at its master-down
+				// interval all the same.
+				a.k.SetCarrier("em0", false)
+				died := time.Now()
+				for b.state(t, "carp0") != "MASTER" && time.Since(died) < 20*time.Second {
+					replay(src, captured.Payload)
+					time.Sleep(500 * time.Millisecond)
+					synctest.Wait()
+				}
+				if got := time.Since(died); b.state(t, "carp0") != "MASTER" || got > carp.MasterDown(1, 100)+500*time.Millisecond {
+					t.Fatalf("b is %s %v after a died (master-down %v)", b.state(t, "carp0"), got, carp.MasterDown(1, 100))
+				}
+				// B is a live MASTER now: replaying A's better advert
+				// (advskew 0 < 100) must not make it yield.
+				for range 10 {
+					replay(src, captured.Payload)
+					time.Sleep(500 * time.Millisecond)
+					synctest.Wait()
+					if got := b.state(t, "carp0"); got != "MASTER" {
+						t.Fatalf("b yielded to a replayed advert: %s\n%s", got, b.logs.String())
+					}
+				}
+				// Nor may a copy of B's own advert.
+				own := capB.last(t)
+				replay(netip.MustParseAddr("10.0.0.78"), own.Payload)
+				synctest.Wait()
+				if got := b.state(t, "carp0"); got != "MASTER" {
+					t.Fatalf("b yielded to a copy of its own advert: %s", got)
+				}
+				if got := counter(t, b, "replay"); got < 10 {
+					t.Errorf("replay counter = %d, want every replay counted", got)
+				}
+
+				// A reboots: a fresh random counter. Its first advert is
+				// taken at once (B yields to the better advskew).
+				a.stop(t)
+				a2 := startNode(t, a.k, "")
+				defer a2.stop(t)
+				a.k.SetCarrier("em0", true)
+				runbook284(t, a2, 0)
+				fresh := carp.BuildAdvert(1, 1, 0, 0x0123456789abcdef, carp.Key("lanpasswd"), []netip.Addr{netip.MustParseAddr("10.0.0.1")})
+				replay(netip.MustParseAddr("10.0.0.2"), fresh)
+				synctest.Wait()
+				if got := b.state(t, "carp0"); got != "BACKUP" {
+					t.Fatalf("b did not yield to a rebooted peer's fresh advert: %s\n%s", got, b.logs.String())
+				}
+			})
+		})
+	}
+}
+
+func TestAuthMismatchIsLoggedAtDefaultLevelAndShown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := kernelshim.NewSegment()
+		a := newNode(t, seg, "10.0.0.2/24", "")
+		b := newNode(t, seg, "10.0.0.3/24", "")
+		defer b.stop(t)
+		runbook284(t, a, 0)
+		// Same vhid and password, another address set: both become MASTER.
+		b.ifconfig(t, "carp0", Op{Kind: OpCreate})
+		b.ifconfig(t, "carp0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpPass, Str: "lanpasswd"}, Op{Kind: OpCarpdev, Str: "em0"},
+			Op{Kind: OpAdvSkew, Int: 100}, Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.9/24")})
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		want := "carp: 1@em0: advertisements from 10.0.0.2 fail authentication: the password or the address set of vhid 1 differs on that host (both may be MASTER)"
+		if n := strings.Count(b.logs.String(), want); n < 2 || n > 5 {
+			t.Errorf("b logged the mismatch %d times in 2 minutes, want a few (rate-limited):\n%s", n, b.logs.String())
+		}
+		st, _ := b.e.Status(context.Background(), false)
+		if st.VHIDs[0].AuthMismatch != "10.0.0.2" {
+			t.Errorf("status AuthMismatch = %q, want 10.0.0.2", st.VHIDs[0].AuthMismatch)
+		}
+		// A fixed: the mismatch is no longer shown once its adverts stop.
+		a.stop(t)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		st, _ = b.e.Status(context.Background(), false)
+		if st.VHIDs[0].AuthMismatch != "" {
+			t.Errorf("AuthMismatch still %q after the peer went silent", st.VHIDs[0].AuthMismatch)
+		}
+	})
+}
+
+func TestAdvertSourceIsTheVHIDAddressWhenTheParentHasNone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := kernelshim.NewSegment()
+		mk := func() *node {
+			k := kernelshim.NewMemory()
+			k.Clock = time.Now
+			k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500}, seg)
+			return startNode(t, k, "")
+		}
+		a, b := mk(), mk()
+		defer a.stop(t)
+		defer b.stop(t)
+		var capA capture
+		a.k.SetSendHook(capA.hook)
+		vip := Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("192.168.1.50/32")}
+		a.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpPass, Str: "testpass"}, vip)
+		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+		synctest.Wait()
+		b.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpAdvSkew, Int: 100}, Op{Kind: OpPass, Str: "testpass"}, vip)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if got := capA.last(t).Src; got != netip.MustParseAddr("192.168.1.50") {
+			t.Errorf("advert source %v, want the vhid's own 192.168.1.50", got)
+		}
+		if sa, sb := a.state(t, "em0"), b.state(t, "em0"); sa != "MASTER" || sb != "BACKUP" {
+			t.Fatalf("a %s, b %s: want one MASTER\n%s\n%s", sa, sb, a.logs.String(), b.logs.String())
+		}
+	})
+}
