@@ -279,6 +279,11 @@ func (e *Engine) tuneParent(parent string) {
 	e.tuned[parent] = true
 	e.setKernel("net/ipv4/conf/"+parent+"/arp_ignore", "1", true)
 	e.setKernel("net/ipv4/conf/"+parent+"/arp_announce", "2", true)
+	// A peer whose parent has no address of its own advertises from the
+	// vhid's address (sourceAddr), which the MASTER here holds: without
+	// accept_local the kernel drops those adverts as martians and both
+	// stay MASTER.
+	e.setKernel("net/ipv4/conf/"+parent+"/accept_local", "1", true)
 }
 
 // setKernel writes a /proc/sys value. With restore, the value it replaces is

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 // build compiles the three commands and the bsd/ links, as make build does.
 func build(dir string) int {
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/carpd", "../../cmd/ifconfig-carp", "../../cmd/carpctl-sysctl")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/carpd", "../../cmd/ifconfig-carp", "../../cmd/carpctl-sysctl", "./carpreplay")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
