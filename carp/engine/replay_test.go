@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -207,6 +208,41 @@ func TestAdvertSourceIsTheVHIDAddressWhenTheParentHasNone(t *testing.T) {
 		}
 		if sa, sb := a.state(t, "em0"), b.state(t, "em0"); sa != "MASTER" || sb != "BACKUP" {
 			t.Fatalf("a %s, b %s: want one MASTER\n%s\n%s", sa, sb, a.logs.String(), b.logs.String())
+		}
+	})
+}
+
+func TestSendErrorsDemoteAndAreSaidAtTheDefaultLevel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := kernelshim.NewSegment()
+		a := newNode(t, seg, "10.0.0.2/24", "")
+		defer a.stop(t)
+		runbook284(t, a, 0)
+		a.ifconfig(t, "carp1", Op{Kind: OpCreate})
+		a.ifconfig(t, "carp1", Op{Kind: OpVHID, Int: 2}, Op{Kind: OpPass, Str: "x"}, Op{Kind: OpCarpdev, Str: "em0"},
+			Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.5/24")})
+		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+		synctest.Wait()
+		a.k.SetSendError(syscall.ENOBUFS)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		logs := a.logs.String()
+		if n := strings.Count(logs, "carp: 1@em0: cannot send advertisement on em0:"); n != 1 {
+			t.Errorf("send failure of 1@em0 logged %d times at the default level, want once per run:\n%s", n, logs)
+		}
+		if !strings.Contains(logs, "carp: demoted by 240 to 240 (send error 3 on em0)") {
+			t.Errorf("no senderr demotion in the log:\n%s", logs)
+		}
+		st, _ := a.e.Status(context.Background(), false)
+		if got := knobValue(st, "net.inet.carp.demotion"); got != 480 {
+			t.Errorf("demotion = %d with both vhids failing, want 2 x 240", got)
+		}
+		a.k.SetSendError(nil)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		st, _ = a.e.Status(context.Background(), false)
+		if got := knobValue(st, "net.inet.carp.demotion"); got != 0 {
+			t.Errorf("demotion = %d after sends work again, want 0", got)
 		}
 	})
 }
