@@ -67,14 +67,20 @@ type saver struct {
 	pending  bool      // the configuration in effect is not saved yet
 	retryAt  time.Time // next attempt while pending
 	loggedAt time.Time // last failure logged, while pending
-	// write is writeAtomic; tests make it fail.
+	// write replaces writeAtomic in tests that make saving fail.
 	write func(dir, name string, b []byte) error
+}
+
+func (s *saver) writer() func(dir, name string, b []byte) error {
+	if s.write == nil {
+		return writeAtomic
+	}
+	return s.write
 }
 
 // initSave records what New loaded: a configuration read from config.json
 // is already saved, so a command that does not change it needs no write.
 func (e *Engine) initSave() {
-	e.save.write = writeAtomic
 	if e.opts.StateDir == "" {
 		return
 	}
@@ -103,7 +109,7 @@ func (e *Engine) persist(now time.Time) error {
 		if !e.save.pending && bytes.Equal(b, e.save.saved) {
 			return nil
 		}
-		err = e.save.write(e.opts.StateDir, configFile, b)
+		err = e.save.writer()(e.opts.StateDir, configFile, b)
 	}
 	if err == nil {
 		if e.save.pending {
@@ -144,7 +150,7 @@ func (e *Engine) flushSave() {
 	file := filepath.Join(e.opts.StateDir, configFile)
 	b, err := encodeConfig(e.cfg)
 	if err == nil {
-		err = e.save.write(e.opts.StateDir, configFile, b)
+		err = e.save.writer()(e.opts.StateDir, configFile, b)
 	}
 	if err != nil {
 		e.log.Printf("carpd: configuration not saved at stop, the next start uses the last saved one: %s", causeText(file, err))
