@@ -74,6 +74,10 @@ type Response struct {
 	Status  *engine.Status `json:"status,omitempty"`
 	Old     int64          `json:"old,omitempty"`
 	New     int64          `json:"new,omitempty"`
+	// Warning is set when a change took effect with a problem the command
+	// prints on stderr (the configuration could not be saved yet); the
+	// command still succeeds.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Engine is what the server needs of carpd's engine.
@@ -213,7 +217,11 @@ func (s *Server) answer(c *net.UnixConn) Response {
 		if req.Ifconfig == nil {
 			return Response{Code: CodeFail, Error: "control: ifconfig request without body"}
 		}
-		if err := s.eng.Ifconfig(ctx, *req.Ifconfig); err != nil {
+		err := s.eng.Ifconfig(ctx, *req.Ifconfig)
+		if w, ok := warning(err); ok {
+			return Response{Warning: w}
+		}
+		if err != nil {
 			return errResponse(err)
 		}
 		return Response{}
@@ -222,6 +230,9 @@ func (s *Server) answer(c *net.UnixConn) Response {
 			return Response{Code: CodePerm, Error: "Operation not permitted"}
 		}
 		old, now, err := s.eng.SetSysctl(ctx, req.OID, req.Value)
+		if w, ok := warning(err); ok {
+			return Response{Old: old, New: now, Warning: w}
+		}
 		if err != nil {
 			return errResponse(err)
 		}
@@ -229,6 +240,15 @@ func (s *Server) answer(c *net.UnixConn) Response {
 	default:
 		return Response{Code: CodeFail, Error: fmt.Sprintf("control: unknown operation %q", req.Op)}
 	}
+}
+
+// warning tells a change that took effect but was not saved from a refusal.
+func warning(err error) (string, bool) {
+	var se *engine.SaveError
+	if errors.As(err, &se) {
+		return se.Error(), true
+	}
+	return "", false
 }
 
 func errResponse(err error) Response {

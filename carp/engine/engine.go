@@ -56,6 +56,7 @@ type Engine struct {
 	joined         map[string]int         // Linux parents whose CARP group we joined -> ifindex then
 	pkts           chan kernelshim.Packet // from the shim's reader
 	linkUpdates    chan kernelshim.LinkUpdate
+	save           saver // config.json on disk, see save.go
 }
 
 // New loads the saved configuration (if any) and returns an engine that is
@@ -94,6 +95,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.cfg = cfg
+	e.initSave()
 	orig, err := loadKernelState(opts.StateDir)
 	if err != nil {
 		return nil, err
@@ -198,6 +200,7 @@ func (e *Engine) shutdown() {
 	}
 	e.hosts = nil
 	e.restoreKernel()
+	e.flushSave()
 }
 
 func (e *Engine) nextDeadline() (time.Time, bool) {
@@ -216,6 +219,9 @@ func (e *Engine) nextDeadline() (time.Time, bool) {
 			consider(h.nextRefresh)
 		}
 	}
+	if t, ok := e.saveDeadline(); ok {
+		consider(t)
+	}
 	return best, found
 }
 
@@ -226,6 +232,7 @@ func (e *Engine) advance(now time.Time) {
 			e.refreshAddrs(now, h)
 		}
 	}
+	e.retrySave(now)
 }
 
 // linuxName maps a BSD interface name to the Linux one.

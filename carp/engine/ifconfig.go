@@ -16,7 +16,8 @@ import (
 
 // Ifconfig applies one ifconfig command line. The whole line is validated
 // against a copy of the configuration first: an error changes nothing.
-// Errors that the BSD command prints verbatim are *CLIError.
+// Errors that the BSD command prints verbatim are *CLIError. A *SaveError
+// means the line took effect but could not be saved yet (see save.go).
 func (e *Engine) Ifconfig(ctx context.Context, req IfconfigRequest) error {
 	var err error
 	if cerr := e.call(ctx, func() { err = e.ifconfig(req) }); cerr != nil {
@@ -58,10 +59,8 @@ func (e *Engine) ifconfig(req IfconfigRequest) error {
 		undo()
 		return err
 	}
-	if err := saveConfig(e.opts.StateDir, next); err != nil {
-		undo()
-		return fmt.Errorf("engine: save configuration: %w", err)
-	}
+	// Committed before it is saved: a full or read-only state directory
+	// must not stop a failover (persist reports and retries).
 	e.cfg = next
 	now := e.opts.Now()
 	e.reconcile(now)
@@ -73,7 +72,7 @@ func (e *Engine) ifconfig(req IfconfigRequest) error {
 			}
 		}
 	}
-	return nil
+	return e.persist(now)
 }
 
 // runHostOps applies the plain-interface part of a line to the Linux link
@@ -499,7 +498,8 @@ func (e *Engine) status(showKeys bool) Status {
 }
 
 // SetSysctl writes one net.inet.carp leaf (full oid) and returns the value
-// before and after. Writing demotion adds to it, as FreeBSD does.
+// before and after. Writing demotion adds to it, as FreeBSD does. A
+// *SaveError means the value took effect but could not be saved yet.
 func (e *Engine) SetSysctl(ctx context.Context, oid string, v int64) (old, now int64, err error) {
 	if cerr := e.call(ctx, func() { old, now, err = e.setSysctl(oid, v) }); cerr != nil {
 		return 0, 0, cerr
@@ -525,9 +525,6 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 	} else {
 		next.Knobs[leaf] = v
 	}
-	if err := saveConfig(e.opts.StateDir, next); err != nil {
-		return 0, 0, fmt.Errorf("engine: save configuration: %w", err)
-	}
 	e.cfg = next
 	now := e.opts.Now()
 	switch leaf {
@@ -544,7 +541,7 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 		e.apply(now, h, h.m.SetConfig(now, e.machineConfig(h.cfg)))
 		e.setRun(now, h, carp.ReasonInitComplete)
 	}
-	return old, e.knob(leaf), nil
+	return old, e.knob(leaf), e.persist(now)
 }
 
 // linkStatus lists the host's interfaces by their BSD names, in ifindex

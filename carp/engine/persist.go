@@ -39,17 +39,6 @@ func loadConfig(dir string) (*Config, error) {
 	return c, nil
 }
 
-func saveConfig(dir string, c *Config) error {
-	if dir == "" {
-		return nil
-	}
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeAtomic(dir, configFile, b)
-}
-
 func loadKernelState(dir string) (map[string]string, error) {
 	if dir == "" {
 		return nil, nil

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/bsdcarp/bsdcarp/carp/bsd"
 	"github.com/bsdcarp/bsdcarp/carp/control"
@@ -102,6 +103,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		return res.Exit
 	}
 	outcomes := make([]bsd.SysctlOutcome, len(res.Sets))
+	var warnings []string // values that took effect but are not saved yet, once each
 	for i, s := range res.Sets {
 		r, err := c.Do(control.Request{Op: control.OpSysctl, OID: s.Name, Value: s.Value})
 		switch {
@@ -113,12 +115,18 @@ func run(argv []string, stdout, stderr io.Writer) int {
 			outcomes[i] = bsd.SysctlOutcome{Old: current(resp.Status.Knobs, s.Name), Err: errors.New(r.Error)}
 		default:
 			outcomes[i] = bsd.SysctlOutcome{Old: r.Old, New: r.New}
+			if r.Warning != "" && !slices.Contains(warnings, r.Warning) {
+				warnings = append(warnings, r.Warning)
+			}
 		}
 	}
 	so, se, code := res.Complete(outcomes)
 	fmt.Fprint(out, so)
 	out.Flush()
 	fmt.Fprint(stderr, se)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", prog, w)
+	}
 	return code
 }
 

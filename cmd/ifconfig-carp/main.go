@@ -66,6 +66,10 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		}
 		switch resp.Code {
 		case "":
+			// The change took effect; carpd could not save it yet.
+			if resp.Warning != "" {
+				fmt.Fprintf(stderr, "%s: warning: %s\n", prog, resp.Warning)
+			}
 			return 0
 		case control.CodePerm:
 			return fail(permText(p.Request))

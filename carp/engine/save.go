@@ -1,0 +1,161 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// A change an admin makes during an incident (a vhid down, state backup, a
+// demotion) must never wait for the disk: the engine commits it first and
+// only then writes config.json. When that write fails (the state directory
+// is full, read-only or gone), the change stays in effect, the caller gets a
+// *SaveError as a warning, the failure is logged (rate-limited) and the
+// engine writes the file again every saveRetry from its own loop until it
+// succeeds. writeAtomic never leaves a partial file: the last good
+// config.json stays as it was until a complete new one replaces it.
+
+// saveRetry is how often a failed save of config.json is tried again.
+const saveRetry = 5 * time.Second
+
+// saveLogEvery bounds how often a persisting save failure is logged again.
+const saveLogEvery = 5 * time.Minute
+
+// SaveError reports that a change took effect but could not be saved in
+// the state directory; carpd keeps trying to save it. Ifconfig and SetSysctl
+// return it in place of nil: it is a warning, not a refusal.
+type SaveError struct {
+	File string // the file not saved: STATE_DIR/config.json
+	Err  error  // what writing it failed with
+}
+
+func (e *SaveError) Error() string {
+	return "configuration not saved (will retry): " + causeText(e.File, e.Err)
+}
+
+func (e *SaveError) Unwrap() error { return e.Err }
+
+// causeText is the operating system's part of a failure to save file
+// ("write /run/carpd/config.json: no space left on device"), without the
+// engine's wrapping, and naming file rather than the temporary file that
+// writeAtomic writes first, so the text is the same at every attempt.
+func causeText(file string, err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		p := pe.Path
+		if filepath.Dir(p) == filepath.Dir(file) && strings.HasPrefix(filepath.Base(p), "."+filepath.Base(file)+".") {
+			p = file
+		}
+		return pe.Op + " " + p + ": " + pe.Err.Error()
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Op + " " + file + ": " + le.Err.Error()
+	}
+	return err.Error()
+}
+
+// saver tracks config.json on disk. Owned by the Run goroutine.
+type saver struct {
+	saved    []byte    // what config.json holds, when known
+	pending  bool      // the configuration in effect is not saved yet
+	retryAt  time.Time // next attempt while pending
+	loggedAt time.Time // last failure logged, while pending
+	// write replaces writeAtomic in tests that make saving fail.
+	write func(dir, name string, b []byte) error
+}
+
+func (s *saver) writer() func(dir, name string, b []byte) error {
+	if s.write == nil {
+		return writeAtomic
+	}
+	return s.write
+}
+
+// initSave records what New loaded: a configuration read from config.json
+// is already saved, so a command that does not change it needs no write.
+func (e *Engine) initSave() {
+	if e.opts.StateDir == "" {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(e.opts.StateDir, configFile)); err == nil {
+		e.save.saved, _ = encodeConfig(e.cfg)
+	}
+}
+
+// encodeConfig is config.json's content.
+func encodeConfig(c *Config) ([]byte, error) {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("engine: encode configuration: %w", err)
+	}
+	return b, nil
+}
+
+// persist saves the configuration in effect after a committed change. It
+// returns nil or a *SaveError; a failure is retried from the event loop.
+func (e *Engine) persist(now time.Time) error {
+	if e.opts.StateDir == "" {
+		return nil
+	}
+	b, err := encodeConfig(e.cfg)
+	if err == nil {
+		if !e.save.pending && bytes.Equal(b, e.save.saved) {
+			return nil
+		}
+		err = e.save.writer()(e.opts.StateDir, configFile, b)
+	}
+	if err == nil {
+		if e.save.pending {
+			e.log.Printf("carpd: configuration saved to %s", filepath.Join(e.opts.StateDir, configFile))
+		}
+		e.save.saved, e.save.pending = b, false
+		return nil
+	}
+	se := &SaveError{File: filepath.Join(e.opts.StateDir, configFile), Err: err}
+	if !e.save.pending || now.Sub(e.save.loggedAt) >= saveLogEvery {
+		e.log.Printf("carpd: configuration not saved, in effect all the same; retrying every %v: %s", saveRetry, causeText(se.File, err))
+		e.save.loggedAt = now
+	}
+	e.save.pending = true
+	e.save.retryAt = now.Add(saveRetry)
+	return se
+}
+
+// retrySave is the event loop's timer for a pending save.
+func (e *Engine) retrySave(now time.Time) {
+	if e.save.pending && !now.Before(e.save.retryAt) {
+		_ = e.persist(now)
+	}
+}
+
+// saveDeadline is when the next save attempt is due, if one is pending.
+func (e *Engine) saveDeadline() (time.Time, bool) {
+	return e.save.retryAt, e.save.pending
+}
+
+// flushSave makes a last attempt when the engine stops; what cannot be
+// saved is said in the log, since the next start brings back the last saved
+// configuration.
+func (e *Engine) flushSave() {
+	if !e.save.pending {
+		return
+	}
+	file := filepath.Join(e.opts.StateDir, configFile)
+	b, err := encodeConfig(e.cfg)
+	if err == nil {
+		err = e.save.writer()(e.opts.StateDir, configFile, b)
+	}
+	if err != nil {
+		e.log.Printf("carpd: configuration not saved at stop, the next start uses the last saved one: %s", causeText(file, err))
+		return
+	}
+	e.save.saved, e.save.pending = b, false
+	e.log.Printf("carpd: configuration saved to %s", file)
+}
