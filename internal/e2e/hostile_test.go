@@ -74,6 +74,15 @@ func TestReplayedCaptureFromAThirdHost(t *testing.T) {
 	if !l.ping(t) {
 		t.Error("client cannot ping 172.16.0.100 with fw2 MASTER under replay")
 	}
+	// fw1 comes back (a restart: no counter remembered) while the replay
+	// still runs: its adverts are taken at once and, preempting, it is
+	// MASTER again within a few advert intervals.
+	fw1.startCarpd(t)
+	fw1.waitState(t, "carp0", "MASTER", 5*time.Second)
+	fw2.waitState(t, "carp0", "BACKUP", 2*time.Second)
+	if replay.Exited() {
+		t.Fatalf("the replay ended before fw1 was back: %s", replay.Output())
+	}
 }
 
 // Issue 6: two hosts with the same vhid and password but different address
