@@ -137,9 +137,16 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.Canc
 // --ifmap and handed to the engine, which refuses a change for a name a vhid
 // uses. Nothing else is reloadable, and no vhid changes state.
 func reload(ctx context.Context, c cli, eng *engine.Engine, lg *log.Logger) {
-	from := "--ifmap"
+	var srcs []string
 	if c.IfmapFile != "" {
-		from = c.IfmapFile + " and --ifmap"
+		srcs = append(srcs, c.IfmapFile)
+	}
+	if len(c.Ifmap) > 0 {
+		srcs = append(srcs, "--ifmap")
+	}
+	from := strings.Join(srcs, " and ")
+	if from == "" {
+		from = "no file and no --ifmap"
 	}
 	m, err := loadIfmap(c.IfmapFile, c.Ifmap)
 	if err == nil {

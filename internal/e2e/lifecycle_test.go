@@ -276,7 +276,7 @@ func TestSIGHUPReloadsTheInterfaceMapWithoutAStateChange(t *testing.T) {
 	names := func() string { return strings.TrimSpace(fw1.mustSh(t, "ifconfig -l")) }
 
 	write("uplink = em1 # the WAN\n")
-	hup("carpd: SIGHUP: reloaded the interface map from " + ifmap + " and --ifmap: uplink=em1 added")
+	hup("carpd: SIGHUP: reloaded the interface map from " + ifmap + ": uplink=em1 added")
 	if got := names(); !strings.Contains(" "+got+" ", " uplink ") || strings.Contains(" "+got+" ", " em1 ") {
 		t.Errorf("ifconfig -l after the reload: %q, want uplink instead of em1", got)
 	}
