@@ -28,6 +28,9 @@ const NetnsLock = "@bsdcarp/engine"
 type locks struct {
 	files []*os.File
 	netns *net.UnixListener
+	// Warnings are worth a log line but do not stop carpd (the pid could
+	// not be recorded on a full or read-only state directory).
+	Warnings []string
 }
 
 // release drops every lock (the kernel would at exit anyway).
@@ -56,11 +59,14 @@ func takeLocks(stateDir, socket, netns string) (*locks, error) {
 		if err := makeStateDir(stateDir); err != nil {
 			return nil, err
 		}
-		f, err := lockFile(filepath.Join(stateDir, "lock"), "state directory "+stateDir)
+		f, warn, err := lockStateDir(stateDir)
 		if err != nil {
 			return nil, err
 		}
 		l.files = append(l.files, f)
+		if warn != "" {
+			l.Warnings = append(l.Warnings, warn)
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(socket), 0o755); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
@@ -93,11 +99,32 @@ func makeStateDir(dir string) error {
 	return nil
 }
 
+// lockStateDir takes an exclusive flock on the state directory itself, which
+// works on a full or read-only file system too, and records our pid in
+// dir/lock for the message of a second carpd. Failing to record it is only
+// a warning.
+func lockStateDir(dir string) (*os.File, string, error) {
+	what := "state directory " + dir
+	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, "", fmt.Errorf("lock %s: %w", what, err)
+	}
+	pidPath := filepath.Join(dir, "lock")
+	if err := flockNB(f, what, pidPath); err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	if err := writePid(pidPath); err != nil {
+		return f, fmt.Sprintf("%s: cannot record our pid: %v", what, err), nil
+	}
+	return f, "", nil
+}
+
 // lockFile takes an exclusive flock on path (created 0600: whoever can open
 // it can lock it) and writes our pid into it. what names the resource in the
 // error when another process holds it.
 func lockFile(path, what string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", what, err)
 	}
@@ -105,38 +132,67 @@ func lockFile(path, what string) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", what, err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		pid := readPid(f)
+	if err := flockNB(f, what, path); err != nil {
 		f.Close()
-		if pid > 0 {
-			return nil, fmt.Errorf("another carpd (pid %d) uses %s", pid, what)
-		}
-		return nil, fmt.Errorf("another carpd uses %s", what)
+		return nil, err
 	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", what, err)
-	}
-	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
-	if err := f.Truncate(0); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", what, err)
-	}
-	if _, err := f.WriteAt(pid, 0); err != nil {
+	if err := writePid(path); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", what, err)
 	}
 	return f, nil
 }
 
-// readPid reads the pid a lock holder wrote (0 if none yet).
-func readPid(f *os.File) int {
+// flockNB takes an exclusive flock on f without waiting. When another
+// process holds it, the error names that process by the pid it recorded in
+// pidPath.
+func flockNB(f *os.File, what, pidPath string) error {
+	var err error
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EWOULDBLOCK):
+		if pid := readPid(pidPath); pid > 0 {
+			return fmt.Errorf("another carpd (pid %d) uses %s", pid, what)
+		}
+		return fmt.Errorf("another carpd uses %s", what)
+	default:
+		return fmt.Errorf("lock %s: %w", what, err)
+	}
+}
+
+// writePid records our pid in path (mode 0600), in place: the file may be
+// the one we hold the lock on.
+func writePid(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteAt(pid, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// readPid reads the pid a lock holder recorded (0 if none).
+func readPid(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
 	b := make([]byte, 32)
 	n, _ := f.ReadAt(b, 0)
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))

@@ -97,3 +97,30 @@ func TestLocksRefuseASocketAnEngineAnswersOn(t *testing.T) {
 	}
 	l.release()
 }
+
+// The state directory's lock is a flock on the directory itself, so a full or
+// read-only state directory (here: a lock file that cannot be written) still
+// keeps a second engine out; only the pid is missing from the message.
+func TestStateDirLockNeedsNoWritableFile(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if err := os.MkdirAll(filepath.Join(state, "lock"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	first, err := takeLocks(state, filepath.Join(dir, "a.sock"), testNetns(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.release()
+	if len(first.Warnings) != 1 || !strings.Contains(first.Warnings[0], "cannot record our pid") {
+		t.Errorf("warnings %q, want one about the pid", first.Warnings)
+	}
+	l, err := takeLocks(state, filepath.Join(dir, "b.sock"), testNetns(t)+"-b")
+	if err == nil {
+		l.release()
+		t.Fatal("a second engine got the state directory")
+	}
+	if want := "another carpd uses state directory " + state; err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+}

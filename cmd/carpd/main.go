@@ -70,6 +70,9 @@ func run(c cli, lg *log.Logger) error {
 		return err
 	}
 	defer lk.release()
+	for _, w := range lk.Warnings {
+		lg.Printf("carpd: %s", w)
+	}
 	k, err := kernelshim.NewLinux()
 	if err != nil {
 		return err
