@@ -6,6 +6,8 @@ import (
 	"log"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -185,4 +187,36 @@ func TestReloadSwapsTheMapWithoutAStateChange(t *testing.T) {
 			t.Errorf("carp0 addresses after the reloads: %v", n.k.Addrs("carp0"))
 		}
 	})
+}
+
+func TestForgetEarlierBootDropsOnlyAnotherBootsKernelState(t *testing.T) {
+	dir := t.TempDir()
+	kj := filepath.Join(dir, kernelFile)
+	write := func() {
+		t.Helper()
+		if err := saveKernelState(dir, map[string]string{"net/ipv4/conf/em0/arp_ignore": "0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exists := func() bool { _, err := os.Stat(kj); return err == nil }
+	// No boot_id yet (a state directory from before the check): kept.
+	write()
+	if dropped, err := ForgetEarlierBoot(dir, "boot-a\n"); err != nil || dropped || !exists() {
+		t.Fatalf("first call: dropped %v, err %v, kernel.json kept %v", dropped, err, exists())
+	}
+	// Same boot (a crash and restart): kept.
+	if dropped, err := ForgetEarlierBoot(dir, "boot-a"); err != nil || dropped || !exists() {
+		t.Fatalf("same boot: dropped %v, err %v, kernel.json kept %v", dropped, err, exists())
+	}
+	// Another boot: dropped, and New starts from what the kernel has now.
+	if dropped, err := ForgetEarlierBoot(dir, "boot-b"); err != nil || !dropped || exists() {
+		t.Fatalf("next boot: dropped %v, err %v, kernel.json kept %v", dropped, err, exists())
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, bootFile)); string(b) != "boot-b\n" {
+		t.Fatalf("boot_id = %q", b)
+	}
+	orig, err := loadKernelState(dir)
+	if err != nil || len(orig) != 0 {
+		t.Fatalf("kernel state after a reboot: %v %v", orig, err)
+	}
 }

@@ -73,6 +73,17 @@ func run(c cli, lg *log.Logger) error {
 	for _, w := range lk.Warnings {
 		lg.Printf("carpd: %s", w)
 	}
+	// kernel.json names values to restore only for the boot it was
+	// written in (a --state-dir on disk outlives a reboot).
+	if id, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+		dropped, err := engine.ForgetEarlierBoot(c.StateDir, string(id))
+		if err != nil {
+			lg.Printf("carpd: %v", err)
+		}
+		if dropped {
+			lg.Printf("carpd: %s: kernel.json was written before a reboot: its values are not restored", c.StateDir)
+		}
+	}
 	k, err := kernelshim.NewLinux()
 	if err != nil {
 		return err
