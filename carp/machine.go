@@ -314,13 +314,18 @@ func (m *Machine) Force(now time.Time, s State) Output {
 // orderly shutdown): a MASTER first sends one advert with advbase and
 // advskew 255 so the backups take over at once (FreeBSD <= 9 and OpenBSD;
 // kept because it makes graceful failover instant). Every state then goes
-// to INIT (reason ReasonUser) with its timers stopped.
-func (m *Machine) BowOut(now time.Time) Output {
+// to INIT with its timers stopped, logging reason: ReasonUser (FreeBSD's
+// words for ifconfig carpN down) when reason is empty, or the engine's own
+// words for an orderly stop ("carpd stopping (SIGTERM)").
+func (m *Machine) BowOut(now time.Time, reason string) Output {
 	if m.state == Init {
 		return Output{}
 	}
+	if reason == "" {
+		reason = ReasonUser
+	}
 	wasMaster := m.state == Master
-	out := m.toInit(ReasonUser)
+	out := m.toInit(reason)
 	out.BowOut = wasMaster
 	return out
 }

@@ -428,16 +428,21 @@ func TestFamiliesHaveIndependentMasterDownTimers(t *testing.T) {
 func TestBowOut(t *testing.T) {
 	t.Run("MASTER bows out and goes to INIT", func(t *testing.T) {
 		m := master(t, Config{AdvBase: 1})
-		checkOut(t, "down", m.BowOut(t0.Add(time.Second)), Output{BowOut: true, Transition: tr(Master, Init, ReasonUser)})
+		checkOut(t, "down", m.BowOut(t0.Add(time.Second), ""), Output{BowOut: true, Transition: tr(Master, Init, ReasonUser)})
 		checkNoDeadline(t, m)
 	})
 	t.Run("BACKUP goes to INIT silently", func(t *testing.T) {
 		m := backup(t, Config{AdvBase: 1})
-		checkOut(t, "down", m.BowOut(t0.Add(time.Second)), Output{Transition: tr(Backup, Init, ReasonUser)})
+		checkOut(t, "down", m.BowOut(t0.Add(time.Second), ""), Output{Transition: tr(Backup, Init, ReasonUser)})
 		checkNoDeadline(t, m)
 	})
 	t.Run("INIT does nothing", func(t *testing.T) {
-		checkOut(t, "down", NewMachine(Config{AdvBase: 1}).BowOut(t0), Output{})
+		checkOut(t, "down", NewMachine(Config{AdvBase: 1}).BowOut(t0, ""), Output{})
+	})
+	t.Run("an orderly stop logs its own reason", func(t *testing.T) {
+		m := master(t, Config{AdvBase: 1})
+		checkOut(t, "stop", m.BowOut(t0.Add(time.Second), "carpd stopping (SIGTERM)"),
+			Output{BowOut: true, Transition: tr(Master, Init, "carpd stopping (SIGTERM)")})
 	})
 }
 
@@ -534,7 +539,7 @@ func TestTwoHostsElectAndFailOver(t *testing.T) {
 				return
 			}
 			at := t0.Add(30*time.Second + 123*us)
-			l.apply(at, 0, l.nodes[0].BowOut(at))
+			l.apply(at, 0, l.nodes[0].BowOut(at, ""))
 			// B must be MASTER at the instant of the bow-out, not later.
 			if got := l.states(); !reflect.DeepEqual(got, tt.bowOutA) {
 				t.Errorf("after bow-out: %v, want %v\n%v", got, tt.bowOutA, l.log)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log"
 	"math/rand/v2"
+	"runtime/debug"
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
@@ -138,11 +139,25 @@ func (e *Engine) call(ctx context.Context, f func()) error {
 
 // Run owns the engine until ctx ends, then hands over gracefully: a bow-out
 // advert for every MASTER vhid, virtual addresses and links removed, kernel
-// settings restored.
-func (e *Engine) Run(ctx context.Context) error {
+// settings restored. A context canceled with a cause (context.WithCancelCause)
+// names why in the log and in the reason of every bow-out, e.g. the cause
+// errors.New("SIGTERM") logs "carpd: SIGTERM: stopping, handing over 1 MASTER
+// vhid" and "MASTER -> INIT (carpd stopping (SIGTERM))".
+//
+// A panic on the engine goroutine is not the end of the host's duties: Run
+// recovers it, removes what this run created (links, addresses, kernel
+// settings) as on a stop, and returns an error.
+func (e *Engine) Run(ctx context.Context) (err error) {
 	defer close(e.done)
 	shimCtx, stopShim := context.WithCancel(context.Background())
 	defer stopShim()
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Printf("carpd: panic in the engine: %v\n%s", r, debug.Stack())
+			e.safeShutdown("panic")
+			err = fmt.Errorf("engine: panic: %v", r)
+		}
+	}()
 	if err := e.k.WatchLinks(shimCtx, e.linkUpdates); err != nil {
 		return fmt.Errorf("engine: watch links: %w", err)
 	}
@@ -172,7 +187,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			e.shutdown()
+			e.shutdown(stopCause(ctx))
 			return nil
 		case f := <-e.calls:
 			f()
@@ -192,15 +207,63 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-// shutdown is the graceful hand-over of SIGTERM.
-func (e *Engine) shutdown() {
+// stopCause is the text of the cause ctx was canceled with ("SIGTERM"), or
+// "" for a plain cancel or deadline.
+func stopCause(ctx context.Context) string {
+	c := context.Cause(ctx)
+	if c == nil || errors.Is(c, context.Canceled) || errors.Is(c, context.DeadlineExceeded) {
+		return ""
+	}
+	return c.Error()
+}
+
+// shutdown is the graceful hand-over of SIGTERM: why names the cause in the
+// log ("SIGTERM"; empty for none).
+func (e *Engine) shutdown(why string) {
+	masters := 0
+	for _, h := range e.hosts {
+		if h.m.State() == carp.Master {
+			masters++
+		}
+	}
+	plural := "s"
+	if masters == 1 {
+		plural = ""
+	}
+	reason := "carpd stopping"
+	if why != "" {
+		reason += " (" + why + ")"
+		e.log.Printf("carpd: %s: stopping, handing over %d MASTER vhid%s", why, masters, plural)
+	} else {
+		e.log.Printf("carpd: stopping, handing over %d MASTER vhid%s", masters, plural)
+	}
 	now := e.opts.Now()
 	for _, h := range e.hosts {
-		e.teardown(now, h)
+		e.teardown(now, h, reason)
 	}
 	e.hosts = nil
 	e.restoreKernel()
 	e.flushSave()
+}
+
+// safeShutdown is shutdown after a panic: each step runs even if an earlier
+// one panics too, so that whatever can be removed is.
+func (e *Engine) safeShutdown(why string) {
+	step := func(what string, f func()) {
+		defer func() {
+			if r := recover(); r != nil {
+				e.log.Printf("carpd: %s after a panic: %v", what, r)
+			}
+		}()
+		f()
+	}
+	reason := "carpd stopping (" + why + ")"
+	now := e.opts.Now()
+	for _, h := range e.hosts {
+		step("tear down "+h.name(), func() { e.teardown(now, h, reason) })
+	}
+	e.hosts = nil
+	step("restore kernel settings", e.restoreKernel)
 }
 
 func (e *Engine) nextDeadline() (time.Time, bool) {

@@ -106,7 +106,7 @@ func (e *Engine) reconcile(now time.Time) {
 		if keep {
 			kept = append(kept, h)
 		} else {
-			e.teardown(now, h)
+			e.teardown(now, h, "")
 		}
 	}
 	e.hosts = kept
@@ -190,7 +190,7 @@ func (e *Engine) setRun(now time.Time, h *vhost, upReason string) {
 			// `ifconfig carp0 down`: a MASTER bows out with advbase and
 			// advskew 255 so that a backup takes over at once; then the
 			// Linux link goes down too, as `ip link` should show.
-			e.apply(now, h, h.m.BowOut(now))
+			e.apply(now, h, h.m.BowOut(now, ""))
 			if h.clone {
 				e.setVlinkUp(h, false)
 			}
@@ -288,9 +288,11 @@ func (e *Engine) tuneParent(parent string) {
 
 // setKernel writes a /proc/sys value. With restore, the value it replaces is
 // recorded (in kernel.json too, before anything else changes) unless an
-// earlier run already recorded the original: after a crash, and even after a
-// reboot, what the admin had is what gets restored, while the value is
-// always written again.
+// earlier run already recorded the original: after a crash within one boot
+// what the admin had is what gets restored, while the value is always written
+// again. kernel.json lives in the state directory, which carpd holds locked
+// and which a reboot clears (under /run), so it only ever names values that
+// this process or the dead engine whose lock it inherited changed.
 func (e *Engine) setKernel(path, value string, restore bool) {
 	old, err := e.k.SetSysctl(path, value)
 	if err != nil {
@@ -318,7 +320,9 @@ func (e *Engine) restoreKernel() {
 }
 
 // teardown stops a vhost: bow-out if MASTER, addresses and its link removed.
-func (e *Engine) teardown(now time.Time, h *vhost) {
+// reason is the logged cause of the transition to INIT; empty means the
+// admin's ifconfig (carp.ReasonUser).
+func (e *Engine) teardown(now time.Time, h *vhost, reason string) {
 	if h.suppressed {
 		h.suppressed = false
 		e.demote(-int(e.knob("ifdown_demotion_factor")), "vhid removed", &e.demoteIfdown)
@@ -327,7 +331,7 @@ func (e *Engine) teardown(now time.Time, h *vhost) {
 		h.senderr = false
 		e.demote(-int(e.knob("senderr_demotion_factor")), "vhid removed", &e.demoteSenderr)
 	}
-	e.apply(now, h, h.m.BowOut(now))
+	e.apply(now, h, h.m.BowOut(now, reason))
 	e.removeAddrs(h)
 	if h.made {
 		if err := e.k.DeleteLink(h.vlink); err != nil && !errors.Is(err, kernelshim.ErrNoLink) {

@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -14,15 +15,22 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"golang.org/x/sys/unix"
 
 	"github.com/bsdcarp/bsdcarp/carp/control"
 	"github.com/bsdcarp/bsdcarp/carp/engine"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
+// DefaultStateDir is where the runtime state lives when neither --state-dir
+// nor CARPD_STATE_DIR is given: under /run, so that a restarted carpd picks
+// up where the last one left off within a boot, while after a reboot rc.conf
+// alone decides, as on FreeBSD.
+const DefaultStateDir = "/run/carpd/state"
+
 type cli struct {
 	Socket    string   `help:"Control socket path." env:"CARPD_SOCKET" default:"${socket}"`
-	StateDir  string   `help:"Directory where the configuration is saved." env:"CARPD_STATE_DIR" default:"/var/lib/carpd"`
+	StateDir  string   `help:"Directory of the runtime state (configuration, kernel settings to restore); under /run so that a reboot clears it." env:"CARPD_STATE_DIR" default:"${statedir}"`
 	Ifmap     []string `help:"BSD-to-Linux interface names, e.g. em0=eth0,em1=eth1." sep:","`
 	IfmapFile string   `help:"File of BSD=Linux name lines (# comments); missing is fine." default:"/etc/carpd/ifmap"`
 }
@@ -32,7 +40,7 @@ func main() {
 	kong.Parse(&c,
 		kong.Name("carpd"),
 		kong.Description("CARP engine: FreeBSD's carp(4) on Linux."),
-		kong.Vars{"socket": control.DefaultSocket},
+		kong.Vars{"socket": control.DefaultSocket, "statedir": DefaultStateDir},
 	)
 	lg := log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
 	if err := run(c, lg); err != nil {
@@ -42,9 +50,39 @@ func main() {
 }
 
 func run(c cli, lg *log.Logger) error {
+	// Before anything else: SIGHUP's default action would end the process
+	// without a hand-over, and a SIGTERM during start-up must still lead
+	// to one.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
 	ifmap, err := loadIfmap(c.IfmapFile, c.Ifmap)
 	if err != nil {
 		return err
+	}
+	sock := control.SocketPath(c.Socket)
+	// One engine per state directory, socket and network namespace: the
+	// locks come before anything that could touch a link, an address or a
+	// sysctl, so a second carpd leaves the first one's kernel alone.
+	lk, err := takeLocks(c.StateDir, sock, NetnsLock)
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	for _, w := range lk.Warnings {
+		lg.Printf("carpd: %s", w)
+	}
+	// kernel.json names values to restore only for the boot it was
+	// written in (a --state-dir on disk outlives a reboot).
+	if id, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+		dropped, err := engine.ForgetEarlierBoot(c.StateDir, string(id))
+		if err != nil {
+			lg.Printf("carpd: %v", err)
+		}
+		if dropped {
+			lg.Printf("carpd: %s: kernel.json was written before a reboot: its values are not restored", c.StateDir)
+		}
 	}
 	k, err := kernelshim.NewLinux()
 	if err != nil {
@@ -55,8 +93,9 @@ func run(c cli, lg *log.Logger) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	ctx, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
+	go handleSignals(ctx, sigs, stop, c, eng, lg)
 	runErr := make(chan error, 1)
 	go func() { runErr <- eng.Run(ctx) }()
 	select {
@@ -66,10 +105,14 @@ func run(c cli, lg *log.Logger) error {
 	}
 	// Ready means the socket accepts connections: listen only once the
 	// engine serves requests.
-	srv, err := control.Listen(control.SocketPath(c.Socket), eng)
+	srv, err := control.Listen(sock, eng)
 	if err != nil {
-		stop()
-		<-runErr
+		// What the engine set up is removed before the exit status says
+		// that carpd failed.
+		stop(errors.New("no control socket"))
+		if rerr := <-runErr; rerr != nil {
+			lg.Printf("carpd: %v", rerr)
+		}
 		return err
 	}
 	srv.Logf = lg.Printf
@@ -78,13 +121,60 @@ func run(c cli, lg *log.Logger) error {
 			lg.Printf("carpd: %v", err)
 		}
 	}()
-	lg.Printf("carpd: ready on %s", control.SocketPath(c.Socket))
+	lg.Printf("carpd: ready on %s", sock)
 	err = <-runErr
 	srv.Close()
 	if err == nil {
 		lg.Printf("carpd: stopped")
 	}
 	return err
+}
+
+// handleSignals turns SIGTERM and SIGINT into a graceful stop named after
+// the signal and SIGHUP into a reload, until ctx ends.
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.CancelCauseFunc, c cli, eng *engine.Engine, lg *log.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(ctx, c, eng, lg)
+				continue
+			}
+			stop(errors.New(unix.SignalName(sig.(syscall.Signal))))
+		}
+	}
+}
+
+// reload is SIGHUP: the interface map is read again from --ifmap-file and
+// --ifmap and handed to the engine, which refuses a change for a name a vhid
+// uses. Nothing else is reloadable, and no vhid changes state.
+func reload(ctx context.Context, c cli, eng *engine.Engine, lg *log.Logger) {
+	var srcs []string
+	if c.IfmapFile != "" {
+		srcs = append(srcs, c.IfmapFile)
+	}
+	if len(c.Ifmap) > 0 {
+		srcs = append(srcs, "--ifmap")
+	}
+	from := strings.Join(srcs, " and ")
+	if from == "" {
+		from = "no file and no --ifmap"
+	}
+	m, err := loadIfmap(c.IfmapFile, c.Ifmap)
+	if err == nil {
+		var summary string
+		summary, err = eng.Reload(ctx, m)
+		if err == nil {
+			lg.Printf("carpd: SIGHUP: reloaded the interface map from %s: %s", from, summary)
+			return
+		}
+	}
+	if errors.Is(err, engine.ErrStopped) || errors.Is(err, context.Canceled) {
+		return
+	}
+	lg.Printf("carpd: SIGHUP: interface map not reloaded, the old one stays: %v", err)
 }
 
 // loadIfmap reads the name map from the file (if present) and the flag; the

@@ -63,6 +63,7 @@ type Lab struct {
 	mu     sync.Mutex
 	nss    []string
 	procs  []*Proc
+	boots  int
 	Switch string // namespace holding the bridges
 }
 
@@ -238,6 +239,32 @@ func (l *Lab) Start(host, name string, env []string, argv ...string) *Proc {
 	return p
 }
 
+// FreshRun starts a process in host's namespace that holds a private mount
+// namespace with an empty tmpfs on /run, as a freshly booted host has, and
+// returns the command prefix (nsenter) that runs a program in it. Programs
+// run with the prefix share that /run (one "boot"); a second FreshRun is the
+// next boot. The host's real /run is never touched; the mounts go with the
+// holder, which cleanup kills.
+func (l *Lab) FreshRun(host string) []string {
+	l.t.Helper()
+	l.mu.Lock()
+	l.boots++
+	name := fmt.Sprintf("%s-boot%d", host, l.boots)
+	l.mu.Unlock()
+	// The marker says the tmpfs is mounted; sleep holds the namespace open
+	// (it is the holder, not a wait for a condition).
+	p := l.Start(host, name, nil, "unshare", "--mount", "--propagation", "private",
+		"sh", "-c", "mount -t tmpfs -o mode=0755 tmpfs /run && : >/run/.bsdcarp-boot && exec sleep 1000000")
+	prefix := []string{"nsenter", "-t", strconv.Itoa(p.Pid()), "-m", "--"}
+	if _, ok := Eventually(10*time.Second, func() bool {
+		_, _, code := l.Exec(host, nil, append(prefix, "test", "-e", "/run/.bsdcarp-boot")...)
+		return code == 0 || p.Exited()
+	}); !ok || p.Exited() {
+		l.t.Fatalf("%s: no private /run:\n%s", host, p.Output())
+	}
+	return prefix
+}
+
 // Proc is a background process of a lab.
 type Proc struct {
 	cmd  *exec.Cmd
@@ -256,6 +283,29 @@ func (p *Proc) Kill(sig syscall.Signal) error {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 		return fmt.Errorf("process %d did not stop on %v", p.cmd.Process.Pid, sig)
+	}
+}
+
+// Pid is the process id. `ip netns exec` and the commands Start is given
+// here exec rather than fork, so it is also the id of the program started.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process without waiting for anything.
+func (p *Proc) Signal(sig syscall.Signal) error {
+	if err := syscall.Kill(p.cmd.Process.Pid, sig); err != nil {
+		return fmt.Errorf("signal %v to %d: %w", sig, p.cmd.Process.Pid, err)
+	}
+	return nil
+}
+
+// Wait waits up to timeout for the process to end and returns its exit
+// status (-1 after a death by signal); ok is false on timeout.
+func (p *Proc) Wait(timeout time.Duration) (code int, ok bool) {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode(), true
+	case <-time.After(timeout):
+		return 0, false
 	}
 }
 

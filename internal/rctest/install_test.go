@@ -79,7 +79,7 @@ func TestMakeInstall(t *testing.T) {
 		}
 	}
 	units := map[string][]string{
-		"carpd.service":   {"ExecStart=/usr/local/sbin/carpd ", "KillSignal=SIGTERM", "Restart=on-failure", "RuntimeDirectory=carpd", "StateDirectory=carpd"},
+		"carpd.service":   {"ExecStart=/usr/local/sbin/carpd ", "KillSignal=SIGTERM", "Restart=on-failure", "RuntimeDirectory=carpd", "RuntimeDirectoryPreserve=yes", "--state-dir /run/carpd/state ", "ExecReload=/bin/kill -HUP $MAINPID"},
 		"carp-rc.service": {"ExecStart=/usr/local/sbin/rc.carp ", "Type=oneshot", "RemainAfterExit=yes", "Requires=carpd.service", "After=carpd.service"},
 	}
 	for u, wants := range units {
