@@ -461,6 +461,11 @@ func (p *ifParser) bareWord(w string) error {
 		if n, ok := contiguousMask(a); ok {
 			p.plen = n
 			p.maskSet = true
+		} else if a.As4()[0] == 0xff {
+			// 255.255.0.255 is a mistyped netmask, not the broadcast
+			// address of any virtual address: refuse it as netmask does
+			// rather than ignore it and make the address a /32.
+			return cliErr(w + ": bad value")
 		}
 	}
 	// Otherwise it is the broadcast address: accepted and ignored.

@@ -242,6 +242,7 @@ func TestIfconfigErrors(t *testing.T) {
 		// A non-contiguous mask is refused (FreeBSD 14 would count its
 		// bits and make a typo a /16; Linux cannot hold it).
 		{"non-contiguous netmask", "carp0 vhid 1 pass x 10.0.0.1 netmask 255.0.255.0", "255.0.255.0: bad value"},
+		{"non-contiguous mask as second word", "carp0 vhid 1 10.0.0.1 255.255.0.255", "255.255.0.255: bad value"},
 		{"non-contiguous hex netmask", "carp0 10.0.0.1 netmask 0xff00ff00", "0xff00ff00: bad value"},
 		{"non-contiguous netmask on physical", "em0 inet 10.0.0.7 netmask 255.255.0.255 alias", "255.255.0.255: bad value"},
 		{"non-contiguous inet6 netmask", "carp0 inet6 2001:db8::1 netmask ffff:0:ffff::", "ffff:0:ffff::: bad value"},
