@@ -55,7 +55,7 @@ func (e *Engine) ifconfig(req IfconfigRequest) error {
 	// validation as config.json's.
 	if err := next.Validate(); err != nil {
 		e.log.Printf("carpd: ifconfig %s refused: %v", req.Iface, err)
-		return refusal(req, err)
+		return refusal(err)
 	}
 	// The kernel may still refuse what validation let through (an MTU
 	// above the driver's maximum): the Linux side goes first and is undone
@@ -230,7 +230,7 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 		ifc = c.iface(name)
 	}
 	if ifc == nil {
-		if clone || ValidIfName(name) != nil {
+		if clone {
 			return cliErr("interface " + name + " does not exist")
 		}
 		if _, ok := e.linkByLinuxName(e.linuxName(name)); !ok {
@@ -417,17 +417,14 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 // refusal words a configuration the validator refused in the errno BSD's
 // kernel gives for such a request: an address it cannot own is
 // SIOCAIFADDR's EINVAL, anything else SIOCSVH's.
-func refusal(req IfconfigRequest, err error) error {
+func refusal(err error) error {
 	var fe *FieldError
 	switch {
 	case errors.As(err, &fe) && strings.Contains(fe.Field, ".addrs["):
 		return cliErr("ioctl (SIOCAIFADDR): Invalid argument")
-	case errors.As(err, &fe) && strings.HasSuffix(fe.Field, ".name"):
-		if len(req.Ops) > 0 && req.Ops[0].Kind == OpCreate {
-			return cliErr("SIOCIFCREATE2: Invalid argument")
-		}
-		return cliErr("interface " + req.Iface + " does not exist")
 	}
+	// A Linux link whose name BSD cannot hold (non-ASCII) cannot carry a
+	// vhid either: SIOCSVH's EINVAL, like any other refused parameter.
 	return errInval
 }
 

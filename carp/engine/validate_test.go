@@ -203,12 +203,24 @@ func TestIfconfigRefusesWhatCouldNotLoadAgain(t *testing.T) {
 			{IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpVHID, Int: 1}, {Kind: OpCarpdev, Str: "em0"}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("224.0.0.18/32")}}}, "ioctl (SIOCAIFADDR): Invalid argument"},
 			{IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpVHID, Int: 1}, {Kind: OpPass, Str: "a\x00b"}}}, "SIOCSVH: Invalid argument"},
 			{IfconfigRequest{Iface: "em0 x", Ops: []Op{{Kind: OpUp}}}, "interface em0 x does not exist"},
+			{IfconfigRequest{Iface: "carp99999999999999999999", Ops: []Op{{Kind: OpVHID, Int: 1}}}, "interface carp99999999999999999999 does not exist"},
 		} {
 			err := n.e.Ifconfig(ctx, c.req)
 			var ce *CLIError
 			if !errors.As(err, &ce) || ce.Msg != c.want {
 				t.Errorf("%+v: %v, want %q", c.req, err, c.want)
 			}
+		}
+		// Linux allows a name BSD cannot hold: its plain settings still
+		// work, a vhid on it is refused.
+		n.k.AddLink(kernelshim.Link{Name: "lané", MTU: 1500, AdminUp: true, Carrier: true, Running: true, Kind: "veth"}, nil)
+		synctest.Wait()
+		if err := n.e.Ifconfig(ctx, IfconfigRequest{Iface: "lané", Ops: []Op{{Kind: OpMTU, Int: 1400}}}); err != nil {
+			t.Errorf("mtu on a link with a non-ASCII name: %v", err)
+		}
+		err = n.e.Ifconfig(ctx, IfconfigRequest{Iface: "lané", Ops: []Op{{Kind: OpVHID, Int: 3}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("10.9.0.1/24")}}})
+		if ce := (*CLIError)(nil); !errors.As(err, &ce) || ce.Msg != "SIOCSVH: Invalid argument" {
+			t.Errorf("vhid on a link with a non-ASCII name: %v", err)
 		}
 		after, err := os.ReadFile(filepath.Join(dir, configFile))
 		if err != nil || string(after) != string(before) {
