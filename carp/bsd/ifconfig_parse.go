@@ -2,7 +2,6 @@ package bsd
 
 import (
 	"fmt"
-	"math/bits"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -109,6 +108,11 @@ func ParseIfconfig(args []string) (ParsedIfconfig, error) {
 	}
 	res.Iface = rest[0]
 	words := rest[1:]
+	if len(words) > 0 && (words[0] == "create" || words[0] == "plumb") && len(res.Iface) > engine.MaxIfNameLen {
+		// FreeBSD ifconfig: strlcpy into IFNAMSIZ before SIOCIFCREATE2.
+		// Linux names have the same bound.
+		return ParsedIfconfig{}, cliErr(res.Iface + ": cloning name too long")
+	}
 	if len(words) == 0 || (len(words) == 1 && isStatusAF(words[0])) {
 		// "ifconfig carp0" or "ifconfig carp0 inet": status display.
 		// The address family filter of the second form is not applied.
@@ -457,6 +461,11 @@ func (p *ifParser) bareWord(w string) error {
 		if n, ok := contiguousMask(a); ok {
 			p.plen = n
 			p.maskSet = true
+		} else if a.As4()[0] == 0xff {
+			// 255.255.0.255 is a mistyped netmask, not the broadcast
+			// address of any virtual address: refuse it as netmask does
+			// rather than ignore it and make the address a /32.
+			return cliErr(w + ": bad value")
 		}
 	}
 	// Otherwise it is the broadcast address: accepted and ignored.
@@ -523,10 +532,9 @@ func (p *ifParser) setNetmask(arg string) error {
 		if !ok {
 			return cliErr(arg + ": bad value")
 		}
-		b := a.As16()
-		n := 0
-		for _, x := range b {
-			n += bits.OnesCount8(x)
+		n, ok := contiguousMask6(a)
+		if !ok {
+			return cliErr(arg + ": bad value")
 		}
 		p.plen, p.maskSet = n, true
 		return nil
@@ -536,8 +544,15 @@ func (p *ifParser) setNetmask(arg string) error {
 		return cliErr(arg + ": bad value")
 	}
 	// FreeBSD 14 (netlink) counts the bits of the mask: a non-contiguous
-	// mask silently becomes the prefix of that many bits.
-	p.plen, p.maskSet = bits.OnesCount32(maskBits(a)), true
+	// mask silently becomes the prefix of that many bits, so a typo
+	// (255.0.255.0) becomes a /16. Linux cannot hold such a mask either:
+	// bsdcarp refuses it in the words ifconfig uses for a mask it cannot
+	// parse.
+	n, ok := contiguousMask(a)
+	if !ok {
+		return cliErr(arg + ": bad value")
+	}
+	p.plen, p.maskSet = n, true
 	return nil
 }
 

@@ -236,6 +236,17 @@ func TestIfconfigErrors(t *testing.T) {
 		{"unsupported without its argument", "carp0 mediaopt", "'mediaopt' is not supported by bsdcarp"},
 		{"netmask alone", "carp0 netmask 255.255.255.0", "'netmask without an address' is not supported by bsdcarp"},
 		{"first error wins", "carp0 vhid 0 state bogus", "vhid must be greater than 0"},
+		// Linux, like FreeBSD, holds at most 15 bytes of interface name.
+		{"clone name too long", "carp99999999999999999999 create", "carp99999999999999999999: cloning name too long"},
+		{"clone name too long, plumb", "carp1234567890123 plumb vhid 1", "carp1234567890123: cloning name too long"},
+		// A non-contiguous mask is refused (FreeBSD 14 would count its
+		// bits and make a typo a /16; Linux cannot hold it).
+		{"non-contiguous netmask", "carp0 vhid 1 pass x 10.0.0.1 netmask 255.0.255.0", "255.0.255.0: bad value"},
+		{"non-contiguous mask as second word", "carp0 vhid 1 10.0.0.1 255.255.0.255", "255.255.0.255: bad value"},
+		{"non-contiguous hex netmask", "carp0 10.0.0.1 netmask 0xff00ff00", "0xff00ff00: bad value"},
+		{"non-contiguous netmask on physical", "em0 inet 10.0.0.7 netmask 255.255.0.255 alias", "255.255.0.255: bad value"},
+		{"non-contiguous inet6 netmask", "carp0 inet6 2001:db8::1 netmask ffff:0:ffff::", "ffff:0:ffff::: bad value"},
+		{"inet6 netmask with a hole late", "carp0 inet6 2001:db8::1 netmask ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd: bad value"},
 		{"error after good words", "carp0 vhid 1 pass x advskew 100 state bogus", "unknown state"},
 	}
 	for _, tc := range tests {
@@ -487,5 +498,35 @@ func TestInetAton(t *testing.T) {
 		if got != want {
 			t.Errorf("inetAton(%q) = %q want %q", in, got, want)
 		}
+	}
+}
+
+// Contiguous masks of every length are still masks; 15 bytes is a name.
+func TestIfconfigContiguousMasksAndLongestName(t *testing.T) {
+	for bits := 0; bits <= 32; bits++ {
+		v := uint32(0)
+		if bits > 0 {
+			v = ^uint32(0) << (32 - bits)
+		}
+		m := [4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
+		line := "carp0 10.0.0.1 netmask " + netip.AddrFrom4(m).String()
+		p, err := ParseIfconfig(strings.Fields(line))
+		if err != nil || p.Request.Ops[0].Prefix.Bits() != bits {
+			t.Errorf("%q: %v %+v", line, err, p.Request)
+		}
+	}
+	for _, c := range []struct {
+		mask string
+		bits int
+	}{{"ffff:ffff:ffff:ffff::", 64}, {"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 128}, {"::", 0}, {"ffff:fe00::", 23}} {
+		line := "carp0 inet6 2001:db8::1 netmask " + c.mask
+		p, err := ParseIfconfig(strings.Fields(line))
+		if err != nil || p.Request.Ops[0].Prefix.Bits() != c.bits {
+			t.Errorf("%q: %v %+v", line, err, p.Request)
+		}
+	}
+	p, err := ParseIfconfig([]string{"carp12345678901", "create"})
+	if err != nil || p.Request.Ops[0].Kind != engine.OpCreate {
+		t.Fatalf("a 15-byte clone name: %v", err)
 	}
 }

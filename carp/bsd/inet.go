@@ -119,6 +119,28 @@ func contiguousMask(a netip.Addr) (int, bool) {
 	return ones, true
 }
 
+// contiguousMask6 is contiguousMask for an IPv6 netmask.
+func contiguousMask6(a netip.Addr) (int, bool) {
+	b := a.As16()
+	n := 0
+	for i, x := range b {
+		ones := bits.LeadingZeros8(^x)
+		n += ones
+		if ones < 8 {
+			if x<<ones != 0 {
+				return 0, false
+			}
+			for _, rest := range b[i+1:] {
+				if rest != 0 {
+					return 0, false
+				}
+			}
+			break
+		}
+	}
+	return n, true
+}
+
 // strtonum mirrors the error strings of BSD strtonum(3) for a decimal string
 // in [lo, hi]: "invalid", "too small" or "too large".
 func strtonum(s string, lo, hi int64) (int64, string) {

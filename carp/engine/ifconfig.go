@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
@@ -49,6 +51,12 @@ func (e *Engine) ifconfig(req IfconfigRequest) error {
 	var pl plan
 	if err := e.applyOps(next, req, &pl); err != nil {
 		return err
+	}
+	// What a line leaves must load again after a restart: the same
+	// validation as config.json's.
+	if err := next.Validate(); err != nil {
+		e.log.Printf("carpd: ifconfig %s refused: %v", req.Iface, err)
+		return refusal(err)
 	}
 	// The kernel may still refuse what validation let through (an MTU
 	// above the driver's maximum): the Linux side goes first and is undone
@@ -202,6 +210,10 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 	ifc := c.iface(name)
 	clone := IsCloneName(name)
 	if len(req.Ops) > 0 && req.Ops[0].Kind == OpCreate {
+		if len(name) > MaxIfNameLen {
+			// FreeBSD ifconfig's check before SIOCIFCREATE2.
+			return cliErr(name + ": cloning name too long")
+		}
 		if !clone {
 			return cliErr("SIOCIFCREATE2: Invalid argument")
 		}
@@ -271,7 +283,7 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 			if cur == nil {
 				return cliErr("passwd requires vhid")
 			}
-			cur.Key = op.Str
+			cur.Key = boundKey(op.Str)
 		case OpAdvBase:
 			if cur == nil {
 				return cliErr("advbase requires vhid")
@@ -401,6 +413,34 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 	return e.checkUnique(c)
 }
 
+// refusal words a configuration the validator refused in the errno BSD's
+// kernel gives for such a request: an address it cannot own is
+// SIOCAIFADDR's EINVAL, anything else SIOCSVH's.
+func refusal(err error) error {
+	var fe *FieldError
+	switch {
+	case errors.As(err, &fe) && strings.Contains(fe.Field, ".addrs["):
+		return cliErr("ioctl (SIOCAIFADDR): Invalid argument")
+	}
+	// A Linux link whose name BSD cannot hold (non-ASCII) cannot carry a
+	// vhid either: SIOCSVH's EINVAL, like any other refused parameter.
+	return errInval
+}
+
+// boundKey keeps a password to MaxKeyBytes, cut on a character boundary so
+// that the saved JSON holds exactly what was kept. The protocol uses only
+// the first carp.MaxKeyLen bytes, which stay the same.
+func boundKey(k string) string {
+	if len(k) <= MaxKeyBytes {
+		return k
+	}
+	cut := MaxKeyBytes
+	for cut > 0 && !utf8.RuneStart(k[cut]) {
+		cut--
+	}
+	return k[:cut]
+}
+
 // hostAddr plans a plain address on the physical interface. Without
 // `alias`, BSD's ifconfig first removes the interface's first address of
 // that family; re-adding an address that is already there changes nothing,
@@ -519,7 +559,9 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 	old := e.knob(leaf)
 	next := e.cfg.clone()
 	if k.additive {
-		next.Knobs[leaf] = next.Knobs[leaf] + v
+		// FreeBSD's counter is a C int: saturate rather than wrap, so
+		// that the saved value always loads again.
+		next.Knobs[leaf] = min(max(next.Knobs[leaf]+v, math.MinInt32), math.MaxInt32)
 	} else if v == k.def {
 		delete(next.Knobs, leaf)
 	} else {

@@ -27,14 +27,11 @@ func loadConfig(dir string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(b, c); err != nil {
-		return nil, fmt.Errorf("engine: %s: %w", filepath.Join(dir, configFile), err)
-	}
-	if c.Version != configVersion {
-		return nil, fmt.Errorf("engine: %s: unsupported version %d", filepath.Join(dir, configFile), c.Version)
-	}
-	if c.Knobs == nil {
-		c.Knobs = map[string]int64{}
+	// Validated as strictly as the command line: a bad file is refused
+	// before anything in the kernel is touched (validate.go).
+	c, err = decodeConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, configFile), err)
 	}
 	return c, nil
 }
@@ -50,9 +47,9 @@ func loadKernelState(dir string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := map[string]string{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("engine: %s: %w", filepath.Join(dir, kernelFile), err)
+	m, err := decodeKernelState(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, kernelFile), err)
 	}
 	return m, nil
 }

@@ -4,10 +4,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"log"
 	"os"
 	"os/signal"
@@ -178,63 +176,7 @@ func reload(ctx context.Context, c cli, eng *engine.Engine, lg *log.Logger) {
 }
 
 // loadIfmap reads the name map from the file (if present) and the flag; the
-// flag wins.
+// flag wins. The parser is engine.LoadIfmap: strict, errors name file:line.
 func loadIfmap(file string, pairs []string) (map[string]string, error) {
-	m := map[string]string{}
-	if file != "" {
-		f, err := os.Open(file)
-		switch {
-		case err == nil:
-			sc := bufio.NewScanner(f)
-			n := 0
-			for sc.Scan() {
-				n++
-				line := strings.TrimSpace(sc.Text())
-				if i := strings.IndexByte(line, '#'); i >= 0 {
-					line = strings.TrimSpace(line[:i])
-				}
-				if line == "" {
-					continue
-				}
-				if err := addPair(m, line); err != nil {
-					f.Close()
-					return nil, fmt.Errorf("%s:%d: %w", file, n, err)
-				}
-			}
-			f.Close()
-			if err := sc.Err(); err != nil {
-				return nil, fmt.Errorf("read %s: %w", file, err)
-			}
-		case !os.IsNotExist(err):
-			return nil, fmt.Errorf("ifmap: %w", err)
-		}
-	}
-	for _, p := range pairs {
-		if err := addPair(m, p); err != nil {
-			return nil, fmt.Errorf("--ifmap: %w", err)
-		}
-	}
-	// Every output shows one BSD name per Linux link, and carpN are
-	// carpd's own interfaces.
-	byLinux := map[string]string{}
-	for bsd, linux := range m {
-		if engine.IsCloneName(bsd) {
-			return nil, fmt.Errorf("ifmap: %s is a carp interface name, not a mappable one", bsd)
-		}
-		if other, dup := byLinux[linux]; dup {
-			return nil, fmt.Errorf("ifmap: %s and %s both map to %s", min(bsd, other), max(bsd, other), linux)
-		}
-		byLinux[linux] = bsd
-	}
-	return m, nil
-}
-
-func addPair(m map[string]string, p string) error {
-	bsd, linux, ok := strings.Cut(strings.TrimSpace(p), "=")
-	bsd, linux = strings.TrimSpace(bsd), strings.TrimSpace(linux)
-	if !ok || bsd == "" || linux == "" || len(linux) > 15 {
-		return fmt.Errorf("bad interface mapping %q (want BSD=Linux, e.g. em0=eth0)", p)
-	}
-	m[bsd] = linux
-	return nil
+	return engine.LoadIfmap(file, pairs)
 }
