@@ -15,39 +15,63 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NetnsLock is the abstract Unix socket that one carpd per network namespace
-// binds. Abstract names belong to the network namespace and vanish with the
-// process, so a killed engine never leaves it behind. Two engines in one
-// namespace would fight over the same links and kernel settings whatever
-// their state directories and sockets.
-const NetnsLock = "@bsdcarp/engine"
+// NetnsLockDir holds one lock file per network namespace, named after the
+// namespace's inode. It is root's alone (mode 0700 under /run, which a
+// reboot clears): no other user can create or hold a lock there, so no local
+// user can keep carpd from starting. Two engines in one namespace would
+// fight over the same links and kernel settings whatever their state
+// directories and sockets.
+const NetnsLockDir = "/run/carpd/netns"
+
+// netnsLock names the lock of one network namespace.
+type netnsLock struct {
+	Path string // the lock file
+	Name string // how messages name the namespace: net:[4026531840]
+}
+
+// currentNetns returns the lock of the calling process's network namespace.
+func currentNetns(dir string) (netnsLock, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		return netnsLock{}, fmt.Errorf("network namespace: %w", err)
+	}
+	return netnsLock{
+		Path: filepath.Join(dir, fmt.Sprintf("%d-%d.lock", st.Dev, st.Ino)),
+		Name: fmt.Sprintf("net:[%d]", st.Ino),
+	}, nil
+}
 
 // locks are what makes this process the only engine of its state directory,
 // its control socket and its network namespace. They are taken before
 // anything in the kernel is touched and held until the process exits.
 type locks struct {
 	files []*os.File
-	netns *net.UnixListener
+	// remove is the lock file release deletes (the namespace's, which would
+	// otherwise pile up in /run, one per namespace ever used).
+	remove string
 	// Warnings are worth a log line but do not stop carpd (the pid could
 	// not be recorded on a full or read-only state directory).
 	Warnings []string
 }
 
-// release drops every lock (the kernel would at exit anyway).
+// release drops every lock (the kernel would at exit anyway). The
+// namespace's lock file is removed while still held; lockFile checks after
+// locking that its file is still the one at the path, so a carpd starting
+// right now cannot end up holding a removed file.
 func (l *locks) release() {
+	if l.remove != "" && len(l.files) > 0 {
+		os.Remove(l.remove)
+	}
 	for _, f := range l.files {
 		f.Close()
-	}
-	if l.netns != nil {
-		l.netns.Close()
 	}
 }
 
 // takeLocks takes, in this order, the state directory's lock, the control
-// socket's lock and the network namespace's lock (the abstract socket netns,
-// NetnsLock but in tests), and checks that nothing answers on the socket.
-// The error names what is taken, in one line.
-func takeLocks(stateDir, socket, netns string) (*locks, error) {
+// socket's lock and the network namespace's lock (see currentNetns; its
+// directory is created 0700), and checks that nothing answers on the
+// socket. The error names what is taken, in one line.
+func takeLocks(stateDir, socket string, netns netnsLock) (*locks, error) {
 	l := &locks{}
 	ok := false
 	defer func() {
@@ -79,9 +103,15 @@ func takeLocks(stateDir, socket, netns string) (*locks, error) {
 	if err := socketFree(socket); err != nil {
 		return nil, err
 	}
-	if l.netns, err = lockNetns(netns); err != nil {
+	if err := makePrivateDir(filepath.Dir(netns.Path)); err != nil {
+		return nil, fmt.Errorf("network namespace lock directory: %w", err)
+	}
+	if f, err = lockFile(netns.Path, "network namespace "+netns.Name); err != nil {
 		return nil, err
 	}
+	l.files = append(l.files, f)
+	l.remove = netns.Path
+	sweepStale(filepath.Dir(netns.Path))
 	ok = true
 	return l, nil
 }
@@ -90,13 +120,42 @@ func takeLocks(stateDir, socket, netns string) (*locks, error) {
 // it that do not exist yet get 0755, since /run/carpd also holds the control
 // socket that every user may reach.
 func makeStateDir(dir string) error {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return fmt.Errorf("state directory: %w", err)
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := makePrivateDir(dir); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	return nil
+}
+
+// makePrivateDir creates dir with mode 0700 and the missing directories
+// above it with 0755.
+func makePrivateDir(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+// sweepStale removes the lock files of engines that were killed (nothing
+// holds their lock any more), so that /run does not collect one per
+// network namespace ever used. Best effort.
+func sweepStale(dir string) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.lock"))
+	if err != nil {
+		return
+	}
+	for _, path := range names {
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil && samePath(f, path) {
+			os.Remove(path)
+		}
+		f.Close()
+	}
 }
 
 // lockStateDir takes an exclusive flock on the state directory itself, which
@@ -124,23 +183,40 @@ func lockStateDir(dir string) (*os.File, string, error) {
 // it can lock it) and writes our pid into it. what names the resource in the
 // error when another process holds it.
 func lockFile(path, what string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", what, err)
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", what, err)
+		}
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", what, err)
+		}
+		if err := flockNB(f, what, path); err != nil {
+			f.Close()
+			return nil, err
+		}
+		// The holder before us may have removed the file between our open
+		// and our lock: then we hold a lock nobody else can see. Try again.
+		if !samePath(f, path) {
+			f.Close()
+			continue
+		}
+		if err := writePid(path); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", what, err)
+		}
+		return f, nil
 	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", what, err)
+}
+
+// samePath reports whether path still names the open file f.
+func samePath(f *os.File, path string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Lstat(path, &b) != nil {
+		return false
 	}
-	if err := flockNB(f, what, path); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := writePid(path); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", what, err)
-	}
-	return f, nil
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 // flockNB takes an exclusive flock on f without waiting. When another
@@ -216,47 +292,4 @@ func socketFree(path string) error {
 	default:
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
-}
-
-// lockNetns binds the abstract socket name. When it is taken, the holder's
-// pid and uid come from the kernel (SO_PEERCRED of a connection to it).
-func lockNetns(name string) (*net.UnixListener, error) {
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
-	if err == nil {
-		return ln, nil
-	}
-	if !errors.Is(err, syscall.EADDRINUSE) {
-		return nil, fmt.Errorf("lock network namespace (%s): %w", name, err)
-	}
-	cred, cerr := holder(name)
-	switch {
-	case cerr != nil:
-		return nil, fmt.Errorf("another carpd runs in this network namespace (%s is taken)", name)
-	case cred.Uid != 0 && int(cred.Uid) != os.Geteuid():
-		return nil, fmt.Errorf("pid %d of uid %d holds %s, which one carpd per network namespace binds", cred.Pid, cred.Uid, name)
-	default:
-		return nil, fmt.Errorf("another carpd (pid %d) runs in this network namespace", cred.Pid)
-	}
-}
-
-// holder returns the credentials of the process listening on an abstract
-// Unix socket.
-func holder(name string) (*unix.Ucred, error) {
-	c, err := net.DialTimeout("unix", name, time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	raw, err := c.(*net.UnixConn).SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var cred *unix.Ucred
-	var gerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, gerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return nil, err
-	}
-	return cred, gerr
 }

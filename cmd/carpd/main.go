@@ -63,7 +63,11 @@ func run(c cli, lg *log.Logger) error {
 	// One engine per state directory, socket and network namespace: the
 	// locks come before anything that could touch a link, an address or a
 	// sysctl, so a second carpd leaves the first one's kernel alone.
-	lk, err := takeLocks(c.StateDir, sock, NetnsLock)
+	ns, err := currentNetns(NetnsLockDir)
+	if err != nil {
+		return err
+	}
+	lk, err := takeLocks(c.StateDir, sock, ns)
 	if err != nil {
 		return err
 	}

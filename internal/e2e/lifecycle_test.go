@@ -222,6 +222,7 @@ func TestSecondCarpdLeavesTheFirstUntouched(t *testing.T) {
 
 	pid := strconv.Itoa(fw1.carpd.Pid())
 	other := filepath.Join(lab.Dir, "second.state")
+	ino, _, _ := lab.Exec("fw1", nil, "stat", "-L", "-c", "%i", "/proc/self/ns/net")
 	for _, tt := range []struct {
 		name       string
 		sock, dir  string
@@ -232,7 +233,7 @@ func TestSecondCarpdLeavesTheFirstUntouched(t *testing.T) {
 		{"same socket, another state directory", fw1.sock, other,
 			"carpd: another carpd (pid " + pid + ") uses control socket " + fw1.sock},
 		{"another socket and state directory", filepath.Join(lab.Dir, "second.sock"), other,
-			"carpd: another carpd (pid " + pid + ") runs in this network namespace"},
+			"carpd: another carpd (pid " + pid + ") uses network namespace net:[" + strings.TrimSpace(ino) + "]"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			env := []string{"CARPD_SOCKET=" + tt.sock, "CARPD_STATE_DIR=" + tt.dir}
