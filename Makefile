@@ -6,7 +6,7 @@ export CGO_ENABLED = 0
 
 CMDS = carpd ifconfig-carp carpctl-sysctl
 
-.PHONY: all build test demo bench fuzz vet clean install
+.PHONY: all build test sim demo bench fuzz vet clean install
 
 all: build
 
@@ -20,6 +20,10 @@ build:
 ## test: the whole suite (unit, golden, simulation, namespaces, ucarp interop); needs root
 test: build
 	scripts/test.sh
+
+## sim: the simulation at full strength, 10,000 seeded runs (SIM_RUNS=N to change); prints a summary
+sim:
+	scripts/sim.sh
 
 ## demo: the handbook's two-firewall lab in namespaces, with a live failover; needs root
 demo: build

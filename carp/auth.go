@@ -146,6 +146,15 @@ func BuildAdvert(vhid, advbase, advskew uint8, counter uint64, key []byte, addrs
 // at once. 2^40 adverts are 34,000 years at one advert a second.
 const ReplayWindow = 1 << 40
 
+// MaxChains is how many counter chains Counter remembers per address
+// family. A chain is the run of counters that starts at one random draw
+// (a host's first advert after it started) and goes on +1 per advert, from
+// host to host as they adopt each other's value. A new chain appears only
+// when a host starts with a fresh counter, so 32 cover the reboots of the
+// peers during one engine's life; a fresh random counter lands inside the
+// window of one of them with probability at most 32 * 2^40 / 2^64 (2e-6).
+const MaxChains = 32
+
 // Counter is a vhid's advertisement counter (reference §2): random 64 bits
 // at the first send, +1 per advert sent (wrapping), and the received value
 // adopted from valid adverts, so a node that becomes MASTER continues at the
@@ -153,18 +162,19 @@ const ReplayWindow = 1 << 40
 //
 // FreeBSD does no replay check ("XXX Replay protection goes here"); Counter
 // adds one that FreeBSD, OpenBSD and ucarp peers cannot notice: per address
-// family it remembers the newest counter sent or accepted, and Fresh refuses
-// a counter equal to it or up to ReplayWindow behind it. A captured advert
-// replayed later (from any source address) is therefore dropped, while a
-// peer that takes over (it adopted our counter: it sends ours + 1) or
-// reboots (a random counter, almost surely outside the window) is accepted
-// at once. Adoption only moves forward, so a replay can never pull the
-// counter back. The zero value is ready to use.
+// family it remembers the newest counter sent or accepted of each chain it
+// has seen (up to MaxChains, the least recently advanced forgotten first),
+// and Fresh refuses a counter equal to one of them or up to ReplayWindow
+// behind it. A captured advert replayed later (from any source address) is
+// therefore dropped, also after a peer rebooted and the segment moved to
+// its new chain, while a peer that takes over (it adopted our counter: it
+// sends ours + 1) or reboots (a random counter, almost surely outside every
+// window) is accepted at once. Adoption only moves a chain forward, so a
+// replay can never pull the counter back. The zero value is ready to use.
 type Counter struct {
-	v    uint64
-	set  bool
-	high [2]uint64 // newest counter sent or accepted, per family (0: IPv4, 1: IPv6)
-	seen [2]bool
+	v     uint64
+	set   bool
+	heads [2][]uint64 // per family (0: IPv4, 1: IPv6): newest counter of each chain, least recently advanced first
 }
 
 func familyIndex(ipv6 bool) int {
@@ -195,24 +205,45 @@ func (c *Counter) Next(random func() uint64) uint64 {
 	} else {
 		c.v++
 	}
-	for f := range c.high {
+	for f := range c.heads {
 		c.note(f, c.v)
 	}
 	return c.v
 }
 
+// note records v on family f: it advances the chain v is on (at most
+// ReplayWindow ahead of its head), changes nothing if v is behind a head,
+// and otherwise starts a new chain, forgetting the least recently advanced
+// one beyond MaxChains.
 func (c *Counter) note(f int, v uint64) {
-	if !c.seen[f] || !behind(v, c.high[f]) {
-		c.high[f], c.seen[f] = v, true
+	hs := c.heads[f]
+	for i, h := range hs {
+		if behind(v, h) {
+			return
+		}
+		if behind(h, v) {
+			// Advance this chain and make it the most recent.
+			copy(hs[i:], hs[i+1:])
+			hs[len(hs)-1] = v
+			return
+		}
 	}
+	if len(hs) == MaxChains {
+		hs = append(hs[:0], hs[1:]...)
+	}
+	c.heads[f] = append(hs, v)
 }
 
 // Fresh reports whether an authenticated advert with counter v, received
 // over IPv6 or IPv4, is new: false for a replay (equal to the newest counter
-// of that family or up to ReplayWindow behind it).
+// of a chain seen on that family or up to ReplayWindow behind it).
 func (c *Counter) Fresh(ipv6 bool, v uint64) bool {
-	f := familyIndex(ipv6)
-	return !c.seen[f] || !behind(v, c.high[f])
+	for _, h := range c.heads[familyIndex(ipv6)] {
+		if behind(v, h) {
+			return false
+		}
+	}
+	return true
 }
 
 // Adopt records that a valid, fresh advert with counter v was received over

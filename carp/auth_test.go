@@ -223,6 +223,45 @@ func TestCounterReplay(t *testing.T) {
 			t.Errorf("our own advert 201 is fresh after sending it")
 		}
 	})
+	t.Run("old chains stay stale after the segment moved to a rebooted peer's chain", func(t *testing.T) {
+		// Found by TestSimulation (seed 2 before the fix): remembering
+		// only the newest counter, a host that heard a rebooted peer's
+		// fresh chain took every replay of the old chain as fresh again,
+		// and two captures from two chains could be replayed forever.
+		var c Counter
+		c.Adopt(false, 100)                // chain X
+		c.Adopt(false, 0x8000000000000000) // a peer rebooted: chain Z
+		for _, v := range []uint64{100, 99, 0x8000000000000000} {
+			if c.Fresh(false, v) {
+				t.Errorf("Fresh(%#x) after both chains were seen", v)
+			}
+		}
+		if !c.Fresh(false, 101) || !c.Fresh(false, 0x8000000000000001) {
+			t.Error("the next advert of a chain is not fresh")
+		}
+		c.Adopt(false, 101) // chain X goes on
+		if c.Fresh(false, 0x8000000000000000) || c.Fresh(false, 101) {
+			t.Error("a chain was forgotten when the other advanced")
+		}
+	})
+	t.Run("at most MaxChains chains, the least recently advanced forgotten", func(t *testing.T) {
+		var c Counter
+		chain := func(i int) uint64 { return uint64(i) << 48 }
+		for i := range MaxChains + 1 {
+			c.Adopt(true, chain(i))
+		}
+		if !c.Fresh(true, chain(0)) {
+			t.Error("the oldest chain is still remembered beyond MaxChains")
+		}
+		for i := 1; i <= MaxChains; i++ {
+			if c.Fresh(true, chain(i)) {
+				t.Errorf("chain %d forgotten", i)
+			}
+		}
+		if got := len(c.heads[1]); got != MaxChains {
+			t.Errorf("%d chains remembered, want %d", got, MaxChains)
+		}
+	})
 	t.Run("a rebooted peer's fresh counter is adopted", func(t *testing.T) {
 		var c Counter
 		c.Adopt(false, 200)

@@ -123,6 +123,7 @@ type Memory struct {
 	stats      MemoryStats
 	sendErr    error
 	sendHook   func(out string, p Packet)
+	sendTTL    int              // TTL of sent packets; 0 means 255
 	failures   map[string]error // method name -> the error it returns (tests of refusals)
 }
 
@@ -291,6 +292,14 @@ func (m *Memory) SetSendHook(f func(out string, p Packet)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sendHook = f
+}
+
+// SetSendTTL makes SendCARP send with TTL / hop limit ttl instead of 255,
+// as a forging host would (tests of the TTL check); 0 restores 255.
+func (m *Memory) SetSendTTL(ttl int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sendTTL = ttl
 }
 
 // Resync sends LinkUpdate{Resync: true} to every watcher, as the Linux
@@ -622,9 +631,13 @@ func (m *Memory) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []
 	up := l.AdminUp && l.carrier
 	m.stats.Sent++
 	hook := m.sendHook
+	ttl := 255
+	if m.sendTTL != 0 {
+		ttl = m.sendTTL
+	}
 	m.mu.Unlock()
 
-	p := Packet{Payload: slices.Clone(payload), Src: src, Dst: dst, TTL: 255, IPv6: dst.Is6()}
+	p := Packet{Payload: slices.Clone(payload), Src: src, Dst: dst, TTL: ttl, IPv6: dst.Is6()}
 	if hook != nil {
 		hook(out, p)
 	}
