@@ -257,5 +257,33 @@ func (c *Counter) Adopt(ipv6 bool, v uint64) {
 	}
 }
 
+// CounterState is what a Counter remembers, for keeping it across a restart
+// of the engine: the last counter sent or adopted and, per family, the
+// newest counter of each chain seen, least recently advanced first.
+type CounterState struct {
+	Value uint64   `json:"value"`
+	Set   bool     `json:"set,omitempty"`
+	IPv4  []uint64 `json:"ipv4,omitempty"`
+	IPv6  []uint64 `json:"ipv6,omitempty"`
+}
+
+// State returns a copy of what c remembers.
+func (c *Counter) State() CounterState {
+	return CounterState{Value: c.v, Set: c.set, IPv4: slices.Clone(c.heads[0]), IPv6: slices.Clone(c.heads[1])}
+}
+
+// Restore makes c remember s; chains beyond MaxChains (the oldest) are
+// dropped, so a damaged state cannot make c grow.
+func (c *Counter) Restore(s CounterState) {
+	keep := func(hs []uint64) []uint64 {
+		if len(hs) > MaxChains {
+			hs = hs[len(hs)-MaxChains:]
+		}
+		return slices.Clone(hs)
+	}
+	c.v, c.set = s.Value, s.Set
+	c.heads = [2][]uint64{keep(s.IPv4), keep(s.IPv6)}
+}
+
 // Value returns the last counter sent or adopted, and false before either.
 func (c *Counter) Value() (uint64, bool) { return c.v, c.set }

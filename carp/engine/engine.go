@@ -58,6 +58,12 @@ type Engine struct {
 	pkts           chan kernelshim.Packet // from the shim's reader
 	linkUpdates    chan kernelshim.LinkUpdate
 	save           saver // config.json on disk, see save.go
+
+	// Advert counters kept across a restart (counters.go).
+	counters       map[string]carp.CounterState // loaded at start, handed to each vhid once
+	countersAt     time.Time                    // next write of counters.json
+	countersSaved  []byte
+	countersFailed bool
 }
 
 // New loads the saved configuration (if any) and returns an engine that is
@@ -97,6 +103,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.cfg = cfg
 	e.initSave()
+	e.counters = e.loadCounters()
 	orig, err := loadKernelState(opts.StateDir)
 	if err != nil {
 		return nil, err
@@ -241,6 +248,7 @@ func (e *Engine) shutdown(why string) {
 	for _, h := range e.hosts {
 		e.teardown(now, h, reason)
 	}
+	e.saveCounters(now) // after the bow-outs, which count too
 	e.hosts = nil
 	e.restoreKernel()
 	e.flushSave()
@@ -285,6 +293,9 @@ func (e *Engine) nextDeadline() (time.Time, bool) {
 	if t, ok := e.saveDeadline(); ok {
 		consider(t)
 	}
+	if len(e.hosts) > 0 {
+		consider(e.countersAt)
+	}
 	return best, found
 }
 
@@ -296,6 +307,9 @@ func (e *Engine) advance(now time.Time) {
 		}
 	}
 	e.retrySave(now)
+	if !now.Before(e.countersAt) {
+		e.saveCounters(now)
+	}
 }
 
 // linuxName maps a BSD interface name to the Linux one.

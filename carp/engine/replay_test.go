@@ -3,6 +3,9 @@ package engine
 import (
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -243,6 +246,70 @@ func TestSendErrorsDemoteAndAreSaidAtTheDefaultLevel(t *testing.T) {
 		st, _ = a.e.Status(context.Background(), false)
 		if got := knobValue(st, "net.inet.carp.demotion"); got != 0 {
 			t.Errorf("demotion = %d after sends work again, want 0", got)
+		}
+	})
+}
+
+// Within one boot a restarted engine still knows the adverts it had seen
+// (counters.json in the runtime state directory): a capture replayed right
+// after the restart is dropped, and a damaged file is only logged.
+func TestRestartedEngineStillDropsReplays(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := kernelshim.NewSegment()
+		dir := t.TempDir()
+		a := newNode(t, seg, "10.0.0.2/24", "")
+		defer a.stop(t)
+		var capA capture
+		a.k.SetSendHook(capA.hook)
+		runbook284(t, a, 0)
+		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+		synctest.Wait()
+		b := newNode(t, seg, "10.0.0.3/24", dir)
+		runbook284(t, b, 100)
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		// The last 20 adverts of a, each new to an engine that remembers
+		// nothing: replayed in order they would hold b down for 10 s.
+		capA.mu.Lock()
+		captured := slices.Clone(capA.pkts[len(capA.pkts)-20:])
+		capA.mu.Unlock()
+		b.stop(t)
+		b2 := startNode(t, b.k, dir)
+		defer b2.stop(t)
+		a.k.SetCarrier("em0", false) // the master dies
+		replay := attacker(t, seg)
+		died := time.Now()
+		for i := 0; b2.state(t, "carp0") != "MASTER" && time.Since(died) < 20*time.Second; i++ {
+			p := captured[i%len(captured)]
+			replay(p.Src, p.Payload)
+			time.Sleep(500 * time.Millisecond)
+			synctest.Wait()
+		}
+		if got := time.Since(died); got > carp.MasterDown(1, 100)+500*time.Millisecond {
+			t.Fatalf("restarted b became MASTER only %v after a died (state %s)", got, b2.state(t, "carp0"))
+		}
+		if got := counter(t, b2, "replay"); got == 0 {
+			t.Error("no replay counted by the restarted engine")
+		}
+	})
+}
+
+func TestDamagedCountersFileIsIgnored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, countersFile), []byte("{not json"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", dir)
+		defer n.stop(t)
+		runbook284(t, n, 0)
+		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+		synctest.Wait()
+		if got := n.state(t, "carp0"); got != "MASTER" {
+			t.Fatalf("state %s", got)
+		}
+		if !strings.Contains(n.logs.String(), "counters.json ignored (replay protection starts afresh)") {
+			t.Errorf("no log line about the damaged file:\n%s", n.logs.String())
 		}
 	})
 }

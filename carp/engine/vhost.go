@@ -120,6 +120,11 @@ func (e *Engine) reconcile(now time.Time) {
 		}
 		if h == nil {
 			h = &vhost{iface: w.ifc.Name, clone: w.ifc.Clone, cfg: w.v, m: carp.NewMachine(e.machineConfig(w.v))}
+			k := counterKey(w.ifc.Name, w.v.VHID)
+			if cs, ok := e.counters[k]; ok {
+				h.counter.Restore(cs) // what an earlier run of this boot had seen
+				delete(e.counters, k)
+			}
 		}
 		old := h.cfg
 		h.cfg = w.v
