@@ -1,0 +1,289 @@
+package control
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Limits is the admission policy of the control socket. It decides, right
+// after accept and before anything is read, whether a connection is served,
+// by the user id the kernel reports for its peer: root has slots of its own
+// that no other user can take, every other user shares a smaller pool with a
+// per-user cap and must send its request quickly. A refused connection is
+// closed at once, and what the socket suffers is summed up in the log at
+// most once per LogEvery, so no local user can lock root out, fill the log
+// or make carpd spend more than a few system calls per connection.
+type Limits struct {
+	RootConns    int           // connections of uid 0 served at once, from slots reserved for it
+	UserConns    int           // connections of one other uid served at once
+	AllUserConns int           // connections of all other uids together
+	RootIdle     time.Duration // how long root has to send its request
+	UserIdle     time.Duration // how long any other user has
+	UserReply    time.Duration // how long any other user has to take its answer
+	LogEvery     time.Duration // socket problems are logged at most once per period, summed up
+}
+
+// DefaultLimits returns the limits carpd uses (see carpd(8), CONTROL SOCKET).
+func DefaultLimits() Limits {
+	return Limits{
+		RootConns:    16,
+		UserConns:    4,
+		AllUserConns: 32,
+		RootIdle:     2 * time.Second,
+		UserIdle:     500 * time.Millisecond,
+		UserReply:    time.Second,
+		LogEvery:     10 * time.Second,
+	}
+}
+
+// verdict is the admission decision for one connection.
+type verdict uint8
+
+const (
+	admitted  verdict = iota
+	rootFull          // root's reserved slots are all in use
+	uidFull           // this (non-root) uid has UserConns open
+	usersFull         // all non-root users together have AllUserConns open
+)
+
+// admission counts the connections being served, by peer uid.
+type admission struct {
+	lim    Limits
+	mu     sync.Mutex
+	root   int
+	users  int
+	perUID map[uint32]int // non-root uids with a connection open (at most AllUserConns keys)
+}
+
+func newAdmission(lim Limits) *admission {
+	return &admission{lim: lim, perUID: map[uint32]int{}}
+}
+
+// admit takes a slot for a connection from uid, or says why there is none.
+// It never allocates for a refusal.
+func (a *admission) admit(uid uint32) verdict {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if uid == 0 {
+		if a.root >= a.lim.RootConns {
+			return rootFull
+		}
+		a.root++
+		return admitted
+	}
+	if a.perUID[uid] >= a.lim.UserConns {
+		return uidFull
+	}
+	if a.users >= a.lim.AllUserConns {
+		return usersFull
+	}
+	a.users++
+	a.perUID[uid]++
+	return admitted
+}
+
+// release gives back the slot an admitted connection of uid held.
+func (a *admission) release(uid uint32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if uid == 0 {
+		a.root--
+		return
+	}
+	a.users--
+	if n := a.perUID[uid] - 1; n > 0 {
+		a.perUID[uid] = n
+	} else {
+		delete(a.perUID, uid)
+	}
+}
+
+// open returns the connections being served: root's and everyone else's.
+func (a *admission) open() (root, users int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.root, a.users
+}
+
+// eventKind is a kind of socket problem worth a log line.
+type eventKind uint8
+
+const (
+	evRefused  eventKind = iota // connection refused at admission (verdict says why)
+	evIdle                      // admitted, but no request before the idle deadline
+	evBadCreds                  // the kernel gave no peer credentials
+	evReply                     // the answer could not be written
+	evAccept                    // accept(2) failed (descriptors or memory short)
+	evOther                     // more distinct problems than a summary line lists
+)
+
+// event is one key of the counts of a window: comparable, so counting an
+// event that was already seen allocates nothing.
+type event struct {
+	kind eventKind
+	why  verdict
+	uid  uint32
+}
+
+// maxEventKeys bounds the distinct events counted per window (so the map and
+// the summary line stay small whatever the number of uids); the rest are
+// counted as evOther.
+const maxEventKeys = 8
+
+// reporter rate-limits every log line about the socket: the first problem
+// after a quiet period is logged at once, every later one is only counted,
+// and one summary line per window reports the counts; a window without
+// problems ends the noisy period without a line.
+type reporter struct {
+	lim  Limits
+	logf func(format string, args ...any)
+
+	mu      sync.Mutex
+	noisy   bool // a window is running: problems are counted, not logged
+	counts  map[event]int
+	order   []event // first-seen order, for a stable summary
+	lastErr [evOther + 1]error
+	timer   *time.Timer
+	closed  bool
+}
+
+func newReporter(lim Limits, logf func(string, ...any)) *reporter {
+	return &reporter{lim: lim, logf: logf, counts: make(map[event]int, maxEventKeys+1)}
+}
+
+// note records one problem; err (may be nil) is kept as the last of its kind.
+func (r *reporter) note(ev event, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.lastErr[ev.kind] = err
+	}
+	if r.closed {
+		return
+	}
+	if !r.noisy {
+		r.noisy = true
+		r.emit(fmt.Sprintf("control: %s; further control socket problems are summed up every %v",
+			r.describe(ev, 1), r.lim.LogEvery))
+		r.arm()
+		return
+	}
+	if _, seen := r.counts[ev]; !seen && len(r.counts) >= maxEventKeys {
+		ev = event{kind: evOther}
+	}
+	if _, seen := r.counts[ev]; !seen {
+		r.order = append(r.order, ev)
+	}
+	r.counts[ev]++
+}
+
+// arm starts the next window; r.mu is held.
+func (r *reporter) arm() {
+	if r.lim.LogEvery <= 0 {
+		return
+	}
+	if r.timer == nil {
+		r.timer = time.AfterFunc(r.lim.LogEvery, r.tick)
+	} else {
+		r.timer.Reset(r.lim.LogEvery)
+	}
+}
+
+// tick ends a window: its counts make one line, or, when there were none,
+// the noisy period is over.
+func (r *reporter) tick() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	if !r.flush() {
+		r.noisy = false
+		return
+	}
+	r.arm()
+}
+
+// flush logs the counts of the current window in one line and resets them;
+// it reports whether there was anything. r.mu is held.
+func (r *reporter) flush() bool {
+	if len(r.order) == 0 {
+		return false
+	}
+	parts := make([]string, 0, len(r.order))
+	for _, ev := range r.order {
+		parts = append(parts, r.describe(ev, r.counts[ev]))
+	}
+	r.emit(fmt.Sprintf("control: in the last %v: %s", r.lim.LogEvery, strings.Join(parts, "; ")))
+	clear(r.counts)
+	r.order = r.order[:0]
+	return true
+}
+
+// close logs what the current window counted and stops the reporter.
+func (r *reporter) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.flush()
+	r.closed = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+}
+
+func (r *reporter) emit(line string) {
+	if r.logf != nil {
+		r.logf("%s", line)
+	}
+}
+
+// describe words n occurrences of ev. r.mu is held.
+func (r *reporter) describe(ev event, n int) string {
+	conns := plural(n, "connection")
+	last := func() string {
+		if e := r.lastErr[ev.kind]; e != nil {
+			return fmt.Sprintf(" (last: %v)", e)
+		}
+		return ""
+	}
+	switch ev.kind {
+	case evRefused:
+		var why string
+		switch ev.why {
+		case rootFull:
+			why = fmt.Sprintf("all %d reserved for root in use", r.lim.RootConns)
+		case uidFull:
+			why = fmt.Sprintf("limit %d per uid", r.lim.UserConns)
+		default:
+			why = fmt.Sprintf("limit %d for all users but root", r.lim.AllUserConns)
+		}
+		return fmt.Sprintf("refused %s from uid %d (%s)", conns, ev.uid, why)
+	case evIdle:
+		idle := r.lim.UserIdle
+		if ev.uid == 0 {
+			idle = r.lim.RootIdle
+		}
+		return fmt.Sprintf("dropped %s from uid %d that sent no request within %v", conns, ev.uid, idle)
+	case evBadCreds:
+		return fmt.Sprintf("refused %s without peer credentials%s", conns, last())
+	case evReply:
+		return fmt.Sprintf("could not answer %s from uid %d%s", conns, ev.uid, last())
+	case evAccept:
+		return fmt.Sprintf("accept failed %s%s", plural(n, "time"), last())
+	default:
+		return plural(n, "other socket problem")
+	}
+}
+
+// plural returns "1 connection" or "n connections".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
