@@ -259,6 +259,10 @@ func (p *Proc) Kill(sig syscall.Signal) error {
 	}
 }
 
+// Pid returns the process id (that of the command itself: ip netns exec
+// execs it in place).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Exited reports whether the process has ended.
 func (p *Proc) Exited() bool {
 	select {
