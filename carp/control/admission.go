@@ -11,26 +11,30 @@ import (
 // after accept and before anything is read, whether a connection is served,
 // by the user id the kernel reports for its peer: root has slots of its own
 // that no other user can take, every other user shares a smaller pool with a
-// per-user cap and must send its request quickly. A refused connection is
-// closed at once, and what the socket suffers is summed up in the log at
-// most once per LogEvery, so no local user can lock root out, fill the log
-// or make carpd spend more than a few system calls per connection.
+// per-user cap and rate and must send its request quickly. A refused
+// connection is closed at once, and what the socket suffers is summed up in
+// the log at most once per LogEvery, so no local user can lock root out,
+// fill the log or make carpd spend more than a few system calls per
+// connection.
 type Limits struct {
 	RootConns    int           // connections of uid 0 served at once, from slots reserved for it
 	UserConns    int           // connections of one other uid served at once
 	AllUserConns int           // connections of all other uids together
+	UserRate     int           // connections of one other uid served per second (and in a burst); 0: no limit
 	RootIdle     time.Duration // how long root has to send its request
 	UserIdle     time.Duration // how long any other user has
 	UserReply    time.Duration // how long any other user has to take its answer
 	LogEvery     time.Duration // socket problems are logged at most once per period, summed up
 }
 
-// DefaultLimits returns the limits carpd uses (see carpd(8), CONTROL SOCKET).
+// DefaultLimits returns the limits carpd uses (carpd(8), "Control socket
+// limits").
 func DefaultLimits() Limits {
 	return Limits{
 		RootConns:    16,
 		UserConns:    4,
 		AllUserConns: 32,
+		UserRate:     20,
 		RootIdle:     2 * time.Second,
 		UserIdle:     500 * time.Millisecond,
 		UserReply:    time.Second,
@@ -46,7 +50,15 @@ const (
 	rootFull          // root's reserved slots are all in use
 	uidFull           // this (non-root) uid has UserConns open
 	usersFull         // all non-root users together have AllUserConns open
+	rateFull          // this (non-root) uid used up its UserRate
 )
+
+// userSlots is what admission knows of one non-root uid.
+type userSlots struct {
+	open   int       // connections being served
+	tokens float64   // connections it may open before its rate applies
+	at     time.Time // when tokens was brought up to date
+}
 
 // admission counts the connections being served, by peer uid.
 type admission struct {
@@ -54,16 +66,22 @@ type admission struct {
 	mu     sync.Mutex
 	root   int
 	users  int
-	perUID map[uint32]int // non-root uids with a connection open (at most AllUserConns keys)
+	perUID map[uint32]userSlots // non-root uids seen lately (at most maxUIDs)
 }
+
+// maxUIDs bounds the non-root uids admission remembers: those with a
+// connection open (at most AllUserConns) and those whose rate has not
+// recovered yet.
+func (a *admission) maxUIDs() int { return 4*a.lim.AllUserConns + 16 }
 
 func newAdmission(lim Limits) *admission {
-	return &admission{lim: lim, perUID: map[uint32]int{}}
+	return &admission{lim: lim, perUID: map[uint32]userSlots{}}
 }
 
-// admit takes a slot for a connection from uid, or says why there is none.
-// It never allocates for a refusal.
-func (a *admission) admit(uid uint32) verdict {
+// admit takes a slot for a connection from uid at time now, or says why
+// there is none. It allocates nothing for a refusal, except to remember a
+// uid seen for the first time.
+func (a *admission) admit(uid uint32, now time.Time) verdict {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if uid == 0 {
@@ -73,15 +91,45 @@ func (a *admission) admit(uid uint32) verdict {
 		a.root++
 		return admitted
 	}
-	if a.perUID[uid] >= a.lim.UserConns {
-		return uidFull
+	burst := float64(a.lim.UserRate)
+	u, known := a.perUID[uid]
+	if !known {
+		if len(a.perUID) >= a.maxUIDs() {
+			a.forget(now)
+			if len(a.perUID) >= a.maxUIDs() {
+				return usersFull
+			}
+		}
+		u = userSlots{tokens: burst, at: now}
+	} else if d := now.Sub(u.at); d > 0 {
+		u.tokens = min(burst, u.tokens+d.Seconds()*burst)
+		u.at = now
 	}
-	if a.users >= a.lim.AllUserConns {
-		return usersFull
+	v := admitted
+	switch {
+	case u.open >= a.lim.UserConns:
+		v = uidFull
+	case a.users >= a.lim.AllUserConns:
+		v = usersFull
+	case a.lim.UserRate > 0 && u.tokens < 1:
+		v = rateFull
+	default:
+		u.tokens--
+		u.open++
+		a.users++
 	}
-	a.users++
-	a.perUID[uid]++
-	return admitted
+	a.perUID[uid] = u
+	return v
+}
+
+// forget drops the uids with nothing open whose rate has fully recovered by
+// now: they are as good as new. a.mu is held.
+func (a *admission) forget(now time.Time) {
+	for uid, u := range a.perUID {
+		if u.open == 0 && (a.lim.UserRate == 0 || u.tokens+now.Sub(u.at).Seconds()*float64(a.lim.UserRate) >= float64(a.lim.UserRate)) {
+			delete(a.perUID, uid)
+		}
+	}
 }
 
 // release gives back the slot an admitted connection of uid held.
@@ -93,11 +141,9 @@ func (a *admission) release(uid uint32) {
 		return
 	}
 	a.users--
-	if n := a.perUID[uid] - 1; n > 0 {
-		a.perUID[uid] = n
-	} else {
-		delete(a.perUID, uid)
-	}
+	u := a.perUID[uid]
+	u.open--
+	a.perUID[uid] = u
 }
 
 // open returns the connections being served: root's and everyone else's.
@@ -259,6 +305,8 @@ func (r *reporter) describe(ev event, n int) string {
 			why = fmt.Sprintf("all %d reserved for root in use", r.lim.RootConns)
 		case uidFull:
 			why = fmt.Sprintf("limit %d per uid", r.lim.UserConns)
+		case rateFull:
+			why = fmt.Sprintf("limit %d per second per uid", r.lim.UserRate)
 		default:
 			why = fmt.Sprintf("limit %d for all users but root", r.lim.AllUserConns)
 		}

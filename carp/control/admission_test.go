@@ -18,6 +18,7 @@ import (
 
 func TestAdmissionReservesRootSlotsAndCapsEachUser(t *testing.T) {
 	a := newAdmission(Limits{RootConns: 2, UserConns: 2, AllUserConns: 3})
+	now := time.Now()
 	for i, c := range []struct {
 		uid  uint32
 		want verdict
@@ -26,7 +27,7 @@ func TestAdmissionReservesRootSlotsAndCapsEachUser(t *testing.T) {
 		{1001, admitted}, {1001, usersFull}, {1002, usersFull}, // all users' cap
 		{0, admitted}, {0, admitted}, {0, rootFull}, // root's own slots, free although users are full
 	} {
-		if got := a.admit(c.uid); got != c.want {
+		if got := a.admit(c.uid, now); got != c.want {
 			t.Fatalf("step %d: admit(uid %d) = %d, want %d", i, c.uid, got, c.want)
 		}
 	}
@@ -35,32 +36,103 @@ func TestAdmissionReservesRootSlotsAndCapsEachUser(t *testing.T) {
 	}
 	// A slot given back serves the next user, and root's next caller.
 	a.release(1000)
-	if got := a.admit(1002); got != admitted {
+	if got := a.admit(1002, now); got != admitted {
 		t.Fatalf("after a release, admit(1002) = %d", got)
 	}
 	a.release(0)
-	if got := a.admit(0); got != admitted {
+	if got := a.admit(0, now); got != admitted {
 		t.Fatalf("after a release, admit(0) = %d", got)
 	}
 	for _, uid := range []uint32{1000, 1001, 1002, 0, 0} {
 		a.release(uid)
 	}
-	if root, users := a.open(); root != 0 || users != 0 || len(a.perUID) != 0 {
-		t.Fatalf("after every release: %d root, %d users, per uid %v", root, users, a.perUID)
+	if root, users := a.open(); root != 0 || users != 0 {
+		t.Fatalf("after every release: %d root, %d users", root, users)
+	}
+	for uid, u := range a.perUID {
+		if u.open != 0 {
+			t.Fatalf("after every release uid %d has %d open", uid, u.open)
+		}
+	}
+}
+
+func TestEachUserHasARateRootHasNone(t *testing.T) {
+	lim := Limits{RootConns: 1, UserConns: 1, AllUserConns: 8, UserRate: 10}
+	a := newAdmission(lim)
+	now := time.Now()
+	// Ten quick connections one after the other, then the rate applies.
+	for i := 0; i < lim.UserRate; i++ {
+		if got := a.admit(1000, now); got != admitted {
+			t.Fatalf("connection %d of the burst: %d", i+1, got)
+		}
+		a.release(1000)
+	}
+	if got := a.admit(1000, now); got != rateFull {
+		t.Fatalf("beyond the burst: %d, want rateFull", got)
+	}
+	// Another user is not affected, nor is root.
+	if got := a.admit(1001, now); got != admitted {
+		t.Fatalf("another user: %d", got)
+	}
+	for i := 0; i < 100; i++ {
+		if got := a.admit(0, now); got != admitted {
+			t.Fatalf("root's connection %d: %d", i+1, got)
+		}
+		a.release(0)
+	}
+	// A tenth of a second later one more is allowed, not two.
+	now = now.Add(100 * time.Millisecond)
+	if got := a.admit(1000, now); got != admitted {
+		t.Fatalf("after 100ms: %d", got)
+	}
+	a.release(1000)
+	if got := a.admit(1000, now); got != rateFull {
+		t.Fatalf("second after 100ms: %d, want rateFull", got)
+	}
+}
+
+func TestAdmissionForgetsRecoveredUsers(t *testing.T) {
+	lim := Limits{RootConns: 1, UserConns: 1, AllUserConns: 4, UserRate: 10}
+	a := newAdmission(lim)
+	now := time.Now()
+	// Many uids, each connecting once: only those whose rate has not
+	// recovered are remembered, never more than maxUIDs.
+	// A new uid every millisecond, whose rate takes 100ms to recover: the
+	// table fills up, and is swept as they recover.
+	served, turnedAway := 0, 0
+	for uid := uint32(1000); uid < 5000; uid++ {
+		switch got := a.admit(uid, now); got {
+		case admitted:
+			served++
+			a.release(uid)
+		case usersFull:
+			turnedAway++
+		default:
+			t.Fatalf("uid %d: %d", uid, got)
+		}
+		if len(a.perUID) > a.maxUIDs() {
+			t.Fatalf("%d uids remembered, bound %d", len(a.perUID), a.maxUIDs())
+		}
+		now = now.Add(time.Millisecond)
+	}
+	// About maxUIDs per 100ms are served.
+	if want := 40 * a.maxUIDs() * 9 / 10; served < want || turnedAway == 0 {
+		t.Fatalf("%d uids served, %d turned away; want at least %d served and some turned away", served, turnedAway, want)
 	}
 }
 
 func TestRefusingAndCountingAllocateNothing(t *testing.T) {
-	lim := Limits{RootConns: 1, UserConns: 1, AllUserConns: 1, LogEvery: time.Hour}
+	lim := Limits{RootConns: 1, UserConns: 1, AllUserConns: 1, UserRate: 20, LogEvery: time.Hour}
 	a := newAdmission(lim)
-	a.admit(1000)
+	now := time.Now()
+	a.admit(1000, now)
 	r := newReporter(lim, func(string, ...any) {})
 	defer r.close()
 	ev := event{kind: evRefused, why: uidFull, uid: 1000}
 	r.note(ev, nil) // the line that opens the window
 	r.note(ev, nil) // the key of the window's counts
 	if n := testing.AllocsPerRun(1000, func() {
-		if a.admit(1000) == admitted {
+		if a.admit(1000, now) == admitted {
 			t.Fatal("admitted over the limit")
 		}
 		r.note(ev, nil)

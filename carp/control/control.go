@@ -229,7 +229,7 @@ func (s *Server) admit(nfd int) {
 		return
 	}
 	uid := cred.Uid
-	if v := s.adm.admit(uid); v != admitted {
+	if v := s.adm.admit(uid, time.Now()); v != admitted {
 		unix.Close(nfd)
 		s.rep.note(event{kind: evRefused, why: v, uid: uid}, nil)
 		return
