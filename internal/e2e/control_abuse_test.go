@@ -67,6 +67,9 @@ func TestControlSocketAbuseLeavesRootServed(t *testing.T) {
 		conns    = 1000
 		maxRoot  = 100 * time.Millisecond
 		maxLines = 50
+		// carpd's CPU time per connection of the abuser: three system
+		// calls and a wake-up of the accepting goroutine come to some 20µs.
+		maxCPUPerConn = 100 * time.Microsecond
 	)
 	abuse := buildAbuse(t)
 	lab := netlab.New(t, bin)
@@ -132,6 +135,12 @@ func TestControlSocketAbuseLeavesRootServed(t *testing.T) {
 	// It really churned: far more connections than it holds at once.
 	if dials < 10*conns {
 		t.Fatalf("the abuser made only %d connections", dials)
+	}
+	// Each cost carpd a few system calls, not a log line and a goroutine.
+	perConn := cpu / time.Duration(dials)
+	t.Logf("carpd CPU per abuser connection: %v", perConn)
+	if perConn > maxCPUPerConn {
+		t.Errorf("carpd spent %v of CPU per abuser connection, limit %v", perConn, maxCPUPerConn)
 	}
 
 	log := fw.log()
