@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -453,5 +454,86 @@ func TestClientSaysNotRunningAtOnce(t *testing.T) {
 	}
 	if took := time.Since(start); took > DialRetry/2 {
 		t.Fatalf("saying carpd is not running took %v", took)
+	}
+}
+
+// fullQueue returns a Unix socket at path whose listen queue holds one
+// connection, already filled, and nobody accepting yet.
+func fullQueue(t *testing.T, path string) (fd int, fillers []net.Conn) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		c, err := net.Dial("unix", path)
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if err != nil || i > 10 {
+			t.Fatalf("filling the listen queue: %d connections, then %v", i, err)
+		}
+		fillers = append(fillers, c)
+		t.Cleanup(func() { c.Close() })
+	}
+	return fd, fillers
+}
+
+func TestClientRetriesAFullListenQueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "busy.sock")
+	fd, _ := fullQueue(t, path)
+	ln, err := net.FileListener(os.NewFile(uintptr(fd), "busy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd) // FileListener holds its own copy
+	defer ln.Close()
+	// The server is busy for 200ms, then accepts everything and answers.
+	const busy = 200 * time.Millisecond
+	time.AfterFunc(busy, func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				var req Request
+				if readMessage(c, &req) == nil {
+					_ = writeMessage(c, Response{Version: Version, Status: &engine.Status{}})
+				}
+			}()
+		}
+	})
+	start := time.Now()
+	resp, err := Client{Path: path, Timeout: 5 * time.Second}.Do(Request{Op: OpStatus})
+	took := time.Since(start)
+	if err != nil || resp.Status == nil {
+		t.Fatalf("status through a full listen queue: %v %+v", err, resp)
+	}
+	if took < busy/2 || took > DialRetry {
+		t.Fatalf("answered after %v: not retried while the queue was full (%v busy, retry %v)", took, busy, DialRetry)
+	}
+}
+
+func TestClientGivesUpOnAQueueThatStaysFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stuck.sock")
+	fd, _ := fullQueue(t, path)
+	defer unix.Close(fd)
+	start := time.Now()
+	_, err := Client{Path: path, Timeout: 5 * time.Second}.Do(Request{Op: OpStatus})
+	took := time.Since(start)
+	if !errors.Is(err, unix.EAGAIN) || errors.Is(err, ErrNoEngine) {
+		t.Fatalf("a queue that stays full: %v", err)
+	}
+	if took < DialRetry*9/10 || took > 2*DialRetry {
+		t.Fatalf("gave up after %v, want about %v", took, DialRetry)
 	}
 }
