@@ -193,6 +193,7 @@ type reporter struct {
 	lastErr [evOther + 1]error
 	timer   *time.Timer
 	closed  bool
+	seen    int // problems noted since the start
 }
 
 func newReporter(lim Limits, logf func(string, ...any)) *reporter {
@@ -203,6 +204,7 @@ func newReporter(lim Limits, logf func(string, ...any)) *reporter {
 func (r *reporter) note(ev event, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.seen++
 	if err != nil {
 		r.lastErr[ev.kind] = err
 	}

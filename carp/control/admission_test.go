@@ -142,6 +142,13 @@ func TestRefusingAndCountingAllocateNothing(t *testing.T) {
 	}
 }
 
+// problems returns how many socket problems r has noted.
+func (r *reporter) problems() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen
+}
+
 // logRecorder collects what a server logs.
 type logRecorder struct {
 	mu    sync.Mutex
@@ -325,9 +332,13 @@ func TestRootIsServedWhileOtherUsersHoldEverySlot(t *testing.T) {
 			held = append(held, c)
 		}
 	}
-	if !eventually(5*time.Second, func() bool { _, users := srv.adm.open(); return users == lim.AllUserConns }) {
+	want := len(held) - lim.AllUserConns
+	if !eventually(5*time.Second, func() bool {
 		_, users := srv.adm.open()
-		t.Fatalf("%d user connections served, want %d", users, lim.AllUserConns)
+		return users == lim.AllUserConns && srv.rep.problems() == want
+	}) {
+		_, users := srv.adm.open()
+		t.Fatalf("%d user connections served, %d refused; want %d and %d", users, srv.rep.problems(), lim.AllUserConns, want)
 	}
 	refused := 0
 	for _, c := range held {
@@ -335,7 +346,7 @@ func TestRootIsServedWhileOtherUsersHoldEverySlot(t *testing.T) {
 			refused++
 		}
 	}
-	if want := len(held) - lim.AllUserConns; refused != want {
+	if refused != want {
 		t.Fatalf("%d of %d user connections refused, want %d", refused, len(held), want)
 	}
 	// Root gets in at once, again and again.
@@ -488,11 +499,12 @@ func fullQueue(t *testing.T, path string) (fd int, fillers []net.Conn) {
 func TestClientRetriesAFullListenQueue(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "busy.sock")
 	fd, _ := fullQueue(t, path)
-	ln, err := net.FileListener(os.NewFile(uintptr(fd), "busy"))
+	f := os.NewFile(uintptr(fd), "busy") // f owns fd from here on
+	ln, err := net.FileListener(f)
+	f.Close() // FileListener holds its own copy
 	if err != nil {
 		t.Fatal(err)
 	}
-	unix.Close(fd) // FileListener holds its own copy
 	defer ln.Close()
 	// The server is busy for 200ms, then accepts everything and answers.
 	const busy = 200 * time.Millisecond

@@ -167,6 +167,9 @@ func (s *Server) Serve() error {
 	if err != nil {
 		return fmt.Errorf("control: listener: %w", err)
 	}
+	// Should Serve fail, the socket must not stay open through lf with
+	// nobody accepting.
+	defer lf.Close()
 	rc, err := lf.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("control: listener: %w", err)
