@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,7 +25,7 @@ type Limits struct {
 	RootIdle     time.Duration // how long root has to send its request
 	UserIdle     time.Duration // how long any other user has
 	UserReply    time.Duration // how long any other user has to take its answer
-	LogEvery     time.Duration // socket problems are logged at most once per period, summed up
+	LogEvery     time.Duration // socket problems are logged at most once per period, summed up (must be > 0)
 }
 
 // DefaultLimits returns the limits carpd uses (carpd(8), "Control socket
@@ -193,18 +194,25 @@ type reporter struct {
 	lastErr [evOther + 1]error
 	timer   *time.Timer
 	closed  bool
-	seen    int // problems noted since the start
+	seen    atomic.Int64 // problems noted since the start (read without mu)
 }
 
 func newReporter(lim Limits, logf func(string, ...any)) *reporter {
+	if lim.LogEvery <= 0 {
+		lim.LogEvery = DefaultLimits().LogEvery
+	}
 	return &reporter{lim: lim, logf: logf, counts: make(map[event]int, maxEventKeys+1)}
 }
 
-// note records one problem; err (may be nil) is kept as the last of its kind.
+// note records one problem; err (may be nil) is kept as the last of its
+// kind. It is called by the accepting goroutine, so it never writes the log
+// itself: a line that opens a noisy period is written by a goroutine of its
+// own, and a stuck log (a full pipe to the journal) cannot stop carpd from
+// accepting root's connections.
 func (r *reporter) note(ev event, err error) {
+	r.seen.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.seen++
 	if err != nil {
 		r.lastErr[ev.kind] = err
 	}
@@ -213,8 +221,9 @@ func (r *reporter) note(ev event, err error) {
 	}
 	if !r.noisy {
 		r.noisy = true
-		r.emit(fmt.Sprintf("control: %s; further control socket problems are summed up every %v",
-			r.describe(ev, 1), r.lim.LogEvery))
+		line := fmt.Sprintf("control: %s; further control socket problems are summed up every %v",
+			r.describe(ev, 1), r.lim.LogEvery)
+		go r.emit(line)
 		r.arm()
 		return
 	}
@@ -229,9 +238,6 @@ func (r *reporter) note(ev event, err error) {
 
 // arm starts the next window; r.mu is held.
 func (r *reporter) arm() {
-	if r.lim.LogEvery <= 0 {
-		return
-	}
 	if r.timer == nil {
 		r.timer = time.AfterFunc(r.lim.LogEvery, r.tick)
 	} else {
@@ -240,47 +246,59 @@ func (r *reporter) arm() {
 }
 
 // tick ends a window: its counts make one line, or, when there were none,
-// the noisy period is over.
+// the noisy period is over. The next window starts once the line is
+// written.
 func (r *reporter) tick() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return
 	}
-	if !r.flush() {
+	line := r.summary()
+	if line == "" {
 		r.noisy = false
+		r.mu.Unlock()
 		return
 	}
-	r.arm()
+	r.mu.Unlock()
+	r.emit(line)
+	r.mu.Lock()
+	if !r.closed {
+		r.arm()
+	}
+	r.mu.Unlock()
 }
 
-// flush logs the counts of the current window in one line and resets them;
-// it reports whether there was anything. r.mu is held.
-func (r *reporter) flush() bool {
+// summary returns the counts of the current window as one line ("" when
+// there were none) and resets them. r.mu is held.
+func (r *reporter) summary() string {
 	if len(r.order) == 0 {
-		return false
+		return ""
 	}
 	parts := make([]string, 0, len(r.order))
 	for _, ev := range r.order {
 		parts = append(parts, r.describe(ev, r.counts[ev]))
 	}
-	r.emit(fmt.Sprintf("control: in the last %v: %s", r.lim.LogEvery, strings.Join(parts, "; ")))
 	clear(r.counts)
 	r.order = r.order[:0]
-	return true
+	return fmt.Sprintf("control: in the last %v: %s", r.lim.LogEvery, strings.Join(parts, "; "))
 }
 
 // close logs what the current window counted and stops the reporter.
 func (r *reporter) close() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return
 	}
-	r.flush()
 	r.closed = true
 	if r.timer != nil {
 		r.timer.Stop()
+	}
+	line := r.summary()
+	r.mu.Unlock()
+	if line != "" {
+		r.emit(line)
 	}
 }
 

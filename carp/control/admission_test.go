@@ -143,22 +143,35 @@ func TestRefusingAndCountingAllocateNothing(t *testing.T) {
 }
 
 // problems returns how many socket problems r has noted.
-func (r *reporter) problems() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.seen
-}
+func (r *reporter) problems() int { return int(r.seen.Load()) }
 
 // logRecorder collects what a server logs.
 type logRecorder struct {
 	mu    sync.Mutex
 	lines []string
+	stuck chan struct{} // when set, writing a line waits until it is closed
 }
 
 func (l *logRecorder) logf(format string, args ...any) {
 	l.mu.Lock()
+	stuck := l.stuck
+	l.mu.Unlock()
+	if stuck != nil {
+		<-stuck
+	}
+	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+// wait returns the lines once there are at least n (the first line of a
+// noisy period is written by a goroutine of its own), or fails.
+func (l *logRecorder) wait(t *testing.T, n int) []string {
+	t.Helper()
+	if !eventually(5*time.Second, func() bool { return len(l.get()) >= n }) {
+		t.Fatalf("logged %q, want at least %d lines", l.get(), n)
+	}
+	return l.get()
 }
 
 func (l *logRecorder) get() []string {
@@ -181,7 +194,7 @@ func TestSocketProblemsAreLoggedOnceThenSummedUpPerWindow(t *testing.T) {
 		r.note(event{kind: evIdle, uid: 1000}, nil)
 		r.note(event{kind: evReply, uid: 0}, errors.New("write: broken pipe"))
 	}
-	lines := log.get()
+	lines := log.wait(t, 1)
 	if len(lines) != 1 || lines[0] != "control: refused 1 connection from uid 1000 (limit 4 per uid); further control socket problems are summed up every 1h0m0s" {
 		t.Fatalf("during the storm, logged %q", lines)
 	}
@@ -201,7 +214,7 @@ func TestSocketProblemsAreLoggedOnceThenSummedUpPerWindow(t *testing.T) {
 		t.Fatalf("a quiet window logged: %q", log.get()[2:])
 	}
 	r.note(event{kind: evIdle, uid: 1000}, nil)
-	if lines = log.get(); len(lines) != 3 || !strings.HasPrefix(lines[2], "control: dropped 1 connection from uid 1000 that sent no request within 500ms;") {
+	if lines = log.wait(t, 3); len(lines) != 3 || !strings.HasPrefix(lines[2], "control: dropped 1 connection from uid 1000 that sent no request within 500ms;") {
 		t.Fatalf("first problem after a quiet window: %q", lines[2:])
 	}
 }
@@ -217,9 +230,12 @@ func TestManyUIDsStillMakeOneShortSummary(t *testing.T) {
 		r.note(event{kind: evRefused, why: uidFull, uid: uid}, nil)
 	}
 	r.close()
-	lines := log.get()
+	lines := log.wait(t, 2)
 	if len(lines) != 2 {
 		t.Fatalf("logged %d lines, want the first and one summary", len(lines))
+	}
+	if !strings.HasPrefix(lines[0], "control: refused 1 connection from uid 1 ") {
+		lines[0], lines[1] = lines[1], lines[0] // the first one is written asynchronously
 	}
 	if len(lines[1]) > 1000 || !strings.HasSuffix(lines[1], "; 9992 other socket problems") {
 		t.Fatalf("summary of %d bytes: %q", len(lines[1]), lines[1])
@@ -406,7 +422,7 @@ func TestUsersMustAskQuicklyRootMayTakeItsTime(t *testing.T) {
 		t.Fatalf("root's late request: %v %+v", err, resp)
 	}
 	stop()
-	lines := log.get()
+	lines := log.wait(t, 1)
 	if len(lines) != 1 || !strings.Contains(lines[0], "dropped 1 connection from uid 60001 that sent no request within 100ms") {
 		t.Fatalf("log: %q", lines)
 	}
@@ -434,7 +450,7 @@ func TestARefusalFloodLogsTwoLines(t *testing.T) {
 	}) {
 		t.Fatalf("not every connection was refused; log %q", log.get())
 	}
-	if lines := log.get(); len(lines) != 1 {
+	if lines := log.wait(t, 1); len(lines) != 1 {
 		t.Fatalf("during the flood, logged %q", lines)
 	}
 	stop() // the window's summary is logged when the server closes
@@ -442,6 +458,28 @@ func TestARefusalFloodLogsTwoLines(t *testing.T) {
 	want := fmt.Sprintf("refused %d connections from uid 60001 (limit 4 per uid)", flood-lim.UserConns-1)
 	if len(lines) != 2 || !strings.Contains(lines[1], want) {
 		t.Fatalf("log %q\nwant a summary with %q", lines, want)
+	}
+}
+
+func TestAStuckLogDoesNotStopAdmission(t *testing.T) {
+	path, srv, log, _ := serveLimits(t, DefaultLimits())
+	stuck := make(chan struct{})
+	log.mu.Lock()
+	log.stuck = stuck // stderr is a pipe nobody reads any more
+	log.mu.Unlock()
+	defer close(stuck)
+	for i := 0; i < 100; i++ {
+		dialAs(t, path, 60001).Close()
+	}
+	// At most a burst of them is served (they close at once), the rest
+	// refused.
+	if !eventually(5*time.Second, func() bool { return srv.rep.problems() >= 100-DefaultLimits().UserRate }) {
+		t.Fatalf("only %d refusals seen", srv.rep.problems())
+	}
+	// The first refusal's line is stuck, yet root is served.
+	resp, err := Client{Path: path, Timeout: 5 * time.Second}.Do(Request{Op: OpStatus})
+	if err != nil || resp.Status == nil {
+		t.Fatalf("root's status with the log stuck: %v %+v", err, resp)
 	}
 }
 
