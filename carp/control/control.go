@@ -1,7 +1,10 @@
 // Package control is carpd's Unix-socket protocol: one JSON request and one
 // JSON response per connection, each at most MaxMessage bytes. Anyone may
 // read the status (without keys); only root may change anything, which the
-// server checks with the peer's kernel credentials (SO_PEERCRED).
+// server checks with the peer's kernel credentials (SO_PEERCRED). The same
+// credentials decide, right after accept, whether a connection is served at
+// all: root has slots of its own, other users are capped per uid and get
+// little time (see Limits), so no local user can lock root out.
 package control
 
 import (
@@ -15,6 +18,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -87,16 +92,18 @@ type Engine interface {
 	SetSysctl(ctx context.Context, oid string, v int64) (old, now int64, err error)
 }
 
-// MaxConns bounds the connections served at once: a local user cannot tie
-// up carpd's file descriptors or flood its event loop.
-const MaxConns = 16
-
 // Server answers requests on a Unix socket.
 type Server struct {
-	eng   Engine
-	ln    *net.UnixListener
-	slots chan struct{}
-	// Logf reports connection-level problems; nil discards them.
+	eng    Engine
+	ln     *net.UnixListener
+	lim    Limits
+	adm    *admission
+	rep    *reporter
+	closed atomic.Bool
+	mu     sync.Mutex
+	lf     *os.File // Serve's own descriptor of the listening socket
+	// Logf reports connection-level problems, rate-limited (see Limits);
+	// nil discards them. Set it before Serve.
 	Logf func(format string, args ...any)
 }
 
@@ -122,81 +129,178 @@ func Listen(path string, eng Engine) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control: chmod %s: %w", path, err)
 	}
-	return &Server{eng: eng, ln: ln, slots: make(chan struct{}, MaxConns)}, nil
+	s := &Server{eng: eng, ln: ln}
+	s.SetLimits(DefaultLimits())
+	return s, nil
 }
 
-// Serve accepts connections until Close.
-func (s *Server) Serve() error {
-	for {
-		c, err := s.ln.AcceptUnix()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("control: accept: %w", err)
-		}
-		select {
-		case s.slots <- struct{}{}:
-			go func() {
-				defer func() { <-s.slots }()
-				s.handle(c)
-			}()
-		default:
-			s.logf("control: %d connections busy, refusing one", MaxConns)
-			c.Close()
-		}
-	}
+// SetLimits replaces DefaultLimits; call it before Serve.
+func (s *Server) SetLimits(lim Limits) {
+	s.lim = lim
+	s.adm = newAdmission(lim)
+	s.rep = newReporter(lim, s.log)
 }
 
-// Close stops accepting and removes the socket file.
-func (s *Server) Close() error { return s.ln.Close() }
-
-func (s *Server) logf(format string, args ...any) {
+// log writes one (already rate-limited) line through Logf.
+func (s *Server) log(format string, args ...any) {
 	if s.Logf != nil {
 		s.Logf(format, args...)
 	}
 }
 
-func peerUID(c *net.UnixConn) (int, error) {
-	raw, err := c.SyscallConn()
+// acceptBackoff is how long Serve waits after accept(2) failed for want of
+// descriptors or memory, so that it does not spin while the shortage lasts.
+const acceptBackoff = 50 * time.Millisecond
+
+// Serve accepts connections until Close. One goroutine accepts; each
+// connection costs it accept(2), one getsockopt(2) for the peer's
+// credentials and, when refused, close(2): it never reads, writes or waits
+// for a client, so a slow or hostile one cannot hold up the next (root's).
+func (s *Server) Serve() error {
+	defer s.rep.close()
+	// net's listener only accepts through its own (allocating) path; a
+	// duplicate of its descriptor, polled by the runtime, can be read raw.
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return nil
+	}
+	lf, err := s.ln.File()
+	s.lf = lf
+	s.mu.Unlock()
 	if err != nil {
-		return -1, err
+		return fmt.Errorf("control: listener: %w", err)
 	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return -1, err
+	// Should Serve fail, the socket must not stay open through lf with
+	// nobody accepting.
+	defer lf.Close()
+	rc, err := lf.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("control: listener: %w", err)
 	}
-	if cerr != nil {
-		return -1, cerr
+	for {
+		var fatal error
+		backoff := false
+		err := rc.Read(func(fd uintptr) bool {
+			for !s.closed.Load() {
+				nfd, errno := accept4(int(fd))
+				switch errno {
+				case 0:
+					s.admit(nfd)
+				case syscall.EAGAIN:
+					return false // wait until the next connection arrives
+				case syscall.EINTR:
+				case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
+					s.rep.note(event{kind: evAccept}, errno)
+					backoff = true
+					return true
+				case syscall.EBADF, syscall.EINVAL, syscall.ENOTSOCK:
+					fatal = errno // the listening socket itself is broken
+					return true
+				default:
+					// An error of that one pending connection
+					// (ECONNABORTED and the like): on to the next.
+					s.rep.note(event{kind: evAccept}, errno)
+				}
+			}
+			return true
+		})
+		switch {
+		case s.closed.Load():
+			return nil
+		case err != nil:
+			return fmt.Errorf("control: accept: %w", err)
+		case fatal != nil:
+			return fmt.Errorf("control: accept: %w", fatal)
+		case backoff:
+			time.Sleep(acceptBackoff)
+		}
 	}
-	return int(cred.Uid), nil
 }
 
-func (s *Server) handle(c *net.UnixConn) {
+// accept4 takes one pending connection off the listening socket fd without
+// asking for the peer's address (nothing to allocate).
+func accept4(fd int) (int, syscall.Errno) {
+	nfd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, unix.SOCK_CLOEXEC, 0, 0)
+	return int(nfd), errno
+}
+
+// admit decides on the freshly accepted descriptor nfd: a refused connection
+// is closed at once and only counted; an admitted one is served by its own
+// goroutine, whose number the limits bound.
+func (s *Server) admit(nfd int) {
+	cred, err := unix.GetsockoptUcred(nfd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		unix.Close(nfd)
+		s.rep.note(event{kind: evBadCreds}, err)
+		return
+	}
+	uid := cred.Uid
+	if v := s.adm.admit(uid, time.Now()); v != admitted {
+		unix.Close(nfd)
+		s.rep.note(event{kind: evRefused, why: v, uid: uid}, nil)
+		return
+	}
+	f := os.NewFile(uintptr(nfd), "control")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		s.adm.release(uid)
+		s.rep.note(event{kind: evAccept}, err)
+		return
+	}
+	go func() {
+		defer s.adm.release(uid)
+		s.handle(c.(*net.UnixConn), uid)
+	}()
+}
+
+// Close stops accepting and removes the socket file. Connections being
+// served finish on their own deadlines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed.Store(true)
+	if s.lf != nil {
+		s.lf.Close()
+	}
+	s.mu.Unlock()
+	return s.ln.Close()
+}
+
+func (s *Server) handle(c *net.UnixConn, uid uint32) {
 	defer c.Close()
 	// A request is one short line: a client that does not send it promptly
-	// loses its slot. The reply may wait for the engine a little longer.
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	resp := s.answer(c)
+	// loses its slot, and users other than root get much less time. The
+	// reply may wait for the engine a little longer.
+	idle, reply := s.lim.RootIdle, 10*time.Second
+	if uid != 0 {
+		idle, reply = s.lim.UserIdle, s.lim.UserReply
+	}
+	_ = c.SetReadDeadline(time.Now().Add(idle))
+	var resp Response
+	var req Request
+	err := readMessage(c, &req)
+	switch {
+	case errors.Is(err, io.EOF):
+		return // the client left (or only checked that carpd listens)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.rep.note(event{kind: evIdle, uid: uid}, nil)
+		resp = Response{Code: CodeFail, Error: err.Error()}
+	case err != nil:
+		resp = Response{Code: CodeFail, Error: err.Error()}
+	default:
+		resp = s.do(req, uid)
+	}
 	resp.Version = Version
-	if err := writeMessage(c, resp); err != nil {
-		s.logf("control: reply: %v", err)
+	_ = c.SetWriteDeadline(time.Now().Add(reply))
+	if werr := writeMessage(c, resp); werr != nil && err == nil {
+		// It asked and did not take the answer.
+		s.rep.note(event{kind: evReply, uid: uid}, werr)
 	}
 }
 
-func (s *Server) answer(c *net.UnixConn) Response {
-	uid, err := peerUID(c)
-	if err != nil {
-		return Response{Code: CodeFail, Error: fmt.Sprintf("control: peer credentials: %v", err)}
-	}
-	var req Request
-	if err := readMessage(c, &req); err != nil {
-		return Response{Code: CodeFail, Error: err.Error()}
-	}
+// do carries out one request of uid.
+func (s *Server) do(req Request, uid uint32) Response {
 	if req.Version != Version {
 		return Response{Code: CodeFail, Error: fmt.Sprintf("control: protocol version %d, want %d", req.Version, Version)}
 	}
@@ -305,30 +409,65 @@ type Client struct {
 // ErrNoEngine means nothing listens on the socket.
 var ErrNoEngine = errors.New("carpd is not running")
 
-// Do sends one request and waits for the response.
+// DialRetry is how long Client.Do keeps trying to connect while carpd's
+// listen queue is full (EAGAIN): a flood of connections from another user
+// only delays root's command, it does not fail it.
+const DialRetry = time.Second
+
+// Do sends one request and waits for the response. It reports ErrNoEngine
+// at once when the socket file is missing or nothing listens on it.
 func (c Client) Do(req Request) (Response, error) {
 	req.Version = Version
 	to := c.Timeout
 	if to == 0 {
 		to = 10 * time.Second
 	}
-	conn, err := net.DialTimeout("unix", c.Path, to)
+	conn, err := c.dial(to)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return Response{}, fmt.Errorf("%s: %w", c.Path, ErrNoEngine)
-		}
-		return Response{}, fmt.Errorf("control: dial %s: %w", c.Path, err)
+		return Response{}, err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(to))
 	if err := writeMessage(conn, req); err != nil {
-		return Response{}, err
+		return Response{}, c.closedEarly(err)
 	}
 	var resp Response
 	if err := readMessage(conn, &resp); err != nil {
-		return Response{}, err
+		return Response{}, c.closedEarly(err)
 	}
 	return resp, nil
+}
+
+// dial connects, retrying for up to DialRetry while the listen queue is full.
+func (c Client) dial(to time.Duration) (net.Conn, error) {
+	start := time.Now()
+	pause := time.Millisecond
+	for {
+		conn, err := net.DialTimeout("unix", c.Path, to)
+		switch {
+		case err == nil:
+			return conn, nil
+		case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
+			return nil, fmt.Errorf("%s: %w", c.Path, ErrNoEngine)
+		case !errors.Is(err, syscall.EAGAIN) || time.Since(start)+pause > DialRetry:
+			return nil, fmt.Errorf("control: dial %s: %w", c.Path, err)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 20*time.Millisecond)
+	}
+}
+
+// ErrClosedEarly means carpd closed the connection without an answer, which
+// is what it does when the caller's user is over its connection limit
+// (carpd(8), "Control socket limits").
+var ErrClosedEarly = errors.New("carpd closed the connection without answering (too many connections from this user?)")
+
+// closedEarly words a connection carpd closed without answering.
+func (c Client) closedEarly(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+		return fmt.Errorf("%s: %w", c.Path, ErrClosedEarly)
+	}
+	return err
 }
 
 // SplitFlags takes the bsdcarp options (--socket PATH, --socket=PATH and the

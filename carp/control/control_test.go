@@ -137,11 +137,11 @@ func FuzzReadMessage(f *testing.F) {
 	})
 }
 
-func TestIdleClientsCannotStarveOthers(t *testing.T) {
+func TestIdleRootClientsCannotStarveOthers(t *testing.T) {
 	_, path := serve(t)
-	// MaxConns clients connect and say nothing.
+	// As many root clients as root has slots connect and say nothing.
 	var idle []net.Conn
-	for i := 0; i < MaxConns; i++ {
+	for i := 0; i < DefaultLimits().RootConns; i++ {
 		c, err := net.Dial("unix", path)
 		if err != nil {
 			t.Fatal(err)
@@ -154,7 +154,7 @@ func TestIdleClientsCannotStarveOthers(t *testing.T) {
 		}
 	}()
 	// Each idle one is dropped at its read deadline, so a real client gets
-	// through (here within the 2 s deadline plus slack).
+	// through (here within root's 2 s deadline plus slack).
 	c := Client{Path: path, Timeout: 5 * time.Second}
 	var resp Response
 	var err error
