@@ -251,6 +251,14 @@ func (s *Server) admit(nfd int) {
 	}
 	go func() {
 		defer s.adm.release(uid)
+		// A bug in serving one request must not take the engine down
+		// without its hand-over: that connection is closed, nothing else.
+		defer func() {
+			if r := recover(); r != nil {
+				c.Close()
+				s.rep.note(event{kind: evReply, uid: uid}, fmt.Errorf("panic: %v", r))
+			}
+		}()
 		s.handle(c.(*net.UnixConn), uid)
 	}()
 }
