@@ -26,6 +26,7 @@ type Limits struct {
 	UserIdle     time.Duration // how long any other user has
 	UserReply    time.Duration // how long any other user has to take its answer
 	LogEvery     time.Duration // socket problems are logged at most once per period, summed up (must be > 0)
+	AcceptRate   int           // connections taken per second on the shared socket, all users together; 0: no cap
 }
 
 // DefaultLimits returns the limits carpd uses (carpd(8), "Control socket
@@ -40,6 +41,7 @@ func DefaultLimits() Limits {
 		UserIdle:     500 * time.Millisecond,
 		UserReply:    time.Second,
 		LogEvery:     10 * time.Second,
+		AcceptRate:   1000,
 	}
 }
 

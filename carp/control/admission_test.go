@@ -587,3 +587,80 @@ func TestClientGivesUpOnAQueueThatStaysFull(t *testing.T) {
 		t.Fatalf("gave up after %v, want about %v", took, DialRetry)
 	}
 }
+
+// Root has a socket of its own (mode 0600) that no other user can reach, so
+// whatever they do to the shared socket, root's commands go in there.
+func TestRootHasASocketOfItsOwn(t *testing.T) {
+	path, _, _, _ := serveLimits(t, DefaultLimits())
+	fi, err := os.Stat(RootSocket(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: mode %v, want a socket with mode 0600", RootSocket(path), fi.Mode())
+	}
+	// Another user cannot even connect to it.
+	runtime.LockOSThread()
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, ^uintptr(0), 65534, ^uintptr(0)); e != 0 {
+		runtime.UnlockOSThread()
+		t.Fatalf("seteuid: %v", e)
+	}
+	_, derr := net.DialUnix("unix", nil, &net.UnixAddr{Name: RootSocket(path), Net: "unix"})
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, ^uintptr(0), 0, ^uintptr(0)); e != 0 {
+		t.Fatalf("back to euid 0: %v", e)
+	}
+	runtime.UnlockOSThread()
+	if !errors.Is(derr, unix.EACCES) {
+		t.Fatalf("uid 65534 connecting to root's socket: %v, want EACCES", derr)
+	}
+	// Root's client uses it: with the shared socket's name gone, root is
+	// still served.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := Client{Path: path, Timeout: 2 * time.Second}.Do(Request{Op: OpStatus})
+	if err != nil || resp.Status == nil {
+		t.Fatalf("root's status without the shared socket: %v %+v", err, resp)
+	}
+}
+
+// The shared socket takes at most AcceptRate connections a second: a flood
+// waits in (and then fills) the kernel's listen queue instead of costing
+// carpd a system call each, while root goes in through its own socket at once.
+func TestSharedSocketAcceptRateIsCappedRootIsNot(t *testing.T) {
+	lim := DefaultLimits()
+	lim.AcceptRate = 50
+	path, _, _, _ := serveLimits(t, lim)
+	var conns []*net.UnixConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	start := time.Now()
+	for range 300 {
+		conns = append(conns, dialAs(t, path, 65534))
+	}
+	// After half a second at most 50/10 (burst) + 50/2 connections were
+	// taken; the others still wait in the queue, not refused yet.
+	time.Sleep(500 * time.Millisecond)
+	refused := 0
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if n, err := c.Read(make([]byte, 1)); n == 0 && errors.Is(err, io.EOF) {
+			refused++
+		}
+	}
+	elapsed := time.Since(start)
+	if max := int(float64(lim.AcceptRate)*elapsed.Seconds()) + lim.AcceptRate/10 + 1; refused > max {
+		t.Errorf("%d connections taken and refused in %v, cap %d/s allows %d", refused, elapsed, lim.AcceptRate, max)
+	}
+	if refused == 0 {
+		t.Error("no connection of the flood was taken at all")
+	}
+	t0 := time.Now()
+	resp, err := Client{Path: path, Timeout: 2 * time.Second}.Do(Request{Op: OpStatus})
+	if took := time.Since(t0); err != nil || resp.Status == nil || took > 100*time.Millisecond {
+		t.Fatalf("root's status behind the flood: %v in %v", err, took)
+	}
+}

@@ -95,24 +95,49 @@ type Engine interface {
 // Server answers requests on a Unix socket.
 type Server struct {
 	eng    Engine
-	ln     *net.UnixListener
+	ln     *net.UnixListener // the socket every user may reach
+	rootLn *net.UnixListener // RootSocket(path): mode 0600, root's own way in
 	lim    Limits
 	adm    *admission
 	rep    *reporter
 	closed atomic.Bool
 	mu     sync.Mutex
-	lf     *os.File // Serve's own descriptor of the listening socket
+	lfs    []*os.File // Serve's own descriptors of the listening sockets
 	// Logf reports connection-level problems, rate-limited (see Limits);
 	// nil discards them. Set it before Serve.
 	Logf func(format string, args ...any)
 }
 
-// Listen creates the socket at path. A stale socket file is removed only if
-// nothing answers on it, so a second carpd cannot steal a live one's socket.
+// RootSocket is the path of root's own control socket beside path: mode
+// 0600, so that no other user can connect, queue or flood there. Whatever
+// other users do to the shared socket, root's commands go in through this
+// one (Client prefers it when run as root).
+func RootSocket(path string) string { return path + ".root" }
+
+// Listen creates the socket at path, for every user, and root's own at
+// RootSocket(path). A stale socket file is removed only if nothing answers
+// on it, so a second carpd cannot steal a live one's socket.
 func Listen(path string, eng Engine) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control: socket dir: %w", err)
 	}
+	// Everyone may connect (status for non-root); writes are checked per
+	// request. Root's socket is root's alone.
+	ln, err := listen(path, 0o666)
+	if err != nil {
+		return nil, err
+	}
+	rootLn, err := listen(RootSocket(path), 0o600)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s := &Server{eng: eng, ln: ln, rootLn: rootLn}
+	s.SetLimits(DefaultLimits())
+	return s, nil
+}
+
+func listen(path string, mode os.FileMode) (*net.UnixListener, error) {
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("control: %s: another carpd is listening", path)
@@ -124,14 +149,13 @@ func Listen(path string, eng Engine) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: listen %s: %w", path, err)
 	}
-	// Everyone may connect (status for non-root); writes are checked per request.
-	if err := os.Chmod(path, 0o666); err != nil {
+	// Until this chmod the socket has the umask's mode: a user who connects
+	// to root's socket in that instant is still only served as itself.
+	if err := os.Chmod(path, mode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control: chmod %s: %w", path, err)
 	}
-	s := &Server{eng: eng, ln: ln}
-	s.SetLimits(DefaultLimits())
-	return s, nil
+	return ln, nil
 }
 
 // SetLimits replaces DefaultLimits; call it before Serve.
@@ -152,12 +176,31 @@ func (s *Server) log(format string, args ...any) {
 // descriptors or memory, so that it does not spin while the shortage lasts.
 const acceptBackoff = 50 * time.Millisecond
 
-// Serve accepts connections until Close. One goroutine accepts; each
-// connection costs it accept(2), one getsockopt(2) for the peer's
-// credentials and, when refused, close(2): it never reads, writes or waits
-// for a client, so a slow or hostile one cannot hold up the next (root's).
+// Serve accepts connections until Close, on both sockets. One goroutine
+// accepts on each; each connection costs it accept(2), one getsockopt(2)
+// for the peer's credentials and, when refused, close(2): it never reads,
+// writes or waits for a client, so a slow or hostile one cannot hold up the
+// next. The shared socket accepts at most Limits.AcceptRate connections a
+// second: beyond that they wait in the kernel's listen queue, and once it
+// is full their connect(2) fails, which costs carpd nothing. Root's socket
+// has no such cap.
 func (s *Server) Serve() error {
 	defer s.rep.close()
+	rootErr := make(chan error, 1)
+	go func() { rootErr <- s.serve(s.rootLn, 0) }()
+	err := s.serve(s.ln, s.lim.AcceptRate)
+	if err != nil {
+		s.Close()
+	}
+	if rerr := <-rootErr; err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// serve is the accept loop of one listening socket, taking at most rate
+// connections a second (0: no cap).
+func (s *Server) serve(ln *net.UnixListener, rate int) error {
 	// net's listener only accepts through its own (allocating) path; a
 	// duplicate of its descriptor, polled by the runtime, can be read raw.
 	s.mu.Lock()
@@ -165,34 +208,41 @@ func (s *Server) Serve() error {
 		s.mu.Unlock()
 		return nil
 	}
-	lf, err := s.ln.File()
-	s.lf = lf
+	lf, err := ln.File()
+	if err == nil {
+		s.lfs = append(s.lfs, lf)
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("control: listener: %w", err)
 	}
-	// Should Serve fail, the socket must not stay open through lf with
+	// Should serve fail, the socket must not stay open through lf with
 	// nobody accepting.
 	defer lf.Close()
 	rc, err := lf.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("control: listener: %w", err)
 	}
+	bucket := acceptBucket{rate: rate}
 	for {
 		var fatal error
-		backoff := false
+		var pause time.Duration
 		err := rc.Read(func(fd uintptr) bool {
 			for !s.closed.Load() {
+				if pause = bucket.wait(time.Now()); pause > 0 {
+					return true
+				}
 				nfd, errno := accept4(int(fd))
 				switch errno {
 				case 0:
+					bucket.take()
 					s.admit(nfd)
 				case syscall.EAGAIN:
 					return false // wait until the next connection arrives
 				case syscall.EINTR:
 				case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
 					s.rep.note(event{kind: evAccept}, errno)
-					backoff = true
+					pause = acceptBackoff
 					return true
 				case syscall.EBADF, syscall.EINVAL, syscall.ENOTSOCK:
 					fatal = errno // the listening socket itself is broken
@@ -212,9 +262,42 @@ func (s *Server) Serve() error {
 			return fmt.Errorf("control: accept: %w", err)
 		case fatal != nil:
 			return fmt.Errorf("control: accept: %w", fatal)
-		case backoff:
-			time.Sleep(acceptBackoff)
+		case pause > 0:
+			time.Sleep(pause)
 		}
+	}
+}
+
+// acceptBucket caps the connections an accept loop takes per second, in
+// bursts of up to a tenth of a second's worth. Owned by one accept loop.
+type acceptBucket struct {
+	rate   int // per second; 0: no cap
+	tokens float64
+	at     time.Time
+}
+
+// wait returns how long to pause before the next accept (0: go on).
+func (b *acceptBucket) wait(now time.Time) time.Duration {
+	if b.rate <= 0 {
+		return 0
+	}
+	burst := max(float64(b.rate)/10, 1)
+	if b.at.IsZero() {
+		b.tokens, b.at = burst, now
+	}
+	b.tokens = min(burst, b.tokens+now.Sub(b.at).Seconds()*float64(b.rate))
+	b.at = now
+	if b.tokens >= 1 {
+		return 0
+	}
+	// Empty: sleep until half a burst is back rather than wake up for
+	// every single connection.
+	return time.Duration((burst/2 - b.tokens) / float64(b.rate) * float64(time.Second))
+}
+
+func (b *acceptBucket) take() {
+	if b.rate > 0 {
+		b.tokens--
 	}
 }
 
@@ -267,12 +350,18 @@ func (s *Server) admit(nfd int) {
 // served finish on their own deadlines.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	s.closed.Store(true)
-	if s.lf != nil {
-		s.lf.Close()
+	defer s.mu.Unlock()
+	if s.closed.Swap(true) {
+		return nil
 	}
-	s.mu.Unlock()
-	return s.ln.Close()
+	for _, lf := range s.lfs {
+		lf.Close()
+	}
+	rerr := s.rootLn.Close()
+	if err := s.ln.Close(); err != nil {
+		return err
+	}
+	return rerr
 }
 
 func (s *Server) handle(c *net.UnixConn, uid uint32) {
@@ -446,8 +535,14 @@ func (c Client) Do(req Request) (Response, error) {
 	return resp, nil
 }
 
-// dial connects, retrying for up to DialRetry while the listen queue is full.
+// dial connects, retrying for up to DialRetry while the listen queue is
+// full. Root goes in through its own socket (RootSocket) when carpd has one.
 func (c Client) dial(to time.Duration) (net.Conn, error) {
+	if os.Geteuid() == 0 {
+		if conn, err := net.DialTimeout("unix", RootSocket(c.Path), to); err == nil {
+			return conn, nil
+		}
+	}
 	start := time.Now()
 	pause := time.Millisecond
 	for {

@@ -108,20 +108,18 @@ func TestControlSocketAbuseLeavesRootServed(t *testing.T) {
 	if len(calls.took) < 20 {
 		t.Fatalf("only %d root calls in %v: the probe did not run through the abuse", len(calls.took), churn)
 	}
-	// carpd answers root within the limit every time. The command as a
-	// whole must too, beyond what merely starting it costs on this shared
-	// machine at the time (measured alongside: the same command with no
-	// carpd to ask).
+	// carpd answers root within the limit every time, and so does the
+	// command as a whole (root goes in through its own socket; the shared
+	// one takes at most control.DefaultLimits().AcceptRate a second).
 	for i, d := range calls.rtt {
 		if d > maxRoot {
 			t.Errorf("root's status round trip took %v (call %d of %d), limit %v", d, i+1, len(calls.rtt), maxRoot)
 		}
 	}
-	startup := maxOf(calls.ref)
 	for i, d := range calls.took {
-		if d > maxRoot+startup {
-			t.Errorf("root's ifconfig -a took %v (call %d of %d), limit %v plus start-up %v",
-				d, i+1, len(calls.took), maxRoot, startup)
+		if d > maxRoot {
+			t.Errorf("root's ifconfig -a took %v (call %d of %d), limit %v (the same command without carpd took up to %v)",
+				d, i+1, len(calls.took), maxRoot, maxOf(calls.ref))
 		}
 	}
 	abOut := ab.Output()
