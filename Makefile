@@ -6,7 +6,7 @@ export CGO_ENABLED = 0
 
 CMDS = carpd ifconfig-carp carpctl-sysctl
 
-.PHONY: all build test sim demo bench fuzz vet clean install
+.PHONY: all build test sim demo bench bench-replay fuzz vet clean install
 
 all: build
 
@@ -32,6 +32,10 @@ demo: build
 ## bench: failover time after kill -9, bsdcarp vs ucarp, same advbase; needs root
 bench: build
 	scripts/bench-failover.sh
+
+## bench-replay: takeover while a third host replays the dead master's adverts, bsdcarp vs ucarp; needs root
+bench-replay: build
+	scripts/bench-replay.sh
 
 vet:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
