@@ -137,23 +137,26 @@ func BuildAdvert(vhid, advbase, advskew uint8, counter uint64, key []byte, addrs
 	return b
 }
 
-// ReplayWindow is how far behind the newest counter of a vhid a received
+// ReplayWindow is how far behind the newest counter of a chain a received
 // counter may be and still count as a replay. Counters only move forward on
 // a segment (every host sends its own counter + 1 and adopts what it
 // receives), so a captured advert replayed later is behind; a peer that
-// reboots draws a fresh random 64-bit counter, which lands inside this
-// window with probability 2^40 / 2^64 (about 6e-8) and is otherwise taken
-// at once. 2^40 adverts are 34,000 years at one advert a second.
-const ReplayWindow = 1 << 40
+// reboots draws a fresh random 64-bit counter, which lands inside one
+// chain's window with probability 2^32 / 2^64. 2^32 adverts are 136 years
+// at one advert a second.
+const ReplayWindow = 1 << 32
 
 // MaxChains is how many counter chains Counter remembers per address
 // family. A chain is the run of counters that starts at one random draw
 // (a host's first advert after it started) and goes on +1 per advert, from
 // host to host as they adopt each other's value. A new chain appears only
-// when a host starts with a fresh counter, so 32 cover the reboots of the
-// peers during one engine's life; a fresh random counter lands inside the
-// window of one of them with probability at most 32 * 2^40 / 2^64 (2e-6).
-const MaxChains = 32
+// when a host starts with a fresh counter, so 1024 cover the restarts of
+// the peers of a vhid for years, and a replay of old chains cannot push the
+// live one out (the least recently advanced is forgotten first, and the
+// live chain advances every interval). A fresh random counter lands inside
+// one of their windows with probability at most 1024 * 2^32 / 2^64
+// (2.4e-7). The memory is 8 bytes a chain, and most vhids see one or two.
+const MaxChains = 1024
 
 // Counter is a vhid's advertisement counter (reference §2): random 64 bits
 // at the first send, +1 per advert sent (wrapping), and the received value
@@ -272,8 +275,15 @@ func (c *Counter) State() CounterState {
 	return CounterState{Value: c.v, Set: c.set, IPv4: slices.Clone(c.heads[0]), IPv6: slices.Clone(c.heads[1])}
 }
 
-// Restore makes c remember s; chains beyond MaxChains (the oldest) are
-// dropped, so a damaged state cannot make c grow.
+// RestoreMargin is how far ahead of a restored value the counter goes on:
+// a crash loses the adverts sent since the state was last written, and
+// peers that saw them would drop ours as replays if we sent those counters
+// again. It stays on the same chain (far inside ReplayWindow).
+const RestoreMargin = 1 << 20
+
+// Restore makes c remember s, its own counter RestoreMargin ahead; chains
+// beyond MaxChains (the oldest) are dropped, so a damaged state cannot make
+// c grow.
 func (c *Counter) Restore(s CounterState) {
 	keep := func(hs []uint64) []uint64 {
 		if len(hs) > MaxChains {
@@ -282,6 +292,9 @@ func (c *Counter) Restore(s CounterState) {
 		return slices.Clone(hs)
 	}
 	c.v, c.set = s.Value, s.Set
+	if c.set {
+		c.v += RestoreMargin
+	}
 	c.heads = [2][]uint64{keep(s.IPv4), keep(s.IPv6)}
 }
 

@@ -271,3 +271,25 @@ func TestCounterReplay(t *testing.T) {
 		}
 	})
 }
+
+func TestCounterStateRoundTrip(t *testing.T) {
+	var c Counter
+	c.Adopt(false, 500)
+	c.Adopt(true, 1<<50)
+	c.Next(nil)
+	var r Counter
+	r.Restore(c.State())
+	if r.Fresh(false, 500) || r.Fresh(true, 1<<50) {
+		t.Error("a restored counter forgot the chains it had seen")
+	}
+	v, _ := c.Value()
+	if got := r.Next(nil); got != v+RestoreMargin+1 {
+		t.Errorf("first advert after a restore has counter %d, want %d (the margin ahead)", got, v+RestoreMargin+1)
+	}
+	big := CounterState{IPv4: make([]uint64, MaxChains+10)}
+	var g Counter
+	g.Restore(big)
+	if len(g.heads[0]) != MaxChains {
+		t.Errorf("restored %d chains, want at most %d", len(g.heads[0]), MaxChains)
+	}
+}

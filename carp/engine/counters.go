@@ -55,32 +55,64 @@ func (e *Engine) loadCounters() map[string]carp.CounterState {
 	return m
 }
 
-// saveCounters writes the counters of the running vhids when they changed
-// since the last write. Failures are logged once per run of failures.
+// saveCounters hands the counters of the running vhids to the writer when
+// they changed since the last time. The file is written off the engine
+// goroutine (see counterWriter) and without fsync: it is a cache, and a
+// slow or hung disk must never delay an advert.
 func (e *Engine) saveCounters(now time.Time) {
 	e.countersAt = now.Add(countersEvery)
 	if e.opts.StateDir == "" {
 		return
 	}
+	b, err := e.encodeCounters()
+	if err != nil || bytes.Equal(b, e.countersSaved) {
+		return
+	}
+	e.countersSaved = b
+	select {
+	case <-e.countersOut: // an older version not written yet: this one replaces it
+	default:
+	}
+	e.countersOut <- b
+}
+
+func (e *Engine) encodeCounters() ([]byte, error) {
 	m := make(map[string]carp.CounterState, len(e.hosts))
 	for _, h := range e.hosts {
 		if _, ok := h.counter.Value(); ok {
 			m[counterKey(h.iface, h.cfg.VHID)] = h.counter.State()
 		}
 	}
-	b, err := json.Marshal(m)
-	if err == nil && bytes.Equal(b, e.countersSaved) {
-		return
-	}
-	if err == nil {
-		err = writeAtomic(e.opts.StateDir, countersFile, b)
-	}
-	if err != nil {
-		if !e.countersFailed {
-			e.log.Printf("carpd: %v", fmt.Errorf("save advert counters: %w", err))
+	return json.Marshal(m)
+}
+
+// counterWriter writes what saveCounters hands it until stop is closed,
+// then writes what is still pending. Failures are logged once per run of
+// failures.
+func (e *Engine) counterWriter(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	failed := false
+	write := func(b []byte) {
+		if err := writeCache(e.opts.StateDir, countersFile, b); err != nil {
+			if !failed {
+				e.log.Printf("carpd: %v", fmt.Errorf("save advert counters: %w", err))
+			}
+			failed = true
+			return
 		}
-		e.countersFailed = true
-		return
+		failed = false
 	}
-	e.countersSaved, e.countersFailed = b, false
+	for {
+		select {
+		case b := <-e.countersOut:
+			write(b)
+		case <-stop:
+			select {
+			case b := <-e.countersOut:
+				write(b)
+			default:
+			}
+			return
+		}
+	}
 }

@@ -60,10 +60,10 @@ type Engine struct {
 	save           saver // config.json on disk, see save.go
 
 	// Advert counters kept across a restart (counters.go).
-	counters       map[string]carp.CounterState // loaded at start, handed to each vhid once
-	countersAt     time.Time                    // next write of counters.json
-	countersSaved  []byte
-	countersFailed bool
+	counters      map[string]carp.CounterState // loaded at start, handed to each vhid once
+	countersAt    time.Time                    // next write of counters.json
+	countersSaved []byte                       // last version handed to the writer
+	countersOut   chan []byte                  // to counterWriter, latest wins
 }
 
 // New loads the saved configuration (if any) and returns an engine that is
@@ -95,6 +95,7 @@ func New(opts Options) (*Engine, error) {
 		lastLog:        map[string]time.Time{},
 		joined:         map[string]int{},
 		pkts:           make(chan kernelshim.Packet, 256),
+		countersOut:    make(chan []byte, 1),
 		linkUpdates:    make(chan kernelshim.LinkUpdate, 64),
 	}
 	cfg, err := loadConfig(opts.StateDir)
@@ -158,6 +159,11 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	defer close(e.done)
 	shimCtx, stopShim := context.WithCancel(context.Background())
 	defer stopShim()
+	stopWriter, writerDone := make(chan struct{}), make(chan struct{})
+	go e.counterWriter(stopWriter, writerDone)
+	// Last deferred, first run: the final counters are written after the
+	// hand-over (and after a panic's) before Run returns.
+	defer func() { close(stopWriter); <-writerDone }()
 	defer func() {
 		if r := recover(); r != nil {
 			e.log.Printf("carpd: panic in the engine: %v\n%s", r, debug.Stack())
@@ -270,8 +276,10 @@ func (e *Engine) safeShutdown(why string) {
 	for _, h := range e.hosts {
 		step("tear down "+h.name(), func() { e.teardown(now, h, reason) })
 	}
+	step("save advert counters", func() { e.saveCounters(now) })
 	e.hosts = nil
 	step("restore kernel settings", e.restoreKernel)
+	step("save the configuration", e.flushSave)
 }
 
 func (e *Engine) nextDeadline() (time.Time, bool) {

@@ -132,3 +132,30 @@ func writeAtomic(dir, name string, b []byte) error {
 	}
 	return nil
 }
+
+// writeCache replaces dir/name with b through a temporary file and a
+// rename, so a reader never sees a torn file, but without fsync: for a
+// cache whose loss costs little, on a path a slow disk must not stall.
+func writeCache(dir, name string, b []byte) error {
+	f, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		return fmt.Errorf("engine: save %s: %w", name, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("engine: save %s: %w", name, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("engine: save %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("engine: save %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("engine: save %s: %w", name, err)
+	}
+	return nil
+}

@@ -313,3 +313,29 @@ func TestDamagedCountersFileIsIgnored(t *testing.T) {
 		}
 	})
 }
+
+// Forged adverts from ever new source addresses cannot fill the log: the
+// mismatch line is rate-limited per vhid, not per source.
+func TestAuthMismatchLogIsRateLimitedPerVHID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := kernelshim.NewSegment()
+		a := newNode(t, seg, "10.0.0.2/24", "")
+		defer a.stop(t)
+		runbook284(t, a, 0)
+		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+		synctest.Wait()
+		send := attacker(t, seg)
+		vip := []netip.Addr{netip.MustParseAddr("10.0.0.1")}
+		for i := range 1000 {
+			src := netip.AddrFrom4([4]byte{10, 0, 0, byte(100 + i%2)})
+			send(src, carp.BuildAdvert(1, 1, 0, uint64(i), carp.Key("guess"), vip))
+			if i%100 == 0 {
+				time.Sleep(time.Second)
+			}
+			synctest.Wait()
+		}
+		if n := strings.Count(a.logs.String(), "fail authentication"); n != 1 {
+			t.Errorf("%d mismatch lines for 1000 forged adverts from 2 alternating sources in 10 s, want 1", n)
+		}
+	})
+}

@@ -698,10 +698,12 @@ const mismatchLogEvery = 30 * time.Second
 // authentication. Its sender runs the same vhid with another key or another
 // address set (the classic misconfiguration that leaves both hosts MASTER,
 // with one virtual MAC on two switch ports), so it is said at the default
-// log level, at most every mismatchLogEvery per vhid and peer, and shown by
+// log level, at most every mismatchLogEvery per vhid, and shown by
 // ifconfig while the sender keeps advertising (three of its intervals).
 func (e *Engine) authMismatch(now time.Time, h *vhost, hdr carp.Header, from netip.Addr) {
-	logIt := from != h.mismatch || now.Sub(h.mismatchLogged) >= mismatchLogEvery || now.After(h.mismatchUntil)
+	// Once per period per vhid, whatever the source: forged adverts from
+	// ever new source addresses must not fill the log.
+	logIt := h.mismatchLogged.IsZero() || now.Sub(h.mismatchLogged) >= mismatchLogEvery
 	h.mismatch = from
 	h.mismatchUntil = now.Add(3 * carp.AdvInterval(max(hdr.AdvBase, 1), hdr.AdvSkew))
 	if hdr.AdvBase == carp.BowOutAdvBase && hdr.AdvSkew == carp.BowOutAdvSkew {
