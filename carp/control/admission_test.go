@@ -664,3 +664,56 @@ func TestSharedSocketAcceptRateIsCappedRootIsNot(t *testing.T) {
 		t.Fatalf("root's status behind the flood: %v in %v", err, took)
 	}
 }
+
+// With the socket in a directory others can write to, another user may
+// bind root's socket name first: root's client must not send it anything
+// (requests carry keys) and goes to carpd's shared socket instead.
+func TestRootClientIgnoresASquattedRootSocket(t *testing.T) {
+	path, _, _, _ := serveLimits(t, DefaultLimits())
+	dir := filepath.Dir(path)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(RootSocket(path)); err != nil {
+		t.Fatal(err)
+	}
+	runtime.LockOSThread()
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, ^uintptr(0), 65534, ^uintptr(0)); e != 0 {
+		runtime.UnlockOSThread()
+		t.Fatalf("seteuid: %v", e)
+	}
+	squat, err := net.ListenUnix("unix", &net.UnixAddr{Name: RootSocket(path), Net: "unix"})
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, ^uintptr(0), 0, ^uintptr(0)); e != 0 {
+		t.Fatalf("back to euid 0: %v", e)
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squat.Close()
+	got := make(chan int, 16)
+	go func() {
+		for {
+			c, err := squat.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			n, _ := io.Copy(io.Discard, c)
+			got <- int(n)
+			c.Close()
+		}
+	}()
+	resp, err := Client{Path: path, Timeout: 2 * time.Second}.Do(Request{Op: OpStatus, ShowKeys: true})
+	if err != nil || resp.Status == nil {
+		t.Fatalf("root's status with a squatted root socket: %v %+v", err, resp)
+	}
+	select {
+	case n := <-got:
+		if n != 0 {
+			t.Fatalf("the squatter received %d bytes", n)
+		}
+	case <-time.After(time.Second):
+		// It never even connected: fine too.
+	}
+}

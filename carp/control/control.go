@@ -187,7 +187,16 @@ const acceptBackoff = 50 * time.Millisecond
 func (s *Server) Serve() error {
 	defer s.rep.close()
 	rootErr := make(chan error, 1)
-	go func() { rootErr <- s.serve(s.rootLn, 0) }()
+	go func() {
+		err := s.serve(s.rootLn, 0)
+		if err != nil {
+			// Nobody accepts there any more: close it, so that root's
+			// commands fall back to the shared socket at once instead
+			// of waiting in a queue.
+			s.rootLn.Close()
+		}
+		rootErr <- err
+	}()
 	err := s.serve(s.ln, s.lim.AcceptRate)
 	if err != nil {
 		s.Close()
@@ -538,11 +547,49 @@ func (c Client) Do(req Request) (Response, error) {
 // dial connects, retrying for up to DialRetry while the listen queue is
 // full. Root goes in through its own socket (RootSocket) when carpd has one.
 func (c Client) dial(to time.Duration) (net.Conn, error) {
-	if os.Geteuid() == 0 {
+	root := os.Geteuid() == 0
+	if root {
 		if conn, err := net.DialTimeout("unix", RootSocket(c.Path), to); err == nil {
-			return conn, nil
+			if servedByRoot(conn) {
+				return conn, nil
+			}
+			conn.Close()
 		}
 	}
+	conn, err := c.dialShared(to)
+	if err == nil && root && !servedByRoot(conn) {
+		// A socket in a directory others can write to may be anybody's:
+		// root's requests carry keys.
+		conn.Close()
+		return nil, fmt.Errorf("control: %s is not served by root: not sending to it", c.Path)
+	}
+	return conn, err
+}
+
+// servedByRoot reports whether the process listening on conn's other end
+// runs as root, as carpd does.
+func servedByRoot(conn net.Conn) bool {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return false
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil || cerr != nil {
+		return false
+	}
+	return cred.Uid == 0
+}
+
+// dialShared connects to the socket every user shares, retrying while its
+// listen queue is full.
+func (c Client) dialShared(to time.Duration) (net.Conn, error) {
 	start := time.Now()
 	pause := time.Millisecond
 	for {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // ParseIfmap reads an interface map: one BSD=Linux pair a line (em0=eth0),
@@ -89,9 +90,15 @@ func parsePair(p string) (bsd, linux string, err error) {
 func LoadIfmap(file string, pairs []string) (map[string]string, error) {
 	m := map[string]string{}
 	if file != "" {
-		f, err := os.Open(file)
+		// Non-blocking, and only a regular file: a FIFO or a device in
+		// its place must not hang carpd's start or its SIGHUP.
+		f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		switch {
 		case err == nil:
+			if fi, serr := f.Stat(); serr != nil || !fi.Mode().IsRegular() {
+				f.Close()
+				return nil, fmt.Errorf("ifmap: %s: not a regular file", file)
+			}
 			m, err = ParseIfmap(f, file)
 			f.Close()
 			if err != nil {

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
@@ -313,5 +315,23 @@ func TestIfmapStrict(t *testing.T) {
 	}
 	if _, err := LoadIfmap(filepath.Join(dir, "missing"), nil); err != nil {
 		t.Fatalf("a missing file must be fine: %v", err)
+	}
+}
+
+// A FIFO in the ifmap's place must not hang carpd's start or its SIGHUP.
+func TestIfmapThatIsNotARegularFileIsRefused(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "ifmap")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := LoadIfmap(fifo, nil); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("LoadIfmap(FIFO) = %v, want a refusal", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("LoadIfmap blocked on a FIFO")
 	}
 }

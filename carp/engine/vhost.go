@@ -284,11 +284,14 @@ func (e *Engine) tuneParent(parent string) {
 	e.tuned[parent] = true
 	e.setKernel("net/ipv4/conf/"+parent+"/arp_ignore", "1", true)
 	e.setKernel("net/ipv4/conf/"+parent+"/arp_announce", "2", true)
-	// A peer whose parent has no address of its own advertises from the
-	// vhid's address (sourceAddr), which the MASTER here holds: without
+	// On a parent without an IPv4 address of its own (the vhid's address is
+	// the only one on the link) the peers advertise from the vhid's
+	// address (sourceAddr), which the MASTER here holds: without
 	// accept_local the kernel drops those adverts as martians and both
-	// stay MASTER.
-	e.setKernel("net/ipv4/conf/"+parent+"/accept_local", "1", true)
+	// stay MASTER. Elsewhere martian filtering stays as the admin set it.
+	if l, ok := e.linkByLinuxName(parent); ok && !slices.ContainsFunc(l.Addrs, func(p netip.Prefix) bool { return p.Addr().Is4() }) {
+		e.setKernel("net/ipv4/conf/"+parent+"/accept_local", "1", true)
+	}
 }
 
 // setKernel writes a /proc/sys value. With restore, the value it replaces is

@@ -15,6 +15,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// lockPatience is how long a lock that is taken is tried again before
+// carpd gives up on it.
+const lockPatience = 100 * time.Millisecond
+
 // NetnsLockDir holds one lock file per network namespace, named after the
 // namespace's inode. It is root's alone (mode 0700 under /run, which a
 // reboot clears): no other user can create or hold a lock there, so no local
@@ -224,11 +228,18 @@ func samePath(f *os.File, path string) bool {
 // pidPath.
 func flockNB(f *os.File, what, pidPath string) error {
 	var err error
+	// A starting carpd's sweepStale holds a dead engine's lock for an
+	// instant: a lock still taken after lockPatience is really held.
+	deadline := time.Now().Add(lockPatience)
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if !errors.Is(err, unix.EINTR) {
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
 			break
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	switch {
 	case err == nil:

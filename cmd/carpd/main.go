@@ -135,13 +135,30 @@ func run(c cli, lg *log.Logger) error {
 // handleSignals turns SIGTERM and SIGINT into a graceful stop named after
 // the signal and SIGHUP into a reload, until ctx ends.
 func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.CancelCauseFunc, c cli, eng *engine.Engine, lg *log.Logger) {
+	// A reload runs on its own goroutine, one at a time, so that reading
+	// the map can never delay a SIGTERM; HUPs that come meanwhile fold
+	// into one more reload.
+	hup := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload(ctx, c, eng, lg)
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(ctx, c, eng, lg)
+				select {
+				case hup <- struct{}{}:
+				default:
+				}
 				continue
 			}
 			stop(errors.New(unix.SignalName(sig.(syscall.Signal))))
