@@ -1,0 +1,61 @@
+package devd
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// DefaultPath is devd's configuration file.
+const DefaultPath = "/etc/devd.conf"
+
+// Load reads the devd configuration at path, then every file whose name ends
+// in ".conf" in each directory named by a `directory` option, as devd's
+// config::parse does: directories in the order named (including those named
+// by the files read from a directory, each directory once), files within a
+// directory in name order (devd takes readdir order, which is unspecified).
+// A directory that cannot be opened is skipped, as devd skips it. All files
+// share one set of global variables; a match's variables are expanded when
+// it is parsed, with the `set` options read so far.
+func Load(path string) (*Config, error) {
+	c := newConfig()
+	if err := c.loadFile(path); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for i := 0; i < len(c.Directories); i++ {
+		dir := c.Directories[i]
+		if seen[dir] {
+			continue
+		}
+		seen[dir] = true
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		names := make([]string, 0, len(entries))
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".conf") && !e.IsDir() {
+				names = append(names, e.Name())
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if err := c.loadFile(filepath.Join(dir, n)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	c.finish()
+	return c, nil
+}
+
+func (c *Config) loadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("devd: read config: %w", err)
+	}
+	return c.parseFile(path, data)
+}
