@@ -354,3 +354,22 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("missing main file: %v", err)
 	}
 }
+
+// TestNotifyEvent pins the variables of a kernel notify line.
+func TestNotifyEvent(t *testing.T) {
+	got := NotifyEvent(`!system=CARP subsystem=1@em0 type=MASTER`)
+	want := Event{"*": "!system=CARP subsystem=1@em0 type=MASTER", "_": "system=CARP subsystem=1@em0 type=MASTER",
+		"system": "CARP", "subsystem": "1@em0", "type": "MASTER"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v", got)
+	}
+	line := `!system=X msg="a \"b\" c"  n=1 q=x\"y bare word=2`
+	got = NotifyEvent(line)
+	want = Event{"*": line, "_": line[1:], "system": "X", "msg": `a "b" c`, "n": "1", "q": `x"y`}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v", got)
+	}
+	if NotifyEvent("+em0 at") != nil {
+		t.Fatal("non-notify line accepted")
+	}
+}

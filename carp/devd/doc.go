@@ -25,8 +25,10 @@
 //   - Statements of a kind are stable-sorted by decreasing priority; for an
 //     event devd runs the actions of the first statement whose clauses all
 //     match, and no other (find_and_execute breaks after one).
-//   - Actions are expanded when run: $$, $(...), $name; unset names give
-//     "", and values are quoted as single shell words.
+//   - Actions are expanded when run: $$, $(...) (with devd's off-by-one:
+//     see Config.Expand), $name; unset names give "", and values are
+//     quoted as single shell words. NotifyEvent builds an event's
+//     variables from a kernel notify line as devd does, with "*" and "_".
 //
 // Deliberate differences: characters no lexer rule matches (devd's flex
 // scanner echoes and skips them) and "" are syntax errors here; directory

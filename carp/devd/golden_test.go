@@ -56,17 +56,6 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// notifyLine builds the Event of a devd notify line "!k=v k=v", with "*"
-// and "_" as devd sets them.
-func notifyLine(line string) Event {
-	ev := Event{"*": line, "_": line[1:]}
-	for _, kv := range strings.Fields(line[1:]) {
-		k, v, _ := strings.Cut(kv, "=")
-		ev[k] = v
-	}
-	return ev
-}
-
 var goldenEvents = []string{
 	"!system=CARP subsystem=1@em0 type=MASTER",
 	"!system=CARP subsystem=1@em0 type=BACKUP",
@@ -97,7 +86,7 @@ func matchReport(c *Config) string {
 	var b strings.Builder
 	for _, line := range goldenEvents {
 		fmt.Fprintf(&b, "event %s\n", line)
-		acts := c.Match(notifyLine(line))
+		acts := c.Match(NotifyEvent(line))
 		if len(acts) == 0 {
 			b.WriteString("\t(no action)\n")
 		}

@@ -127,13 +127,20 @@ func (c *Config) lookup(ev Event) func(string) string {
 }
 
 // Expand expands variables in s as devd does for an action string, with
-// the event's variables and the global `set` variables.
+// the event's variables and the global `set` variables: "$$" gives "$";
+// "$(" copies text unchanged until the parentheses balance, devd counting
+// the first "(" twice ("$(cmd) $x" is copied whole, "$(cmd)) $x" expands
+// $x); "$" before a character other than a letter, "_", "-" or "*" stays
+// (so "${x}" reaches the shell as written); a name of letters, digits, "_"
+// and "-" is replaced by its value quoted as one shell word, ” if unset.
 func (c *Config) Expand(s string, ev Event) string {
 	return expand(s, c.lookup(ev), true)
 }
 
-// expand implements devd's expand_string: "$$" is "$"; "$(" copies a
-// balanced parenthesised text unchanged (a shell command substitution);
+// expand implements devd's expand_string: "$$" is "$"; "$(" copies the
+// text unchanged until the parentheses balance, and devd counts the "("
+// after the "$" twice, so "$(cmd) $x" copies everything to the end of the
+// string and "$(cmd)) $x" stops after "))";
 // "$" followed by a character that is not a letter, "_", "-" or "*" is
 // kept as is (so "${var}" is not expanded by devd and reaches the shell
 // as written); otherwise the longest name of letters, digits, "_" and "-"
