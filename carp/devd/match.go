@@ -132,7 +132,7 @@ func (c *Config) lookup(ev Event) func(string) string {
 // the first "(" twice ("$(cmd) $x" is copied whole, "$(cmd)) $x" expands
 // $x); "$" before a character other than a letter, "_", "-" or "*" stays
 // (so "${x}" reaches the shell as written); a name of letters, digits, "_"
-// and "-" is replaced by its value quoted as one shell word, ” if unset.
+// and "-" is replaced by its value quoted as one shell word (an empty quoted word if unset).
 func (c *Config) Expand(s string, ev Event) string {
 	return expand(s, c.lookup(ev), true)
 }
