@@ -373,3 +373,21 @@ func TestNotifyEvent(t *testing.T) {
 		t.Fatal("non-notify line accepted")
 	}
 }
+
+// TestActionlessStatementShadows: a matching statement without actions is
+// still the one devd picks, so nothing runs and lower ones are hidden.
+func TestActionlessStatementShadows(t *testing.T) {
+	c := mustParse(t, `
+notify 9 { match "type" "MASTER"; };
+notify 0 { action "lower"; };
+`)
+	if got := c.Match(Event{"type": "MASTER"}); got != nil {
+		t.Fatalf("got %v, want nothing", got)
+	}
+	if st := c.First(Notify, Event{"type": "MASTER"}); st == nil || st.Priority != 9 {
+		t.Fatalf("First = %+v", st)
+	}
+	if got := commands(c.Match(Event{"type": "BACKUP"})); !reflect.DeepEqual(got, []string{"lower"}) {
+		t.Fatalf("BACKUP: got %q", got)
+	}
+}
