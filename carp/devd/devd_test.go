@@ -89,10 +89,10 @@ func TestEmptyFile(t *testing.T) {
 	}
 }
 
-// TestFirstMatchOnly pins devd's find_and_execute: the statements are
-// stable-sorted by decreasing priority and only the first one that
-// matches runs, with all its actions in order.
-func TestFirstMatchOnly(t *testing.T) {
+// TestEveryMatchInPriorityOrder pins issue 7's rule: the actions of every
+// matching notify statement, the statements stable-sorted by decreasing
+// priority as devd sorts them (devd itself runs only the first: First).
+func TestEveryMatchInPriorityOrder(t *testing.T) {
 	c := mustParse(t, `
 notify 0 { match "system" "CARP"; action "low"; };
 notify 5 { match "system" "CARP"; action "mid-a"; action "mid-b"; };
@@ -100,12 +100,15 @@ notify 5 { match "system" "CARP"; action "mid-second"; };
 notify 9 { match "system" "CARP"; match "type" "MASTER"; action "high"; };
 `)
 	got := commands(c.Match(Event{"system": "CARP", "type": "BACKUP"}))
-	if want := []string{"mid-a", "mid-b"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"mid-a", "mid-b", "mid-second", "low"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("BACKUP: got %q, want %q", got, want)
 	}
 	got = commands(c.Match(Event{"system": "CARP", "type": "MASTER"}))
-	if want := []string{"high"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"high", "mid-a", "mid-b", "mid-second", "low"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("MASTER: got %q, want %q", got, want)
+	}
+	if st := c.First(Notify, Event{"system": "CARP", "type": "BACKUP"}); st == nil || st.Priority != 5 {
+		t.Fatalf("First (devd's choice) = %+v", st)
 	}
 	if got := c.Match(Event{"system": "IFNET"}); got != nil {
 		t.Fatalf("IFNET: got %v, want nothing", got)
@@ -338,8 +341,8 @@ func TestLoad(t *testing.T) {
 	if !reflect.DeepEqual(c.Files, wantFiles) {
 		t.Fatalf("files %q, want %q", c.Files, wantFiles)
 	}
-	if got := commands(c.Match(Event{})); !reflect.DeepEqual(got, []string{"a"}) {
-		t.Fatalf("got %q", got)
+	if got := commands(c.Match(Event{})); !reflect.DeepEqual(got, []string{"a", "z"}) {
+		t.Fatalf("got %q, want both files' actions in file order", got)
 	}
 
 	bad := filepath.Join(sub, "m.conf")
@@ -374,15 +377,15 @@ func TestNotifyEvent(t *testing.T) {
 	}
 }
 
-// TestActionlessStatementShadows: a matching statement without actions is
-// still the one devd picks, so nothing runs and lower ones are hidden.
-func TestActionlessStatementShadows(t *testing.T) {
+// TestActionlessStatement: a matching statement without actions is the
+// one devd picks (First), but under issue 7's rule it hides nothing.
+func TestActionlessStatement(t *testing.T) {
 	c := mustParse(t, `
 notify 9 { match "type" "MASTER"; };
 notify 0 { action "lower"; };
 `)
-	if got := c.Match(Event{"type": "MASTER"}); got != nil {
-		t.Fatalf("got %v, want nothing", got)
+	if got := commands(c.Match(Event{"type": "MASTER"})); !reflect.DeepEqual(got, []string{"lower"}) {
+		t.Fatalf("got %q, want the lower statement's action", got)
 	}
 	if st := c.First(Notify, Event{"type": "MASTER"}); st == nil || st.Priority != 9 {
 		t.Fatalf("First = %+v", st)

@@ -25,35 +25,37 @@ type Action struct {
 	Priority int
 }
 
-// Match returns the actions devd runs for a notify event: those of the
-// first notify statement, in decreasing priority and then definition
-// order, whose match and media-type clauses all succeed. devd stops at that
-// statement (find_and_execute breaks after the first match), so at most one
-// statement's actions are returned, in the order written. It returns nil
-// when no statement matches.
+// Match returns the actions to run for a notify event: those of every
+// notify statement whose match and media-type clauses all succeed, in
+// decreasing priority and then definition order, each statement's actions
+// in the order written; nil when none matches. Issue 7 asks for every
+// matching statement; devd itself stops at the first (find_and_execute
+// breaks after it: see First), so a lower-priority rule that devd would
+// shadow runs here too.
 func (c *Config) Match(ev Event) []Action {
 	return c.MatchKind(Notify, ev)
 }
 
 // MatchKind is Match for statements of the given kind.
 func (c *Config) MatchKind(kind Kind, ev Event) []Action {
-	st := c.First(kind, ev)
-	if st == nil {
-		return nil
-	}
 	look := c.lookup(ev)
 	var out []Action
-	for _, cl := range st.Clauses {
-		if cl.Kind != ActionClause {
+	for _, st := range c.sorted[kind] {
+		if !c.matches(st, ev, look) {
 			continue
 		}
-		out = append(out, Action{
-			Command:  expand(cl.Value, look, true),
-			Template: cl.Value,
-			File:     st.File,
-			Line:     cl.Line,
-			Priority: st.Priority,
-		})
+		for _, cl := range st.Clauses {
+			if cl.Kind != ActionClause {
+				continue
+			}
+			out = append(out, Action{
+				Command:  expand(cl.Value, look, true),
+				Template: cl.Value,
+				File:     st.File,
+				Line:     cl.Line,
+				Priority: st.Priority,
+			})
+		}
 	}
 	return out
 }
