@@ -125,7 +125,14 @@ func TestDevdPipeEventsOfAFailover(t *testing.T) {
 		t.Fatalf("the reading reader did not get all %d INIT events of carp1", flaps)
 	}
 
-	// fw1's engine dies: fw2 takes over within the protocol's bound.
+	// fw1's engine dies: fw2 takes over within the protocol's bound, with
+	// a second reader that never reads connected (not yet dropped: it
+	// has room, and nobody waits for it either way).
+	hung, err := net.Dial("unix", fw2.devdPipe())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
 	mark := len(good.snapshot())
 	start := time.Now()
 	if err := fw1.carpd.Kill(syscall.SIGKILL); err == nil {
