@@ -26,6 +26,14 @@ type Options struct {
 	IfMap map[string]string
 	// Log receives carp(4)-style messages; nil discards them.
 	Log *log.Logger
+	// Events, if not nil, receives every Event (see Event) in the order
+	// the engine decided them. The engine never blocks on it: a send that
+	// would wait drops the event instead, counts it (EventsDropped) and
+	// logs at most once a second. Give it a buffer (DefaultEventQueue)
+	// and a consumer that drains it promptly; whoever acts on events (a
+	// devd.pipe, actions) does so off the engine goroutine. The engine
+	// never closes it.
+	Events chan<- Event
 	// Now and Rand are injectable for tests.
 	Now  func() time.Time
 	Rand func() uint64
@@ -57,7 +65,9 @@ type Engine struct {
 	joined         map[string]int         // Linux parents whose CARP group we joined -> ifindex then
 	pkts           chan kernelshim.Packet // from the shim's reader
 	linkUpdates    chan kernelshim.LinkUpdate
-	save           saver // config.json on disk, see save.go
+	save           saver           // config.json on disk, see save.go
+	parentCarrier  map[string]bool // BSD parent -> carrier last seen, for IFNET events (events.go)
+	eventsDropped  eventCounter
 
 	// Advert counters kept across a restart (counters.go).
 	counters      map[string]carp.CounterState // loaded at start, handed to each vhid once

@@ -30,6 +30,8 @@ type vhost struct {
 	sendOKs     int // consecutive good sends after the senderr demotion
 	senderr     bool
 	suppressed  bool // counted in the interface-down demotion
+	linkKnown   bool // an IFNET event for the cloned carpN was reported
+	linkUp      bool // ... and it was LINK_UP
 
 	// mismatch is the last host heard speaking for this vhid whose adverts
 	// fail authentication: a different key or address set, so both hosts
@@ -148,6 +150,7 @@ func (e *Engine) reconcile(now time.Time) {
 	for _, h := range e.hosts {
 		e.setRun(now, h, carp.ReasonInitComplete)
 	}
+	e.emitParentLinks() // a parent new to the configuration: its carrier now
 }
 
 // resolveCarpdev finds the parent of a vhid: the configured carpdev, or
@@ -362,6 +365,7 @@ func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
 		if e.knob("log") >= 1 {
 			e.log.Printf("carp: %s: %s -> %s (%s)", h.name(), t.From, t.To, t.Reason)
 		}
+		e.emitTransition(h, t.To)
 		switch {
 		case t.To == carp.Master:
 			e.installAddrs(now, h)
@@ -616,6 +620,7 @@ func (e *Engine) linkChanged(now time.Time, u kernelshim.LinkUpdate) {
 		}
 		e.setRun(now, h, carp.ReasonIfUp)
 	}
+	e.emitParentLinks()
 }
 
 // syncGroups keeps the CARP multicast groups joined on exactly the parents

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp/control"
 	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/events"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -31,6 +32,7 @@ type cli struct {
 	StateDir  string   `help:"Directory of the runtime state (configuration, kernel settings to restore); under /run so that a reboot clears it." env:"CARPD_STATE_DIR" default:"${statedir}"`
 	Ifmap     []string `help:"BSD-to-Linux interface names, e.g. em0=eth0,em1=eth1." sep:","`
 	IfmapFile string   `help:"File of BSD=Linux name lines (# comments); missing is fine." default:"/etc/carpd/ifmap"`
+	DevdPipe  string   `help:"devd(8)-style event socket (one line per event, as devd.pipe); \"\" or off: none." env:"CARPD_DEVD_PIPE" default:"${devdpipe}"`
 }
 
 func main() {
@@ -38,7 +40,7 @@ func main() {
 	kong.Parse(&c,
 		kong.Name("carpd"),
 		kong.Description("CARP engine: FreeBSD's carp(4) on Linux."),
-		kong.Vars{"socket": control.DefaultSocket, "statedir": DefaultStateDir},
+		kong.Vars{"socket": control.DefaultSocket, "statedir": DefaultStateDir, "devdpipe": events.DefaultPipe},
 	)
 	lg := log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
 	if err := run(c, lg); err != nil {
@@ -91,7 +93,9 @@ func run(c cli, lg *log.Logger) error {
 		return err
 	}
 	defer k.Close()
-	eng, err := engine.New(engine.Options{Kernel: k, StateDir: c.StateDir, IfMap: ifmap, Log: lg})
+	evs := startEvents(c.DevdPipe, lg) // after the locks: a second carpd leaves the pipe alone
+	defer evs.close()
+	eng, err := engine.New(engine.Options{Kernel: k, StateDir: c.StateDir, IfMap: ifmap, Log: lg, Events: evs.ch})
 	if err != nil {
 		return err
 	}

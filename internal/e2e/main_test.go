@@ -76,9 +76,12 @@ func labHost(lab *netlab.Lab, name string) *host {
 }
 
 func (h *host) env() []string {
-	return []string{"CARPD_SOCKET=" + h.sock, "CARPD_STATE_DIR=" + h.stateDir,
+	return []string{"CARPD_SOCKET=" + h.sock, "CARPD_STATE_DIR=" + h.stateDir, "CARPD_DEVD_PIPE=" + h.devdPipe(),
 		"PATH=" + filepath.Join(bin, "bsd") + ":" + bin + ":" + os.Getenv("PATH")}
 }
+
+// devdPipe is the host's devd.pipe, in the lab directory.
+func (h *host) devdPipe() string { return filepath.Join(h.lab.Dir, h.name+".devd.pipe") }
 
 // startCarpd starts the engine and waits until its socket answers.
 func (h *host) startCarpd(t testing.TB, extra ...string) {
