@@ -166,7 +166,8 @@ func (s *Shell) run(parent context.Context, c Command) {
 		cmd.Stderr = s.opts.Stderr
 	}
 	// Its own process group: a timeout kills what the shell started too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Should carpd die without stopping it, the kernel kills the shell.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error {
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}

@@ -33,6 +33,7 @@ type cli struct {
 	Ifmap     []string `help:"BSD-to-Linux interface names, e.g. em0=eth0,em1=eth1." sep:","`
 	IfmapFile string   `help:"File of BSD=Linux name lines (# comments); missing is fine." default:"/etc/carpd/ifmap"`
 	DevdPipe  string   `help:"devd(8)-style event socket (one line per event, as devd.pipe); \"\" or off: none." env:"CARPD_DEVD_PIPE" default:"${devdpipe}"`
+	DevdConf  string   `help:"devd.conf(5) rules whose actions run on CARP and IFNET events (and the files of its options directories); re-read on SIGHUP; off: none." env:"CARPD_DEVD_CONF" default:"${devdconf}"`
 }
 
 func main() {
@@ -40,7 +41,7 @@ func main() {
 	kong.Parse(&c,
 		kong.Name("carpd"),
 		kong.Description("CARP engine: FreeBSD's carp(4) on Linux."),
-		kong.Vars{"socket": control.DefaultSocket, "statedir": DefaultStateDir, "devdpipe": events.DefaultPipe},
+		kong.Vars{"socket": control.DefaultSocket, "statedir": DefaultStateDir, "devdpipe": events.DefaultPipe, "devdconf": DefaultDevdConf},
 	)
 	lg := log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
 	if err := run(c, lg); err != nil {
@@ -93,7 +94,7 @@ func run(c cli, lg *log.Logger) error {
 		return err
 	}
 	defer k.Close()
-	evs := startEvents(c.DevdPipe, lg) // after the locks: a second carpd leaves the pipe alone
+	evs := startEvents(c.DevdPipe, c.DevdConf, lg) // after the locks: a second carpd leaves the pipe alone
 	defer evs.close()
 	eng, err := engine.New(engine.Options{Kernel: k, StateDir: c.StateDir, IfMap: ifmap, Log: lg, Events: evs.ch})
 	if err != nil {
@@ -101,7 +102,7 @@ func run(c cli, lg *log.Logger) error {
 	}
 	ctx, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
-	go handleSignals(ctx, sigs, stop, c, eng, lg)
+	go handleSignals(ctx, sigs, stop, c, eng, evs, lg)
 	runErr := make(chan error, 1)
 	go func() { runErr <- eng.Run(ctx) }()
 	select {
@@ -138,7 +139,7 @@ func run(c cli, lg *log.Logger) error {
 
 // handleSignals turns SIGTERM and SIGINT into a graceful stop named after
 // the signal and SIGHUP into a reload, until ctx ends.
-func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.CancelCauseFunc, c cli, eng *engine.Engine, lg *log.Logger) {
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.CancelCauseFunc, c cli, eng *engine.Engine, evs *eventPlumbing, lg *log.Logger) {
 	// A reload runs on its own goroutine, one at a time, so that reading
 	// the map can never delay a SIGTERM; HUPs that come meanwhile fold
 	// into one more reload.
@@ -150,6 +151,7 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.Canc
 				return
 			case <-hup:
 				reload(ctx, c, eng, lg)
+				evs.loadRules("SIGHUP: ")
 			}
 		}
 	}()
@@ -172,7 +174,8 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.Canc
 
 // reload is SIGHUP: the interface map is read again from --ifmap-file and
 // --ifmap and handed to the engine, which refuses a change for a name a vhid
-// uses. Nothing else is reloadable, and no vhid changes state.
+// uses; handleSignals then re-reads the devd.conf rules. No vhid changes
+// state.
 func reload(ctx context.Context, c cli, eng *engine.Engine, lg *log.Logger) {
 	var srcs []string
 	if c.IfmapFile != "" {

@@ -77,8 +77,13 @@ func labHost(lab *netlab.Lab, name string) *host {
 
 func (h *host) env() []string {
 	return []string{"CARPD_SOCKET=" + h.sock, "CARPD_STATE_DIR=" + h.stateDir, "CARPD_DEVD_PIPE=" + h.devdPipe(),
+		"CARPD_DEVD_CONF=" + h.devdConf(),
 		"PATH=" + filepath.Join(bin, "bsd") + ":" + bin + ":" + os.Getenv("PATH")}
 }
+
+// devdConf is the host's devd.conf, in the lab directory (absent unless a
+// test writes it: then carpd runs no actions).
+func (h *host) devdConf() string { return filepath.Join(h.lab.Dir, h.name+".devd.conf") }
 
 // devdPipe is the host's devd.pipe, in the lab directory.
 func (h *host) devdPipe() string { return filepath.Join(h.lab.Dir, h.name+".devd.pipe") }
