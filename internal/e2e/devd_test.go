@@ -46,7 +46,11 @@ func TestDevdConfActionsFollowAFailoverAndAFailback(t *testing.T) {
 		if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$1 $2\" >>"+logs[h]+"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(h.devdConf(), []byte(fmt.Sprintf(devdRules, script)), 0o644); err != nil {
+		rules := fmt.Sprintf(devdRules, script)
+		// The FreeBSD <= 9 form: the link of a cloned carpN.
+		rules += "notify 0 {\n\tmatch \"system\" \"IFNET\";\n\tmatch \"subsystem\" \"carp[0-9]+\";\n" +
+			"\tmatch \"type\" \"LINK_(UP|DOWN)\";\n\taction \"echo $subsystem/$type >>" + logs[h] + ".ifnet\";\n};\n"
+		if err := os.WriteFile(h.devdConf(), []byte(rules), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		h.startCarpd(t)
@@ -92,6 +96,23 @@ func TestDevdConfActionsFollowAFailoverAndAFailback(t *testing.T) {
 		}); !ok {
 			t.Errorf("%s: actions ran for %v, want %v\n%s", h.name, perSub(), bySub, h.log())
 		}
+	}
+	// The IFNET rule ran for fw2's clones: down when configured (BACKUP), up
+	// on the failover, down on the failback.
+	ifnet := func() map[string][]string {
+		got := map[string][]string{}
+		for _, l := range actionLog(logs[fw2] + ".ifnet") {
+			sub, typ, _ := strings.Cut(l, "/")
+			got[sub] = append(got[sub], typ)
+		}
+		return got
+	}
+	wantIfnet := []string{"LINK_DOWN", "LINK_UP", "LINK_DOWN"}
+	if _, ok := netlab.Eventually(10*time.Second, func() bool {
+		got := ifnet()
+		return slices.Equal(got["carp0"], wantIfnet) && slices.Equal(got["carp1"], wantIfnet)
+	}); !ok {
+		t.Errorf("fw2: IFNET actions %v, want %v for carp0 and carp1", ifnet(), wantIfnet)
 	}
 	// The pipe reader saw the same CARP events as fw2's actions, in order.
 	var fromPipe []string
