@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -215,6 +216,81 @@ func TestBowOutWithoutPeerDrainsAtMostTheMasterDownInterval(t *testing.T) {
 		}
 		if l, err := n.k.LinkByName("carp0"); err != nil || l.AdminUp {
 			t.Fatalf("carp0 after the drain: %+v, %v", l, err)
+		}
+	})
+}
+
+// counters returns the engine's carpstats by name.
+func (n *node) counters(t *testing.T) map[string]uint64 {
+	t.Helper()
+	st, err := n.e.Status(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]uint64{}
+	for _, c := range st.Stats {
+		m[c.Name] = c.Value
+	}
+	return m
+}
+
+func TestPreemptCountsTransitionsToMaster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fw1, fw2 := pair254(t, true)
+		defer fw1.stop(t)
+		defer fw2.stop(t)
+		// fw1: master timed out; fw2: none yet.
+		if a, b := fw1.counters(t)["preempt"], fw2.counters(t)["preempt"]; a != 1 || b != 0 {
+			t.Fatalf("preempt after start: fw1 %d, fw2 %d, want 1 and 0", a, b)
+		}
+		if _, _, err := fw1.e.SetSysctl(context.Background(), "net.inet.carp.demotion", 240); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if _, _, err := fw1.e.SetSysctl(context.Background(), "net.inet.carp.demotion", -240); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(carp.AdvInterval(1, 100) + time.Millisecond)
+		synctest.Wait()
+		c1, c2 := fw1.counters(t), fw2.counters(t)
+		if c1["preempt"] != 2 || c2["preempt"] != 1 {
+			t.Fatalf("preempt after a handover each way: fw1 %d, fw2 %d, want 2 and 1", c1["preempt"], c2["preempt"])
+		}
+		// Never counted, as on FreeBSD and OpenBSD (see carp.Stats).
+		for _, c := range []map[string]uint64{c1, c2} {
+			if c["ostates"] != 0 || c["badaddrs"] != 0 {
+				t.Errorf("ostates %d, badaddrs %d", c["ostates"], c["badaddrs"])
+			}
+		}
+	})
+}
+
+func TestSendWithoutBufferMemoryCountsONoMem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+		defer n.stop(t)
+		runbook284(t, n, 0)
+		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+		synctest.Wait()
+		sent := n.counters(t)["opackets"]
+		// Adverts refused with ENOBUFS (as sendmsg reports a socket buffer
+		// it could not allocate) for three intervals, then one refused
+		// otherwise, which is a send error but not onomem.
+		n.k.SetSendError(fmt.Errorf("sendmsg: %w", syscall.ENOBUFS))
+		time.Sleep(3 * carp.AdvInterval(1, 0))
+		synctest.Wait()
+		n.k.SetSendError(fmt.Errorf("sendmsg: %w", syscall.ENETUNREACH))
+		time.Sleep(carp.AdvInterval(1, 0))
+		synctest.Wait()
+		c := n.counters(t)
+		// Three periodic adverts, and the one the send-error demotion of
+		// the third failure makes the MASTER send at once.
+		if c["onomem"] != 4 || c["opackets"] != sent {
+			t.Fatalf("onomem %d (want 4), opackets %d (want %d, unchanged)", c["onomem"], c["opackets"], sent)
+		}
+		// Each was a send error too: the senderr demotion took effect.
+		if !strings.Contains(n.logs.String(), "demoted by 240") {
+			t.Errorf("no send-error demotion in the log:\n%s", n.logs)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
@@ -373,6 +374,7 @@ func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
 		}
 		switch {
 		case t.To == carp.Master:
+			e.stats.Preempt++ // OpenBSD's "transitions to master"
 			h.draining = false
 			e.installAddrs(now, h)
 			for _, p := range h.cfg.Addrs {
@@ -470,17 +472,29 @@ func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 		if err == nil {
 			e.stats.OPackets++
 		}
+		e.countNoMem(err)
 	}
 	if v6 {
 		// The frame leaves from the virtual MAC like FreeBSD's (the shim
 		// binds freely, so the source need not be on the macvlan).
 		if err6 := e.k.SendCARP(h.vlink, sourceAddr(parent.Addrs, h.cfg.Addrs, false), carp.GroupV6, tos, payload); err6 != nil {
 			err = err6
+			e.countNoMem(err6)
 		} else {
 			e.stats.OPackets6++
 		}
 	}
 	e.sendResult(h, err)
+}
+
+// countNoMem counts a send the kernel refused for want of buffer memory
+// (ENOBUFS, ENOMEM) in onomem, where FreeBSD counts a failed mbuf
+// allocation for an advert. It still counts as a send error too: the
+// advert did not leave, and three in a row demote as any other failure.
+func (e *Engine) countNoMem(err error) {
+	if errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) {
+		e.stats.ONoMem++
+	}
 }
 
 // sendResult implements the send-error demotion: 3 consecutive failures add
@@ -595,7 +609,7 @@ func (e *Engine) input(now time.Time, p kernelshim.Packet) {
 			noCARP = false
 		}
 	}
-	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: p.Dst.IsMulticast(), NoCARP: noCARP}, e.knob("allow") != 0, lookup)
+	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: p.Dst.IsMulticast(), NoCARP: noCARP, ShortHeader: p.ShortHeader}, e.knob("allow") != 0, lookup)
 	if drop == carp.DropNone && !found.counter.Fresh(p.IPv6, hdr.Counter) {
 		// Authentic but already seen: a captured advert played again must
 		// neither hold a BACKUP down nor make a MASTER yield.
