@@ -67,8 +67,11 @@ type Transition struct {
 }
 
 // Output tells the caller what to do after a call into Machine, in this
-// order: log and announce the transition (a new MASTER also sends
-// gratuitous ARP / unsolicited NA), then send the advert.
+// order: send the bow-out advert (BowOut), log the transition, and for a new
+// MASTER install the virtual addresses and announce them (gratuitous ARP /
+// unsolicited NA), and only then send the advert (Advertise). A packet for
+// the virtual addresses thus always finds a host that owns them: the old
+// MASTER gives them up when it hears the advert, after the announcement.
 type Output struct {
 	// Advertise: send one advert now with AdvertParams().
 	Advertise bool
@@ -297,13 +300,23 @@ func (m *Machine) NextDeadline() (time.Time, bool) {
 // advertising, goes to BACKUP and arms the master-down timers; Master
 // becomes MASTER and advertises at once. Both log ReasonUser. Forcing Init
 // does nothing, like FreeBSD.
+//
+// A MASTER forced to Backup also bows out (Output.BowOut: one advert with
+// advbase and advskew 255), so that a backup takes over at once. FreeBSD 14
+// only stops advertising there (carp_ioctl_set), which leaves the addresses
+// unowned until the peer's master-down timer fires; the bow-out makes a
+// planned `state backup` handover immediate, as `ifconfig carpN down`
+// already is.
 func (m *Machine) Force(now time.Time, s State) Output {
 	if m.state == Init || s == m.state {
 		return Output{}
 	}
 	switch s {
 	case Backup:
-		return m.toBackup(now, ReasonUser)
+		wasMaster := m.state == Master
+		out := m.toBackup(now, ReasonUser)
+		out.BowOut = wasMaster
+		return out
 	case Master:
 		return m.toMaster(now, ReasonUser)
 	}

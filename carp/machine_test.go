@@ -270,10 +270,10 @@ func TestForceState(t *testing.T) {
 		checkOut(t, "force", m.Force(at, Master), Output{Advertise: true, Transition: tr(Backup, Master, ReasonUser)})
 		checkDeadline(t, m, at.Add(AdvInterval(1, 100)))
 	})
-	t.Run("master forced to backup stops advertising and waits", func(t *testing.T) {
+	t.Run("master forced to backup bows out, stops advertising and waits", func(t *testing.T) {
 		m := master(t, cfg)
 		at := t0.Add(time.Second)
-		checkOut(t, "force", m.Force(at, Backup), Output{Transition: tr(Master, Backup, ReasonUser)})
+		checkOut(t, "force", m.Force(at, Backup), Output{BowOut: true, Transition: tr(Master, Backup, ReasonUser)})
 		checkDeadline(t, m, at.Add(MasterDown(1, 100)))
 		checkOut(t, "then times out", m.Advance(at.Add(MasterDown(1, 100))),
 			Output{Advertise: true, Transition: tr(Backup, Master, ReasonMasterTimedOut)})

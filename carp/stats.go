@@ -15,18 +15,36 @@ type Stats struct {
 	IPackets6 uint64 // packets received (IPv6)
 	BadIf     uint64 // packets discarded for bad interface
 	BadTTL    uint64 // packets discarded for wrong TTL
-	HDrops    uint64 // packets shorter than header
-	BadSum    uint64 // discarded for bad checksums
-	BadVer    uint64 // discarded packets with a bad version
-	BadLen    uint64 // discarded because packet too short
-	BadAuth   uint64 // discarded for bad authentication
-	BadVHID   uint64 // discarded for bad vhid
-	BadAddrs  uint64 // discarded because of a bad address list
+	// HDrops: packets shorter than header. FreeBSD counts a failed
+	// m_pullup of the IP and CARP headers; here, a datagram whose IPv4
+	// header is incomplete (Received.ShortHeader). Linux's IP layer drops
+	// such datagrams before a raw socket sees them, so on a real kernel it
+	// stays 0 unless that ever changes.
+	HDrops  uint64
+	BadSum  uint64 // discarded for bad checksums
+	BadVer  uint64 // discarded packets with a bad version
+	BadLen  uint64 // discarded because packet too short
+	BadAuth uint64 // discarded for bad authentication
+	BadVHID uint64 // discarded for bad vhid
+	// BadAddrs: discarded because of a bad address list. Neither FreeBSD
+	// 14 nor OpenBSD ever counts it: the address list is part of the HMAC,
+	// so a differing list is counted in BadAuth. Kept at 0 likewise.
+	BadAddrs  uint64
 	OPackets  uint64 // packets sent (IPv4)
 	OPackets6 uint64 // packets sent (IPv6)
-	ONoMem    uint64 // send failed due to mbuf memory error
-	OStates   uint64 // state updates sent
-	Preempt   uint64 // transitions to master
+	// ONoMem: send failed due to mbuf memory error. FreeBSD counts an
+	// mbuf (or tag) allocation failure while building an advert; the
+	// Linux equivalent is a send refused with ENOBUFS or ENOMEM.
+	ONoMem uint64
+	// OStates: state updates sent. Reserved for a state-sync protocol
+	// that was never written: FreeBSD and OpenBSD never count it (their
+	// netstat prints it under "#if notyet"), and it stays 0 here.
+	OStates uint64
+	// Preempt: transitions to master. FreeBSD 14 never counts it;
+	// OpenBSD, where the counter comes from and whose netstat prints it
+	// as "transitions to master", counts every change to MASTER
+	// (carp_master_down), and so does bsdcarp.
+	Preempt uint64
 
 	// Replay counts authenticated adverts dropped because their counter
 	// was already seen (see Counter.Fresh). It is bsdcarp's addition and
@@ -73,6 +91,8 @@ const (
 	DropNone Drop = iota
 	// DropDisabled: net.inet.carp.allow is 0; dropped silently, no counter.
 	DropDisabled
+	// DropHdr: the IP header itself was incomplete (Received.ShortHeader).
+	DropHdr
 	// DropBadLen: shorter than 8 bytes, or a CARP header shorter than 36.
 	DropBadLen
 	// DropBadVer: version not 2, or type not advertisement.
@@ -93,7 +113,7 @@ const (
 	DropReplay
 )
 
-var dropNames = [...]string{"ok", "disabled", "badlen", "badver", "badsum", "badvhid", "badif", "badttl", "badauth", "replay"}
+var dropNames = [...]string{"ok", "disabled", "hdrops", "badlen", "badver", "badsum", "badvhid", "badif", "badttl", "badauth", "replay"}
 
 // String returns "ok", "disabled", or the carpstats counter name the drop
 // is counted in ("badlen", "badver", ...).
@@ -115,6 +135,9 @@ type Received struct {
 	// Multicast is true when the destination was a multicast group: only
 	// then must the TTL be 255 (FreeBSD 14 unicast peers may be routed).
 	Multicast bool
+	// ShortHeader is true when the datagram's IP header was incomplete,
+	// so that no CARP payload could be found (counted in hdrops).
+	ShortHeader bool
 	// NoCARP is true when the receiving interface has no CARP vhid at all.
 	// For IPv6 FreeBSD then counts badif instead of badvhid; for IPv4 it
 	// changes nothing. (An addition to the brief's API: VHIDLookup alone
@@ -132,6 +155,7 @@ type VHIDLookup func(vhid uint8) (key []byte, addrs []netip.Addr, ok bool)
 // failure only being counted,
 //
 //	allow false                      -> DropDisabled (no counter)
+//	IP header incomplete             -> hdrops
 //	shorter than 8 bytes             -> badlen
 //	version not 2 or type not 1      -> badver
 //	shorter than 36 bytes            -> badlen
@@ -154,6 +178,10 @@ func Validate(st *Stats, p Received, allow bool, lookup VHIDLookup) (Header, Dro
 	}
 	if !allow {
 		return Header{}, DropDisabled
+	}
+	if p.ShortHeader {
+		st.HDrops++
+		return Header{}, DropHdr
 	}
 	b := p.Payload
 	// FreeBSD first needs the 8 bytes shared with VRRPv3 to see the

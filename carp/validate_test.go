@@ -126,7 +126,7 @@ func TestValidateToleratesNilStatsAndLookup(t *testing.T) {
 }
 
 func TestDropStringIsTheCounterName(t *testing.T) {
-	want := map[Drop]string{DropNone: "ok", DropDisabled: "disabled", DropBadLen: "badlen", DropBadVer: "badver",
+	want := map[Drop]string{DropNone: "ok", DropDisabled: "disabled", DropHdr: "hdrops", DropBadLen: "badlen", DropBadVer: "badver",
 		DropBadSum: "badsum", DropBadVHID: "badvhid", DropBadIf: "badif", DropBadTTL: "badttl", DropBadAuth: "badauth", DropReplay: "replay",
 		Drop(99): "Drop(99)"}
 	for d, s := range want {
@@ -148,5 +148,23 @@ func TestStatsNamedInFreeBSDOrder(t *testing.T) {
 		if n.Name != names[i] || n.Value != uint64(i+1) {
 			t.Errorf("counter %d = %+v, want {%s %d}", i, n, names[i], i+1)
 		}
+	}
+}
+
+func TestIncompleteIPHeaderCountsHDrops(t *testing.T) {
+	var st Stats
+	lookup := func(uint8) ([]byte, []netip.Addr, bool) {
+		t.Fatal("lookup of a packet without a header")
+		return nil, nil, false
+	}
+	if _, d := Validate(&st, Received{Payload: []byte{}, ShortHeader: true, TTL: 255, Multicast: true}, true, lookup); d != DropHdr {
+		t.Fatalf("drop = %v, want hdrops", d)
+	}
+	if st.HDrops != 1 || st.IPackets != 1 || st.BadLen != 0 {
+		t.Fatalf("stats = %+v, want 1 ipackets, 1 hdrops, no badlen", st)
+	}
+	// allow = 0 drops before any counter but ipackets, as for every packet.
+	if _, d := Validate(&st, Received{ShortHeader: true}, false, lookup); d != DropDisabled || st.HDrops != 1 {
+		t.Fatalf("with allow 0: drop %v, hdrops %d", d, st.HDrops)
 	}
 }

@@ -82,6 +82,10 @@ type Packet struct {
 	// (IPV6_RECVHOPLIMIT); 0 when unknown.
 	TTL  int
 	IPv6 bool
+	// ShortHeader is true when an IPv4 datagram's header was incomplete
+	// (shorter than 20 bytes, not version 4, or a header length beyond
+	// the datagram): Payload is then empty and the engine counts hdrops.
+	ShortHeader bool
 }
 
 // Kernel is what the engine needs from the operating system. Implementations

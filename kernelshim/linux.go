@@ -666,10 +666,10 @@ func parse4(b []byte, cm *ipv4.ControlMessage, from *net.IPAddr) Packet {
 		if ihl >= ipv4.HeaderLen && ihl <= len(b) {
 			p.Payload = append([]byte(nil), b[ihl:]...)
 		} else {
-			p.Payload = []byte{}
+			p.Payload, p.ShortHeader = []byte{}, true
 		}
 	} else {
-		p.Payload = []byte{}
+		p.Payload, p.ShortHeader = []byte{}, true
 	}
 	return p
 }

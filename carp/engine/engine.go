@@ -307,6 +307,9 @@ func (e *Engine) nextDeadline() (time.Time, bool) {
 		if len(h.installed) > 0 {
 			consider(h.nextRefresh)
 		}
+		if h.draining {
+			consider(h.drainUntil)
+		}
 	}
 	if t, ok := e.saveDeadline(); ok {
 		consider(t)
@@ -320,6 +323,9 @@ func (e *Engine) nextDeadline() (time.Time, bool) {
 func (e *Engine) advance(now time.Time) {
 	for _, h := range e.hosts {
 		e.apply(now, h, h.m.Advance(now))
+		if h.draining && !now.Before(h.drainUntil) {
+			e.endDrain(h)
+		}
 		if len(h.installed) > 0 && !now.Before(h.nextRefresh) {
 			e.refreshAddrs(now, h)
 		}

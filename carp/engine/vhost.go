@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
@@ -25,6 +26,8 @@ type vhost struct {
 
 	lastSent    []byte         // the last advert sent: seen again, it is our own, looped back
 	installed   []netip.Prefix // virtual addresses now in the kernel
+	draining    bool           // bowed out of MASTER, addresses kept until the new MASTER is heard
+	drainUntil  time.Time      // the drain ends at the latest then
 	nextRefresh time.Time
 	sendErrs    int // consecutive failed sends
 	sendOKs     int // consecutive good sends after the senderr demotion
@@ -199,8 +202,8 @@ func (e *Engine) setRun(now time.Time, h *vhost, upReason string) {
 			// advskew 255 so that a backup takes over at once; then the
 			// Linux link goes down too, as `ip link` should show.
 			e.apply(now, h, h.m.BowOut(now, ""))
-			if h.clone {
-				e.setVlinkUp(h, false)
+			if h.clone && !h.draining {
+				e.setVlinkUp(h, false) // else when the drain ends
 			}
 			return
 		}
@@ -352,14 +355,21 @@ func (e *Engine) teardown(now time.Time, h *vhost, reason string) {
 	}
 }
 
-// apply carries out what the state machine decided.
+// apply carries out what the state machine decided, in the order that
+// loses no packet in a planned handover:
+//
+//   - a bow-out advert goes first, while this host still answers for the
+//     addresses; they stay (drain) until the new MASTER is heard, so that
+//     nothing arriving before its announcement finds them unowned;
+//   - a new MASTER installs and announces its addresses (gratuitous ARP /
+//     unsolicited NA moves the switch's and neighbours' idea of where the
+//     virtual MAC lives) before its first advert leaves: the old MASTER
+//     gives the addresses up only when it hears that advert;
+//   - a MASTER that hears a better advert gives them up at once: that
+//     MASTER announced them before advertising.
 func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
 	if out.BowOut {
 		e.send(h, carp.BowOutAdvBase, carp.BowOutAdvSkew)
-	}
-	if out.Advertise {
-		ab, as := h.m.AdvertParams()
-		e.send(h, ab, as)
 	}
 	if t := out.Transition; t != nil {
 		if e.knob("log") >= 1 {
@@ -368,13 +378,43 @@ func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
 		e.emitTransition(h, t.To)
 		switch {
 		case t.To == carp.Master:
+			e.stats.Preempt++ // OpenBSD's "transitions to master"
+			h.draining = false
 			e.installAddrs(now, h)
 			for _, p := range h.cfg.Addrs {
 				e.announce(h, p)
 			}
+		case t.From == carp.Master && out.BowOut && len(h.installed) > 0:
+			h.draining = true
+			h.drainUntil = now.Add(drainMax(h.cfg.AdvBase, h.cfg.AdvSkew))
 		case t.From == carp.Master:
 			e.removeAddrs(h)
 		}
+	}
+	if out.Advertise {
+		ab, as := h.m.AdvertParams()
+		e.send(h, ab, as)
+	}
+}
+
+// drainMax bounds how long a MASTER that bowed out keeps answering for its
+// addresses while no new MASTER is heard: the master-down interval, in which
+// any backup has taken over (at once, for a bow-out) or never will.
+func drainMax(advbase, advskew uint8) time.Duration {
+	return carp.MasterDown(advbase, advskew)
+}
+
+// endDrain gives up the addresses of a vhid that bowed out, once the new
+// MASTER is heard or the drain times out; a clone that is administratively
+// down (`ifconfig carp0 down`) takes its Linux link down then too.
+func (e *Engine) endDrain(h *vhost) {
+	if !h.draining {
+		return
+	}
+	h.draining = false
+	e.removeAddrs(h)
+	if ifc := e.cfg.iface(h.iface); h.clone && ifc != nil && ifc.Down {
+		e.setVlinkUp(h, false)
 	}
 }
 
@@ -407,6 +447,7 @@ func (e *Engine) refreshAddrs(now time.Time, h *vhost) {
 }
 
 func (e *Engine) removeAddrs(h *vhost) {
+	h.draining = false
 	for _, p := range h.installed {
 		if err := e.k.DelAddr(h.vlink, p); err != nil {
 			e.log.Printf("carpd: remove %s from %s: %v", p, h.vlink, err)
@@ -435,17 +476,29 @@ func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 		if err == nil {
 			e.stats.OPackets++
 		}
+		e.countNoMem(err)
 	}
 	if v6 {
 		// The frame leaves from the virtual MAC like FreeBSD's (the shim
 		// binds freely, so the source need not be on the macvlan).
 		if err6 := e.k.SendCARP(h.vlink, sourceAddr(parent.Addrs, h.cfg.Addrs, false), carp.GroupV6, tos, payload); err6 != nil {
 			err = err6
+			e.countNoMem(err6)
 		} else {
 			e.stats.OPackets6++
 		}
 	}
 	e.sendResult(h, err)
+}
+
+// countNoMem counts a send the kernel refused for want of buffer memory
+// (ENOBUFS, ENOMEM) in onomem, where FreeBSD counts a failed mbuf
+// allocation for an advert. It still counts as a send error too: the
+// advert did not leave, and three in a row demote as any other failure.
+func (e *Engine) countNoMem(err error) {
+	if errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) {
+		e.stats.ONoMem++
+	}
 }
 
 // sendResult implements the send-error demotion: 3 consecutive failures add
@@ -560,7 +613,7 @@ func (e *Engine) input(now time.Time, p kernelshim.Packet) {
 			noCARP = false
 		}
 	}
-	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: p.Dst.IsMulticast(), NoCARP: noCARP}, e.knob("allow") != 0, lookup)
+	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: p.Dst.IsMulticast(), NoCARP: noCARP, ShortHeader: p.ShortHeader}, e.knob("allow") != 0, lookup)
 	if drop == carp.DropNone && !found.counter.Fresh(p.IPv6, hdr.Counter) {
 		// Authentic but already seen: a captured advert played again must
 		// neither hold a BACKUP down nor make a MASTER yield.
@@ -575,6 +628,9 @@ func (e *Engine) input(now time.Time, p kernelshim.Packet) {
 		return
 	}
 	found.counter.Adopt(p.IPv6, hdr.Counter)
+	if found.draining && !(hdr.AdvBase == carp.BowOutAdvBase && hdr.AdvSkew == carp.BowOutAdvSkew) {
+		e.endDrain(found) // the new MASTER speaks: it has announced the addresses
+	}
 	e.apply(now, found, found.m.Receive(now, p.IPv6, hdr.AdvBase, hdr.AdvSkew))
 }
 
