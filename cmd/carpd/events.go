@@ -39,8 +39,11 @@ func (p *eventPlumbing) loadRules(why string) {
 	cfg, err := devd.Load(p.rulesAt)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		// The usual case on Linux, said only when asked to re-read.
 		p.rules.Store(nil)
-		p.lg.Printf("carpd: %s%s not found: no event actions", why, p.rulesAt)
+		if why != "" {
+			p.lg.Printf("carpd: %s%s not found: no event actions", why, p.rulesAt)
+		}
 	case err != nil:
 		p.lg.Printf("carpd: %s%v; the event actions in force stay", why, err)
 	default:
