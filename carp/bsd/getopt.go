@@ -9,6 +9,13 @@ import "strings"
 // its argument. It calls opt for every option (arg is "" for the others),
 // missing when an option's argument is absent, and returns the operands.
 func getopt(args []string, withArg string, opt func(c byte, arg string) error, missing func(c byte) error) ([]string, error) {
+	return getoptUntil(args, withArg, nil, opt, missing)
+}
+
+// getoptUntil is getopt that also ends the options at the first word for
+// which operand (when not nil) reports true: OpenBSD's "-g carp
+// -carpdemote" is an operand that looks like an option.
+func getoptUntil(args []string, withArg string, operand func(string) bool, opt func(c byte, arg string) error, missing func(c byte) error) ([]string, error) {
 	i := 0
 	for i < len(args) {
 		a := args[i]
@@ -16,7 +23,7 @@ func getopt(args []string, withArg string, opt func(c byte, arg string) error, m
 			i++
 			break
 		}
-		if len(a) < 2 || a[0] != '-' {
+		if len(a) < 2 || a[0] != '-' || (operand != nil && operand(a)) {
 			break
 		}
 		for j := 1; j < len(a); j++ {

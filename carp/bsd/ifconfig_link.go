@@ -253,6 +253,19 @@ func FormatStatus(w io.Writer, p ParsedIfconfig, st engine.Status) error {
 	return cliErr(fmt.Sprintf("interface %s does not exist", p.Iface))
 }
 
+// FormatGroupAttribs prints OpenBSD's printgroupattribs() line for group:
+// "carp: carp demote count N", N being the demotion counter
+// (net.inet.carp.demotion).
+func FormatGroupAttribs(w io.Writer, group string, st engine.Status) {
+	var n int64
+	for _, k := range st.Knobs {
+		if k.Name == engine.SysctlPrefix+"demotion" {
+			n = k.Value
+		}
+	}
+	fmt.Fprintf(w, "%s: carp demote count %d\n", group, n)
+}
+
 // statusNames is the "ifconfig -l" list: links, then clones; a clone name
 // that is also a link name is listed once.
 func statusNames(st engine.Status) []string {

@@ -391,3 +391,22 @@ func TestIfconfigMTUErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestFormatGroupAttribs: OpenBSD's printgroupattribs() line, with the
+// demotion counter net.inet.carp.demotion.
+func TestFormatGroupAttribs(t *testing.T) {
+	for _, c := range []struct {
+		knobs []engine.Knob
+		want  string
+	}{
+		{[]engine.Knob{{Name: "net.inet.carp.preempt", Value: 1}, {Name: "net.inet.carp.demotion", Value: 50}}, "carp: carp demote count 50\n"},
+		{[]engine.Knob{{Name: "net.inet.carp.demotion", Value: 0}}, "carp: carp demote count 0\n"},
+		{nil, "carp: carp demote count 0\n"},
+	} {
+		var b strings.Builder
+		FormatGroupAttribs(&b, "carp", engine.Status{Knobs: c.knobs})
+		if b.String() != c.want {
+			t.Errorf("%+v: %q, want %q", c.knobs, b.String(), c.want)
+		}
+	}
+}

@@ -52,7 +52,9 @@ func ParseIfconfig(args []string) (ParsedIfconfig, error) {
 	var res ParsedIfconfig
 	var all, names, keys bool
 	var group string
-	rest, err := getopt(args, "g", func(c byte, arg string) error {
+	// After -g GROUP, "-carpdemote" is OpenBSD's group attribute word.
+	groupWord := func(w string) bool { return group != "" && strings.TrimLeft(w, "-") == "carpdemote" }
+	rest, err := getoptUntil(args, "g", groupWord, func(c byte, arg string) error {
 		switch c {
 		case 'a':
 			all = true
@@ -80,11 +82,15 @@ func ParseIfconfig(args []string) (ParsedIfconfig, error) {
 	res.ShowKeys = keys
 	switch {
 	case group != "" && !names && !all:
+		res.Group = group
 		if len(rest) > 0 {
 			// OpenBSD "ifconfig -g carp carpdemote 50" and friends.
-			return res, notSupported(rest[0])
+			op, err := parseGroupAttr(group, rest)
+			if err != nil {
+				return ParsedIfconfig{}, err
+			}
+			res.Request = &engine.IfconfigRequest{Iface: group, Ops: []engine.Op{op}}
 		}
-		res.Group = group
 		return res, nil
 	case group != "":
 		return res, notSupported("-g with -a or -l")
@@ -610,10 +616,10 @@ func (p *ifParser) finish() error {
 		case p.af == afInet6:
 			plen = 64 // FreeBSD in6_postproc: prefixlen 64 when none given
 		case p.clone:
-			// carp clones: a VIP without a mask is a host address. (BSD
-			// would use the classful default; the handbooks always give a
-			// mask, and /32 never claims a subnet the VIP does not own.)
-			plen = 32
+			// carp clones (OpenBSD, FreeBSD <= 9): the classful default
+			// mask, as OpenBSD's kernel and FreeBSD <= 12's in_control()
+			// gave an address without one, and without a warning.
+			plen = classfulBits(p.addr)
 		default:
 			plen = classfulBits(p.addr)
 			p.warnings = append(p.warnings,
@@ -639,4 +645,27 @@ func classfulBits(a netip.Addr) int {
 	default:
 		return 24
 	}
+}
+
+// parseGroupAttr parses OpenBSD's "ifconfig -g GROUP carpdemote [N]" and
+// "-carpdemote [N]" (sbin/ifconfig setgroupattribs()): N is 0..128 and
+// defaults to 1; the minus form lowers the group's demotion counter by N.
+// As there, N is checked before the word, and words after N are ignored.
+func parseGroupAttr(group string, words []string) (engine.Op, error) {
+	n := int64(1)
+	if len(words) > 1 {
+		v, errstr := strtonum(words[1], 0, 128)
+		if errstr != "" {
+			return engine.Op{}, cliErr(fmt.Sprintf("%s: invalid carp demotion: %s", group, errstr))
+		}
+		n = v
+	}
+	w := words[0]
+	if rest, ok := strings.CutPrefix(w, "-"); ok {
+		n, w = -n, rest
+	}
+	if w != "carpdemote" {
+		return engine.Op{}, ifUsage("")
+	}
+	return engine.Op{Kind: engine.OpGroupDemote, Int: int(n)}, nil
 }

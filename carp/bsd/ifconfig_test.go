@@ -64,7 +64,11 @@ func TestIfconfigDialectA(t *testing.T) {
 		{"create then inet", "carp0 create inet 10.0.0.1/24", "create; addr 10.0.0.1/24"},
 		{"broadcast keyword ignored", "carp0 10.0.0.1 netmask 255.255.255.0 broadcast 10.0.0.255", "addr 10.0.0.1/24"},
 		{"second bare non-mask is broadcast, ignored", "carp0 10.0.0.1/24 10.0.0.255", "addr 10.0.0.1/24"},
-		{"no mask on a carp clone is /32", "carp0 vhid 1 10.0.0.1", "vhid 1; addr 10.0.0.1/32"},
+		{"no mask on a carp clone is class A", "carp0 vhid 1 10.0.0.1", "vhid 1; addr 10.0.0.1/8"},
+		{"no mask on a carp clone is class B", "carp0 vhid 1 172.16.0.100", "vhid 1; addr 172.16.0.100/16"},
+		{"no mask on a carp clone is class C", "carp0 vhid 1 pass x carpdev em0 192.168.7.50", "vhid 1; pass x; carpdev em0; addr 192.168.7.50/24"},
+		{"no mask, alias, on a carp clone", "carp0 128.0.0.1 alias", "addr 128.0.0.1/16 alias"},
+		{"no mask on a carp clone, class D and up are /24", "carp0 224.0.0.1", "addr 224.0.0.1/24"},
 		{"bare 255.255.255.255 is /32", "carp0 10.0.0.1 255.255.255.255", "addr 10.0.0.1/32"},
 		{"alias keeps addresses", "carp0 10.0.0.2/24 alias", "addr 10.0.0.2/24 alias"},
 		{"alias before address", "carp0 alias 10.0.0.2/24", "addr 10.0.0.2/24 alias"},
@@ -300,6 +304,40 @@ func TestIfconfigModes(t *testing.T) {
 	}
 }
 
+// TestGroupDemoteParse pins OpenBSD's setgroupattribs() grammar: N is
+// 0..128 and defaults to 1, the minus form negates it, words after N are
+// ignored.
+func TestGroupDemoteParse(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		group string
+		delta int
+	}{
+		{[]string{"-g", "carp", "carpdemote"}, "carp", 1},
+		{[]string{"-g", "carp", "carpdemote", "50"}, "carp", 50},
+		{[]string{"-g", "carp", "-carpdemote"}, "carp", -1},
+		{[]string{"-g", "carp", "-carpdemote", "50"}, "carp", -50},
+		{[]string{"-g", "carp", "carpdemote", "0"}, "carp", 0},
+		{[]string{"-g", "carp", "carpdemote", "128", "ignored"}, "carp", 128},
+		{[]string{"-gcarp", "-carpdemote", "128"}, "carp", -128},
+		{[]string{"-g", "internal", "carpdemote", "2"}, "internal", 2},
+	} {
+		got, err := ParseIfconfig(tc.args)
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		want := engine.IfconfigRequest{Iface: tc.group, Ops: []engine.Op{{Kind: engine.OpGroupDemote, Int: tc.delta}}}
+		if got.Group != tc.group || got.Request == nil || fmt.Sprintf("%+v", *got.Request) != fmt.Sprintf("%+v", want) {
+			t.Errorf("%q: got %+v (request %+v), want group %q and %+v", tc.args, got, got.Request, tc.group, want)
+		}
+	}
+	// The display form carries no request.
+	if got, err := ParseIfconfig([]string{"-g", "carp"}); err != nil || got.Request != nil {
+		t.Errorf("-g carp: %+v, %v", got, err)
+	}
+}
+
 func TestIfconfigModeErrors(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -310,7 +348,12 @@ func TestIfconfigModeErrors(t *testing.T) {
 		{"illegal option", []string{"-z"}, "ifconfig: illegal option -- z\nusage: ifconfig", ""},
 		{"-g without group", []string{"-g"}, "ifconfig: option requires an argument -- g\nusage: ifconfig", ""},
 		{"-a with -l", []string{"-a", "-l"}, "usage: ifconfig", ""},
-		{"carpdemote", []string{"-g", "carp", "carpdemote", "50"}, "", "'carpdemote' is not supported by bsdcarp"},
+		{"carpdemote above 128", []string{"-g", "carp", "carpdemote", "129"}, "", "carp: invalid carp demotion: too large"},
+		{"-carpdemote negative", []string{"-g", "carp", "-carpdemote", "-1"}, "", "carp: invalid carp demotion: too small"},
+		{"carpdemote not a number", []string{"-g", "carp", "carpdemote", "x"}, "", "carp: invalid carp demotion: invalid"},
+		{"the number is checked before the word", []string{"-g", "carp", "bogus", "999"}, "", "carp: invalid carp demotion: too large"},
+		{"unknown group attribute", []string{"-g", "carp", "bogus"}, "usage: ifconfig", ""},
+		{"--carpdemote", []string{"-g", "carp", "--carpdemote"}, "usage: ifconfig", ""},
 		{"-l with family", []string{"-l", "inet"}, "", "'inet' is not supported by bsdcarp"},
 		{"-v", []string{"-v", "carp0"}, "", "'-v' is not supported by bsdcarp"},
 	}

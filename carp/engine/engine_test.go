@@ -232,7 +232,8 @@ func TestRejectedCommandChangesNothing(t *testing.T) {
 			{"advbase zero", IfconfigRequest{"carp0", []Op{{Kind: OpAdvBase, Int: 0}}}, "SIOCSVH: Invalid argument"},
 			{"carpdev that does not exist", IfconfigRequest{"carp0", []Op{{Kind: OpCarpdev, Str: "em9"}}}, "SIOCSVH: Invalid argument"},
 			{"create twice", IfconfigRequest{"carp0", []Op{{Kind: OpCreate}}}, "SIOCIFCREATE2: File exists"},
-			{"unknown interface", IfconfigRequest{"carp7", []Op{{Kind: OpVHID, Int: 1}}}, "interface carp7 does not exist"},
+			{"unknown interface destroyed", IfconfigRequest{"carp7", []Op{{Kind: OpDestroy}}}, "interface carp7 does not exist"},
+			{"a clone made on demand by a refused line", IfconfigRequest{"carp7", []Op{{Kind: OpVHID, Int: 300}}}, "SIOCSVH: Invalid argument"},
 			{"same vhid twice on a parent", IfconfigRequest{"carp1", []Op{{Kind: OpCreate}, {Kind: OpVHID, Int: 1}, {Kind: OpCarpdev, Str: "em0"}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.9/24")}}}, "SIOCSVH: File exists"},
 			{"bad state", IfconfigRequest{"carp0", []Op{{Kind: OpState, Str: "bogus"}}}, "unknown state"},
 		}

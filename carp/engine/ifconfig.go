@@ -47,6 +47,9 @@ type hostOp struct {
 }
 
 func (e *Engine) ifconfig(req IfconfigRequest) error {
+	if len(req.Ops) == 1 && req.Ops[0].Kind == OpGroupDemote {
+		return e.groupDemote(req.Iface, req.Ops[0].Int)
+	}
 	next := e.cfg.clone()
 	var pl plan
 	if err := e.applyOps(next, req, &pl); err != nil {
@@ -220,18 +223,26 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 		if ifc != nil {
 			return cliErr("SIOCIFCREATE2: File exists")
 		}
-		// A Linux link of that name that carpd did not make (or left
-		// behind) would make the clone fail later, silently.
-		if l, ok := e.linkByLinuxName(name); ok && l.Alias != kernelshim.OwnerAlias {
-			return cliErr("SIOCIFCREATE2: File exists")
+		if err := e.createClone(c, name); err != nil {
+			return err
 		}
-		c.Ifaces = append(c.Ifaces, IfaceConfig{Name: name, Clone: true})
 		ifc = c.iface(name)
 	}
 	if ifc == nil {
-		if clone {
+		if clone && len(name) <= MaxIfNameLen && len(req.Ops) > 0 && req.Ops[0].Kind != OpDestroy {
+			// OpenBSD clones on demand: ifconfig's getinfo() creates a
+			// carpN that a line not starting with "destroy" configures.
+			// (The line is still all or nothing: a refused one creates
+			// nothing.)
+			if err := e.createClone(c, name); err != nil {
+				return err
+			}
+			ifc = c.iface(name)
+		} else if clone {
 			return cliErr("interface " + name + " does not exist")
 		}
+	}
+	if ifc == nil {
 		if _, ok := e.linkByLinuxName(e.linuxName(name)); !ok {
 			return cliErr("interface " + name + " does not exist")
 		}
@@ -411,6 +422,38 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 		return nil
 	}
 	return e.checkUnique(c)
+}
+
+// createClone adds the carp clone name to c, as SIOCIFCREATE2 does.
+func (e *Engine) createClone(c *Config, name string) error {
+	// A Linux link of that name that carpd did not make (or left behind)
+	// would make the clone fail later, silently.
+	if l, ok := e.linkByLinuxName(name); ok && l.Alias != kernelshim.OwnerAlias {
+		return cliErr("SIOCIFCREATE2: File exists")
+	}
+	c.Ifaces = append(c.Ifaces, IfaceConfig{Name: name, Clone: true})
+	return nil
+}
+
+// MaxGroupDemote is the largest value of a group's demotion counter
+// (OpenBSD's if_setgroupattribs() refuses to go beyond 0xff).
+const MaxGroupDemote = 0xff
+
+// groupDemote is OpenBSD's SIOCSIFGATTR on the carp group: it adds delta to
+// the demotion counter, which on FreeBSD (and in bsdcarp) is the global
+// net.inet.carp.demotion, so every vhid advertises the new value at once.
+// As OpenBSD's kernel does, it refuses to raise the counter beyond
+// MaxGroupDemote or to lower it below 0. Other groups do not exist.
+func (e *Engine) groupDemote(group string, delta int) error {
+	if group != "carp" {
+		return cliErr(group + ": SIOCSIFGATTR: No such file or directory")
+	}
+	next := e.demotion + delta
+	if (delta > 0 && next > MaxGroupDemote) || (delta < 0 && next < 0) {
+		return cliErr(group + ": SIOCSIFGATTR: Invalid argument")
+	}
+	_, _, err := e.setSysctl(SysctlPrefix+"demotion", int64(delta))
+	return err
 }
 
 // refusal words a configuration the validator refused in the errno BSD's

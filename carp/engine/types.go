@@ -27,6 +27,11 @@ const (
 	OpAddr    OpKind = "addr"    // Prefix: add an address (Alias: keep existing ones)
 	OpDelAddr OpKind = "-alias"  // Prefix: remove an address (the bits may be unknown: match the address)
 	OpMTU     OpKind = "mtu"     // Int: set the MTU of a physical interface
+	// OpGroupDemote is OpenBSD's "ifconfig -g carp [-]carpdemote [N]": Int
+	// is added to the carp group's demotion counter, which bsdcarp keeps as
+	// net.inet.carp.demotion. Iface is the group name; it is the only op of
+	// its request.
+	OpGroupDemote OpKind = "carpdemote"
 )
 
 // Op is one parsed element of an ifconfig command line.

@@ -23,6 +23,7 @@ const help = `usage: ifconfig-carp [--socket PATH] BSD-IFCONFIG-ARGUMENTS...
   ifconfig em0 vhid 1 advskew 100 pass testpass alias 192.168.1.50/32
   ifconfig em0 inet 192.168.1.3 netmask 255.255.255.0 | mtu 9000 | up
   ifconfig [-a|-l|-g carp|-k] | ifconfig em0
+  ifconfig -g carp carpdemote 50 | ifconfig -g carp -carpdemote 50
 See ifconfig-carp(8). The socket defaults to $CARPD_SOCKET or ` + control.DefaultSocket + ".\n"
 
 func main() {
@@ -70,19 +71,27 @@ func run(argv []string, stdout, stderr io.Writer) int {
 			if resp.Warning != "" {
 				fmt.Fprintf(stderr, "%s: warning: %s\n", prog, resp.Warning)
 			}
-			return 0
+			if p.Group == "" {
+				return 0
+			}
+			// "ifconfig -g carp carpdemote N": show the group's new
+			// demotion counter, as "ifconfig -g carp" does on OpenBSD.
 		case control.CodePerm:
 			return fail(permText(p.Request))
 		default:
 			return fail(resp.Error)
 		}
 	}
-	resp, err := c.Do(control.Request{Op: control.OpStatus, ShowKeys: p.ShowKeys})
+	resp, err := c.Do(control.Request{Op: control.OpStatus, ShowKeys: p.ShowKeys && p.Request == nil})
 	if err != nil {
 		return fail(err.Error())
 	}
 	if resp.Code != "" || resp.Status == nil {
 		return fail(resp.Error)
+	}
+	if p.Request != nil {
+		bsd.FormatGroupAttribs(out, p.Group, *resp.Status)
+		return 0
 	}
 	if err := bsd.FormatStatus(out, p, *resp.Status); err != nil {
 		return fail(err.Error())
@@ -113,6 +122,8 @@ func permText(r *engine.IfconfigRequest) string {
 		return "up: permission denied" // setifflags(): Perror(vname)
 	case engine.OpDown:
 		return "down: permission denied"
+	case engine.OpGroupDemote:
+		return r.Iface + ": SIOCSIFGATTR" + eperm // setgroupattribs(): err(1, ...)
 	case engine.OpMTU:
 		return "ioctl SIOCSIFMTU (set mtu)" + eperm // setifmtu(): err(1, ...)
 	}

@@ -174,6 +174,10 @@ func TestNonRootReadsWithoutKeysAndCannotChange(t *testing.T) {
 		{"ifconfig carp1 create", "ifconfig: SIOCIFCREATE2: Operation not permitted\n"},
 		{"ifconfig carp0 down", "ifconfig: down: permission denied\n"},
 		{"ifconfig em0 mtu 9000", "ifconfig: ioctl SIOCSIFMTU (set mtu): Operation not permitted\n"},
+		{"ifconfig -g carp carpdemote 50", "ifconfig: carp: SIOCSIFGATTR: Operation not permitted\n"},
+		{"ifconfig -g carp -carpdemote", "ifconfig: carp: SIOCSIFGATTR: Operation not permitted\n"},
+		// OpenBSD's clone on demand is a write like any other.
+		{"ifconfig carp5 vhid 5 carpdev em0 10.0.0.5", "ifconfig: SIOCSVH: Operation not permitted\n"},
 	} {
 		_, errOut, code := asNobody(c.cmd)
 		if code != 1 || errOut != c.want {
@@ -186,6 +190,12 @@ func TestNonRootReadsWithoutKeysAndCannotChange(t *testing.T) {
 	}
 	if got := strings.TrimSpace(fw.mustSh(t, "sysctl -n net.inet.carp.preempt")); got != "0" {
 		t.Errorf("preempt = %s after a refused write", got)
+	}
+	if got := strings.TrimSpace(fw.mustSh(t, "sysctl -n net.inet.carp.demotion")); got != "0" {
+		t.Errorf("demotion = %s after a refused carpdemote", got)
+	}
+	if out := fw.mustSh(t, "ifconfig -g carp"); out != "carp0\n" {
+		t.Errorf("ifconfig -g carp after refused writes = %q", out)
 	}
 	if out := fw.mustSh(t, "ifconfig carp0"); !strings.Contains(out, "advskew 0") {
 		t.Errorf("refused change applied:\n%s", out)
