@@ -134,3 +134,24 @@ func (e *Engine) arpChoice(dev string, target, sender netip.Addr) *vhost {
 	s := sender.As4()
 	return cands[binary.BigEndian.Uint32(s[:])%uint32(len(cands))]
 }
+
+// arpBalanced reports whether a is an IPv4 address that ARP balancing
+// spreads over several vhids of h's carpdev. A new MASTER does not send a
+// gratuitous ARP for such an address: it would rebind every neighbour's
+// entry to this one vhid's MAC and undo the balancing (FreeBSD 9 did send
+// it, one of the reasons it called arpbalance a proof of concept). The
+// neighbours' entries stay right without it: a vhid's virtual MAC moves
+// with the vhid, and the switch learns its new port from the advertisement
+// the new MASTER sends from that MAC at once.
+func (e *Engine) arpBalanced(h *vhost, a netip.Addr) bool {
+	if e.knob("arpbalance") == 0 || !a.Is4() {
+		return false
+	}
+	p := netip.PrefixFrom(a, 32)
+	for _, o := range e.hosts {
+		if o != h && o.carpdev == h.carpdev && o.cfg.hasAddr(p) >= 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -135,11 +135,18 @@ func TestARPBalanceOneReplyPerRequestFromTheChosenMaster(t *testing.T) {
 
 		// fw2 fails (cut off the segment): fw1 becomes MASTER of vhid 2
 		// too, the count stays 2, and fw1 answers both clients.
+		fw1.k.ResetTranscript()
 		seg.SetLoss(func(from, to *kernelshim.Memory) bool { return from == fw2.k || to == fw2.k })
 		time.Sleep(carp.MasterDown(1, 100) + time.Millisecond)
 		synctest.Wait()
 		if s := fw1.state(t, "carp0") + "/" + fw1.state(t, "carp1"); s != "MASTER/MASTER" {
 			t.Fatalf("fw1 after fw2 failed: %s", s)
+		}
+		// It took the address over without a gratuitous ARP, which would
+		// have moved every client to vhid 2's MAC.
+		tr := fw1.k.Transcript()
+		if index(tr, "ip addr replace 10.0.0.100/24 dev carp1") < 0 || index(tr, "arp announce") >= 0 {
+			t.Fatalf("fw1's takeover of vhid 2:\n%s", strings.Join(tr, "\n"))
 		}
 		fw2.stop(t)
 		fw1.k.ResetTranscript()

@@ -424,6 +424,9 @@ func (e *Engine) endDrain(h *vhost) {
 // announce sends a gratuitous ARP (IPv4) or unsolicited neighbour
 // advertisement (IPv6) for p from the virtual MAC.
 func (e *Engine) announce(h *vhost, p netip.Prefix) {
+	if e.arpBalanced(h, p.Addr()) {
+		return // see arpBalanced
+	}
 	if err := e.k.Announce(h.vlink, carp.VirtualMAC(h.cfg.VHID), p.Addr()); err != nil {
 		e.log.Printf("carpd: announce %s on %s: %v", p.Addr(), h.vlink, err)
 	}

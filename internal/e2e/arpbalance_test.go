@@ -87,6 +87,19 @@ func TestARPBalanceTwoHostsTwoClients(t *testing.T) {
 		t.Fatal("fw2's carpd survived SIGKILL")
 	}
 	fw1.waitState(t, "carp1", "MASTER", carp.MasterDown(1, 100)+3*time.Second)
+	// The clients keep the MAC they were given (no gratuitous ARP moved
+	// them to one vhid) and reach the address through it, now at fw1.
+	for _, c := range []struct{ name, mac string }{{"odd", mac2}, {"even", mac1}} {
+		for _, when := range []string{"after the takeover", "after a ping"} {
+			out, _, _ := lab.Exec(c.name, nil, "ip", "neigh", "show", vip, "dev", "eth0")
+			if !strings.Contains(out, "lladdr "+c.mac) {
+				t.Errorf("fw2 killed: %s's neighbour entry for %s %s: %q, want lladdr %s still", c.name, vip, when, out, c.mac)
+			}
+			if _, _, code := lab.Exec(c.name, nil, "ping", "-n", "-q", "-c", "1", "-W", "2", vip); code != 0 {
+				t.Errorf("fw2 killed: %s cannot ping %s with its cached entry", c.name, vip)
+			}
+		}
+	}
 	check("fw2 killed", "odd", odd, mac2)
 	check("fw2 killed", "even", even, mac1)
 	if fw1.carpd.Exited() {
