@@ -74,3 +74,52 @@ func AnnounceFrame(mac net.HardwareAddr, addr netip.Addr) (frame []byte, dst net
 	}
 	return buf.Bytes(), dst, nil
 }
+
+// ARPReplyFrame builds the Ethernet frame ReplyARP sends: an ARP reply from
+// mac saying that addr is at mac, to toMAC / toIP.
+func ARPReplyFrame(mac net.HardwareAddr, addr netip.Addr, toMAC net.HardwareAddr, toIP netip.Addr) ([]byte, error) {
+	addr, toIP = addr.Unmap(), toIP.Unmap()
+	if len(mac) != 6 || len(toMAC) != 6 || !addr.Is4() || !toIP.Is4() {
+		return nil, fmt.Errorf("kernelshim: arp reply %s is-at %s to %s (%s): bad address", addr, mac, toIP, toMAC)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true}
+	eth := &layers.Ethernet{SrcMAC: mac, DstMAC: toMAC, EthernetType: layers.EthernetTypeARP}
+	arp := &layers.ARP{
+		AddrType:          layers.LinkTypeEthernet,
+		Protocol:          layers.EthernetTypeIPv4,
+		HwAddressSize:     6,
+		ProtAddressSize:   4,
+		Operation:         layers.ARPReply,
+		SourceHwAddress:   mac,
+		SourceProtAddress: addr.AsSlice(),
+		DstHwAddress:      toMAC,
+		DstProtAddress:    toIP.AsSlice(),
+	}
+	if err := gopacket.SerializeLayers(buf, opts, eth, arp); err != nil {
+		return nil, fmt.Errorf("kernelshim: arp reply %s: build frame: %w", addr, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// ParseARPRequest decodes an Ethernet frame into an ARPRequest; ok is false
+// for anything but an Ethernet / IPv4 ARP request.
+func ParseARPRequest(frame []byte) (req ARPRequest, ok bool) {
+	const ethLen, arpLen = 14, 28
+	if len(frame) < ethLen+arpLen {
+		return ARPRequest{}, false
+	}
+	if frame[12] != 0x08 || frame[13] != 0x06 {
+		return ARPRequest{}, false
+	}
+	a := frame[ethLen:]
+	// htype 1 (Ethernet), ptype 0x0800, hlen 6, plen 4, op 1 (request)
+	if a[0] != 0 || a[1] != 1 || a[2] != 0x08 || a[3] != 0 || a[4] != 6 || a[5] != 4 || a[6] != 0 || a[7] != 1 {
+		return ARPRequest{}, false
+	}
+	req.Broadcast = net.HardwareAddr(frame[0:6]).String() == broadcastMAC.String()
+	req.SenderMAC = net.HardwareAddr(append([]byte(nil), a[8:14]...))
+	req.SenderIP = netip.AddrFrom4([4]byte(a[14:18]))
+	req.TargetIP = netip.AddrFrom4([4]byte(a[24:28]))
+	return req, true
+}

@@ -88,6 +88,19 @@ type Packet struct {
 	ShortHeader bool
 }
 
+// ARPRequest is one received ARP request (operation 1, Ethernet / IPv4).
+type ARPRequest struct {
+	// IfIndex is the interface the frame arrived on. A broadcast request
+	// arrives on the parent and, in copies, on each macvlan on it; a
+	// request sent to a macvlan's own MAC arrives on that macvlan only.
+	IfIndex int
+	// Broadcast is set when the Ethernet destination was ff:ff:ff:ff:ff:ff.
+	Broadcast bool
+	SenderMAC net.HardwareAddr // ARP sender hardware address
+	SenderIP  netip.Addr       // ARP sender protocol address (0.0.0.0 for a probe)
+	TargetIP  netip.Addr       // the address asked for
+}
+
 // Kernel is what the engine needs from the operating system. Implementations
 // are safe for concurrent use.
 type Kernel interface {
@@ -140,6 +153,16 @@ type Kernel interface {
 	// from addr to ff02::1 / 33:33:00:00:00:01, Override flag, target
 	// link-layer option = mac, hop limit 255).
 	Announce(link string, mac net.HardwareAddr, addr netip.Addr) error
+	// ListenARP delivers every ARP request received on any interface of
+	// the namespace (not frames this host sends, not replies) to onto until
+	// ctx ends or Close; onto is never closed by the Kernel. It is used
+	// only for net.inet.carp.arpbalance; calling it again after the
+	// previous ctx ended opens a new listener.
+	ListenARP(ctx context.Context, onto chan<- ARPRequest) error
+	// ReplyARP sends, as a whole Ethernet frame on `link`, an ARP reply
+	// saying that addr is at mac, from mac to toMAC (toIP is the target
+	// protocol address, the requester's).
+	ReplyARP(link string, mac net.HardwareAddr, addr netip.Addr, toMAC net.HardwareAddr, toIP netip.Addr) error
 	// WatchLinks delivers link changes to onto until ctx ends or Close (onto
 	// is never closed by the Kernel). When the subscription fails it is
 	// re-established and one LinkUpdate{Resync: true} is sent.

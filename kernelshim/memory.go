@@ -125,6 +125,8 @@ type Memory struct {
 	sendHook   func(out string, p Packet)
 	sendTTL    int              // TTL of sent packets; 0 means 255
 	failures   map[string]error // method name -> the error it returns (tests of refusals)
+	arpCtx     context.Context  // ListenARP's, nil when not listening
+	arpOnto    chan<- ARPRequest
 }
 
 var _ Kernel = (*Memory)(nil)
@@ -706,6 +708,63 @@ func (m *Memory) Announce(link string, mac net.HardwareAddr, addr netip.Addr) er
 	} else {
 		m.logf("nd advertise %s dev %s lladdr %s", addr, link, mac)
 	}
+	return nil
+}
+
+// ListenARP: see Kernel. Requests come from InjectARP.
+func (m *Memory) ListenARP(ctx context.Context, onto chan<- ARPRequest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("kernelshim: listen for ARP: %w", ErrClosed)
+	}
+	if m.arpCtx != nil && m.arpCtx.Err() == nil {
+		return errors.New("kernelshim: listen for ARP: already listening")
+	}
+	m.arpCtx, m.arpOnto = ctx, onto
+	m.logf("arp listen")
+	return nil
+}
+
+// ARPListening reports whether a ListenARP is in force.
+func (m *Memory) ARPListening() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.closed && m.arpCtx != nil && m.arpCtx.Err() == nil
+}
+
+// InjectARP delivers an ARP request as if it had arrived on link (a
+// broadcast arrives on the physical link; give a macvlan for one sent to
+// its MAC). It reports whether a listener took it.
+func (m *Memory) InjectARP(link string, req ARPRequest) bool {
+	m.mu.Lock()
+	l, err := m.linkLocked(link)
+	listening := !m.closed && m.arpCtx != nil && m.arpCtx.Err() == nil
+	ctx, onto := m.arpCtx, m.arpOnto
+	m.mu.Unlock()
+	if err != nil || !listening {
+		return false
+	}
+	req.IfIndex = l.Index
+	select {
+	case onto <- req:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// ReplyARP: see Kernel. Recorded as "arp reply ADDR is-at MAC to IP (MAC) dev LINK".
+func (m *Memory) ReplyARP(link string, mac net.HardwareAddr, addr netip.Addr, toMAC net.HardwareAddr, toIP netip.Addr) error {
+	if _, err := ARPReplyFrame(mac, addr, toMAC, toIP); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.linkLocked(link); err != nil {
+		return fmt.Errorf("kernelshim: arp reply %s on %w", addr, err)
+	}
+	m.logf("arp reply %s is-at %s to %s (%s) dev %s", addr.Unmap(), mac, toIP.Unmap(), toMAC, link)
 	return nil
 }
 

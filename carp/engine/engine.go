@@ -68,6 +68,9 @@ type Engine struct {
 	save           saver           // config.json on disk, see save.go
 	parentCarrier  map[string]bool // BSD parent -> carrier last seen, for IFNET events (events.go)
 	eventsDropped  eventCounter
+	shimCtx        context.Context            // the Kernel's subscriptions live until it ends
+	arpReqs        chan kernelshim.ARPRequest // from ListenARP, only with arpbalance (arpbalance.go)
+	arpStop        context.CancelFunc         // stops the ARP listener; nil when none
 
 	// Advert counters kept across a restart (counters.go).
 	counters      map[string]carp.CounterState // loaded at start, handed to each vhid once
@@ -107,6 +110,7 @@ func New(opts Options) (*Engine, error) {
 		pkts:           make(chan kernelshim.Packet, 256),
 		countersOut:    make(chan []byte, 1),
 		linkUpdates:    make(chan kernelshim.LinkUpdate, 64),
+		arpReqs:        make(chan kernelshim.ARPRequest, 64),
 	}
 	cfg, err := loadConfig(opts.StateDir)
 	if err != nil {
@@ -169,6 +173,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	defer close(e.done)
 	shimCtx, stopShim := context.WithCancel(context.Background())
 	defer stopShim()
+	e.shimCtx = shimCtx
 	stopWriter, writerDone := make(chan struct{}), make(chan struct{})
 	go e.counterWriter(stopWriter, writerDone)
 	// Last deferred, first run: the final counters are written after the
@@ -218,6 +223,8 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			e.input(e.opts.Now(), p)
 		case u := <-e.linkUpdates:
 			e.linkChanged(e.opts.Now(), u)
+		case r := <-e.arpReqs:
+			e.arpInput(r)
 		case <-timer.C:
 			e.advance(e.opts.Now())
 		}

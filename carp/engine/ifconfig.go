@@ -626,6 +626,7 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 		e.apply(now, h, h.m.SetConfig(now, e.machineConfig(h.cfg)))
 		e.setRun(now, h, carp.ReasonInitComplete)
 	}
+	e.syncARPBalance()
 	return old, e.knob(leaf), e.persist(now)
 }
 

@@ -35,6 +35,7 @@ type vhost struct {
 	suppressed  bool // counted in the interface-down demotion
 	linkKnown   bool // an IFNET event for the cloned carpN was reported
 	linkUp      bool // ... and it was LINK_UP
+	balanced    bool // the macvlan has arp_ignore=8: carpd answers ARP (arpbalance.go)
 
 	// mismatch is the last host heard speaking for this vhid whose adverts
 	// fail authentication: a different key or address set, so both hosts
@@ -154,6 +155,7 @@ func (e *Engine) reconcile(now time.Time) {
 		e.setRun(now, h, carp.ReasonInitComplete)
 	}
 	e.emitParentLinks() // a parent new to the configuration: its carrier now
+	e.syncARPBalance()
 }
 
 // resolveCarpdev finds the parent of a vhid: the configured carpdev, or
@@ -260,8 +262,9 @@ func (e *Engine) ensureVlink(h *vhost) bool {
 	}
 	// The macvlan must not answer ARP for the parent's own addresses with
 	// the virtual MAC, nor announce them from it.
-	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_ignore", "1", false)
+	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_ignore", e.vlinkArpIgnore(), false)
 	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_announce", "2", false)
+	h.balanced = e.knob("arpbalance") != 0
 	h.made = true
 	_ = e.resyncLinks()
 	return true
@@ -421,6 +424,9 @@ func (e *Engine) endDrain(h *vhost) {
 // announce sends a gratuitous ARP (IPv4) or unsolicited neighbour
 // advertisement (IPv6) for p from the virtual MAC.
 func (e *Engine) announce(h *vhost, p netip.Prefix) {
+	if e.arpBalanced(h, p.Addr()) {
+		return // see arpBalanced
+	}
 	if err := e.k.Announce(h.vlink, carp.VirtualMAC(h.cfg.VHID), p.Addr()); err != nil {
 		e.log.Printf("carpd: announce %s on %s: %v", p.Addr(), h.vlink, err)
 	}
@@ -677,6 +683,7 @@ func (e *Engine) linkChanged(now time.Time, u kernelshim.LinkUpdate) {
 		e.setRun(now, h, carp.ReasonIfUp)
 	}
 	e.emitParentLinks()
+	e.syncARPBalance()
 }
 
 // syncGroups keeps the CARP multicast groups joined on exactly the parents
