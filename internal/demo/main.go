@@ -139,6 +139,9 @@ func demo(r *runner, bin, runbooks string) {
 		return &fw{lab: lab, name: name, bin: bin, env: []string{
 			"CARPD_SOCKET=" + filepath.Join(lab.Dir, name+".sock"),
 			"CARPD_STATE_DIR=" + filepath.Join(lab.Dir, name+".state"),
+			// The lab's own event socket and rules, not the host's.
+			"CARPD_DEVD_PIPE=" + filepath.Join(lab.Dir, name+".devd.pipe"),
+			"CARPD_DEVD_CONF=off",
 			"PATH=" + filepath.Join(bin, "bsd") + ":" + bin + ":" + os.Getenv("PATH"),
 		}}
 	}

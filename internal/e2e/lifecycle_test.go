@@ -414,7 +414,7 @@ func TestRuntimeStateSurvivesARestartButNotAReboot(t *testing.T) {
 	lab.Bridge("lan")
 	fw := newHost(t, lab, "fw")
 	lab.Plug("fw", "em0", "lan", "10.0.0.2/24")
-	env := []string{"CARPD_SOCKET=" + fw.sock, "CARPD_DEVD_PIPE=off", "PATH=" + filepath.Join(bin, "bsd") + ":" + bin + ":" + os.Getenv("PATH")}
+	env := []string{"CARPD_SOCKET=" + fw.sock, "CARPD_DEVD_PIPE=off", "CARPD_DEVD_CONF=off", "PATH=" + filepath.Join(bin, "bsd") + ":" + bin + ":" + os.Getenv("PATH")}
 	if os.Getenv("CARPD_STATE_DIR") != "" {
 		t.Fatal("CARPD_STATE_DIR is set in the test's environment: this test needs the default")
 	}
