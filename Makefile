@@ -6,7 +6,7 @@ export CGO_ENABLED = 0
 
 CMDS = carpd ifconfig-carp carpctl-sysctl
 
-.PHONY: all build test sim demo bench bench-replay fuzz vet clean install
+.PHONY: all build test sim demo bench bench-replay bench-handover fuzz vet clean install
 
 all: build
 
@@ -36,6 +36,10 @@ bench: build
 ## bench-replay: takeover while a third host replays the dead master's adverts, bsdcarp vs ucarp; needs root
 bench-replay: build
 	scripts/bench-replay.sh
+
+## bench-handover: replies lost by a 1 ms ping across planned handovers, bsdcarp vs ucarp; needs root
+bench-handover: build
+	scripts/bench-handover.sh
 
 vet:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
