@@ -718,6 +718,9 @@ func (m *Memory) ListenARP(ctx context.Context, onto chan<- ARPRequest) error {
 	if m.closed {
 		return fmt.Errorf("kernelshim: listen for ARP: %w", ErrClosed)
 	}
+	if err := m.failure("ListenARP"); err != nil {
+		return fmt.Errorf("kernelshim: listen for ARP: %w", err)
+	}
 	if m.arpCtx != nil && m.arpCtx.Err() == nil {
 		return errors.New("kernelshim: listen for ARP: already listening")
 	}

@@ -40,9 +40,17 @@ const arpIgnoreBalanced = "8"
 // arpIgnoreDefault is the macvlan's arp_ignore otherwise (see ensureVlink).
 const arpIgnoreDefault = "1"
 
+// balancing reports whether carpd answers ARP for the virtual addresses:
+// net.inet.carp.arpbalance is on and the listener runs. Without the
+// listener the kernel keeps answering (arp_ignore 1), balanced or not: an
+// address nobody answers for would go dark.
+func (e *Engine) balancing() bool {
+	return e.knob("arpbalance") != 0 && e.arpStop != nil
+}
+
 // vlinkArpIgnore is the arp_ignore a new macvlan gets.
 func (e *Engine) vlinkArpIgnore() string {
-	if e.knob("arpbalance") != 0 {
+	if e.balancing() {
 		return arpIgnoreBalanced
 	}
 	return arpIgnoreDefault
@@ -66,6 +74,7 @@ func (e *Engine) syncARPBalance() {
 		e.arpStop()
 		e.arpStop = nil
 	}
+	on = e.balancing()
 	for _, h := range e.hosts {
 		if !h.made || h.balanced == on {
 			continue
@@ -144,7 +153,7 @@ func (e *Engine) arpChoice(dev string, target, sender netip.Addr) *vhost {
 // with the vhid, and the switch learns its new port from the advertisement
 // the new MASTER sends from that MAC at once.
 func (e *Engine) arpBalanced(h *vhost, a netip.Addr) bool {
-	if e.knob("arpbalance") == 0 || !a.Is4() {
+	if !e.balancing() || !a.Is4() {
 		return false
 	}
 	p := netip.PrefixFrom(a, 32)

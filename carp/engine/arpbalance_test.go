@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -213,6 +214,33 @@ func TestARPBalanceOffChangesNothing(t *testing.T) {
 			if v := fw1.k.Sysctl("net/ipv4/conf/" + l + "/arp_ignore"); v != "1" {
 				t.Fatalf("arp_ignore of %s after arpbalance back to 0 = %q, want 1", l, v)
 			}
+		}
+	})
+}
+
+// Without its ARP listener carpd cannot answer for the addresses, so the
+// kernel must keep answering: arpbalance=1 with a listener that fails to
+// open leaves arp_ignore at 1, and the next attempt that works balances.
+func TestARPBalanceWithoutAListenerLeavesTheKernelAnswering(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fw1, fw2 := balancedPair(t, kernelshim.NewSegment(), 0)
+		defer fw1.stop(t)
+		defer fw2.stop(t)
+		fw1.k.SetFailure("ListenARP", syscall.EMFILE)
+		if _, _, err := fw1.e.SetSysctl(context.Background(), "net.inet.carp.arpbalance", 1); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range []string{"carp0", "carp1"} {
+			if v := fw1.k.Sysctl("net/ipv4/conf/" + l + "/arp_ignore"); v != "1" {
+				t.Fatalf("arp_ignore of %s = %q with no ARP listener, want 1 (the kernel answers)", l, v)
+			}
+		}
+		fw1.k.SetFailure("ListenARP", nil)
+		if _, _, err := fw1.e.SetSysctl(context.Background(), "net.inet.carp.arpbalance", 1); err != nil {
+			t.Fatal(err)
+		}
+		if !fw1.k.ARPListening() || fw1.k.Sysctl("net/ipv4/conf/carp0/arp_ignore") != "8" {
+			t.Fatalf("retry: listening %v, arp_ignore %s", fw1.k.ARPListening(), fw1.k.Sysctl("net/ipv4/conf/carp0/arp_ignore"))
 		}
 	})
 }

@@ -264,7 +264,7 @@ func (e *Engine) ensureVlink(h *vhost) bool {
 	// the virtual MAC, nor announce them from it.
 	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_ignore", e.vlinkArpIgnore(), false)
 	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_announce", "2", false)
-	h.balanced = e.knob("arpbalance") != 0
+	h.balanced = e.balancing()
 	h.made = true
 	_ = e.resyncLinks()
 	return true
