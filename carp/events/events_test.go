@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -354,4 +357,28 @@ func dead(pid int) bool {
 	// pid (comm) S ...: the state follows the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	return i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
+}
+
+// A reader has nothing to say: one that writes is dropped (no local user
+// can keep carpd reading), and a second server never takes over a pipe
+// another process serves.
+func TestPipeDropsAWritingReaderAndIsNotTakenOver(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "devd.pipe")
+	s, err := ListenPipe(path, PipeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := ListenPipe(path, PipeOptions{}); err == nil || !strings.Contains(err.Error(), "another process listens on it") {
+		t.Fatalf("second ListenPipe on a live pipe: %v", err)
+	}
+	c := dialPipe(t, path)
+	if _, err := c.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// Closed with the unread byte pending, the connection is reset.
+	if _, err := c.Read(make([]byte, 64)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a reader that wrote was not dropped: %v", err)
+	}
 }

@@ -3,12 +3,12 @@ package events
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp/engine"
 )
@@ -56,6 +56,7 @@ type PipeServer struct {
 	mu      sync.Mutex
 	clients map[*pipeClient]struct{}
 	closed  bool
+	lastLog time.Time // socket problems logged, rate-limited
 	dropped atomic.Uint64
 
 	wg sync.WaitGroup
@@ -92,6 +93,12 @@ func ListenPipe(path string, opts PipeOptions) (*PipeServer, error) {
 		if fi.Mode().Type() != os.ModeSocket {
 			return nil, fmt.Errorf("devd pipe %s: exists and is not a socket", path)
 		}
+		// A socket something answers on is another engine's (or devd's):
+		// only a stale one is replaced.
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("devd pipe %s: another process listens on it", path)
+		}
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("devd pipe %s: remove the stale socket: %w", path, err)
 		}
@@ -111,6 +118,26 @@ func ListenPipe(path string, opts PipeOptions) (*PipeServer, error) {
 	return s, nil
 }
 
+// acceptPause is how long accept waits after a failure (descriptors or
+// memory short); pipeLogEvery bounds the log lines about the socket, which
+// any local user can provoke.
+const (
+	acceptPause  = 50 * time.Millisecond
+	pipeLogEvery = 10 * time.Second
+)
+
+// rateOK reports whether a line about the socket may be logged now.
+func (s *PipeServer) rateOK() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if now.Sub(s.lastLog) < pipeLogEvery {
+		return false
+	}
+	s.lastLog = now
+	return true
+}
+
 // Path is the socket's path.
 func (s *PipeServer) Path() string { return s.path }
 
@@ -122,7 +149,10 @@ func (s *PipeServer) accept() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.opts.Log.Printf("carpd: devd pipe %s: accept: %v", s.path, err)
+			if s.rateOK() {
+				s.opts.Log.Printf("carpd: devd pipe %s: accept: %v", s.path, err)
+			}
+			time.Sleep(acceptPause) // out of descriptors: do not spin
 			continue
 		}
 		s.mu.Lock()
@@ -130,8 +160,8 @@ func (s *PipeServer) accept() {
 			full := !s.closed
 			s.mu.Unlock()
 			conn.Close()
-			if full {
-				s.opts.Log.Printf("carpd: devd pipe %s: %d readers already: connection refused", s.path, s.opts.MaxClients)
+			if full && s.rateOK() {
+				s.opts.Log.Printf("carpd: devd pipe %s: %d readers already: connection refused (said at most every %v)", s.path, s.opts.MaxClients, pipeLogEvery)
 			}
 			continue
 		}
@@ -163,11 +193,13 @@ func (s *PipeServer) write(c *pipeClient) {
 	}
 }
 
-// watch notices a reader that hung up (devd's check_clients); what a
-// reader sends is discarded.
+// watch notices a reader that hung up (devd's check_clients). A reader has
+// nothing to say: one that writes is dropped at its first byte, so no
+// local user can keep carpd busy reading.
 func (s *PipeServer) watch(c *pipeClient) {
 	defer s.wg.Done()
-	_, _ = io.Copy(io.Discard, c.conn)
+	var b [1]byte
+	_, _ = c.conn.Read(b[:])
 	s.remove(c)
 }
 
