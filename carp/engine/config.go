@@ -82,10 +82,12 @@ func (c *Config) removeIface(name string) {
 }
 
 // IsCloneName reports whether name is a carp pseudo-interface name (carpN):
-// the cloned interfaces of dialects A and B.
+// the cloned interfaces of dialects A and B. As FreeBSD's ifc_name2unit,
+// a unit number with a leading zero (carp00, carp01) is not one: with
+// clones made on demand, such a typo must not become a second interface.
 func IsCloneName(name string) bool {
 	rest, ok := strings.CutPrefix(name, "carp")
-	if !ok || rest == "" {
+	if !ok || rest == "" || (rest[0] == '0' && len(rest) > 1) {
 		return false
 	}
 	for _, r := range rest {

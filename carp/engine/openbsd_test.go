@@ -171,3 +171,14 @@ func TestGroupDemote(t *testing.T) {
 		}
 	})
 }
+
+// carp00 or carp01 is a typo, not a clone: FreeBSD's ifc_name2unit refuses
+// a unit number with a leading zero, and with clones made on demand it
+// must not silently become a second interface.
+func TestLeadingZeroIsNotACloneName(t *testing.T) {
+	for name, want := range map[string]bool{"carp0": true, "carp10": true, "carp00": false, "carp01": false, "carp": false, "carpx": false} {
+		if got := IsCloneName(name); got != want {
+			t.Errorf("IsCloneName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
