@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func mustParse(t *testing.T, src string) *Config {
@@ -392,5 +394,31 @@ notify 0 { action "lower"; };
 	}
 	if got := commands(c.Match(Event{"type": "BACKUP"})); !reflect.DeepEqual(got, []string{"lower"}) {
 		t.Fatalf("BACKUP: got %q", got)
+	}
+}
+
+// A FIFO named *.conf in an options directory is refused, not read: it
+// would hang carpd's start.
+func TestLoadRefusesAFIFO(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "devd.conf")
+	if err := os.WriteFile(main, []byte(`options { directory "`+dir+`/d"; };`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "d", "x.conf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := Load(main); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("Load with a FIFO: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Load blocked on a FIFO")
 	}
 }

@@ -2,10 +2,12 @@ package devd
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // DefaultPath is devd's configuration file.
@@ -52,10 +54,34 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
+// maxFile bounds one configuration file: devd.conf files are a few KiB.
+const maxFile = 1 << 20
+
+// loadFile reads one configuration file: a regular file (a FIFO or a
+// device named *.conf must not hang or flood the engine's start) of at
+// most maxFile bytes.
 func (c *Config) loadFile(path string) error {
-	data, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("devd: read config: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("devd: read config: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("devd: read config: %s: not a regular file", path)
+	}
+	if fi.Size() > maxFile {
+		return fmt.Errorf("devd: read config: %s: larger than %d bytes", path, maxFile)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxFile+1))
+	if err != nil {
+		return fmt.Errorf("devd: read config: %w", err)
+	}
+	if len(data) > maxFile {
+		return fmt.Errorf("devd: read config: %s: larger than %d bytes", path, maxFile)
 	}
 	return c.parseFile(path, data)
 }
