@@ -382,3 +382,25 @@ func TestPipeDropsAWritingReaderAndIsNotTakenOver(t *testing.T) {
 		t.Fatalf("a reader that wrote was not dropped: %v", err)
 	}
 }
+
+// At a stop the queued actions (carpd's own hand-over) still run, within
+// the grace period; what remains after it is killed.
+func TestShellCloseAfterRunsWhatIsQueued(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	s := NewShell(ShellOptions{})
+	for i := range 3 {
+		s.Enqueue(Command{Cmd: fmt.Sprintf("echo %d >>%s", i, out)})
+	}
+	s.CloseAfter(5 * time.Second)
+	if b, _ := os.ReadFile(out); string(b) != "0\n1\n2\n" {
+		t.Fatalf("queued actions at close ran as %q, want all three in order", b)
+	}
+	h := NewShell(ShellOptions{})
+	h.Enqueue(Command{Cmd: "exec sleep 60"})
+	start := time.Now()
+	h.CloseAfter(200 * time.Millisecond)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("CloseAfter with a hanging action took %v", took)
+	}
+}

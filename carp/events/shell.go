@@ -61,9 +61,11 @@ type Shell struct {
 	mu      sync.Mutex
 	lastLog time.Time
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	stop      chan struct{}
+	drain     chan struct{} // closed by CloseAfter: run what is queued, then end
+	done      chan struct{}
+	once      sync.Once
+	drainOnce sync.Once
 }
 
 // NewShell starts a shell runner; Close stops it.
@@ -80,7 +82,8 @@ func NewShell(opts ShellOptions) *Shell {
 	if opts.Log == nil {
 		opts.Log = log.New(discard{}, "", 0)
 	}
-	s := &Shell{opts: opts, queue: make(chan Command, opts.Queue), stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Shell{opts: opts, queue: make(chan Command, opts.Queue), stop: make(chan struct{}),
+		drain: make(chan struct{}), done: make(chan struct{})}
 	go s.loop()
 	return s
 }
@@ -126,6 +129,17 @@ func (s *Shell) Close() {
 	<-s.done
 }
 
+// CloseAfter lets the queued commands run (the actions of carpd's own
+// hand-over: its vhids going to INIT) for up to grace, then closes.
+func (s *Shell) CloseAfter(grace time.Duration) {
+	s.drainOnce.Do(func() { close(s.drain) })
+	select {
+	case <-s.done:
+	case <-time.After(grace):
+		s.Close()
+	}
+}
+
 func (c Command) name() string {
 	if c.What != "" {
 		return c.What
@@ -147,6 +161,13 @@ func (s *Shell) loop() {
 			return
 		case c := <-s.queue:
 			s.run(ctx, c)
+		case <-s.drain:
+			select {
+			case c := <-s.queue:
+				s.run(ctx, c)
+			default:
+				return // drained
+			}
 		}
 	}
 }

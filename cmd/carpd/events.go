@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log"
 	"sync/atomic"
+	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp/devd"
 	"github.com/bsdcarp/bsdcarp/carp/engine"
@@ -14,6 +15,10 @@ import (
 
 // DefaultDevdConf is where devd(8)'s configuration lives on FreeBSD.
 const DefaultDevdConf = "/etc/devd.conf"
+
+// shutdownActions is how long the actions of carpd's own hand-over (its
+// vhids going to INIT: stop the DHCP server...) may still run at a stop.
+const shutdownActions = 5 * time.Second
 
 // eventPlumbing carries the engine's devd events, in order, to the
 // devd.pipe and to the actions of the devd.conf rules they match.
@@ -110,6 +115,6 @@ func (p *eventPlumbing) close() {
 		_ = p.pipe.Close()
 	}
 	if p.shell != nil {
-		p.shell.Close()
+		p.shell.CloseAfter(shutdownActions)
 	}
 }
