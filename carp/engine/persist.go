@@ -98,64 +98,56 @@ func writeAtomic(dir, name string, b []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("engine: state dir: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+name+".*")
-	if err != nil {
-		return fmt.Errorf("engine: save %s: %w", name, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("engine: save %s: %w", name, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("engine: save %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("engine: save %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("engine: save %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("engine: save %s: %w", name, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("engine: save %s: %w", name, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("engine: save %s: %w", name, err)
-	}
-	return nil
+	return replaceFile(dir, name, b, true)
 }
 
 // writeCache replaces dir/name with b through a temporary file and a
 // rename, so a reader never sees a torn file, but without fsync: for a
 // cache whose loss costs little, on a path a slow disk must not stall.
 func writeCache(dir, name string, b []byte) error {
+	return replaceFile(dir, name, b, false)
+}
+
+// replaceFile writes b to a temporary file (mode 0600) in dir and renames it
+// to name; with durable, the file and then the directory are synced.
+func replaceFile(dir, name string, b []byte, durable bool) error {
+	fail := func(err error) error { return fmt.Errorf("engine: save %s: %w", name, err) }
 	f, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
-		return fmt.Errorf("engine: save %s: %w", name, err)
+		return fail(err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
 	if err := f.Chmod(0o600); err != nil {
 		f.Close()
-		return fmt.Errorf("engine: save %s: %w", name, err)
+		return fail(err)
 	}
 	if _, err := f.Write(b); err != nil {
 		f.Close()
-		return fmt.Errorf("engine: save %s: %w", name, err)
+		return fail(err)
+	}
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fail(err)
+		}
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("engine: save %s: %w", name, err)
+		return fail(err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("engine: save %s: %w", name, err)
+		return fail(err)
+	}
+	if !durable {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fail(err)
 	}
 	return nil
 }
