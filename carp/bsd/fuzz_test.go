@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // splitFuzz turns a fuzz string into argv words ('\x00' separates words so
@@ -35,9 +35,10 @@ func FuzzParseIfconfig(f *testing.F) {
 		args := splitFuzz(s)
 		p, err := ParseIfconfig(args)
 		if err != nil {
-			var ce *engine.CLIError
+			var ae *api.Error
+			var ce *CommandError
 			var ue *UsageError
-			if !errors.As(err, &ce) && !errors.As(err, &ue) {
+			if !errors.As(err, &ae) && !errors.As(err, &ce) && !errors.As(err, &ue) {
 				t.Fatalf("error of type %T: %v", err, err)
 			}
 			if p.Request != nil {
@@ -67,37 +68,37 @@ func FuzzParseIfconfig(f *testing.F) {
 		addrOps := 0
 		for i, op := range p.Request.Ops {
 			switch op.Kind {
-			case engine.OpCreate:
+			case api.OpCreate:
 				if i != 0 {
 					t.Fatalf("create at %d", i)
 				}
-			case engine.OpVHID:
+			case api.OpVHID:
 				if op.Int <= 0 || (!clone && op.Int > 255) {
 					t.Fatalf("vhid %d passed", op.Int)
 				}
-			case engine.OpState:
+			case api.OpState:
 				if op.Str != "init" && op.Str != "backup" && op.Str != "master" {
 					t.Fatalf("state %q", op.Str)
 				}
-			case engine.OpCarpdev:
+			case api.OpCarpdev:
 				if !clone {
 					t.Fatalf("carpdev on %s", p.Iface)
 				}
-			case engine.OpAddr:
+			case api.OpAddr:
 				addrOps++
 				if !op.Prefix.IsValid() || i != len(p.Request.Ops)-1 {
 					t.Fatalf("addr op %+v at %d", op, i)
 				}
-			case engine.OpDelAddr:
+			case api.OpDelAddr:
 				addrOps++
 				if i != len(p.Request.Ops)-1 {
 					t.Fatalf("-alias op at %d", i)
 				}
-			case engine.OpMTU:
+			case api.OpMTU:
 				if clone {
 					t.Fatalf("mtu on %s", p.Iface)
 				}
-			case engine.OpPass, engine.OpAdvBase, engine.OpAdvSkew, engine.OpDestroy, engine.OpUp, engine.OpDown:
+			case api.OpPass, api.OpAdvBase, api.OpAdvSkew, api.OpDestroy, api.OpUp, api.OpDown:
 			default:
 				t.Fatalf("unknown op %q", op.Kind)
 			}
@@ -125,9 +126,10 @@ func FuzzParseSysctl(f *testing.F) {
 		args := splitFuzz(s)
 		cmd, err := ParseSysctl(args)
 		if err != nil {
-			var ce *engine.CLIError
+			var ae *api.Error
+			var ce *CommandError
 			var ue *UsageError
-			if !errors.As(err, &ce) && !errors.As(err, &ue) {
+			if !errors.As(err, &ae) && !errors.As(err, &ce) && !errors.As(err, &ue) {
 				t.Fatalf("error of type %T", err)
 			}
 			return
@@ -139,7 +141,7 @@ func FuzzParseSysctl(f *testing.F) {
 			t.Fatalf("nothing to do accepted")
 		}
 		knobs := roKnobs()
-		r := EvalSysctl(cmd, knobs, []engine.Counter{{Name: "ipackets", Value: 1}}, root)
+		r := EvalSysctl(cmd, knobs, []api.Counter{{Name: "ipackets", Value: 1}}, root)
 		if r.Exit < 0 || r.Exit > len(cmd.Args) {
 			t.Fatalf("exit %d for %d args", r.Exit, len(cmd.Args))
 		}

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // cloneIndent is the indentation of the handbook's carp0 status (section
@@ -33,8 +33,8 @@ const cloneIndent = "     "
 // (dialect B) and prints in that format instead: see formatCloneB. A clone
 // without a vhid cannot tell the dialects apart and keeps the handbook's
 // format (the first status after "ifconfig carp0 create").
-func FormatInterface(w io.Writer, name string, st engine.Status, showKeys bool) error {
-	var clone *engine.CloneStatus
+func FormatInterface(w io.Writer, name string, st api.Status, showKeys bool) error {
+	var clone *api.CloneStatus
 	for i := range st.Clones {
 		if st.Clones[i].Name == name {
 			clone = &st.Clones[i]
@@ -42,7 +42,7 @@ func FormatInterface(w io.Writer, name string, st engine.Status, showKeys bool) 
 		}
 	}
 	if clone == nil {
-		return cliErr(fmt.Sprintf("interface %s does not exist", name))
+		return &api.Error{Reason: api.ReasonNoInterface, Name: name}
 	}
 	for _, v := range st.VHIDs {
 		if v.Iface == name && v.VHID != 0 && v.Carpdev == "" {
@@ -116,7 +116,7 @@ func FormatInterface(w io.Writer, name string, st engine.Status, showKeys bool) 
 //     anything for carp0: printf("\tcarp: %s vhid %d advbase %d advskew %d\n").
 //     FreeBSD 9 prints no key there, so showKeys does not apply. (ifmedia:
 //     no SIOCGIFMEDIA on carp; ifgroup.c getifgroups(): only with -v.)
-func formatCloneB(w io.Writer, clone engine.CloneStatus, st engine.Status) error {
+func formatCloneB(w io.Writer, clone api.CloneStatus, st api.Status) error {
 	var addrs []netip.Prefix
 	var carpLines []string
 	for _, v := range st.VHIDs {
@@ -196,7 +196,7 @@ func FormatList(w io.Writer, names []string) {
 // be MASTER), printed only while that lasts; "" otherwise. It does not
 // start with "carp:", so scripts that read the state from the carp line
 // are not misled.
-func mismatchLine(indent string, v engine.VHIDStatus) string {
+func mismatchLine(indent string, v api.VHIDStatus) string {
 	if v.AuthMismatch == "" {
 		return ""
 	}

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // FreeBSD's interface flag bits (net/if.h) that a Linux link can show.
@@ -49,7 +49,7 @@ func formatFlags(flags uint32) string {
 // SIMPLEX on every broadcast (Ethernet) interface (ether_ifattach), and
 // MULTICAST on the loopback (if_loop.c sets IFF_MULTICAST; Linux lo has no
 // IFF_MULTICAST). LOWER_UP is FreeBSD 14's name for link state up.
-func linkFlags(l engine.LinkStatus) uint32 {
+func linkFlags(l api.LinkStatus) uint32 {
 	var f uint32
 	set := func(cond bool, bit uint32) {
 		if cond {
@@ -127,7 +127,7 @@ type linkAddr struct {
 //     "status: no carrier".
 //   - A loopback ends with "\tgroups: lo" like FreeBSD 10+'s lo0
 //     (ifgroup.c, the if_lo cloner's group).
-func FormatLink(w io.Writer, l engine.LinkStatus, st engine.Status, showKeys bool) error {
+func FormatLink(w io.Writer, l api.LinkStatus, st api.Status, showKeys bool) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s metric 0 mtu %d\n", l.Name, formatFlags(linkFlags(l)), l.MTU)
 	if l.MAC != "" && !l.Loopback {
@@ -137,7 +137,7 @@ func FormatLink(w io.Writer, l engine.LinkStatus, st engine.Status, showKeys boo
 	for _, p := range l.Addrs {
 		addrs = append(addrs, linkAddr{p: p})
 	}
-	var vhids []engine.VHIDStatus
+	var vhids []api.VHIDStatus
 	for _, v := range st.VHIDs {
 		if v.Iface != l.Name {
 			continue
@@ -186,7 +186,7 @@ func addrFamilyRank(p netip.Prefix) int {
 	return 1
 }
 
-func formatLinkAddr(a linkAddr, l engine.LinkStatus) string {
+func formatLinkAddr(a linkAddr, l api.LinkStatus) string {
 	s := formatInet(a.p, l.Broadcast)
 	if ip := a.p.Addr().WithZone(""); ip.Is6() && ip.IsLinkLocalUnicast() {
 		s = fmt.Sprintf("inet6 %s%%%s prefixlen %d scopeid 0x%x", ip, l.Name, a.p.Bits(), l.Index)
@@ -212,7 +212,7 @@ func formatLinkAddr(a linkAddr, l engine.LinkStatus) string {
 //     nothing. Any other group prints nothing and succeeds, as printgroup()
 //     does for a group that does not exist.
 //   - An unknown name is "interface IF does not exist" (a *engine.CLIError).
-func FormatStatus(w io.Writer, p ParsedIfconfig, st engine.Status) error {
+func FormatStatus(w io.Writer, p ParsedIfconfig, st api.Status) error {
 	switch {
 	case p.ListNames:
 		FormatList(w, statusNames(st))
@@ -250,16 +250,16 @@ func FormatStatus(w io.Writer, p ParsedIfconfig, st engine.Status) error {
 			return FormatLink(w, l, st, p.ShowKeys)
 		}
 	}
-	return cliErr(fmt.Sprintf("interface %s does not exist", p.Iface))
+	return &api.Error{Reason: api.ReasonNoInterface, Name: p.Iface}
 }
 
 // FormatGroupAttribs prints OpenBSD's printgroupattribs() line for group:
 // "carp: carp demote count N", N being the demotion counter
 // (net.inet.carp.demotion).
-func FormatGroupAttribs(w io.Writer, group string, st engine.Status) {
+func FormatGroupAttribs(w io.Writer, group string, st api.Status) {
 	var n int64
 	for _, k := range st.Knobs {
-		if k.Name == engine.SysctlPrefix+"demotion" {
+		if k.Name == api.SysctlPrefix+"demotion" {
 			n = k.Value
 		}
 	}
@@ -268,7 +268,7 @@ func FormatGroupAttribs(w io.Writer, group string, st engine.Status) {
 
 // statusNames is the "ifconfig -l" list: links, then clones; a clone name
 // that is also a link name is listed once.
-func statusNames(st engine.Status) []string {
+func statusNames(st api.Status) []string {
 	var names []string
 	for _, l := range st.Links {
 		names = append(names, l.Name)

@@ -5,9 +5,10 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/bsdcarp/bsdcarp/carp"
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // ParsedIfconfig is one parsed ifconfig command line.
@@ -19,7 +20,7 @@ type ParsedIfconfig struct {
 	ShowKeys  bool   // -k given (with -a or with an interface)
 	Iface     string // interface named
 	// Request is nil for a status display of Iface.
-	Request *engine.IfconfigRequest
+	Request *api.IfconfigRequest
 	// Warnings are printed to stderr as "ifconfig: " + w before the request
 	// runs (FreeBSD 14 warns when an IPv4 address on a physical interface
 	// has no mask).
@@ -89,7 +90,7 @@ func ParseIfconfig(args []string) (ParsedIfconfig, error) {
 			if err != nil {
 				return ParsedIfconfig{}, err
 			}
-			res.Request = &engine.IfconfigRequest{Iface: group, Ops: []engine.Op{op}}
+			res.Request = &api.IfconfigRequest{Iface: group, Ops: []api.Op{op}}
 		}
 		return res, nil
 	case group != "":
@@ -110,14 +111,14 @@ func ParseIfconfig(args []string) (ParsedIfconfig, error) {
 		return res, nil
 	}
 	if rest[0] == "" {
-		return ParsedIfconfig{}, cliErr("interface  does not exist")
+		return ParsedIfconfig{}, &api.Error{Reason: api.ReasonNoInterface}
 	}
 	res.Iface = rest[0]
 	words := rest[1:]
-	if len(words) > 0 && (words[0] == "create" || words[0] == "plumb") && len(res.Iface) > engine.MaxIfNameLen {
+	if len(words) > 0 && (words[0] == "create" || words[0] == "plumb") && len(res.Iface) > api.MaxIfNameLen {
 		// FreeBSD ifconfig: strlcpy into IFNAMSIZ before SIOCIFCREATE2.
 		// Linux names have the same bound.
-		return ParsedIfconfig{}, cliErr(res.Iface + ": cloning name too long")
+		return ParsedIfconfig{}, &api.Error{Reason: api.ReasonCloneNameLong, Name: res.Iface}
 	}
 	if len(words) == 0 || (len(words) == 1 && isStatusAF(words[0])) {
 		// "ifconfig carp0" or "ifconfig carp0 inet": status display.
@@ -128,7 +129,7 @@ func ParseIfconfig(args []string) (ParsedIfconfig, error) {
 	if err := p.parse(words); err != nil {
 		return ParsedIfconfig{}, err
 	}
-	res.Request = &engine.IfconfigRequest{Iface: res.Iface, Ops: p.ops}
+	res.Request = &api.IfconfigRequest{Iface: res.Iface, Ops: p.ops}
 	res.Warnings = p.warnings
 	return res, nil
 }
@@ -137,7 +138,7 @@ func isStatusAF(w string) bool { return w == "inet" || w == "inet6" }
 
 // isCarpClone reports whether name is a cloned carp interface (dialects A
 // and B); every other interface uses the FreeBSD 10+ grammar (dialect C).
-func isCarpClone(name string) bool { return engine.IsCloneName(name) }
+func isCarpClone(name string) bool { return api.IsCloneName(name) }
 
 type family int
 
@@ -152,7 +153,7 @@ type ifParser struct {
 	iface    string
 	clone    bool
 	af       family
-	ops      []engine.Op
+	ops      []api.Op
 	warnings []string
 
 	vhidSeen bool // dialect C: carp words need a vhid first
@@ -181,10 +182,10 @@ var ifKeywords map[string]keyword
 
 func init() {
 	ifKeywords = map[string]keyword{
-		"destroy":   {0, opOnly(engine.OpDestroy)},
-		"unplumb":   {0, opOnly(engine.OpDestroy)},
-		"up":        {0, opOnly(engine.OpUp)},
-		"down":      {0, opOnly(engine.OpDown)},
+		"destroy":   {0, opOnly(api.OpDestroy)},
+		"unplumb":   {0, opOnly(api.OpDestroy)},
+		"up":        {0, opOnly(api.OpUp)},
+		"down":      {0, opOnly(api.OpDown)},
 		"vhid":      {1, (*ifParser).setVHID},
 		"pass":      {1, (*ifParser).setPass},
 		"carpdev":   {1, (*ifParser).setCarpdev},
@@ -240,9 +241,9 @@ func init() {
 	}
 }
 
-func opOnly(k engine.OpKind) func(*ifParser, string) error {
+func opOnly(k api.OpKind) func(*ifParser, string) error {
 	return func(p *ifParser, _ string) error {
-		p.ops = append(p.ops, engine.Op{Kind: k})
+		p.ops = append(p.ops, api.Op{Kind: k})
 		return nil
 	}
 }
@@ -252,7 +253,7 @@ func (p *ifParser) parse(words []string) error {
 	// "create" / "plumb" are clone operations only as the first word; an
 	// address family may follow them (FreeBSD: isargcreate, then af spec).
 	if words[0] == "create" || words[0] == "plumb" {
-		p.ops = append(p.ops, engine.Op{Kind: engine.OpCreate})
+		p.ops = append(p.ops, api.Op{Kind: api.OpCreate})
 		i++
 	}
 	if i < len(words) {
@@ -304,9 +305,9 @@ func (p *ifParser) parse(words []string) error {
 
 // needVHID enforces FreeBSD 10+'s left-to-right rule on a physical
 // interface: carp parameters only after "vhid".
-func (p *ifParser) needVHID(what string) error {
+func (p *ifParser) needVHID(op api.OpKind) error {
 	if !p.clone && !p.vhidSeen {
-		return cliErr(what + " requires vhid")
+		return &api.Error{Reason: api.ReasonNeedsVHID, Op: op}
 	}
 	return nil
 }
@@ -334,60 +335,60 @@ func (p *ifParser) setVHID(arg string) error {
 		}
 	} else if !ok || n <= 0 || n > 255 {
 		// FreeBSD 10+: CARP_MAXVHID is 255 and 255 itself is accepted.
-		return cliErr("vhid must be greater than 0 and less than 255")
+		return &api.Error{Reason: api.ReasonVHIDRange}
 	}
 	p.vhidSeen = true
-	p.ops = append(p.ops, engine.Op{Kind: engine.OpVHID, Int: n})
+	p.ops = append(p.ops, api.Op{Kind: api.OpVHID, Int: n})
 	return nil
 }
 
 func (p *ifParser) setPass(arg string) error {
-	if err := p.needVHID("passwd"); err != nil {
+	if err := p.needVHID(api.OpPass); err != nil {
 		return err
 	}
-	p.ops = append(p.ops, engine.Op{Kind: engine.OpPass, Str: arg})
+	p.ops = append(p.ops, api.Op{Kind: api.OpPass, Str: arg})
 	return nil
 }
 
 func (p *ifParser) setCarpdev(arg string) error {
-	p.ops = append(p.ops, engine.Op{Kind: engine.OpCarpdev, Str: arg})
+	p.ops = append(p.ops, api.Op{Kind: api.OpCarpdev, Str: arg})
 	return nil
 }
 
 // Non-numeric advbase/advskew: BSD's atoi would silently read 0; bsdcarp
 // refuses the word with the kernel's answer to an out-of-range value.
 func (p *ifParser) setAdvBase(arg string) error {
-	if err := p.needVHID("advbase"); err != nil {
+	if err := p.needVHID(api.OpAdvBase); err != nil {
 		return err
 	}
 	n, ok := atoi(arg)
 	if !ok {
-		return cliErr("SIOCSVH: Invalid argument")
+		return api.Refused(api.StepSetVHID, syscall.EINVAL)
 	}
-	p.ops = append(p.ops, engine.Op{Kind: engine.OpAdvBase, Int: n})
+	p.ops = append(p.ops, api.Op{Kind: api.OpAdvBase, Int: n})
 	return nil
 }
 
 func (p *ifParser) setAdvSkew(arg string) error {
-	if err := p.needVHID("advskew"); err != nil {
+	if err := p.needVHID(api.OpAdvSkew); err != nil {
 		return err
 	}
 	n, ok := atoi(arg)
 	if !ok {
-		return cliErr("SIOCSVH: Invalid argument")
+		return api.Refused(api.StepSetVHID, syscall.EINVAL)
 	}
-	p.ops = append(p.ops, engine.Op{Kind: engine.OpAdvSkew, Int: n})
+	p.ops = append(p.ops, api.Op{Kind: api.OpAdvSkew, Int: n})
 	return nil
 }
 
 func (p *ifParser) setState(arg string) error {
-	if err := p.needVHID("state"); err != nil {
+	if err := p.needVHID(api.OpState); err != nil {
 		return err
 	}
 	if _, ok := carp.ParseState(arg); !ok {
-		return cliErr("unknown state")
+		return &api.Error{Reason: api.ReasonUnknownState}
 	}
-	p.ops = append(p.ops, engine.Op{Kind: engine.OpState, Str: strings.ToLower(arg)})
+	p.ops = append(p.ops, api.Op{Kind: api.OpState, Str: strings.ToLower(arg)})
 	return nil
 }
 
@@ -400,7 +401,7 @@ func (p *ifParser) setMTU(arg string) error {
 	if p.clone {
 		return notSupported("mtu")
 	}
-	p.ops = append(p.ops, engine.Op{Kind: engine.OpMTU, Int: cAtoi(arg)})
+	p.ops = append(p.ops, api.Op{Kind: api.OpMTU, Int: cAtoi(arg)})
 	return nil
 }
 
@@ -601,7 +602,7 @@ func (p *ifParser) finish() error {
 			}
 			pfx = netip.PrefixFrom(p.addr, bitsLen)
 		}
-		p.ops = append(p.ops, engine.Op{Kind: engine.OpDelAddr, Prefix: pfx})
+		p.ops = append(p.ops, api.Op{Kind: api.OpDelAddr, Prefix: pfx})
 		return nil
 	}
 	if !p.setaddr {
@@ -626,8 +627,8 @@ func (p *ifParser) finish() error {
 				"WARNING: setting interface address without mask is deprecated,\ndefault mask may not be correct.")
 		}
 	}
-	p.ops = append(p.ops, engine.Op{
-		Kind:   engine.OpAddr,
+	p.ops = append(p.ops, api.Op{
+		Kind:   api.OpAddr,
 		Prefix: netip.PrefixFrom(p.addr, plen),
 		Alias:  p.doalias > 0,
 	})
@@ -651,12 +652,12 @@ func classfulBits(a netip.Addr) int {
 // "-carpdemote [N]" (sbin/ifconfig setgroupattribs()): N is 0..128 and
 // defaults to 1; the minus form lowers the group's demotion counter by N.
 // As there, N is checked before the word, and words after N are ignored.
-func parseGroupAttr(group string, words []string) (engine.Op, error) {
+func parseGroupAttr(group string, words []string) (api.Op, error) {
 	n := int64(1)
 	if len(words) > 1 {
 		v, errstr := strtonum(words[1], 0, 128)
 		if errstr != "" {
-			return engine.Op{}, cliErr(fmt.Sprintf("%s: invalid carp demotion: %s", group, errstr))
+			return api.Op{}, cliErr(fmt.Sprintf("%s: invalid carp demotion: %s", group, errstr))
 		}
 		n = v
 	}
@@ -665,7 +666,7 @@ func parseGroupAttr(group string, words []string) (engine.Op, error) {
 		n, w = -n, rest
 	}
 	if w != "carpdemote" {
-		return engine.Op{}, ifUsage("")
+		return api.Op{}, ifUsage("")
 	}
-	return engine.Op{Kind: engine.OpGroupDemote, Int: int(n)}, nil
+	return api.Op{Kind: api.OpGroupDemote, Int: int(n)}, nil
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // netstatLines are the lines of FreeBSD's `netstat -s -p carp`, in its order,
@@ -33,7 +33,7 @@ var netstatLines = []struct {
 }
 
 // FormatNetstat prints the carpstats counters as `netstat -s -p carp` does.
-func FormatNetstat(w io.Writer, stats []engine.Counter) error {
+func FormatNetstat(w io.Writer, stats []api.Counter) error {
 	vals := map[string]uint64{}
 	for _, c := range stats {
 		vals[c.Name] = c.Value

@@ -4,12 +4,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 func TestNetstatReportUsesFreeBSDWordingAndPlurals(t *testing.T) {
 	var b strings.Builder
-	err := FormatNetstat(&b, []engine.Counter{{Name: "ipackets", Value: 12}, {Name: "ipackets6", Value: 1}, {Name: "badauth", Value: 3}, {Name: "opackets", Value: 0}, {Name: "replay", Value: 5}})
+	err := FormatNetstat(&b, []api.Counter{{Name: "ipackets", Value: 12}, {Name: "ipackets6", Value: 1}, {Name: "badauth", Value: 3}, {Name: "opackets", Value: 0}, {Name: "replay", Value: 5}})
 	if err != nil {
 		t.Fatal(err)
 	}

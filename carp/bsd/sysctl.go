@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // StatsOID is the opaque struct carpstats node. Plain listings skip it (BSD
@@ -242,7 +242,7 @@ type sysctlItem struct {
 // net.inet.carp.stats. Reads are answered at once; assignments are
 // validated (unknown oid, non-leaf, read only, empty or invalid value,
 // permission) and the valid ones returned in Sets for the engine to apply.
-func EvalSysctl(cmd SysctlCmd, knobs []engine.Knob, stats []engine.Counter, isRoot bool) SysctlResult {
+func EvalSysctl(cmd SysctlCmd, knobs []api.Knob, stats []api.Counter, isRoot bool) SysctlResult {
 	var res SysctlResult
 	o := cmd.Opts
 	opaque := CarpstatsBytes(stats)
@@ -284,7 +284,7 @@ func (r SysctlResult) Complete(outcomes []SysctlOutcome) (stdout, stderr string,
 			oc = outcomes[it.set]
 		}
 		if oc.Err != nil {
-			o, e := FormatSetError(it.name, it.arg, it.line, oc.Old, oc.Err.Error(), it.opts)
+			o, e := FormatSetError(it.name, it.arg, it.line, oc.Old, Text(oc.Err), it.opts)
 			so.WriteString(o)
 			se.WriteString(e)
 			exit++
@@ -300,7 +300,7 @@ func failItem(msg string) sysctlItem {
 }
 
 // evalArg is sysctl.c parse() for one argument.
-func evalArg(a SysctlArg, knobs []engine.Knob, opaque []byte, isRoot bool, o SysctlOpts) sysctlItem {
+func evalArg(a SysctlArg, knobs []api.Knob, opaque []byte, isRoot bool, o SysctlOpts) sysctlItem {
 	line := a.where()
 	name, value, hasValue := a.Text, "", false
 	if k := strings.IndexAny(a.Text, "=:"); k >= 0 {
@@ -417,16 +417,16 @@ func isHex(c byte) bool {
 }
 
 // FindKnob returns the knob with the full oid name.
-func FindKnob(knobs []engine.Knob, name string) (engine.Knob, bool) {
+func FindKnob(knobs []api.Knob, name string) (api.Knob, bool) {
 	for _, k := range knobs {
 		if k.Name == name {
 			return k, true
 		}
 	}
-	return engine.Knob{}, false
+	return api.Knob{}, false
 }
 
-func isNodeName(knobs []engine.Knob, name string) bool {
+func isNodeName(knobs []api.Knob, name string) bool {
 	if name == "" {
 		return false
 	}
@@ -448,7 +448,7 @@ func nodeDescr(name string) string {
 }
 
 // listNode prints every leaf under prefix ("" = all), in knob order.
-func listNode(prefix string, knobs []engine.Knob, opaque []byte, o SysctlOpts) string {
+func listNode(prefix string, knobs []api.Knob, opaque []byte, o SysctlOpts) string {
 	var b strings.Builder
 	for _, k := range knobs {
 		if prefix != "" && !strings.HasPrefix(k.Name, prefix+".") {
@@ -513,9 +513,9 @@ var carpstatsFields = []string{
 
 // CarpstatsBytes is the value of net.inet.carp.stats: struct carpstats in
 // amd64 byte order (little-endian), 128 bytes. Counters are matched by name
-// (engine.Counter.Name, without the carps_ prefix); missing ones are 0 and
+// (api.Counter.Name, without the carps_ prefix); missing ones are 0 and
 // unknown ones are ignored.
-func CarpstatsBytes(stats []engine.Counter) []byte {
+func CarpstatsBytes(stats []api.Counter) []byte {
 	b := make([]byte, 8*len(carpstatsFields))
 	for _, c := range stats {
 		for i, f := range carpstatsFields {

@@ -5,15 +5,16 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // testKnobs is the tree in FreeBSD 14's listing order (freebsd-cli.md
 // section 2), with the opaque stats node first and one read-only knob.
-func testKnobs() []engine.Knob {
-	return []engine.Knob{
+func testKnobs() []api.Knob {
+	return []api.Knob{
 		{Name: "net.inet.carp.stats", Description: "CARP statistics (struct carpstats, netinet/ip_carp.h)"},
 		{Name: "net.inet.carp.ifdown_demotion_factor", Value: 240, Description: "Interface down demotion factor adjustment"},
 		{Name: "net.inet.carp.senderr_demotion_factor", Value: 240, Description: "Send error demotion factor adjustment"},
@@ -25,8 +26,8 @@ func testKnobs() []engine.Knob {
 	}
 }
 
-func roKnobs() []engine.Knob {
-	return append(testKnobs(), engine.Knob{Name: "net.inet.carp.suppress_preempt", Description: "Preemption is suppressed", ReadOnly: true})
+func roKnobs() []api.Knob {
+	return append(testKnobs(), api.Knob{Name: "net.inet.carp.suppress_preempt", Description: "Preemption is suppressed", ReadOnly: true})
 }
 
 func TestParseSysctl(t *testing.T) {
@@ -75,7 +76,7 @@ func TestParseSysctlErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		args []string
-		text string // full stderr for UsageError; "sysctl: "+Msg for CLIError
+		text string // full stderr for UsageError; "sysctl: "+Text(err) for a refusal
 	}{
 		{"no arguments", nil, usage},
 		{"-n with -N", []string{"-n", "-N", "net"}, usage},
@@ -87,15 +88,14 @@ func TestParseSysctlErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseSysctl(tc.args)
 			var ue *UsageError
-			var ce *engine.CLIError
 			switch {
 			case errors.As(err, &ue):
 				if ue.Text != tc.text {
 					t.Errorf("got %q want %q", ue.Text, tc.text)
 				}
-			case errors.As(err, &ce):
-				if "sysctl: "+ce.Msg != tc.text {
-					t.Errorf("got %q want %q", "sysctl: "+ce.Msg, tc.text)
+			case printable(err):
+				if "sysctl: "+Text(err) != tc.text {
+					t.Errorf("got %q want %q", "sysctl: "+Text(err), tc.text)
 				}
 			default:
 				t.Fatalf("err = %T %v", err, err)
@@ -104,7 +104,7 @@ func TestParseSysctlErrors(t *testing.T) {
 	}
 }
 
-func evalLine(t *testing.T, line string, knobs []engine.Knob, root bool) SysctlResult {
+func evalLine(t *testing.T, line string, knobs []api.Knob, root bool) SysctlResult {
 	t.Helper()
 	cmd, err := ParseSysctl(strings.Fields(line))
 	if err != nil {
@@ -241,7 +241,7 @@ func TestSysctlComplete(t *testing.T) {
 	}
 	stdout, stderr, exit := r.Complete([]SysctlOutcome{
 		{Old: 0, New: 1},
-		{Old: 56, Err: &engine.CLIError{Msg: "Invalid argument"}},
+		{Old: 56, Err: api.Refused(api.StepSysctl, syscall.EINVAL)},
 		{Old: 240, New: 290}, // demotion adds
 	})
 	wantOut := "net.inet.carp.preempt: 0 -> 1\nnet.inet.carp.dscp: 56\nnet.inet.carp.demotion: 240 -> 290\nnet.inet.carp.log: 1\n"
@@ -349,8 +349,8 @@ func TestStrtol(t *testing.T) {
 	}
 }
 
-func testStats() []engine.Counter {
-	return []engine.Counter{
+func testStats() []api.Counter {
+	return []api.Counter{
 		{Name: "ipackets", Value: 5}, {Name: "ipackets6", Value: 256}, {Name: "badauth", Value: 0x1122334455667788},
 		{Name: "opackets", Value: 1000}, {Name: "preempt", Value: 1}, {Name: "nosuchcounter", Value: 9},
 	}
@@ -431,7 +431,7 @@ func TestSysctlHexIntegers(t *testing.T) {
 }
 
 func TestCarpstatsBytesLayout(t *testing.T) {
-	b := CarpstatsBytes([]engine.Counter{{Name: "ipackets", Value: 1}, {Name: "preempt", Value: 0x0102}})
+	b := CarpstatsBytes([]api.Counter{{Name: "ipackets", Value: 1}, {Name: "preempt", Value: 0x0102}})
 	if len(b) != 128 {
 		t.Fatalf("len %d", len(b))
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"golang.org/x/sys/unix"
 )
 
@@ -557,7 +557,7 @@ func TestClientRetriesAFullListenQueue(t *testing.T) {
 				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 				var req Request
 				if readMessage(c, &req) == nil {
-					_ = writeMessage(c, Response{Version: Version, Status: &engine.Status{}})
+					_ = writeMessage(c, Response{Version: Version, Status: &api.Status{}})
 				}
 			}()
 		}

@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,29 +56,33 @@ const (
 
 // Request is one message from a command to carpd.
 type Request struct {
-	Version  int                     `json:"v"`
-	Op       string                  `json:"op"`
-	Ifconfig *engine.IfconfigRequest `json:"ifconfig,omitempty"`
-	ShowKeys bool                    `json:"show_keys,omitempty"`
-	OID      string                  `json:"oid,omitempty"`
-	Value    int64                   `json:"value,omitempty"`
+	Version  int                  `json:"v"`
+	Op       string               `json:"op"`
+	Ifconfig *api.IfconfigRequest `json:"ifconfig,omitempty"`
+	ShowKeys bool                 `json:"show_keys,omitempty"`
+	OID      string               `json:"oid,omitempty"`
+	Value    int64                `json:"value,omitempty"`
 }
 
 // Error codes of a Response.
 const (
-	CodeCLI  = "cli"   // Error is BSD text to print after the command's prefix
-	CodePerm = "eperm" // the caller is not root
-	CodeFail = "fail"  // anything else
+	CodeRefused = "refused" // Refusal says why; carp/bsd words it
+	CodePerm    = "eperm"   // the caller is not root
+	CodeFail    = "fail"    // anything else
 )
 
-// Response is carpd's answer.
+// Response is carpd's answer. Error is carpd's own text for any failure
+// (for logs and for failures without a Refusal).
 type Response struct {
-	Version int            `json:"v"`
-	Code    string         `json:"code,omitempty"`
-	Error   string         `json:"error,omitempty"`
-	Status  *engine.Status `json:"status,omitempty"`
-	Old     int64          `json:"old,omitempty"`
-	New     int64          `json:"new,omitempty"`
+	Version int    `json:"v"`
+	Code    string `json:"code,omitempty"`
+	Error   string `json:"error,omitempty"`
+	// Refusal is set with CodeRefused: the request was refused and changed
+	// nothing.
+	Refusal *api.Error  `json:"refusal,omitempty"`
+	Status  *api.Status `json:"status,omitempty"`
+	Old     int64       `json:"old,omitempty"`
+	New     int64       `json:"new,omitempty"`
 	// Warning is set when a change took effect with a problem the command
 	// prints on stderr (the configuration could not be saved yet); the
 	// command still succeeds.
@@ -87,8 +91,8 @@ type Response struct {
 
 // Engine is what the server needs of carpd's engine.
 type Engine interface {
-	Ifconfig(ctx context.Context, req engine.IfconfigRequest) error
-	Status(ctx context.Context, showKeys bool) (engine.Status, error)
+	Ifconfig(ctx context.Context, req api.IfconfigRequest) error
+	Status(ctx context.Context, showKeys bool) (api.Status, error)
 	SetSysctl(ctx context.Context, oid string, v int64) (old, now int64, err error)
 }
 
@@ -454,7 +458,7 @@ func (s *Server) do(req Request, uid uint32) Response {
 
 // warning tells a change that took effect but was not saved from a refusal.
 func warning(err error) (string, bool) {
-	var se *engine.SaveError
+	var se *api.SaveError
 	if errors.As(err, &se) {
 		return se.Error(), true
 	}
@@ -462,9 +466,9 @@ func warning(err error) (string, bool) {
 }
 
 func errResponse(err error) Response {
-	var ce *engine.CLIError
-	if errors.As(err, &ce) {
-		return Response{Code: CodeCLI, Error: ce.Msg}
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return Response{Code: CodeRefused, Error: ae.Error(), Refusal: ae}
 	}
 	return Response{Code: CodeFail, Error: err.Error()}
 }
@@ -651,4 +655,16 @@ func SplitFlags(args []string, bools ...string) (socket string, seen map[string]
 		args = args[1:]
 	}
 	return SocketPath(socket), seen, args, nil
+}
+
+// Err is the failure a response reports: its Refusal when carpd refused
+// the request, an error with carpd's text otherwise; nil on success.
+func (r Response) Err() error {
+	switch {
+	case r.Refusal != nil:
+		return r.Refusal
+	case r.Code != "" || r.Error != "":
+		return errors.New(r.Error)
+	}
+	return nil
 }

@@ -3,32 +3,33 @@ package control
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // fakeEngine records what reached it.
 type fakeEngine struct {
-	ifconfigs []engine.IfconfigRequest
+	ifconfigs []api.IfconfigRequest
 	showKeys  []bool
 }
 
-func (f *fakeEngine) Ifconfig(_ context.Context, r engine.IfconfigRequest) error {
+func (f *fakeEngine) Ifconfig(_ context.Context, r api.IfconfigRequest) error {
 	f.ifconfigs = append(f.ifconfigs, r)
 	if r.Iface == "carp9" {
-		return &engine.CLIError{Msg: "interface carp9 does not exist"}
+		return &api.Error{Reason: api.ReasonNoInterface, Name: "carp9"}
 	}
 	return nil
 }
 
-func (f *fakeEngine) Status(_ context.Context, showKeys bool) (engine.Status, error) {
+func (f *fakeEngine) Status(_ context.Context, showKeys bool) (api.Status, error) {
 	f.showKeys = append(f.showKeys, showKeys)
-	st := engine.Status{VHIDs: []engine.VHIDStatus{{Iface: "carp0", VHID: 1}}}
+	st := api.Status{VHIDs: []api.VHIDStatus{{Iface: "carp0", VHID: 1}}}
 	if showKeys {
 		st.VHIDs[0].Key = "secret"
 	}
@@ -52,15 +53,17 @@ func serve(t *testing.T) (*fakeEngine, string) {
 	return f, path
 }
 
-func TestRequestsReachTheEngineAndCLIErrorsComeBackVerbatim(t *testing.T) {
+func TestRequestsReachTheEngineAndRefusalsComeBackTyped(t *testing.T) {
 	f, path := serve(t)
 	c := Client{Path: path}
-	resp, err := c.Do(Request{Op: OpIfconfig, Ifconfig: &engine.IfconfigRequest{Iface: "carp9"}})
+	resp, err := c.Do(Request{Op: OpIfconfig, Ifconfig: &api.IfconfigRequest{Iface: "carp9"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Code != CodeCLI || resp.Error != "interface carp9 does not exist" {
-		t.Fatalf("response = %+v", resp)
+	want := api.Error{Reason: api.ReasonNoInterface, Name: "carp9"}
+	var ae *api.Error
+	if resp.Code != CodeRefused || !errors.As(resp.Err(), &ae) || *ae != want {
+		t.Fatalf("response = %+v, want refusal %+v", resp, want)
 	}
 	if len(f.ifconfigs) != 1 || f.ifconfigs[0].Iface != "carp9" {
 		t.Fatalf("engine saw %+v", f.ifconfigs)

@@ -7,16 +7,16 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/bsdcarp/bsdcarp/carp/engine"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // unsavedEngine takes every change but cannot save it, as with a full state
 // directory.
 type unsavedEngine struct{ fakeEngine }
 
-var errUnsaved = &engine.SaveError{File: "/run/carpd/config.json", Err: errors.New("engine: save config.json: no space left on device")}
+var errUnsaved = &api.SaveError{File: "/run/carpd/config.json", Err: errors.New("engine: save config.json: no space left on device")}
 
-func (u *unsavedEngine) Ifconfig(context.Context, engine.IfconfigRequest) error { return errUnsaved }
+func (u *unsavedEngine) Ifconfig(context.Context, api.IfconfigRequest) error { return errUnsaved }
 
 func (u *unsavedEngine) SetSysctl(_ context.Context, _ string, v int64) (int64, int64, error) {
 	return 7, 7 + v, errUnsaved
@@ -35,7 +35,7 @@ func TestUnsavedChangeIsASuccessWithAWarning(t *testing.T) {
 	c := Client{Path: path}
 	want := errUnsaved.Error()
 
-	resp, err := c.Do(Request{Op: OpIfconfig, Ifconfig: &engine.IfconfigRequest{Iface: "carp0", Ops: []engine.Op{{Kind: engine.OpDown}}}})
+	resp, err := c.Do(Request{Op: OpIfconfig, Ifconfig: &api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpDown}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -35,9 +36,9 @@ func balancedPair(t *testing.T, seg *kernelshim.Segment, balance int64) (fw1, fw
 		}
 		for i, skew := range []int{skew1, skew2} {
 			ifc := []string{"carp0", "carp1"}[i]
-			n.ifconfig(t, ifc, Op{Kind: OpCreate})
-			n.ifconfig(t, ifc, Op{Kind: OpVHID, Int: i + 1}, Op{Kind: OpPass, Str: "lanpasswd"}, Op{Kind: OpCarpdev, Str: "em0"},
-				Op{Kind: OpAdvSkew, Int: skew}, Op{Kind: OpAddr, Prefix: vip})
+			n.ifconfig(t, ifc, api.Op{Kind: api.OpCreate})
+			n.ifconfig(t, ifc, api.Op{Kind: api.OpVHID, Int: i + 1}, api.Op{Kind: api.OpPass, Str: "lanpasswd"}, api.Op{Kind: api.OpCarpdev, Str: "em0"},
+				api.Op{Kind: api.OpAdvSkew, Int: skew}, api.Op{Kind: api.OpAddr, Prefix: vip})
 		}
 	}
 	setup(fw1, 0, 100)
@@ -166,7 +167,7 @@ func TestARPBalanceRunningCountsBackupNotInit(t *testing.T) {
 		// fw1 takes it over. fw2 now counts one running vhid with the
 		// address (vhid 1, BACKUP): it answers nobody. fw1 still counts two
 		// and answers both clients.
-		fw2.ifconfig(t, "carp1", Op{Kind: OpDown})
+		fw2.ifconfig(t, "carp1", api.Op{Kind: api.OpDown})
 		time.Sleep(carp.MasterDown(1, 100) + time.Millisecond)
 		synctest.Wait()
 		if s := fw1.state(t, "carp0") + "/" + fw1.state(t, "carp1"); s != "MASTER/MASTER" {

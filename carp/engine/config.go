@@ -3,7 +3,6 @@ package engine
 import (
 	"net/netip"
 	"slices"
-	"strings"
 )
 
 // Config is the engine's whole configuration: what `ifconfig` and `sysctl`
@@ -79,23 +78,6 @@ func (c *Config) iface(name string) *IfaceConfig {
 
 func (c *Config) removeIface(name string) {
 	c.Ifaces = slices.DeleteFunc(c.Ifaces, func(i IfaceConfig) bool { return i.Name == name })
-}
-
-// IsCloneName reports whether name is a carp pseudo-interface name (carpN):
-// the cloned interfaces of dialects A and B. As FreeBSD's ifc_name2unit,
-// a unit number with a leading zero (carp00, carp01) is not one: with
-// clones made on demand, such a typo must not become a second interface.
-func IsCloneName(name string) bool {
-	rest, ok := strings.CutPrefix(name, "carp")
-	if !ok || rest == "" || (rest[0] == '0' && len(rest) > 1) {
-		return false
-	}
-	for _, r := range rest {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func (v *VHIDConfig) hasAddr(p netip.Prefix) int {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -86,9 +87,9 @@ func (n *node) stop(t *testing.T) {
 }
 
 // ifconfig applies one request and fails the test on error.
-func (n *node) ifconfig(t *testing.T, iface string, ops ...Op) {
+func (n *node) ifconfig(t *testing.T, iface string, ops ...api.Op) {
 	t.Helper()
-	if err := n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: iface, Ops: ops}); err != nil {
+	if err := n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: iface, Ops: ops}); err != nil {
 		t.Fatalf("ifconfig %s %v: %v", iface, ops, err)
 	}
 }
@@ -111,9 +112,9 @@ func (n *node) state(t *testing.T, iface string) string {
 // `ifconfig carp0 vhid 1 pass lanpasswd carpdev em0 advskew N 10.0.0.1 255.255.255.0`.
 func runbook284(t *testing.T, n *node, advskew int) {
 	t.Helper()
-	n.ifconfig(t, "carp0", Op{Kind: OpCreate})
-	n.ifconfig(t, "carp0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpPass, Str: "lanpasswd"}, Op{Kind: OpCarpdev, Str: "em0"},
-		Op{Kind: OpAdvSkew, Int: advskew}, Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/24")})
+	n.ifconfig(t, "carp0", api.Op{Kind: api.OpCreate})
+	n.ifconfig(t, "carp0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: "lanpasswd"}, api.Op{Kind: api.OpCarpdev, Str: "em0"},
+		api.Op{Kind: api.OpAdvSkew, Int: advskew}, api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/24")})
 }
 
 func TestAloneBackupBecomesMasterAtMasterDownInterval(t *testing.T) {
@@ -225,23 +226,22 @@ func TestRejectedCommandChangesNothing(t *testing.T) {
 		saved, _ := os.ReadFile(filepath.Join(dir, configFile))
 		cases := []struct {
 			name string
-			req  IfconfigRequest
-			want string
+			req  api.IfconfigRequest
+			want *api.Error
 		}{
-			{"advskew out of range after a good word", IfconfigRequest{"carp0", []Op{{Kind: OpPass, Str: "new"}, {Kind: OpAdvSkew, Int: 255}}}, "SIOCSVH: Invalid argument"},
-			{"advbase zero", IfconfigRequest{"carp0", []Op{{Kind: OpAdvBase, Int: 0}}}, "SIOCSVH: Invalid argument"},
-			{"carpdev that does not exist", IfconfigRequest{"carp0", []Op{{Kind: OpCarpdev, Str: "em9"}}}, "SIOCSVH: Invalid argument"},
-			{"create twice", IfconfigRequest{"carp0", []Op{{Kind: OpCreate}}}, "SIOCIFCREATE2: File exists"},
-			{"unknown interface destroyed", IfconfigRequest{"carp7", []Op{{Kind: OpDestroy}}}, "interface carp7 does not exist"},
-			{"a clone made on demand by a refused line", IfconfigRequest{"carp7", []Op{{Kind: OpVHID, Int: 300}}}, "SIOCSVH: Invalid argument"},
-			{"same vhid twice on a parent", IfconfigRequest{"carp1", []Op{{Kind: OpCreate}, {Kind: OpVHID, Int: 1}, {Kind: OpCarpdev, Str: "em0"}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.9/24")}}}, "SIOCSVH: File exists"},
-			{"bad state", IfconfigRequest{"carp0", []Op{{Kind: OpState, Str: "bogus"}}}, "unknown state"},
+			{"advskew out of range after a good word", api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpPass, Str: "new"}, {Kind: api.OpAdvSkew, Int: 255}}}, api.Refused(api.StepSetVHID, syscall.EINVAL)},
+			{"advbase zero", api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpAdvBase, Int: 0}}}, api.Refused(api.StepSetVHID, syscall.EINVAL)},
+			{"carpdev that does not exist", api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpCarpdev, Str: "em9"}}}, api.Refused(api.StepSetVHID, syscall.EINVAL)},
+			{"create twice", api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpCreate}}}, api.Refused(api.StepCreate, syscall.EEXIST)},
+			{"unknown interface destroyed", api.IfconfigRequest{Iface: "carp7", Ops: []api.Op{{Kind: api.OpDestroy}}}, &api.Error{Reason: api.ReasonNoInterface, Name: "carp7"}},
+			{"a clone made on demand by a refused line", api.IfconfigRequest{Iface: "carp7", Ops: []api.Op{{Kind: api.OpVHID, Int: 300}}}, api.Refused(api.StepSetVHID, syscall.EINVAL)},
+			{"same vhid twice on a parent", api.IfconfigRequest{Iface: "carp1", Ops: []api.Op{{Kind: api.OpCreate}, {Kind: api.OpVHID, Int: 1}, {Kind: api.OpCarpdev, Str: "em0"}, {Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.0.9/24")}}}, api.Refused(api.StepSetVHID, syscall.EEXIST)},
+			{"bad state", api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpState, Str: "bogus"}}}, &api.Error{Reason: api.ReasonUnknownState}},
 		}
 		for _, c := range cases {
 			err := n.e.Ifconfig(context.Background(), c.req)
-			var ce *CLIError
-			if !errors.As(err, &ce) || ce.Msg != c.want {
-				t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+			if !refused(err, c.want) {
+				t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
 			}
 		}
 		after, _ := n.e.Status(context.Background(), true)
@@ -254,7 +254,7 @@ func TestRejectedCommandChangesNothing(t *testing.T) {
 	})
 }
 
-func equalStatus(a, b Status) bool {
+func equalStatus(a, b api.Status) bool {
 	if !slices.Equal(a.Clones, b.Clones) || len(a.VHIDs) != len(b.VHIDs) {
 		return false
 	}
@@ -298,7 +298,7 @@ func TestRestartRestoresSavedConfiguration(t *testing.T) {
 	})
 }
 
-func knobValue(st Status, name string) int64 {
+func knobValue(st api.Status, name string) int64 {
 	for _, k := range st.Knobs {
 		if k.Name == name {
 			return k.Value
@@ -368,10 +368,10 @@ func TestCarrierLossDemotesAndFailsOverOtherVHIDs(t *testing.T) {
 				t.Fatal(err)
 			}
 			skew := i * 128
-			n.ifconfig(t, "carp0", Op{Kind: OpCreate})
-			n.ifconfig(t, "carp0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpPass, Str: "lanpasswd"}, Op{Kind: OpCarpdev, Str: "em0"}, Op{Kind: OpAdvSkew, Int: skew}, Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("172.16.0.100/24")})
-			n.ifconfig(t, "carp1", Op{Kind: OpCreate})
-			n.ifconfig(t, "carp1", Op{Kind: OpVHID, Int: 2}, Op{Kind: OpPass, Str: "wanpasswd"}, Op{Kind: OpCarpdev, Str: "em1"}, Op{Kind: OpAdvSkew, Int: skew}, Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("192.0.2.100/24")})
+			n.ifconfig(t, "carp0", api.Op{Kind: api.OpCreate})
+			n.ifconfig(t, "carp0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: "lanpasswd"}, api.Op{Kind: api.OpCarpdev, Str: "em0"}, api.Op{Kind: api.OpAdvSkew, Int: skew}, api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("172.16.0.100/24")})
+			n.ifconfig(t, "carp1", api.Op{Kind: api.OpCreate})
+			n.ifconfig(t, "carp1", api.Op{Kind: api.OpVHID, Int: 2}, api.Op{Kind: api.OpPass, Str: "wanpasswd"}, api.Op{Kind: api.OpCarpdev, Str: "em1"}, api.Op{Kind: api.OpAdvSkew, Int: skew}, api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("192.0.2.100/24")})
 			time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
 			synctest.Wait()
 		}
@@ -445,40 +445,39 @@ func TestPlainIfconfigOnAPhysicalInterface(t *testing.T) {
 		n := startNode(t, k, "")
 		defer n.stop(t)
 		p := netip.MustParsePrefix
-		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.3/24")})
-		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.3/24")}) // a boot script run twice
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpAddr, Prefix: p("192.168.1.3/24")})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpAddr, Prefix: p("192.168.1.3/24")}) // a boot script run twice
 		if got := k.Addrs("em0"); !slices.Equal(got, []netip.Prefix{p("192.168.1.3/24")}) {
 			t.Fatalf("em0 = %v", got)
 		}
-		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.9/24"), Alias: true})
-		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.4/24")}) // no alias: replaces the first
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpAddr, Prefix: p("192.168.1.9/24"), Alias: true})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpAddr, Prefix: p("192.168.1.4/24")}) // no alias: replaces the first
 		if got := k.Addrs("em0"); !slices.Equal(got, []netip.Prefix{p("192.168.1.9/24"), p("192.168.1.4/24")}) {
 			t.Fatalf("em0 after replace = %v", got)
 		}
-		n.ifconfig(t, "em0", Op{Kind: OpDelAddr, Prefix: p("192.168.1.9/32")})
-		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.9/24"), Alias: true})
-		n.ifconfig(t, "em0", Op{Kind: OpDelAddr}) // `ifconfig em0 -alias`: the first address
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpDelAddr, Prefix: p("192.168.1.9/32")})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpAddr, Prefix: p("192.168.1.9/24"), Alias: true})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpDelAddr}) // `ifconfig em0 -alias`: the first address
 		if got := k.Addrs("em0"); !slices.Equal(got, []netip.Prefix{p("192.168.1.9/24")}) {
 			t.Fatalf("em0 after -alias without an address = %v", got)
 		}
-		n.ifconfig(t, "em0", Op{Kind: OpAddr, Prefix: p("192.168.1.4/24"), Alias: true})
-		n.ifconfig(t, "em0", Op{Kind: OpDelAddr, Prefix: p("192.168.1.9/32")})
-		n.ifconfig(t, "em0", Op{Kind: OpMTU, Int: 9000}, Op{Kind: OpDown})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpAddr, Prefix: p("192.168.1.4/24"), Alias: true})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpDelAddr, Prefix: p("192.168.1.9/32")})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpMTU, Int: 9000}, api.Op{Kind: api.OpDown})
 		l, _ := k.LinkByName("em0")
 		if l.MTU != 9000 || l.AdminUp {
 			t.Fatalf("em0 = mtu %d up %v, want 9000 and down", l.MTU, l.AdminUp)
 		}
 		before := strings.Join(k.Transcript(), "\n")
-		err := n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "em0", Ops: []Op{{Kind: OpUp}, {Kind: OpMTU, Int: 20}}})
-		var ce *CLIError
-		if !errors.As(err, &ce) || ce.Msg != "ioctl SIOCSIFMTU (set mtu): Invalid argument" {
+		err := n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "em0", Ops: []api.Op{{Kind: api.OpUp}, {Kind: api.OpMTU, Int: 20}}})
+		if !refused(err, api.Refused(api.StepSetMTU, syscall.EINVAL)) {
 			t.Fatalf("mtu 20: %v", err)
 		}
 		if after := strings.Join(k.Transcript(), "\n"); after != before {
 			t.Fatalf("a rejected line touched the kernel:\n%s", strings.TrimPrefix(after, before))
 		}
-		err = n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "em0", Ops: []Op{{Kind: OpDelAddr, Prefix: p("10.9.9.9/32")}}})
-		if !errors.As(err, &ce) || ce.Msg != "ioctl (SIOCDIFADDR): Can't assign requested address" {
+		err = n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "em0", Ops: []api.Op{{Kind: api.OpDelAddr, Prefix: p("10.9.9.9/32")}}})
+		if !refused(err, api.Refused(api.StepDelAddr, syscall.EADDRNOTAVAIL)) {
 			t.Fatalf("-alias of a missing address: %v", err)
 		}
 		st, _ := n.e.Status(context.Background(), false)
@@ -492,13 +491,12 @@ func TestDialectBFindsItsParentBySubnet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := newNode(t, kernelshim.NewSegment(), "192.168.1.3/24", "")
 		defer n.stop(t)
-		n.ifconfig(t, "carp0", Op{Kind: OpCreate})
-		err := n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpVHID, Int: 1}, {Kind: OpPass, Str: "testpass"}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("10.7.7.7/24")}}})
-		var ce *CLIError
-		if !errors.As(err, &ce) || ce.Msg != "ioctl (SIOCAIFADDR): Can't assign requested address" {
+		n.ifconfig(t, "carp0", api.Op{Kind: api.OpCreate})
+		err := n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpVHID, Int: 1}, {Kind: api.OpPass, Str: "testpass"}, {Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.7.7.7/24")}}})
+		if !refused(err, api.Refused(api.StepAddAddr, syscall.EADDRNOTAVAIL)) {
 			t.Fatalf("address in no local subnet: %v", err)
 		}
-		n.ifconfig(t, "carp0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpAdvSkew, Int: 100}, Op{Kind: OpPass, Str: "testpass"}, Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("192.168.1.50/24")})
+		n.ifconfig(t, "carp0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpAdvSkew, Int: 100}, api.Op{Kind: api.OpPass, Str: "testpass"}, api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("192.168.1.50/24")})
 		time.Sleep(carp.MasterDown(1, 100) + time.Millisecond)
 		synctest.Wait()
 		st, _ := n.e.Status(context.Background(), false)
@@ -517,7 +515,7 @@ func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
 		defer n.stop(t)
 		vip := netip.MustParsePrefix("192.168.1.50/32")
 		// ifconfig em0 vhid 1 advskew 100 pass testpass alias 192.168.1.50/32
-		n.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpAdvSkew, Int: 100}, Op{Kind: OpPass, Str: "testpass"}, Op{Kind: OpAddr, Prefix: vip, Alias: true})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpAdvSkew, Int: 100}, api.Op{Kind: api.OpPass, Str: "testpass"}, api.Op{Kind: api.OpAddr, Prefix: vip, Alias: true})
 		time.Sleep(carp.MasterDown(1, 100) + time.Millisecond)
 		synctest.Wait()
 		if got := n.state(t, "em0"); got != "MASTER" {
@@ -536,9 +534,9 @@ func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
 			t.Fatal("the virtual address landed on em0 itself")
 		}
 		// ifconfig em0 vhid 1 advskew 50: parameters of an existing vhid change.
-		n.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpAdvSkew, Int: 50})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpAdvSkew, Int: 50})
 		// ifconfig em0 vhid 1 state backup
-		n.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpState, Str: "backup"})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpState, Str: "backup"})
 		if got := n.state(t, "em0"); got != "BACKUP" {
 			t.Fatalf("after state backup = %s", got)
 		}
@@ -550,10 +548,10 @@ func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
 			t.Fatalf("status = %+v", st.VHIDs)
 		}
 		// A second vhid, not given an address yet.
-		n.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 5}, Op{Kind: OpAdvSkew, Int: 10})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 5}, api.Op{Kind: api.OpAdvSkew, Int: 10})
 		// ifconfig em0 inet 192.168.1.50 -alias: vhid 1 goes with its last
 		// address; vhid 5 is not touched.
-		n.ifconfig(t, "em0", Op{Kind: OpDelAddr, Prefix: netip.MustParsePrefix("192.168.1.50/32")})
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpDelAddr, Prefix: netip.MustParsePrefix("192.168.1.50/32")})
 		st, _ = n.e.Status(context.Background(), false)
 		if len(st.VHIDs) != 1 || st.VHIDs[0].VHID != 5 {
 			t.Fatalf("after removing vhid 1's last address: %+v, want only vhid 5", st.VHIDs)
@@ -574,10 +572,9 @@ func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
 		n.k.SetFailure("ReplaceAddr", syscall.EINVAL)
 		// ifconfig em0 vhid 1 pass x mtu 9000 192.168.1.4/24 alias: the
 		// mtu goes through, the address is refused.
-		err := n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "em0", Ops: []Op{
-			{Kind: OpMTU, Int: 9000}, {Kind: OpAddr, Prefix: p("192.168.1.4/24"), Alias: true}}})
-		var ce *CLIError
-		if !errors.As(err, &ce) || ce.Msg != "ioctl (SIOCAIFADDR): Invalid argument" {
+		err := n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "em0", Ops: []api.Op{
+			{Kind: api.OpMTU, Int: 9000}, {Kind: api.OpAddr, Prefix: p("192.168.1.4/24"), Alias: true}}})
+		if !refused(err, api.Refused(api.StepAddAddr, syscall.EINVAL)) {
 			t.Fatalf("refused address: %v", err)
 		}
 		if l, _ := n.k.LinkByName("em0"); l.MTU != 1500 {
@@ -585,8 +582,8 @@ func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
 		}
 		n.k.SetFailure("ReplaceAddr", nil)
 		n.k.SetFailure("SetLinkUp", syscall.EPERM)
-		err = n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "em0", Ops: []Op{{Kind: OpDown}}})
-		if !errors.As(err, &ce) || ce.Msg != "down: permission denied" {
+		err = n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "em0", Ops: []api.Op{{Kind: api.OpDown}}})
+		if !refused(err, api.Refused(api.StepSetDown, syscall.EPERM)) {
 			t.Fatalf("refused down: %v (FreeBSD's setifflags reports it through Perror)", err)
 		}
 		st, _ := n.e.Status(context.Background(), false)
@@ -594,4 +591,10 @@ func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
 			t.Fatalf("a refused line left changes: %+v %v", st.VHIDs, n.k.Addrs("em0"))
 		}
 	})
+}
+
+// refused reports whether err is the refusal want (carp/bsd words it).
+func refused(err error, want *api.Error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && *ae == *want
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -164,8 +165,8 @@ func TestFullEventQueueNeverBlocksTheEngine(t *testing.T) {
 		// Flapping the vhid many times within a second keeps working and
 		// logs the loss once.
 		for range 20 {
-			a.ifconfig(t, "carp0", Op{Kind: OpDown})
-			a.ifconfig(t, "carp0", Op{Kind: OpUp})
+			a.ifconfig(t, "carp0", api.Op{Kind: api.OpDown})
+			a.ifconfig(t, "carp0", api.Op{Kind: api.OpUp})
 		}
 		synctest.Wait()
 		if got := a.e.EventsDropped(); got <= 3 {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // FuzzLoadConfig feeds config.json bytes to the loader: it never panics, and
@@ -101,7 +103,7 @@ func FuzzIfmap(f *testing.F) {
 			if err := ValidIfName(l); err != nil {
 				t.Fatalf("Linux name %q accepted: %v", l, err)
 			}
-			if IsCloneName(b) {
+			if api.IsCloneName(b) {
 				t.Fatalf("carp name %q mapped", b)
 			}
 			if other, dup := linux[l]; dup {

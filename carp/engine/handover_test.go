@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -149,7 +150,7 @@ func TestStateBackupOnMasterHandsOverAtOnce(t *testing.T) {
 		defer fw2.stop(t)
 		rec1, rec2 := recordSideEffects(fw1.k), recordSideEffects(fw2.k)
 
-		fw1.ifconfig(t, "carp0", Op{Kind: OpState, Str: "backup"})
+		fw1.ifconfig(t, "carp0", api.Op{Kind: api.OpState, Str: "backup"})
 		synctest.Wait()
 		// No master-down interval: fw2 takes over on the bow-out.
 		if fw2.state(t, "carp0") != "MASTER" || fw1.state(t, "carp0") != "BACKUP" {
@@ -179,7 +180,7 @@ func TestIfconfigDownKeepsAnsweringUntilTheNewMasterSpeaks(t *testing.T) {
 		defer fw2.stop(t)
 		rec1, rec2 := recordSideEffects(fw1.k), recordSideEffects(fw2.k)
 
-		fw1.ifconfig(t, "carp0", Op{Kind: OpDown})
+		fw1.ifconfig(t, "carp0", api.Op{Kind: api.OpDown})
 		synctest.Wait()
 		if fw2.state(t, "carp0") != "MASTER" || fw1.state(t, "carp0") != "INIT" {
 			t.Fatalf("after down: fw1 %s, fw2 %s", fw1.state(t, "carp0"), fw2.state(t, "carp0"))
@@ -202,7 +203,7 @@ func TestBowOutWithoutPeerDrainsAtMostTheMasterDownInterval(t *testing.T) {
 		runbook284(t, n, 0)
 		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
 		synctest.Wait()
-		n.ifconfig(t, "carp0", Op{Kind: OpDown})
+		n.ifconfig(t, "carp0", api.Op{Kind: api.OpDown})
 		synctest.Wait()
 		// Nobody takes over: the address stays while a backup could still
 		// appear, and goes at the end of the master-down interval.

@@ -7,20 +7,20 @@ import (
 	"math"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"unicode/utf8"
 
 	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
 // Ifconfig applies one ifconfig command line. The whole line is validated
 // against a copy of the configuration first: an error changes nothing.
-// Errors that the BSD command prints verbatim are *CLIError. A *SaveError
+// A refusal is an *api.Error (carp/bsd words it as ifconfig does). An *api.SaveError
 // means the line took effect but could not be saved yet (see save.go).
-func (e *Engine) Ifconfig(ctx context.Context, req IfconfigRequest) error {
+func (e *Engine) Ifconfig(ctx context.Context, req api.IfconfigRequest) error {
 	var err error
 	if cerr := e.call(ctx, func() { err = e.ifconfig(req) }); cerr != nil {
 		return cerr
@@ -40,14 +40,14 @@ type plan struct {
 }
 
 type hostOp struct {
-	kind   OpKind // OpAddr, OpDelAddr, OpUp, OpDown, OpMTU
+	kind   api.OpKind // api.OpAddr, api.OpDelAddr, api.OpUp, api.OpDown, api.OpMTU
 	prefix netip.Prefix
-	old    netip.Prefix // OpAddr without alias: the address it replaces
+	old    netip.Prefix // api.OpAddr without alias: the address it replaces
 	mtu    int
 }
 
-func (e *Engine) ifconfig(req IfconfigRequest) error {
-	if len(req.Ops) == 1 && req.Ops[0].Kind == OpGroupDemote {
+func (e *Engine) ifconfig(req api.IfconfigRequest) error {
+	if len(req.Ops) == 1 && req.Ops[0].Kind == api.OpGroupDemote {
 		return e.groupDemote(req.Iface, req.Ops[0].Int)
 	}
 	next := e.cfg.clone()
@@ -102,10 +102,10 @@ func (e *Engine) runHostOps(link string, pl plan) (undo func(), err error) {
 	}
 	l, _ := e.linkByLinuxName(link)
 	for _, op := range pl.hostOps {
-		var what string // BSD's name for the failing step
+		var step api.Step // the step a refusal is reported as
 		switch op.kind {
-		case OpAddr:
-			what = "ioctl (SIOCAIFADDR)"
+		case api.OpAddr:
+			step = api.StepAddAddr
 			if op.old.IsValid() {
 				if err = e.k.DelAddr(link, op.old); err == nil {
 					old := op.old
@@ -118,23 +118,23 @@ func (e *Engine) runHostOps(link string, pl plan) (undo func(), err error) {
 					undos = append(undos, func() { _ = e.k.DelAddr(link, p) })
 				}
 			}
-		case OpDelAddr:
-			what = "ioctl (SIOCDIFADDR)"
+		case api.OpDelAddr:
+			step = api.StepDelAddr
 			if err = e.k.DelAddr(link, op.prefix); err == nil {
 				p := op.prefix
 				undos = append(undos, func() { _ = e.k.ReplaceAddr(link, p, 0) })
 			}
-		case OpUp, OpDown:
-			what = "up" // setifflags(): Perror(vname)
-			if op.kind == OpDown {
-				what = "down"
+		case api.OpUp, api.OpDown:
+			step = api.StepSetUp
+			if op.kind == api.OpDown {
+				step = api.StepSetDown
 			}
-			if err = e.k.SetLinkUp(link, op.kind == OpUp); err == nil {
+			if err = e.k.SetLinkUp(link, op.kind == api.OpUp); err == nil {
 				was := l.AdminUp
 				undos = append(undos, func() { _ = e.k.SetLinkUp(link, was) })
 			}
-		case OpMTU:
-			what = "ioctl SIOCSIFMTU (set mtu)"
+		case api.OpMTU:
+			step = api.StepSetMTU
 			if err = e.k.SetMTU(link, op.mtu); err == nil && l.MTU > 0 {
 				was := l.MTU
 				undos = append(undos, func() { _ = e.k.SetMTU(link, was) })
@@ -142,9 +142,7 @@ func (e *Engine) runHostOps(link string, pl plan) (undo func(), err error) {
 		}
 		if err != nil {
 			e.log.Printf("carpd: %s on %s: %v", op.kind, link, err)
-			// ifconfig reports the flags and address ioctls through
-			// Perror(), the MTU through err(3).
-			return undo, cliErr(what + ": " + errnoText(err, op.kind != OpMTU))
+			return undo, api.KernelRefusal(step, err)
 		}
 	}
 	// Linux drops the IPv4 secondaries of a subnet with its primary
@@ -153,7 +151,7 @@ func (e *Engine) runHostOps(link string, pl plan) (undo func(), err error) {
 	// not mean to remove. (Nothing else: a link going down loses its IPv6
 	// link-local address, as it should.)
 	removed4 := slices.ContainsFunc(pl.hostOps, func(op hostOp) bool {
-		return (op.kind == OpDelAddr && op.prefix.Addr().Is4()) || (op.kind == OpAddr && op.old.IsValid())
+		return (op.kind == api.OpDelAddr && op.prefix.Addr().Is4()) || (op.kind == api.OpAddr && op.old.IsValid())
 	})
 	if err := e.resyncLinks(); err == nil && removed4 {
 		now, _ := e.linkByLinuxName(link)
@@ -169,38 +167,19 @@ func (e *Engine) runHostOps(link string, pl plan) (undo func(), err error) {
 	return undo, nil
 }
 
-// errnoText is the strerror(3) text of a kernel error, as BSD prints it;
-// with perror, as FreeBSD ifconfig's Perror() words EPERM and ENXIO.
-func errnoText(err error, perror bool) string {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return "Invalid argument"
-	}
-	switch {
-	case perror && errno == syscall.EPERM:
-		return "permission denied"
-	case perror && errno == syscall.ENXIO:
-		return "no such interface"
-	}
-	s := errno.Error()
-	if s == "" {
-		return "Invalid argument"
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
 // lastVHID is the vhid a dialect C line addresses (`ifconfig em0 vhid 1 state backup`).
-func (e *Engine) lastVHID(req IfconfigRequest) uint8 {
+func (e *Engine) lastVHID(req api.IfconfigRequest) uint8 {
 	var v uint8
 	for _, op := range req.Ops {
-		if op.Kind == OpVHID {
+		if op.Kind == api.OpVHID {
 			v = uint8(op.Int)
 		}
 	}
 	return v
 }
 
-var errInval = cliErr("SIOCSVH: Invalid argument")
+// errInval is the kernel's refusal of a vhid's parameters.
+var errInval = api.Refused(api.StepSetVHID, syscall.EINVAL)
 
 // kernelAddrs are the Linux link's own addresses (not virtual ones).
 func (e *Engine) kernelAddrs(bsd string) []netip.Prefix {
@@ -208,20 +187,20 @@ func (e *Engine) kernelAddrs(bsd string) []netip.Prefix {
 	return l.Addrs
 }
 
-func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
+func (e *Engine) applyOps(c *Config, req api.IfconfigRequest, pl *plan) error {
 	name := req.Iface
 	ifc := c.iface(name)
-	clone := IsCloneName(name)
-	if len(req.Ops) > 0 && req.Ops[0].Kind == OpCreate {
-		if len(name) > MaxIfNameLen {
-			// FreeBSD ifconfig's check before SIOCIFCREATE2.
-			return cliErr(name + ": cloning name too long")
+	clone := api.IsCloneName(name)
+	if len(req.Ops) > 0 && req.Ops[0].Kind == api.OpCreate {
+		if len(name) > api.MaxIfNameLen {
+			// FreeBSD ifconfig's check before it asks the kernel for the clone.
+			return &api.Error{Reason: api.ReasonCloneNameLong, Name: name}
 		}
 		if !clone {
-			return cliErr("SIOCIFCREATE2: Invalid argument")
+			return api.Refused(api.StepCreate, syscall.EINVAL)
 		}
 		if ifc != nil {
-			return cliErr("SIOCIFCREATE2: File exists")
+			return api.Refused(api.StepCreate, syscall.EEXIST)
 		}
 		if err := e.createClone(c, name); err != nil {
 			return err
@@ -229,7 +208,7 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 		ifc = c.iface(name)
 	}
 	if ifc == nil {
-		if clone && len(name) <= MaxIfNameLen && len(req.Ops) > 0 && req.Ops[0].Kind != OpDestroy {
+		if clone && len(name) <= api.MaxIfNameLen && len(req.Ops) > 0 && req.Ops[0].Kind != api.OpDestroy {
 			// OpenBSD clones on demand: ifconfig's getinfo() creates a
 			// carpN that a line not starting with "destroy" configures.
 			// (The line is still all or nothing: a refused one creates
@@ -239,12 +218,12 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 			}
 			ifc = c.iface(name)
 		} else if clone {
-			return cliErr("interface " + name + " does not exist")
+			return &api.Error{Reason: api.ReasonNoInterface, Name: name}
 		}
 	}
 	if ifc == nil {
 		if _, ok := e.linkByLinuxName(e.linuxName(name)); !ok {
-			return cliErr("interface " + name + " does not exist")
+			return &api.Error{Reason: api.ReasonNoInterface, Name: name}
 		}
 		c.Ifaces = append(c.Ifaces, IfaceConfig{Name: name})
 		ifc = c.iface(name)
@@ -262,22 +241,22 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 	}
 	for i, op := range req.Ops {
 		switch op.Kind {
-		case OpCreate:
+		case api.OpCreate:
 			if i != 0 {
-				return cliErr("SIOCIFCREATE2: File exists")
+				return api.Refused(api.StepCreate, syscall.EEXIST)
 			}
-		case OpDestroy:
+		case api.OpDestroy:
 			if !ifc.Clone {
-				return cliErr("SIOCIFDESTROY: Invalid argument")
+				return api.Refused(api.StepDestroy, syscall.EINVAL)
 			}
 			c.removeIface(name)
 			return nil
-		case OpVHID:
+		case api.OpVHID:
 			if op.Int < 1 || op.Int > 255 {
 				if ifc.Clone {
 					return errInval // the carp(4) clone's kernel check
 				}
-				return cliErr("vhid must be greater than 0 and less than 255")
+				return &api.Error{Reason: api.ReasonVHIDRange}
 			}
 			vhid := uint8(op.Int)
 			if ifc.Clone {
@@ -290,58 +269,58 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 				}
 				cur = &ifc.VHIDs[idx]
 			}
-		case OpPass:
+		case api.OpPass:
 			if cur == nil {
-				return cliErr("passwd requires vhid")
+				return needsVHID(op)
 			}
 			cur.Key = boundKey(op.Str)
-		case OpAdvBase:
+		case api.OpAdvBase:
 			if cur == nil {
-				return cliErr("advbase requires vhid")
+				return needsVHID(op)
 			}
 			if op.Int < 1 || op.Int > 255 {
 				return errInval
 			}
 			cur.AdvBase = uint8(op.Int)
-		case OpAdvSkew:
+		case api.OpAdvSkew:
 			if cur == nil {
-				return cliErr("advskew requires vhid")
+				return needsVHID(op)
 			}
 			if op.Int < 0 || op.Int > 254 {
 				return errInval
 			}
 			cur.AdvSkew = uint8(op.Int)
-		case OpCarpdev:
+		case api.OpCarpdev:
 			if !ifc.Clone {
 				return errInval
 			}
-			if _, ok := e.linkByLinuxName(e.linuxName(op.Str)); !ok || IsCloneName(op.Str) {
+			if _, ok := e.linkByLinuxName(e.linuxName(op.Str)); !ok || api.IsCloneName(op.Str) {
 				return errInval
 			}
 			cur.Carpdev = op.Str
-		case OpState:
+		case api.OpState:
 			if cur == nil {
-				return cliErr("state requires vhid")
+				return needsVHID(op)
 			}
 			if _, ok := carp.ParseState(op.Str); !ok {
-				return cliErr("unknown state")
+				return &api.Error{Reason: api.ReasonUnknownState}
 			}
 			pl.forced = append(pl.forced, op.Str)
-		case OpUp, OpDown:
+		case api.OpUp, api.OpDown:
 			if ifc.Clone {
-				ifc.Down = op.Kind == OpDown
+				ifc.Down = op.Kind == api.OpDown
 			} else {
 				pl.hostOps = append(pl.hostOps, hostOp{kind: op.Kind})
 			}
-		case OpMTU:
+		case api.OpMTU:
 			// Linux's limits for Ethernet: 68 (IPv4's minimum) to 65535.
 			if ifc.Clone || op.Int < 68 || op.Int > 65535 {
-				return cliErr("ioctl SIOCSIFMTU (set mtu): Invalid argument")
+				return api.Refused(api.StepSetMTU, syscall.EINVAL)
 			}
-			pl.hostOps = append(pl.hostOps, hostOp{kind: OpMTU, mtu: op.Int})
-		case OpAddr:
+			pl.hostOps = append(pl.hostOps, hostOp{kind: api.OpMTU, mtu: op.Int})
+		case api.OpAddr:
 			if !op.Prefix.IsValid() {
-				return cliErr("ioctl (SIOCAIFADDR): Invalid argument")
+				return api.Refused(api.StepAddAddr, syscall.EINVAL)
 			}
 			if cur == nil {
 				// A plain address of the physical interface.
@@ -363,7 +342,7 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 					cur.Addrs[k] = p
 				}
 			}
-		case OpDelAddr:
+		case api.OpDelAddr:
 			// `-alias` without an address removes the first one, as BSD does.
 			first := !op.Prefix.IsValid()
 			found := false
@@ -396,16 +375,16 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 					return a.Addr() == op.Prefix.Addr()
 				})
 				if k >= 0 {
-					pl.hostOps = append(pl.hostOps, hostOp{kind: OpDelAddr, prefix: host[k]})
+					pl.hostOps = append(pl.hostOps, hostOp{kind: api.OpDelAddr, prefix: host[k]})
 					host = slices.Delete(host, k, k+1)
 					found = true
 				}
 			}
 			if !found {
-				return cliErr("ioctl (SIOCDIFADDR): Can't assign requested address")
+				return api.Refused(api.StepDelAddr, syscall.EADDRNOTAVAIL)
 			}
 		default:
-			return cliErr("unsupported operation " + strconv.Quote(string(op.Kind)))
+			return &api.Error{Reason: api.ReasonUnsupported, Op: op.Kind}
 		}
 	}
 	// Dialect B: a clone without carpdev runs on the interface that has an
@@ -414,7 +393,7 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 	if ifc.Clone && len(ifc.VHIDs) > 0 {
 		v := ifc.VHIDs[0]
 		if v.VHID != 0 && v.Carpdev == "" && len(v.Addrs) > 0 && e.resolveCarpdev(v) == "" {
-			return cliErr("ioctl (SIOCAIFADDR): Can't assign requested address")
+			return api.Refused(api.StepAddAddr, syscall.EADDRNOTAVAIL)
 		}
 	}
 	if !ifc.Clone && len(ifc.VHIDs) == 0 {
@@ -424,12 +403,12 @@ func (e *Engine) applyOps(c *Config, req IfconfigRequest, pl *plan) error {
 	return e.checkUnique(c)
 }
 
-// createClone adds the carp clone name to c, as SIOCIFCREATE2 does.
+// createClone adds the carp clone name to c, as cloning it does on FreeBSD.
 func (e *Engine) createClone(c *Config, name string) error {
 	// A Linux link of that name that carpd did not make (or left behind)
 	// would make the clone fail later, silently.
 	if l, ok := e.linkByLinuxName(name); ok && l.Alias != kernelshim.OwnerAlias {
-		return cliErr("SIOCIFCREATE2: File exists")
+		return api.Refused(api.StepCreate, syscall.EEXIST)
 	}
 	c.Ifaces = append(c.Ifaces, IfaceConfig{Name: name, Clone: true})
 	return nil
@@ -439,34 +418,34 @@ func (e *Engine) createClone(c *Config, name string) error {
 // (OpenBSD's if_setgroupattribs() refuses to go beyond 0xff).
 const MaxGroupDemote = 0xff
 
-// groupDemote is OpenBSD's SIOCSIFGATTR on the carp group: it adds delta to
+// groupDemote is OpenBSD's group attribute ioctl on the carp group: it adds delta to
 // the demotion counter, which on FreeBSD (and in bsdcarp) is the global
 // net.inet.carp.demotion, so every vhid advertises the new value at once.
 // As OpenBSD's kernel does, it refuses to raise the counter beyond
 // MaxGroupDemote or to lower it below 0. Other groups do not exist.
 func (e *Engine) groupDemote(group string, delta int) error {
 	if group != "carp" {
-		return cliErr(group + ": SIOCSIFGATTR: No such file or directory")
+		return &api.Error{Reason: api.ReasonErrno, Step: api.StepGroupAttr, Errno: syscall.ENOENT, Name: group}
 	}
 	next := e.demotion + delta
 	if (delta > 0 && next > MaxGroupDemote) || (delta < 0 && next < 0) {
-		return cliErr(group + ": SIOCSIFGATTR: Invalid argument")
+		return &api.Error{Reason: api.ReasonErrno, Step: api.StepGroupAttr, Errno: syscall.EINVAL, Name: group}
 	}
-	_, _, err := e.setSysctl(SysctlPrefix+"demotion", int64(delta))
+	_, _, err := e.setSysctl(api.SysctlPrefix+"demotion", int64(delta))
 	return err
 }
 
-// refusal words a configuration the validator refused in the errno BSD's
+// refusal is a configuration the validator refused as the errno BSD's
 // kernel gives for such a request: an address it cannot own is
-// SIOCAIFADDR's EINVAL, anything else SIOCSVH's.
+// adding an address's EINVAL, anything else setting the vhid's.
 func refusal(err error) error {
 	var fe *FieldError
 	switch {
 	case errors.As(err, &fe) && strings.Contains(fe.Field, ".addrs["):
-		return cliErr("ioctl (SIOCAIFADDR): Invalid argument")
+		return api.Refused(api.StepAddAddr, syscall.EINVAL)
 	}
 	// A Linux link whose name BSD cannot hold (non-ASCII) cannot carry a
-	// vhid either: SIOCSVH's EINVAL, like any other refused parameter.
+	// vhid either: EINVAL for the vhid, like any other refused parameter.
 	return errInval
 }
 
@@ -488,14 +467,14 @@ func boundKey(k string) string {
 // `alias`, BSD's ifconfig first removes the interface's first address of
 // that family; re-adding an address that is already there changes nothing,
 // so a boot script can run twice.
-func hostAddr(host *[]netip.Prefix, op Op) hostOp {
+func hostAddr(host *[]netip.Prefix, op api.Op) hostOp {
 	p := op.Prefix
 	for _, a := range *host {
 		if a == p {
-			return hostOp{kind: OpAddr, prefix: p}
+			return hostOp{kind: api.OpAddr, prefix: p}
 		}
 	}
-	h := hostOp{kind: OpAddr, prefix: p}
+	h := hostOp{kind: api.OpAddr, prefix: p}
 	// Only IPv4 replaces: for inet6 the delete of BSD's ifconfig finds
 	// nothing (EADDRNOTAVAIL, ignored) and the address is added.
 	if !op.Alias && p.Addr().Is4() {
@@ -510,7 +489,7 @@ func hostAddr(host *[]netip.Prefix, op Op) hostOp {
 }
 
 // checkUnique rejects two vhids with the same number on the same parent, as
-// the kernel's SIOCSVH does.
+// FreeBSD's kernel does when a vhid is set.
 func (e *Engine) checkUnique(c *Config) error {
 	seen := map[string]string{}
 	for _, ifc := range c.Ifaces {
@@ -527,7 +506,7 @@ func (e *Engine) checkUnique(c *Config) error {
 			}
 			k := fmt.Sprintf("%s/%d", dev, v.VHID)
 			if other, ok := seen[k]; ok && other != ifc.Name {
-				return cliErr("SIOCSVH: File exists")
+				return api.Refused(api.StepSetVHID, syscall.EEXIST)
 			}
 			seen[k] = ifc.Name
 		}
@@ -535,34 +514,34 @@ func (e *Engine) checkUnique(c *Config) error {
 	return nil
 }
 
-// Status returns a snapshot. Keys are included only when showKeys is set;
+// api.Status returns a snapshot. Keys are included only when showKeys is set;
 // the control server sets it only for root callers that asked (-k).
-func (e *Engine) Status(ctx context.Context, showKeys bool) (Status, error) {
-	var st Status
+func (e *Engine) Status(ctx context.Context, showKeys bool) (api.Status, error) {
+	var st api.Status
 	err := e.call(ctx, func() { st = e.status(showKeys) })
 	return st, err
 }
 
-func (e *Engine) status(showKeys bool) Status {
+func (e *Engine) status(showKeys bool) api.Status {
 	now := e.opts.Now()
-	st := Status{Knobs: e.knobs(), Links: e.linkStatus()}
+	st := api.Status{Knobs: e.knobs(), Links: e.linkStatus()}
 	for _, n := range e.stats.Named() {
-		st.Stats = append(st.Stats, Counter{Name: n.Name, Value: n.Value})
+		st.Stats = append(st.Stats, api.Counter{Name: n.Name, Value: n.Value})
 	}
-	st.Stats = append(st.Stats, Counter{Name: "replay", Value: e.stats.Replay})
+	st.Stats = append(st.Stats, api.Counter{Name: "replay", Value: e.stats.Replay})
 	for _, ifc := range e.cfg.Ifaces {
 		if ifc.Clone {
 			mtu := 1500
 			if l, ok := e.linkByLinuxName(e.linuxName(ifc.Name)); ok && l.MTU > 0 {
 				mtu = l.MTU
 			}
-			st.Clones = append(st.Clones, CloneStatus{Name: ifc.Name, Up: !ifc.Down, MTU: mtu})
+			st.Clones = append(st.Clones, api.CloneStatus{Name: ifc.Name, Up: !ifc.Down, MTU: mtu})
 		}
 		for _, v := range ifc.VHIDs {
 			if v.VHID == 0 && !ifc.Clone {
 				continue
 			}
-			vs := VHIDStatus{Iface: ifc.Name, Carpdev: v.Carpdev, VHID: v.VHID, AdvBase: v.AdvBase, AdvSkew: v.AdvSkew, State: carp.Init.String(), Addrs: slices.Clone(v.Addrs)}
+			vs := api.VHIDStatus{Iface: ifc.Name, Carpdev: v.Carpdev, VHID: v.VHID, AdvBase: v.AdvBase, AdvSkew: v.AdvSkew, State: carp.Init.String(), Addrs: slices.Clone(v.Addrs)}
 			if showKeys {
 				vs.Key = v.Key
 			}
@@ -582,7 +561,7 @@ func (e *Engine) status(showKeys bool) Status {
 
 // SetSysctl writes one net.inet.carp leaf (full oid) and returns the value
 // before and after. Writing demotion adds to it, as FreeBSD does. A
-// *SaveError means the value took effect but could not be saved yet.
+// *api.SaveError means the value took effect but could not be saved yet.
 func (e *Engine) SetSysctl(ctx context.Context, oid string, v int64) (old, now int64, err error) {
 	if cerr := e.call(ctx, func() { old, now, err = e.setSysctl(oid, v) }); cerr != nil {
 		return 0, 0, cerr
@@ -591,10 +570,10 @@ func (e *Engine) SetSysctl(ctx context.Context, oid string, v int64) (old, now i
 }
 
 func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
-	leaf, ok := strings.CutPrefix(oid, SysctlPrefix)
+	leaf, ok := strings.CutPrefix(oid, api.SysctlPrefix)
 	k, known := knobByName(leaf)
 	if !ok || !known {
-		return 0, 0, cliErr("unknown oid '" + oid + "'")
+		return 0, 0, &api.Error{Reason: api.ReasonUnknownOID, Name: oid}
 	}
 	if err := checkKnob(k, v); err != nil {
 		return 0, 0, err
@@ -632,7 +611,7 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 
 // linkStatus lists the host's interfaces by their BSD names, in ifindex
 // order, leaving out the links carpd made (clones are shown as clones).
-func (e *Engine) linkStatus() []LinkStatus {
+func (e *Engine) linkStatus() []api.LinkStatus {
 	idx := make([]int, 0, len(e.links))
 	for i, l := range e.links {
 		if l.Alias != kernelshim.OwnerAlias {
@@ -640,10 +619,10 @@ func (e *Engine) linkStatus() []LinkStatus {
 		}
 	}
 	slices.Sort(idx)
-	out := make([]LinkStatus, 0, len(idx))
+	out := make([]api.LinkStatus, 0, len(idx))
 	for _, i := range idx {
 		l := e.links[i]
-		ls := LinkStatus{Name: e.bsdName(l.Name), Index: l.Index, MTU: l.MTU, Up: l.AdminUp, Running: l.Running,
+		ls := api.LinkStatus{Name: e.bsdName(l.Name), Index: l.Index, MTU: l.MTU, Up: l.AdminUp, Running: l.Running,
 			Carrier: l.Carrier, Broadcast: l.Broadcast, Multicast: l.Multicast, Loopback: l.Loopback,
 			Promisc: l.Promisc, Kind: l.Kind, Addrs: slices.Clone(l.Addrs)}
 		if len(l.MAC) > 0 {
@@ -663,4 +642,9 @@ func (e *Engine) countHosts(f func(*vhost) bool) int {
 		}
 	}
 	return n
+}
+
+// needsVHID refuses a vhid parameter given before any vhid.
+func needsVHID(op api.Op) error {
+	return &api.Error{Reason: api.ReasonNeedsVHID, Op: op.Kind}
 }

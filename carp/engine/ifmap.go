@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // ParseIfmap reads an interface map: one BSD=Linux pair a line (em0=eth0),
@@ -78,7 +80,7 @@ func parsePair(p string) (bsd, linux string, err error) {
 	if err := ValidIfName(linux); err != nil {
 		return "", "", fmt.Errorf("Linux name: %w", err)
 	}
-	if IsCloneName(bsd) {
+	if api.IsCloneName(bsd) {
 		return "", "", fmt.Errorf("%s is a carp interface name, not a mappable one", bsd)
 	}
 	return bsd, linux, nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -96,7 +97,7 @@ func TestStopNamesItsCauseInTheLogAndTheBowOut(t *testing.T) {
 			}
 		}
 		if strings.Contains(logs, carp.ReasonUser) {
-			t.Errorf("a stop is logged as the admin's ifconfig:\n%s", logs)
+			t.Errorf("a stop is logged as the admin's own command\n%s", logs)
 		}
 		leftNothing(t, n.k)
 	})
@@ -106,7 +107,7 @@ func TestIfconfigDownKeepsFreeBSDsReason(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := masterNode(t, nil)
 		defer n.stop(t)
-		n.ifconfig(t, "carp0", Op{Kind: OpDown})
+		n.ifconfig(t, "carp0", api.Op{Kind: api.OpDown})
 		synctest.Wait()
 		if want := "carp: 1@em0: MASTER -> INIT (user requested via ifconfig)"; !strings.Contains(n.logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, n.logs.String())

@@ -2,14 +2,15 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"slices"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -21,13 +22,13 @@ func TestCloneOnDemand(t *testing.T) {
 		n := newNode(t, kernelshim.NewSegment(), "192.168.7.2/24", "")
 		defer n.stop(t)
 		ctx := context.Background()
-		n.ifconfig(t, "carp3", Op{Kind: OpVHID, Int: 3}, Op{Kind: OpPass, Str: "x"}, Op{Kind: OpCarpdev, Str: "em0"},
-			Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("192.168.7.50/24")})
+		n.ifconfig(t, "carp3", api.Op{Kind: api.OpVHID, Int: 3}, api.Op{Kind: api.OpPass, Str: "x"}, api.Op{Kind: api.OpCarpdev, Str: "em0"},
+			api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("192.168.7.50/24")})
 		st, err := n.e.Status(ctx, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.ContainsFunc(st.Clones, func(c CloneStatus) bool { return c.Name == "carp3" && c.Up }) {
+		if !slices.ContainsFunc(st.Clones, func(c api.CloneStatus) bool { return c.Name == "carp3" && c.Up }) {
 			t.Fatalf("clones after configuring carp3 without create: %+v", st.Clones)
 		}
 		if len(st.VHIDs) != 1 || st.VHIDs[0].Iface != "carp3" || st.VHIDs[0].VHID != 3 || st.VHIDs[0].Carpdev != "em0" {
@@ -39,33 +40,33 @@ func TestCloneOnDemand(t *testing.T) {
 			t.Fatalf("carp3 made on demand is %s, want MASTER", got)
 		}
 		// "create" of the clone made on demand: it exists.
-		err = n.e.Ifconfig(ctx, IfconfigRequest{Iface: "carp3", Ops: []Op{{Kind: OpCreate}}})
-		if ce := (*CLIError)(nil); !errors.As(err, &ce) || ce.Msg != "SIOCIFCREATE2: File exists" {
+		err = n.e.Ifconfig(ctx, api.IfconfigRequest{Iface: "carp3", Ops: []api.Op{{Kind: api.OpCreate}}})
+		if !refused(err, api.Refused(api.StepCreate, syscall.EEXIST)) {
 			t.Errorf("create after the implicit one: %v", err)
 		}
 		// destroy of one that does not exist stays an error, and makes nothing.
-		err = n.e.Ifconfig(ctx, IfconfigRequest{Iface: "carp4", Ops: []Op{{Kind: OpDestroy}}})
-		if ce := (*CLIError)(nil); !errors.As(err, &ce) || ce.Msg != "interface carp4 does not exist" {
+		err = n.e.Ifconfig(ctx, api.IfconfigRequest{Iface: "carp4", Ops: []api.Op{{Kind: api.OpDestroy}}})
+		if !refused(err, &api.Error{Reason: api.ReasonNoInterface, Name: "carp4"}) {
 			t.Errorf("destroy of a missing clone: %v", err)
 		}
 		// A bare "up" or "down" creates it too, as on OpenBSD.
-		n.ifconfig(t, "carp5", Op{Kind: OpDown})
+		n.ifconfig(t, "carp5", api.Op{Kind: api.OpDown})
 		st, _ = n.e.Status(ctx, false)
-		if !slices.ContainsFunc(st.Clones, func(c CloneStatus) bool { return c.Name == "carp5" && !c.Up }) {
+		if !slices.ContainsFunc(st.Clones, func(c api.CloneStatus) bool { return c.Name == "carp5" && !c.Up }) {
 			t.Errorf("clones after ifconfig carp5 down: %+v", st.Clones)
 		}
-		if slices.ContainsFunc(st.Clones, func(c CloneStatus) bool { return c.Name == "carp4" }) {
+		if slices.ContainsFunc(st.Clones, func(c api.CloneStatus) bool { return c.Name == "carp4" }) {
 			t.Errorf("a refused destroy made carp4: %+v", st.Clones)
 		}
 		// A Linux link of that name carpd does not own blocks it.
 		n.k.AddLink(kernelshim.Link{Name: "carp9", MTU: 1500, Kind: "veth"}, nil)
 		synctest.Wait()
-		err = n.e.Ifconfig(ctx, IfconfigRequest{Iface: "carp9", Ops: []Op{{Kind: OpVHID, Int: 9}}})
-		if ce := (*CLIError)(nil); !errors.As(err, &ce) || ce.Msg != "SIOCIFCREATE2: File exists" {
+		err = n.e.Ifconfig(ctx, api.IfconfigRequest{Iface: "carp9", Ops: []api.Op{{Kind: api.OpVHID, Int: 9}}})
+		if !refused(err, api.Refused(api.StepCreate, syscall.EEXIST)) {
 			t.Errorf("carp9 over a foreign link: %v", err)
 		}
-		n.ifconfig(t, "carp3", Op{Kind: OpDestroy})
-		n.ifconfig(t, "carp5", Op{Kind: OpDestroy})
+		n.ifconfig(t, "carp3", api.Op{Kind: api.OpDestroy})
+		n.ifconfig(t, "carp5", api.Op{Kind: api.OpDestroy})
 	})
 }
 
@@ -75,7 +76,7 @@ func demotionOf(t *testing.T, n *node) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return knobValue(st, SysctlPrefix+"demotion")
+	return knobValue(st, api.SysctlPrefix+"demotion")
 }
 
 // TestGroupDemote: OpenBSD's "ifconfig -g carp carpdemote N" adds N to the
@@ -91,15 +92,15 @@ func TestGroupDemote(t *testing.T) {
 		defer fw2.stop(t)
 		ctx := context.Background()
 		for _, n := range []*node{fw1, fw2} {
-			if _, _, err := n.e.SetSysctl(ctx, SysctlPrefix+"preempt", 1); err != nil {
+			if _, _, err := n.e.SetSysctl(ctx, api.SysctlPrefix+"preempt", 1); err != nil {
 				t.Fatal(err)
 			}
 		}
 		vhids := func(n *node, skew int) {
-			n.ifconfig(t, "carp0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpCarpdev, Str: "em0"}, Op{Kind: OpAdvSkew, Int: skew},
-				Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/24")})
-			n.ifconfig(t, "carp1", Op{Kind: OpVHID, Int: 2}, Op{Kind: OpCarpdev, Str: "em0"}, Op{Kind: OpAdvSkew, Int: skew},
-				Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.11/24")})
+			n.ifconfig(t, "carp0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpCarpdev, Str: "em0"}, api.Op{Kind: api.OpAdvSkew, Int: skew},
+				api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/24")})
+			n.ifconfig(t, "carp1", api.Op{Kind: api.OpVHID, Int: 2}, api.Op{Kind: api.OpCarpdev, Str: "em0"}, api.Op{Kind: api.OpAdvSkew, Int: skew},
+				api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.0.11/24")})
 		}
 		vhids(fw1, 0)
 		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
@@ -116,7 +117,7 @@ func TestGroupDemote(t *testing.T) {
 			t.Fatalf("before: fw1 %s/%s fw2 %s/%s", fw1.state(t, "carp0"), fw1.state(t, "carp1"), fw2.state(t, "carp0"), fw2.state(t, "carp1"))
 		}
 		demote := func(n *node, delta int) error {
-			return n.e.Ifconfig(ctx, IfconfigRequest{Iface: "carp", Ops: []Op{{Kind: OpGroupDemote, Int: delta}}})
+			return n.e.Ifconfig(ctx, api.IfconfigRequest{Iface: "carp", Ops: []api.Op{{Kind: api.OpGroupDemote, Int: delta}}})
 		}
 		if err := demote(fw1, 50); err != nil {
 			t.Fatal(err)
@@ -142,15 +143,15 @@ func TestGroupDemote(t *testing.T) {
 		for _, c := range []struct {
 			group string
 			delta int
-			want  string
+			want  *api.Error
 		}{
-			{"carp", -1, "carp: SIOCSIFGATTR: Invalid argument"},
-			{"carp", 256, "carp: SIOCSIFGATTR: Invalid argument"},
-			{"internal", 1, "internal: SIOCSIFGATTR: No such file or directory"},
+			{"carp", -1, &api.Error{Step: api.StepGroupAttr, Errno: syscall.EINVAL, Name: "carp"}},
+			{"carp", 256, &api.Error{Step: api.StepGroupAttr, Errno: syscall.EINVAL, Name: "carp"}},
+			{"internal", 1, &api.Error{Step: api.StepGroupAttr, Errno: syscall.ENOENT, Name: "internal"}},
 		} {
-			err := fw1.e.Ifconfig(ctx, IfconfigRequest{Iface: c.group, Ops: []Op{{Kind: OpGroupDemote, Int: c.delta}}})
-			if ce := (*CLIError)(nil); !errors.As(err, &ce) || ce.Msg != c.want {
-				t.Errorf("%s %+d: %v, want %q", c.group, c.delta, err, c.want)
+			err := fw1.e.Ifconfig(ctx, api.IfconfigRequest{Iface: c.group, Ops: []api.Op{{Kind: api.OpGroupDemote, Int: c.delta}}})
+			if !refused(err, c.want) {
+				t.Errorf("%s %+d: %v, want %v", c.group, c.delta, err, c.want)
 			}
 		}
 		if err := demote(fw1, 128); err != nil {
@@ -166,7 +167,7 @@ func TestGroupDemote(t *testing.T) {
 			t.Errorf("demotion = %d, want 255", got)
 		}
 		// The sysctl and the group are one counter.
-		if _, now, err := fw1.e.SetSysctl(ctx, SysctlPrefix+"demotion", -255); err != nil || now != 0 {
+		if _, now, err := fw1.e.SetSysctl(ctx, api.SysctlPrefix+"demotion", -255); err != nil || now != 0 {
 			t.Errorf("sysctl demotion=-255: %d, %v", now, err)
 		}
 	})
@@ -177,8 +178,8 @@ func TestGroupDemote(t *testing.T) {
 // must not silently become a second interface.
 func TestLeadingZeroIsNotACloneName(t *testing.T) {
 	for name, want := range map[string]bool{"carp0": true, "carp10": true, "carp00": false, "carp01": false, "carp": false, "carpx": false} {
-		if got := IsCloneName(name); got != want {
-			t.Errorf("IsCloneName(%q) = %v, want %v", name, got, want)
+		if got := api.IsCloneName(name); got != want {
+			t.Errorf("api.IsCloneName(%q) = %v, want %v", name, got, want)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -161,9 +162,9 @@ func TestAuthMismatchIsLoggedAtDefaultLevelAndShown(t *testing.T) {
 		defer b.stop(t)
 		runbook284(t, a, 0)
 		// Same vhid and password, another address set: both become MASTER.
-		b.ifconfig(t, "carp0", Op{Kind: OpCreate})
-		b.ifconfig(t, "carp0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpPass, Str: "lanpasswd"}, Op{Kind: OpCarpdev, Str: "em0"},
-			Op{Kind: OpAdvSkew, Int: 100}, Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.9/24")})
+		b.ifconfig(t, "carp0", api.Op{Kind: api.OpCreate})
+		b.ifconfig(t, "carp0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: "lanpasswd"}, api.Op{Kind: api.OpCarpdev, Str: "em0"},
+			api.Op{Kind: api.OpAdvSkew, Int: 100}, api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.0.9/24")})
 		time.Sleep(2 * time.Minute)
 		synctest.Wait()
 		want := "carp: 1@em0: advertisements from 10.0.0.2 fail authentication: the password or the address set of vhid 1 differs on that host (both may be MASTER)"
@@ -199,11 +200,11 @@ func TestAdvertSourceIsTheVHIDAddressWhenTheParentHasNone(t *testing.T) {
 		defer b.stop(t)
 		var capA capture
 		a.k.SetSendHook(capA.hook)
-		vip := Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("192.168.1.50/32")}
-		a.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpPass, Str: "testpass"}, vip)
+		vip := api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("192.168.1.50/32")}
+		a.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: "testpass"}, vip)
 		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
 		synctest.Wait()
-		b.ifconfig(t, "em0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpAdvSkew, Int: 100}, Op{Kind: OpPass, Str: "testpass"}, vip)
+		b.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpAdvSkew, Int: 100}, api.Op{Kind: api.OpPass, Str: "testpass"}, vip)
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		if got := capA.last(t).Src; got != netip.MustParseAddr("192.168.1.50") {
@@ -221,9 +222,9 @@ func TestSendErrorsDemoteAndAreSaidAtTheDefaultLevel(t *testing.T) {
 		a := newNode(t, seg, "10.0.0.2/24", "")
 		defer a.stop(t)
 		runbook284(t, a, 0)
-		a.ifconfig(t, "carp1", Op{Kind: OpCreate})
-		a.ifconfig(t, "carp1", Op{Kind: OpVHID, Int: 2}, Op{Kind: OpPass, Str: "x"}, Op{Kind: OpCarpdev, Str: "em0"},
-			Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.5/24")})
+		a.ifconfig(t, "carp1", api.Op{Kind: api.OpCreate})
+		a.ifconfig(t, "carp1", api.Op{Kind: api.OpVHID, Int: 2}, api.Op{Kind: api.OpPass, Str: "x"}, api.Op{Kind: api.OpCarpdev, Str: "em0"},
+			api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.0.5/24")})
 		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
 		synctest.Wait()
 		a.k.SetSendError(syscall.ENOBUFS)

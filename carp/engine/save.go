@@ -10,13 +10,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
 // A change an admin makes during an incident (a vhid down, state backup, a
 // demotion) must never wait for the disk: the engine commits it first and
 // only then writes config.json. When that write fails (the state directory
 // is full, read-only or gone), the change stays in effect, the caller gets a
-// *SaveError as a warning, the failure is logged (rate-limited) and the
+// *api.SaveError as a warning, the failure is logged (rate-limited) and the
 // engine writes the file again every saveRetry from its own loop until it
 // succeeds. writeAtomic never leaves a partial file: the last good
 // config.json stays as it was until a complete new one replaces it.
@@ -26,20 +28,6 @@ const saveRetry = 5 * time.Second
 
 // saveLogEvery bounds how often a persisting save failure is logged again.
 const saveLogEvery = 5 * time.Minute
-
-// SaveError reports that a change took effect but could not be saved in
-// the state directory; carpd keeps trying to save it. Ifconfig and SetSysctl
-// return it in place of nil: it is a warning, not a refusal.
-type SaveError struct {
-	File string // the file not saved: STATE_DIR/config.json
-	Err  error  // what writing it failed with
-}
-
-func (e *SaveError) Error() string {
-	return "configuration not saved (will retry): " + causeText(e.File, e.Err)
-}
-
-func (e *SaveError) Unwrap() error { return e.Err }
 
 // causeText is the operating system's part of a failure to save file
 // ("write /run/carpd/config.json: no space left on device"), without the
@@ -99,7 +87,7 @@ func encodeConfig(c *Config) ([]byte, error) {
 }
 
 // persist saves the configuration in effect after a committed change. It
-// returns nil or a *SaveError; a failure is retried from the event loop.
+// returns nil or a *api.SaveError; a failure is retried from the event loop.
 func (e *Engine) persist(now time.Time) error {
 	if e.opts.StateDir == "" {
 		return nil
@@ -118,7 +106,8 @@ func (e *Engine) persist(now time.Time) error {
 		e.save.saved, e.save.pending = b, false
 		return nil
 	}
-	se := &SaveError{File: filepath.Join(e.opts.StateDir, configFile), Err: err}
+	file := filepath.Join(e.opts.StateDir, configFile)
+	se := &api.SaveError{File: file, Cause: causeText(file, err), Err: err}
 	if !e.save.pending || now.Sub(e.save.loggedAt) >= saveLogEvery {
 		e.log.Printf("carpd: configuration not saved, in effect all the same; retrying every %v: %s", saveRetry, causeText(se.File, err))
 		e.save.loggedAt = now

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -84,10 +85,10 @@ func TestFailoverCommandsTakeEffectWhenTheStateDirIsFull(t *testing.T) {
 		useWriter(t, fw1, disk.write)
 
 		// ifconfig carp0 down: refused today; now in effect, with a warning.
-		err = fw1.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpDown}}})
-		var se *SaveError
+		err = fw1.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpDown}}})
+		var se *api.SaveError
 		if !errors.As(err, &se) {
-			t.Fatalf("ifconfig carp0 down with a full state dir: err = %v, want a *SaveError", err)
+			t.Fatalf("ifconfig carp0 down with a full state dir: err = %v, want a *api.SaveError", err)
 		}
 		want := "configuration not saved (will retry): write " + file + ": no space left on device"
 		if err.Error() != want {
@@ -108,17 +109,17 @@ func TestFailoverCommandsTakeEffectWhenTheStateDirIsFull(t *testing.T) {
 		}
 
 		// Demotion too: the value is in effect and reported, with the warning.
-		old, now, err := fw1.e.SetSysctl(context.Background(), SysctlPrefix+"demotion", 240)
+		old, now, err := fw1.e.SetSysctl(context.Background(), api.SysctlPrefix+"demotion", 240)
 		if !errors.As(err, &se) || old != 0 || now != 240 {
-			t.Fatalf("sysctl demotion=240 with a full state dir = %d -> %d, %v; want 0 -> 240 and a *SaveError", old, now, err)
+			t.Fatalf("sysctl demotion=240 with a full state dir = %d -> %d, %v; want 0 -> 240 and a *api.SaveError", old, now, err)
 		}
 		st, _ := fw1.e.Status(context.Background(), false)
-		if got := knobValue(st, SysctlPrefix+"demotion"); got != 240 {
+		if got := knobValue(st, api.SysctlPrefix+"demotion"); got != 240 {
 			t.Errorf("demotion in effect = %d, want 240", got)
 		}
 		// A forced state needs no new save, but the configuration is still
 		// unsaved: say so again.
-		if err := fw1.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpState, Str: "backup"}}}); !errors.As(err, &se) {
+		if err := fw1.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpState, Str: "backup"}}}); !errors.As(err, &se) {
 			t.Errorf("state backup while unsaved: err = %v, want the warning", err)
 		}
 
@@ -159,7 +160,7 @@ func TestFailoverCommandsTakeEffectWhenTheStateDirIsFull(t *testing.T) {
 		if len(st.Clones) != 1 || st.Clones[0].Up {
 			t.Errorf("restarted from the retried save: clones %+v, want carp0 down", st.Clones)
 		}
-		if got := knobValue(st, SysctlPrefix+"demotion"); got != 240 {
+		if got := knobValue(st, api.SysctlPrefix+"demotion"); got != 240 {
 			t.Errorf("restarted from the retried save: demotion %d, want 240", got)
 		}
 	})
@@ -180,18 +181,18 @@ func TestStateDirThatCannotBeCreatedIsSavedOnceItCanBe(t *testing.T) {
 		if err := os.WriteFile(blocker, []byte("not a directory\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		err := n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpCreate}}})
-		var se *SaveError
+		err := n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpCreate}}})
+		var se *api.SaveError
 		if !errors.As(err, &se) || !errors.Is(err, syscall.ENOTDIR) {
-			t.Fatalf("carp0 create under a file: err = %v, want a *SaveError for ENOTDIR", err)
+			t.Fatalf("carp0 create under a file: err = %v, want a *api.SaveError for ENOTDIR", err)
 		}
 		if want := "configuration not saved (will retry): mkdir " + blocker + ": not a directory"; err.Error() != want {
 			t.Errorf("warning = %q, want %q", err.Error(), want)
 		}
-		err = n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpVHID, Int: 1}, {Kind: OpPass, Str: "lanpasswd"},
-			{Kind: OpCarpdev, Str: "em0"}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/24")}}})
+		err = n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpVHID, Int: 1}, {Kind: api.OpPass, Str: "lanpasswd"},
+			{Kind: api.OpCarpdev, Str: "em0"}, {Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/24")}}})
 		if !errors.As(err, &se) {
-			t.Fatalf("vhid line: err = %v, want a *SaveError", err)
+			t.Fatalf("vhid line: err = %v, want a *api.SaveError", err)
 		}
 		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
 		synctest.Wait()
@@ -232,7 +233,7 @@ func TestStopWithTheStateDirStillFullSaysSo(t *testing.T) {
 		}
 		disk := &fullDisk{full: true}
 		useWriter(t, n, disk.write)
-		if err := n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpDown}}}); err == nil {
+		if err := n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpDown}}}); err == nil {
 			t.Fatal("no warning with a full disk")
 		}
 		before := disk.count()

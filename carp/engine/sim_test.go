@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -410,7 +411,7 @@ func (s *sim) drop(from, to *kernelshim.Memory) bool {
 }
 
 // sent is the send hook of host i: it captures the advert for the attacker
-// and records it as seen by its sender (Counter.Next: on both families).
+// and records it as seen by its sender (api.Counter.Next: on both families).
 func (s *sim) sent(i int, p kernelshim.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -488,11 +489,11 @@ func (s *sim) configure(i int) {
 		}
 	}
 	for _, v := range s.vhids {
-		nd.ifconfig(t, v.iface, Op{Kind: OpCreate})
-		ops := []Op{{Kind: OpVHID, Int: int(v.id)}, {Kind: OpPass, Str: v.pass}, {Kind: OpCarpdev, Str: "em0"},
-			{Kind: OpAdvBase, Int: v.advbase}, {Kind: OpAdvSkew, Int: v.skews[i]}}
+		nd.ifconfig(t, v.iface, api.Op{Kind: api.OpCreate})
+		ops := []api.Op{{Kind: api.OpVHID, Int: int(v.id)}, {Kind: api.OpPass, Str: v.pass}, {Kind: api.OpCarpdev, Str: "em0"},
+			{Kind: api.OpAdvBase, Int: v.advbase}, {Kind: api.OpAdvSkew, Int: v.skews[i]}}
 		for j, p := range v.addrs {
-			ops = append(ops, Op{Kind: OpAddr, Prefix: p, Alias: j > 0})
+			ops = append(ops, api.Op{Kind: api.OpAddr, Prefix: p, Alias: j > 0})
 		}
 		nd.ifconfig(t, v.iface, ops...)
 	}

@@ -1,7 +1,10 @@
 package engine
 
-// SysctlPrefix is the node under which every knob lives.
-const SysctlPrefix = "net.inet.carp."
+import (
+	"syscall"
+
+	"github.com/bsdcarp/bsdcarp/carp/api"
+)
 
 // knobDef describes one net.inet.carp leaf: its default, its range and its
 // sysctl -d description, as carp(4) documents them.
@@ -55,10 +58,10 @@ func (e *Engine) knob(leaf string) int64 {
 	return k.def
 }
 
-func (e *Engine) knobs() []Knob {
-	out := make([]Knob, 0, len(knobDefs))
+func (e *Engine) knobs() []api.Knob {
+	out := make([]api.Knob, 0, len(knobDefs))
 	for _, k := range knobDefs {
-		out = append(out, Knob{Name: SysctlPrefix + k.name, Value: e.knob(k.name), Description: k.descr, ReadOnly: k.readOnly})
+		out = append(out, api.Knob{Name: api.SysctlPrefix + k.name, Value: e.knob(k.name), Description: k.descr, ReadOnly: k.readOnly})
 	}
 	return out
 }
@@ -66,14 +69,13 @@ func (e *Engine) knobs() []Knob {
 // checkKnob validates a write the way FreeBSD's kernel handlers do.
 func checkKnob(k knobDef, v int64) error {
 	if k.opaque {
-		return cliErr("oid '" + SysctlPrefix + k.name + "' is type 5, cannot set that")
+		return &api.Error{Reason: api.ReasonNodeOID, Name: api.SysctlPrefix + k.name}
 	}
 	if k.readOnly {
-		return cliErr("oid '" + SysctlPrefix + k.name + "' is read only")
+		return &api.Error{Reason: api.ReasonReadOnlyOID, Name: api.SysctlPrefix + k.name}
 	}
 	if k.min <= k.max && (v < k.min || v > k.max) {
-		// sysctl(8) prints "sysctl: NAME=VALUE: " before the errno text.
-		return cliErr("Invalid argument")
+		return api.Refused(api.StepSysctl, syscall.EINVAL)
 	}
 	return nil
 }

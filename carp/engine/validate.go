@@ -12,11 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
-)
 
-// MaxIfNameLen is the longest interface name Linux can hold (IFNAMSIZ - 1);
-// FreeBSD's IFNAMSIZ is the same 16 bytes.
-const MaxIfNameLen = 15
+	"github.com/bsdcarp/bsdcarp/carp/api"
+)
 
 // MaxKeyBytes bounds a saved password. The protocol uses only its first
 // carp.MaxKeyLen (19) bytes, as BSD ifconfig cuts it; longer ones are kept
@@ -43,8 +41,8 @@ func ValidIfName(name string) error {
 	switch {
 	case name == "":
 		return errors.New("empty interface name")
-	case len(name) > MaxIfNameLen:
-		return fmt.Errorf("interface name of %d bytes, longer than %d", len(name), MaxIfNameLen)
+	case len(name) > api.MaxIfNameLen:
+		return fmt.Errorf("interface name of %d bytes, longer than %d", len(name), api.MaxIfNameLen)
 	case name == "." || name == "..":
 		return fmt.Errorf("%q is not an interface name", name)
 	}
@@ -87,7 +85,7 @@ func (c *Config) Validate() error {
 			return fieldErr(f+".name", "%s is listed twice (also ifaces[%d])", ifc.Name, j)
 		}
 		seen[ifc.Name] = i
-		if clone := IsCloneName(ifc.Name); ifc.Clone != clone {
+		if clone := api.IsCloneName(ifc.Name); ifc.Clone != clone {
 			if clone {
 				return fieldErr(f+".clone", "false, but %s is a carp clone name", ifc.Name)
 			}
@@ -158,7 +156,7 @@ func validVHID(f string, ifc IfaceConfig, v VHIDConfig) error {
 		if err := ValidIfName(v.Carpdev); err != nil {
 			return fieldErr(f+".carpdev", "%v", err)
 		}
-		if IsCloneName(v.Carpdev) {
+		if api.IsCloneName(v.Carpdev) {
 			return fieldErr(f+".carpdev", "%s is a carp clone, not a physical interface", v.Carpdev)
 		}
 	case !ifc.Clone && v.Carpdev != ifc.Name:

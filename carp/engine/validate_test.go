@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"net/netip"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -189,27 +189,26 @@ func TestIfconfigRefusesWhatCouldNotLoadAgain(t *testing.T) {
 		dir := t.TempDir()
 		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", dir)
 		defer n.stop(t)
-		n.ifconfig(t, "carp0", Op{Kind: OpCreate})
+		n.ifconfig(t, "carp0", api.Op{Kind: api.OpCreate})
 		before, err := os.ReadFile(filepath.Join(dir, configFile))
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx := context.Background()
 		for _, c := range []struct {
-			req  IfconfigRequest
-			want string
+			req  api.IfconfigRequest
+			want *api.Error
 		}{
-			{IfconfigRequest{Iface: "carp99999999999999999999", Ops: []Op{{Kind: OpCreate}}}, "carp99999999999999999999: cloning name too long"},
-			{IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpVHID, Int: 1}, {Kind: OpCarpdev, Str: "em0"}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("0.0.0.0/0")}}}, "ioctl (SIOCAIFADDR): Invalid argument"},
-			{IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpVHID, Int: 1}, {Kind: OpCarpdev, Str: "em0"}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/0")}}}, "ioctl (SIOCAIFADDR): Invalid argument"},
-			{IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpVHID, Int: 1}, {Kind: OpCarpdev, Str: "em0"}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("224.0.0.18/32")}}}, "ioctl (SIOCAIFADDR): Invalid argument"},
-			{IfconfigRequest{Iface: "carp0", Ops: []Op{{Kind: OpVHID, Int: 1}, {Kind: OpPass, Str: "a\x00b"}}}, "SIOCSVH: Invalid argument"},
-			{IfconfigRequest{Iface: "em0 x", Ops: []Op{{Kind: OpUp}}}, "interface em0 x does not exist"},
-			{IfconfigRequest{Iface: "carp99999999999999999999", Ops: []Op{{Kind: OpVHID, Int: 1}}}, "interface carp99999999999999999999 does not exist"},
+			{api.IfconfigRequest{Iface: "carp99999999999999999999", Ops: []api.Op{{Kind: api.OpCreate}}}, &api.Error{Reason: api.ReasonCloneNameLong, Name: "carp99999999999999999999"}},
+			{api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpVHID, Int: 1}, {Kind: api.OpCarpdev, Str: "em0"}, {Kind: api.OpAddr, Prefix: netip.MustParsePrefix("0.0.0.0/0")}}}, api.Refused(api.StepAddAddr, syscall.EINVAL)},
+			{api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpVHID, Int: 1}, {Kind: api.OpCarpdev, Str: "em0"}, {Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/0")}}}, api.Refused(api.StepAddAddr, syscall.EINVAL)},
+			{api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpVHID, Int: 1}, {Kind: api.OpCarpdev, Str: "em0"}, {Kind: api.OpAddr, Prefix: netip.MustParsePrefix("224.0.0.18/32")}}}, api.Refused(api.StepAddAddr, syscall.EINVAL)},
+			{api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpVHID, Int: 1}, {Kind: api.OpPass, Str: "a\x00b"}}}, api.Refused(api.StepSetVHID, syscall.EINVAL)},
+			{api.IfconfigRequest{Iface: "em0 x", Ops: []api.Op{{Kind: api.OpUp}}}, &api.Error{Reason: api.ReasonNoInterface, Name: "em0 x"}},
+			{api.IfconfigRequest{Iface: "carp99999999999999999999", Ops: []api.Op{{Kind: api.OpVHID, Int: 1}}}, &api.Error{Reason: api.ReasonNoInterface, Name: "carp99999999999999999999"}},
 		} {
 			err := n.e.Ifconfig(ctx, c.req)
-			var ce *CLIError
-			if !errors.As(err, &ce) || ce.Msg != c.want {
+			if !refused(err, c.want) {
 				t.Errorf("%+v: %v, want %q", c.req, err, c.want)
 			}
 		}
@@ -217,11 +216,11 @@ func TestIfconfigRefusesWhatCouldNotLoadAgain(t *testing.T) {
 		// work, a vhid on it is refused.
 		n.k.AddLink(kernelshim.Link{Name: "lané", MTU: 1500, AdminUp: true, Carrier: true, Running: true, Kind: "veth"}, nil)
 		synctest.Wait()
-		if err := n.e.Ifconfig(ctx, IfconfigRequest{Iface: "lané", Ops: []Op{{Kind: OpMTU, Int: 1400}}}); err != nil {
+		if err := n.e.Ifconfig(ctx, api.IfconfigRequest{Iface: "lané", Ops: []api.Op{{Kind: api.OpMTU, Int: 1400}}}); err != nil {
 			t.Errorf("mtu on a link with a non-ASCII name: %v", err)
 		}
-		err = n.e.Ifconfig(ctx, IfconfigRequest{Iface: "lané", Ops: []Op{{Kind: OpVHID, Int: 3}, {Kind: OpAddr, Prefix: netip.MustParsePrefix("10.9.0.1/24")}}})
-		if ce := (*CLIError)(nil); !errors.As(err, &ce) || ce.Msg != "SIOCSVH: Invalid argument" {
+		err = n.e.Ifconfig(ctx, api.IfconfigRequest{Iface: "lané", Ops: []api.Op{{Kind: api.OpVHID, Int: 3}, {Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.9.0.1/24")}}})
+		if !refused(err, api.Refused(api.StepSetVHID, syscall.EINVAL)) {
 			t.Errorf("vhid on a link with a non-ASCII name: %v", err)
 		}
 		after, err := os.ReadFile(filepath.Join(dir, configFile))
@@ -234,8 +233,8 @@ func TestIfconfigRefusesWhatCouldNotLoadAgain(t *testing.T) {
 		// A long password is kept to MaxKeyBytes, cut on a character
 		// boundary: the protocol's 19 bytes are unchanged and it loads again.
 		key := strings.Repeat("é", 200)
-		n.ifconfig(t, "carp0", Op{Kind: OpVHID, Int: 1}, Op{Kind: OpPass, Str: key}, Op{Kind: OpCarpdev, Str: "em0"},
-			Op{Kind: OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/24")})
+		n.ifconfig(t, "carp0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: key}, api.Op{Kind: api.OpCarpdev, Str: "em0"},
+			api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/24")})
 		st, err := n.e.Status(ctx, true)
 		if err != nil {
 			t.Fatal(err)
@@ -261,7 +260,7 @@ func TestDemotionSaturatesAndLoadsAgain(t *testing.T) {
 		defer n.stop(t)
 		ctx := context.Background()
 		for range 3 {
-			if _, _, err := n.e.SetSysctl(ctx, SysctlPrefix+"demotion", 2147483647); err != nil {
+			if _, _, err := n.e.SetSysctl(ctx, api.SysctlPrefix+"demotion", 2147483647); err != nil {
 				t.Fatal(err)
 			}
 		}

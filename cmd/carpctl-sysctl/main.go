@@ -13,9 +13,9 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/carp/bsd"
 	"github.com/bsdcarp/bsdcarp/carp/control"
-	"github.com/bsdcarp/bsdcarp/carp/engine"
 )
 
 const help = `usage: carpctl-sysctl [--socket PATH] [--stats] BSD-SYSCTL-ARGUMENTS...
@@ -54,7 +54,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 			return fail(err.Error())
 		}
 		if resp.Status == nil {
-			return fail(resp.Error)
+			return fail(bsd.Text(resp.Err()))
 		}
 		if err := bsd.FormatNetstat(out, resp.Status.Stats); err != nil {
 			return fail(err.Error())
@@ -68,7 +68,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 			fmt.Fprint(stderr, ue.Text)
 			return 1
 		}
-		return fail(err.Error())
+		return fail(bsd.Text(err))
 	}
 	if cmd.File != "" {
 		f, err := os.Open(cmd.File)
@@ -93,7 +93,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		return fail(err.Error())
 	}
 	if resp.Status == nil {
-		return fail(resp.Error)
+		return fail(bsd.Text(resp.Err()))
 	}
 	res := bsd.EvalSysctl(cmd, resp.Status.Knobs, resp.Status.Stats, os.Geteuid() == 0)
 	if len(res.Sets) == 0 {
@@ -112,7 +112,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		case r.Code == control.CodePerm:
 			outcomes[i] = bsd.SysctlOutcome{Old: current(resp.Status.Knobs, s.Name), Err: errors.New("Operation not permitted")}
 		case r.Code != "":
-			outcomes[i] = bsd.SysctlOutcome{Old: current(resp.Status.Knobs, s.Name), Err: errors.New(r.Error)}
+			outcomes[i] = bsd.SysctlOutcome{Old: current(resp.Status.Knobs, s.Name), Err: r.Err()}
 		default:
 			outcomes[i] = bsd.SysctlOutcome{Old: r.Old, New: r.New}
 			if r.Warning != "" && !slices.Contains(warnings, r.Warning) {
@@ -131,7 +131,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 }
 
 // current is the value a knob had before a failed write (BSD prints it).
-func current(knobs []engine.Knob, name string) int64 {
+func current(knobs []api.Knob, name string) int64 {
 	k, _ := bsd.FindKnob(knobs, name)
 	return k.Value
 }

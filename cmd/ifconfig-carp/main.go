@@ -11,9 +11,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/carp/bsd"
 	"github.com/bsdcarp/bsdcarp/carp/control"
-	"github.com/bsdcarp/bsdcarp/carp/engine"
 )
 
 const help = `usage: ifconfig-carp [--socket PATH] BSD-IFCONFIG-ARGUMENTS...
@@ -54,7 +54,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 			fmt.Fprint(stderr, ue.Text)
 			return 1
 		}
-		return fail(err.Error())
+		return fail(bsd.Text(err))
 	}
 	for _, w := range p.Warnings {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, w)
@@ -79,7 +79,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		case control.CodePerm:
 			return fail(permText(p.Request))
 		default:
-			return fail(resp.Error)
+			return fail(bsd.Text(resp.Err()))
 		}
 	}
 	resp, err := c.Do(control.Request{Op: control.OpStatus, ShowKeys: p.ShowKeys && p.Request == nil})
@@ -87,21 +87,21 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		return fail(err.Error())
 	}
 	if resp.Code != "" || resp.Status == nil {
-		return fail(resp.Error)
+		return fail(bsd.Text(resp.Err()))
 	}
 	if p.Request != nil {
 		bsd.FormatGroupAttribs(out, p.Group, *resp.Status)
 		return 0
 	}
 	if err := bsd.FormatStatus(out, p, *resp.Status); err != nil {
-		return fail(err.Error())
+		return fail(bsd.Text(err))
 	}
 	return 0
 }
 
 // permText is what BSD's ifconfig prints when a non-root user tries a change:
 // the failing ioctl and EPERM.
-func permText(r *engine.IfconfigRequest) string {
+func permText(r *api.IfconfigRequest) string {
 	// FreeBSD's ifconfig reports some ioctls with err(3) (strerror) and
 	// others through Perror(), which words EPERM as "permission denied"
 	// (sbin/ifconfig/ifconfig.c).
@@ -110,21 +110,21 @@ func permText(r *engine.IfconfigRequest) string {
 		return "SIOCSVH" + eperm
 	}
 	switch r.Ops[0].Kind {
-	case engine.OpCreate:
+	case api.OpCreate:
 		return "SIOCIFCREATE2" + eperm
-	case engine.OpDestroy:
+	case api.OpDestroy:
 		return "SIOCIFDESTROY" + eperm
-	case engine.OpAddr:
+	case api.OpAddr:
 		return "ioctl (SIOCAIFADDR): permission denied"
-	case engine.OpDelAddr:
+	case api.OpDelAddr:
 		return "ioctl (SIOCDIFADDR): permission denied"
-	case engine.OpUp:
+	case api.OpUp:
 		return "up: permission denied" // setifflags(): Perror(vname)
-	case engine.OpDown:
+	case api.OpDown:
 		return "down: permission denied"
-	case engine.OpGroupDemote:
+	case api.OpGroupDemote:
 		return r.Iface + ": SIOCSIFGATTR" + eperm // setgroupattribs(): err(1, ...)
-	case engine.OpMTU:
+	case api.OpMTU:
 		return "ioctl SIOCSIFMTU (set mtu)" + eperm // setifmtu(): err(1, ...)
 	}
 	return "SIOCSVH" + eperm

@@ -1,4 +1,10 @@
-package engine
+// Package api holds what carpd's engine and the BSD commands exchange over
+// the control socket: ifconfig requests, the status snapshot and the typed
+// refusals. It imports only the standard library, so that the commands
+// (cmd/ifconfig-carp, cmd/carpctl-sysctl) link neither the engine nor the
+// Linux adapter. The engine produces these values; carp/bsd alone turns them
+// into the text a FreeBSD host prints.
+package api
 
 import (
 	"net/netip"
@@ -118,13 +124,3 @@ type Counter struct {
 	Name  string `json:"name"` // field name without the carps_ prefix: ipackets, badauth, ...
 	Value uint64 `json:"value"`
 }
-
-// CLIError is an error the BSD commands print verbatim after their "ifconfig: "
-// or "sysctl: " prefix, e.g. "SIOCSVH: Invalid argument".
-type CLIError struct {
-	Msg string
-}
-
-func (e *CLIError) Error() string { return e.Msg }
-
-func cliErr(msg string) error { return &CLIError{Msg: msg} }
