@@ -8,6 +8,7 @@ package api
 
 import (
 	"net/netip"
+	"strings"
 )
 
 // OpKind names one word (or word group) of an ifconfig command line, as the
@@ -123,4 +124,19 @@ type Status struct {
 type Counter struct {
 	Name  string `json:"name"` // field name without the carps_ prefix: ipackets, badauth, ...
 	Value uint64 `json:"value"`
+}
+
+// The states a vhid reports in VHIDStatus.State, as ifconfig prints them.
+// OpState takes them in lower case.
+const (
+	StateInit   = "INIT"
+	StateBackup = "BACKUP"
+	StateMaster = "MASTER"
+)
+
+// IsState reports whether s names a state, in any case, as the argument
+// of ifconfig's "state" does.
+func IsState(s string) bool {
+	s = strings.ToUpper(s)
+	return s == StateInit || s == StateBackup || s == StateMaster
 }

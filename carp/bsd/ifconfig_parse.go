@@ -7,7 +7,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
@@ -385,7 +384,7 @@ func (p *ifParser) setState(arg string) error {
 	if err := p.needVHID(api.OpState); err != nil {
 		return err
 	}
-	if _, ok := carp.ParseState(arg); !ok {
+	if !api.IsState(arg) {
 		return &api.Error{Reason: api.ReasonUnknownState}
 	}
 	p.ops = append(p.ops, api.Op{Kind: api.OpState, Str: strings.ToLower(arg)})

@@ -25,7 +25,7 @@ var netstatLines = []struct {
 	{"badauth", "\t\t%d discarded for bad authentication\n", false},
 	{"badvhid", "\t\t%d discarded for bad vhid\n", false},
 	{"badaddrs", "\t\t%d discarded because of a bad address list\n", false},
-	// Not in FreeBSD: bsdcarp drops replayed adverts (carp.Counter.Fresh).
+	// Not in FreeBSD: bsdcarp drops replayed adverts (the protocol core's Counter.Fresh).
 	{"replay", "\t\t%d discarded as replays\n", false},
 	{"opackets", "\t%d packet%s sent (IPv4)\n", true},
 	{"opackets6", "\t%d packet%s sent (IPv6)\n", true},

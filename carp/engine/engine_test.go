@@ -598,3 +598,19 @@ func refused(err error, want *api.Error) bool {
 	var ae *api.Error
 	return errors.As(err, &ae) && *ae == *want
 }
+
+// TestStateNamesMatchTheAPI keeps the protocol core's state names and the
+// ones the commands accept and print the same.
+func TestStateNamesMatchTheAPI(t *testing.T) {
+	for st, want := range map[carp.State]string{carp.Init: api.StateInit, carp.Backup: api.StateBackup, carp.Master: api.StateMaster} {
+		if st.String() != want || !api.IsState(strings.ToLower(want)) {
+			t.Errorf("%v: %q, api %q", st, st.String(), want)
+		}
+		if got, ok := carp.ParseState(strings.ToLower(want)); !ok || got != st {
+			t.Errorf("ParseState(%q) = %v %v", want, got, ok)
+		}
+	}
+	if api.IsState("bogus") {
+		t.Error(`IsState("bogus")`)
+	}
+}
