@@ -140,3 +140,30 @@ func IsState(s string) bool {
 	s = strings.ToUpper(s)
 	return s == StateInit || s == StateBackup || s == StateMaster
 }
+
+// Step is the kernel request a FreeBSD host makes first for this line: the
+// one a refusal of the whole line (a user who is not root) is reported as.
+func (r IfconfigRequest) Step() Step {
+	if len(r.Ops) == 0 {
+		return StepSetVHID
+	}
+	switch r.Ops[0].Kind {
+	case OpCreate:
+		return StepCreate
+	case OpDestroy:
+		return StepDestroy
+	case OpAddr:
+		return StepAddAddr
+	case OpDelAddr:
+		return StepDelAddr
+	case OpUp:
+		return StepSetUp
+	case OpDown:
+		return StepSetDown
+	case OpGroupDemote:
+		return StepGroupAttr
+	case OpMTU:
+		return StepSetMTU
+	}
+	return StepSetVHID
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/carp/bsd"
@@ -110,7 +111,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		case err != nil:
 			outcomes[i] = bsd.SysctlOutcome{Err: err}
 		case r.Code == control.CodePerm:
-			outcomes[i] = bsd.SysctlOutcome{Old: current(resp.Status.Knobs, s.Name), Err: errors.New("Operation not permitted")}
+			outcomes[i] = bsd.SysctlOutcome{Old: current(resp.Status.Knobs, s.Name), Err: api.Refused(api.StepSysctl, syscall.EPERM)}
 		case r.Code != "":
 			outcomes[i] = bsd.SysctlOutcome{Old: current(resp.Status.Knobs, s.Name), Err: r.Err()}
 		default:

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/carp/bsd"
@@ -99,33 +100,12 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// permText is what BSD's ifconfig prints when a non-root user tries a change:
-// the failing ioctl and EPERM.
+// permText is what BSD's ifconfig prints when a non-root user tries a
+// change: the first kernel request of the line refused with EPERM.
 func permText(r *api.IfconfigRequest) string {
-	// FreeBSD's ifconfig reports some ioctls with err(3) (strerror) and
-	// others through Perror(), which words EPERM as "permission denied"
-	// (sbin/ifconfig/ifconfig.c).
-	const eperm = ": Operation not permitted"
-	if len(r.Ops) == 0 {
-		return "SIOCSVH" + eperm
+	e := api.Refused(r.Step(), syscall.EPERM)
+	if e.Step == api.StepGroupAttr {
+		e.Name = r.Iface
 	}
-	switch r.Ops[0].Kind {
-	case api.OpCreate:
-		return "SIOCIFCREATE2" + eperm
-	case api.OpDestroy:
-		return "SIOCIFDESTROY" + eperm
-	case api.OpAddr:
-		return "ioctl (SIOCAIFADDR): permission denied"
-	case api.OpDelAddr:
-		return "ioctl (SIOCDIFADDR): permission denied"
-	case api.OpUp:
-		return "up: permission denied" // setifflags(): Perror(vname)
-	case api.OpDown:
-		return "down: permission denied"
-	case api.OpGroupDemote:
-		return r.Iface + ": SIOCSIFGATTR" + eperm // setgroupattribs(): err(1, ...)
-	case api.OpMTU:
-		return "ioctl SIOCSIFMTU (set mtu)" + eperm // setifmtu(): err(1, ...)
-	}
-	return "SIOCSVH" + eperm
+	return bsd.Text(e)
 }

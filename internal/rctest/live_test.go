@@ -5,15 +5,24 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/carp/bsd"
 )
 
 // fakeIfconfig stands in for ifconfig-carp and carpctl-sysctl: it logs each
 // call, under the name it was called by (the libexec link: ifconfig or
 // sysctl), to $FAKE_STATE/log, keeps the interfaces in $FAKE_STATE/ifs, answers
 // "ifconfig IF" and "ifconfig -l" from them, refuses a second create with
-// FreeBSD's words, and fails any command with the word FAIL in it.
-const fakeIfconfig = `#!/bin/sh
+// FreeBSD's words (from carp/bsd, their one copy), and fails any command
+// with the word FAIL in it.
+var fakeIfconfig = strings.NewReplacer(
+	"@NOIF@", bsd.Text(&api.Error{Reason: api.ReasonNoInterface, Name: "$1"}),
+	"@EXISTS@", bsd.Text(api.Refused(api.StepCreate, syscall.EEXIST)),
+	"@INVAL@", bsd.Text(errFail),
+).Replace(`#!/bin/sh
 st=$FAKE_STATE
 me=${0##*/}
 echo "$me $*" >>"$st/log"
@@ -25,22 +34,25 @@ if [ $# -eq 1 ]; then
 		exit 0
 	fi
 	grep -qx -- "$1" "$st/ifs" && exit 0
-	echo "ifconfig: interface $1 does not exist" >&2
+	echo "ifconfig: @NOIF@" >&2
 	exit 1
 fi
 if [ "$2" = create ]; then
 	if grep -qx -- "$1" "$st/ifs"; then
-		echo "ifconfig: SIOCIFCREATE2: File exists" >&2
+		echo "ifconfig: @EXISTS@" >&2
 		exit 1
 	fi
 	echo "$1" >>"$st/ifs"
 	exit 0
 fi
 case " $* " in
-*" FAIL "*) echo "ifconfig: SIOCSVH: Invalid argument" >&2; exit 1 ;;
+*" FAIL "*) echo "ifconfig: @INVAL@" >&2; exit 1 ;;
 esac
 exit 0
-`
+`)
+
+// errFail is the refusal the stand-in prints for a line with FAIL in it.
+var errFail = api.Refused(api.StepSetVHID, syscall.EINVAL)
 
 // installedLayout makes PREFIX/sbin/{rc.carp,ifconfig-carp,carpctl-sysctl}
 // and the PREFIX/libexec/bsdcarp/bsd links, as make install does, with the
@@ -173,7 +185,7 @@ ifconfig_em0_alias1="inet vhid 2 pass ok alias 192.168.1.51/32"
 	if st != 1 {
 		t.Errorf("status %d, want 1", st)
 	}
-	wantErr := "ifconfig: SIOCSVH: Invalid argument\nrc.carp: failed (exit status 1): ifconfig em0 inet vhid 1 pass FAIL alias 192.168.1.50/32\n"
+	wantErr := "ifconfig: " + bsd.Text(errFail) + "\nrc.carp: failed (exit status 1): ifconfig em0 inet vhid 1 pass FAIL alias 192.168.1.50/32\n"
 	if errOut != wantErr {
 		t.Errorf("stderr %q, want %q", errOut, wantErr)
 	}
