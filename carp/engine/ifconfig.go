@@ -58,7 +58,7 @@ func (e *Engine) ifconfig(req IfconfigRequest) error {
 	// What a line leaves must load again after a restart: the same
 	// validation as config.json's.
 	if err := next.Validate(); err != nil {
-		e.log.Printf("carpd: ifconfig %s refused: %v", req.Iface, err)
+		e.warnf("carpd: ifconfig %s refused: %v", req.Iface, err)
 		return refusal(err)
 	}
 	// The kernel may still refuse what validation let through (an MTU
@@ -141,7 +141,7 @@ func (e *Engine) runHostOps(link string, pl plan) (undo func(), err error) {
 			}
 		}
 		if err != nil {
-			e.log.Printf("carpd: %s on %s: %v", op.kind, link, err)
+			e.errorf("carpd: %s on %s: %v", op.kind, link, err)
 			// ifconfig reports the flags and address ioctls through
 			// Perror(), the MTU through err(3).
 			return undo, cliErr(what + ": " + errnoText(err, op.kind != OpMTU))
@@ -160,7 +160,7 @@ func (e *Engine) runHostOps(link string, pl plan) (undo func(), err error) {
 		for _, p := range pl.host {
 			if p.Addr().Is4() && !slices.Contains(now.Addrs, p) {
 				if err := e.k.ReplaceAddr(link, p, 0); err != nil {
-					e.log.Printf("carpd: restore %s on %s: %v", p, link, err)
+					e.errorf("carpd: restore %s on %s: %v", p, link, err)
 				}
 			}
 		}
