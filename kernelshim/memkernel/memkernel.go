@@ -161,8 +161,10 @@ func (m *Memory) logf(format string, args ...any) {
 	m.transcript = append(m.transcript, fmt.Sprintf(format, args...))
 }
 
-// AddLink adds a physical link, attached to seg (nil: none). A zero Index is
-// assigned; Carrier is taken as the physical carrier state; l.Addrs become
+// AddLink adds a link behind the engine's back: a physical link attached to
+// seg (nil: none), or, with Kind "macvlan" and the ParentIndex of a link
+// added before, a macvlan on it (as a crashed engine leaves one). A zero
+// Index is assigned; Carrier is taken as the physical carrier state; l.Addrs become
 // permanent addresses. Adding is not recorded in the transcript.
 func (m *Memory) AddLink(l kernelshim.Link, seg *Segment) {
 	m.mu.Lock()
@@ -173,6 +175,13 @@ func (m *Memory) AddLink(l kernelshim.Link, seg *Segment) {
 		m.nextIndex = l.Index + 1
 	}
 	ml := &memLink{Link: l, carrier: l.Carrier, seg: seg}
+	if l.Kind == "macvlan" {
+		for n, p := range m.links {
+			if p.Index == l.ParentIndex {
+				ml.parent = n
+			}
+		}
+	}
 	for _, p := range l.Addrs {
 		ml.addrs = append(ml.addrs, memAddr{p: p})
 	}
@@ -407,7 +416,10 @@ func (m *Memory) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error 
 		return fmt.Errorf("kernelshim: create macvlan %s: %w", name, kernelshim.ErrClosed)
 	}
 	if old, ok := m.links[name]; ok {
-		if old.Alias != kernelshim.OwnerAlias {
+		// As on Linux: a macvlan without alias but with exactly this MAC
+		// is the leftover of a crash between creation and alias, ours too.
+		leftover := old.Kind == "macvlan" && old.Alias == "" && slices.Equal(old.MAC, mac)
+		if old.Alias != kernelshim.OwnerAlias && !leftover {
 			return fmt.Errorf("kernelshim: create macvlan %s: a link of that name exists and is not ours (alias %q)", name, old.Alias)
 		}
 		ups = append(ups, m.deleteLocked(old)...)
@@ -418,6 +430,12 @@ func (m *Memory) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error 
 	}
 	if len(mac) != 6 {
 		return fmt.Errorf("kernelshim: create macvlan %s: bad MAC %q", name, mac)
+	}
+	for _, c := range m.links {
+		if c.parent == parent && slices.Equal(c.MAC, mac) {
+			// As Linux: two macvlans on one parent cannot share a MAC.
+			return fmt.Errorf("kernelshim: create macvlan %s on %s address %s: %w", name, parent, mac, syscall.EADDRINUSE)
+		}
 	}
 	l := &memLink{
 		Link: kernelshim.Link{
@@ -476,7 +494,8 @@ func (m *Memory) DeleteLink(name string) error {
 	return nil
 }
 
-// SetMTU: see the contract in carp/engine's kernel.go. Recorded as "ip link set X mtu N"; 68..65535 accepted.
+// SetMTU: see the contract in carp/engine's kernel.go. Recorded as "ip link
+// set X mtu N"; 68..65535 accepted, for a macvlan at most its parent's MTU.
 func (m *Memory) SetMTU(name string, mtu int) error {
 	m.mu.Lock()
 	if err := m.failure(OpSetMTU); err != nil {
@@ -488,7 +507,11 @@ func (m *Memory) SetMTU(name string, mtu int) error {
 		m.mu.Unlock()
 		return fmt.Errorf("kernelshim: set mtu of %w", err)
 	}
-	if mtu < 68 || mtu > 65535 {
+	limit := 65535
+	if p := m.links[l.parent]; l.parent != "" && p != nil {
+		limit = p.MTU // as Linux's macvlan: never above its parent's MTU
+	}
+	if mtu < 68 || mtu > limit {
 		m.mu.Unlock()
 		return fmt.Errorf("kernelshim: set mtu of %s to %d: %w", name, mtu, syscall.EINVAL)
 	}
