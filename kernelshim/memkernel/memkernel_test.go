@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -257,19 +260,35 @@ func TestMemoryWatchLinks(t *testing.T) {
 	}
 }
 
+// TestMemoryConcurrent runs three kernels on one segment from several
+// goroutines at once (run it with -race): adverts, address refreshes, link
+// listings and carrier flaps. No call may fail or deadlock, every advert a
+// kernel counts as delivered reaches its channel exactly once and comes
+// from another kernel, and concurrent refreshes leave one address.
 func TestMemoryConcurrent(t *testing.T) {
 	seg := NewSegment()
 	hosts := []*Memory{memHost(seg, "10.0.0.2/24"), memHost(seg, "10.0.0.3/24"), memHost(seg, "10.0.0.4/24")}
+	const rounds = 200
+	vip := netip.MustParsePrefix("10.0.0.1/24")
+	received := make([]atomic.Int64, len(hosts))
+	errs := make(chan error, len(hosts)*rounds*3)
 	var wg sync.WaitGroup
 	for i, h := range hosts {
 		ch := open(t, h)
-		_ = h.JoinGroup("em0")
+		if err := h.JoinGroup("em0"); err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
+		self := netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + i)})
 		go func() {
 			for {
 				select {
-				case <-ch:
+				case p := <-ch:
+					if p.Src == self || len(p.Payload) != 1 {
+						errs <- fmt.Errorf("host %d received %+v", i, p)
+					}
+					received[i].Add(1)
 				case <-ctx.Done():
 					return
 				}
@@ -278,13 +297,51 @@ func TestMemoryConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range 200 {
-				_ = h.SendCARP("em0", netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + i)}), kernelshim.GroupV4, 0, []byte{byte(j)})
-				_ = h.ReplaceAddr("em0", netip.MustParsePrefix("10.0.0.1/24"), time.Second)
-				_, _ = h.Links()
+			for j := range rounds {
+				if err := h.SendCARP("em0", self, kernelshim.GroupV4, 0, []byte{byte(j)}); err != nil {
+					errs <- err
+				}
+				if err := h.ReplaceAddr("em0", vip, time.Minute); err != nil {
+					errs <- err
+				}
+				if ls, err := h.Links(); err != nil || len(ls) != 1 {
+					errs <- fmt.Errorf("Links() = %+v, %v", ls, err)
+				}
 				h.SetCarrier("em0", j%7 != 0)
 			}
 		}()
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("concurrent calls did not finish within 30s (deadlock?)")
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for i, h := range hosts {
+		st := h.Stats()
+		if st.Sent != rounds {
+			t.Errorf("host %d sent %d adverts, want %d", i, st.Sent, rounds)
+		}
+		if st.Delivered == 0 {
+			t.Errorf("host %d: no advert delivered (stats %+v)", i, st)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for received[i].Load() != int64(st.Delivered) && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
+		if got := received[i].Load(); got != int64(st.Delivered) {
+			t.Errorf("host %d: %d adverts read from its channel, %d counted as delivered", i, got, st.Delivered)
+		}
+		if n := slices.Index(h.Addrs("em0"), vip); n < 0 || slices.Index(h.Addrs("em0")[n+1:], vip) >= 0 {
+			t.Errorf("host %d: em0 addresses %v, want %s once", i, h.Addrs("em0"), vip)
+		}
+		if l, err := h.LinkByName("em0"); err != nil || !l.Carrier {
+			t.Errorf("host %d: em0 = %+v, %v; want carrier up after the last flap", i, l, err)
+		}
+	}
 }
