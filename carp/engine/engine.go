@@ -1,6 +1,7 @@
 // Package engine is carpd's core: one event loop that owns the configuration,
 // the net.inet.carp sysctl tree and a CARP state machine per vhid, and turns
-// their decisions into kernel changes through kernelshim.
+// their decisions into kernel changes through the Kernel it declares
+// (kernel.go).
 package engine
 
 import (
