@@ -8,6 +8,7 @@ package kerneltest
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net"
 	"net/netip"
 	"slices"
@@ -305,6 +306,14 @@ func setSysctl(t *testing.T, f Fixture) {
 		if err != nil || old != c.old {
 			t.Errorf("SetSysctl(%s, %q) = %q, %v; want %q", path, c.set, old, err, c.old)
 		}
+	}
+	for _, bad := range []string{"net/ipv4/conf/nope0/arp_ignore", "net/ipv6/conf/nope0/disable_ipv6"} {
+		if _, err := f.Kernel.SetSysctl(bad, "1"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("SetSysctl(%s) of a missing link: err = %v, want one wrapping fs.ErrNotExist", bad, err)
+		}
+	}
+	if _, err := f.Kernel.SetSysctl("net/ipv4/../../etc/passwd", "1"); err == nil {
+		t.Error("SetSysctl of a path with .. succeeded")
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"io/fs"
 	"net"
 	"net/netip"
 	"slices"
@@ -891,7 +892,9 @@ func (m *Memory) WatchLinks(ctx context.Context, onto chan<- kernelshim.LinkUpda
 	return nil
 }
 
-// SetSysctl: see the contract in carp/engine's kernel.go. Unknown paths read as "0".
+// SetSysctl: see the contract in carp/engine's kernel.go. Unknown paths read
+// as "0"; a path under net/ipv{4,6}/{conf,neigh}/LINK of a missing link is
+// an error (fs.ErrNotExist), as in /proc/sys.
 func (m *Memory) SetSysctl(path, value string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -900,6 +903,13 @@ func (m *Memory) SetSysctl(path, value string) (string, error) {
 	}
 	if path == "" || strings.Contains(path, "..") {
 		return "", fmt.Errorf("kernelshim: sysctl %q: bad path", path)
+	}
+	if f := strings.Split(path, "/"); len(f) > 4 && f[0] == "net" && (f[1] == "ipv4" || f[1] == "ipv6") &&
+		(f[2] == "conf" || f[2] == "neigh") && f[3] != "all" && f[3] != "default" {
+		if _, ok := m.links[f[3]]; !ok {
+			// As /proc/sys: a link's directory goes with the link.
+			return "", fmt.Errorf("kernelshim: sysctl %s=%s: %w", path, value, fs.ErrNotExist)
+		}
 	}
 	old, ok := m.sysctl[path]
 	if !ok {
