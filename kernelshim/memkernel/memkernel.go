@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -23,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
 // Segment is an in-memory L2 segment joining links of several Memory

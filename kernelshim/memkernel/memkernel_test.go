@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
 	"net"
 	"net/netip"
 	"runtime"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
 type fakeClock struct {
