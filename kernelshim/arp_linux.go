@@ -13,10 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ListenARP: see Kernel. One AF_PACKET socket for ETH_P_ARP, not bound to
+// ListenARP: see the contract in carp/engine's kernel.go. One AF_PACKET socket for ETH_P_ARP, not bound to
 // an interface, so that requests sent to a macvlan's own MAC (which the
 // kernel delivers to the macvlan only) are seen as well as broadcasts.
-func (k *linux) ListenARP(ctx context.Context, onto chan<- ARPRequest) error {
+func (k *Linux) ListenARP(ctx context.Context, onto chan<- ARPRequest) error {
 	if k.isClosed() {
 		return fmt.Errorf("kernelshim: listen for ARP: %w", ErrClosed)
 	}
@@ -92,8 +92,8 @@ func (k *linux) ListenARP(ctx context.Context, onto chan<- ARPRequest) error {
 	return nil
 }
 
-// ReplyARP: see Kernel.
-func (k *linux) ReplyARP(link string, mac net.HardwareAddr, addr netip.Addr, toMAC net.HardwareAddr, toIP netip.Addr) error {
+// ReplyARP: see the contract in carp/engine's kernel.go.
+func (k *Linux) ReplyARP(link string, mac net.HardwareAddr, addr netip.Addr, toMAC net.HardwareAddr, toIP netip.Addr) error {
 	frame, err := ARPReplyFrame(mac, addr, toMAC, toIP)
 	if err != nil {
 		return err

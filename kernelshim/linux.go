@@ -30,11 +30,11 @@ import (
 // and left to the caller's validation.
 const readBufSize = 1500 + 512
 
-// linux is the real Kernel. It remembers the network namespace it was
+// Linux is the kernel adapter carpd runs on. It remembers the network namespace it was
 // created in and performs every namespace-sensitive operation (socket
 // creation, /proc/sys access, netlink subscriptions) there, whatever OS
 // thread the caller happens to run on.
-type linux struct {
+type Linux struct {
 	h     *netlink.Handle
 	hmu   sync.Mutex // serialises requests on h
 	nsFd  int        // the namespace NewLinux ran in
@@ -65,9 +65,12 @@ func nsOf(path string) (nsID, error) {
 	return nsID{uint64(st.Dev), st.Ino}, nil
 }
 
-// NewLinux returns the real Kernel, bound to the network namespace of the
-// calling OS thread (for an ordinary process: the process's namespace).
-func NewLinux() (Kernel, error) {
+// NewLinux returns the Linux adapter, bound to the network namespace of the
+// calling OS thread (for an ordinary process: the process's namespace). It
+// logs what it cannot report as an error (a receive failure, a lost link
+// subscription) to lg, with component=kernelshim; nil discards them. It is
+// safe for concurrent use.
+func NewLinux(lg *slog.Logger) (*Linux, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -84,12 +87,15 @@ func NewLinux() (Kernel, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("kernelshim: netlink handle: %w", err)
 	}
-	return &linux{h: h, nsFd: fd, nsID: id, log: slog.Default().With("component", "kernelshim"),
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	return &Linux{h: h, nsFd: fd, nsID: id, log: lg.With("component", "kernelshim"),
 		close: make(chan struct{}), pktFd: -1}, nil
 }
 
-// inNS runs f on an OS thread that is in the Kernel's network namespace.
-func (k *linux) inNS(f func() error) error {
+// inNS runs f on an OS thread that is in the adapter's network namespace.
+func (k *Linux) inNS(f func() error) error {
 	runtime.LockOSThread()
 	if id, err := nsOf("/proc/thread-self/ns/net"); err == nil && id == k.nsID {
 		defer runtime.UnlockOSThread()
@@ -120,14 +126,14 @@ func (k *linux) inNS(f func() error) error {
 	return <-errc
 }
 
-func (k *linux) isClosed() bool {
+func (k *Linux) isClosed() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.closed
 }
 
 // withHandle runs f with the netlink handle, serialised.
-func (k *linux) withHandle(f func(h *netlink.Handle) error) error {
+func (k *Linux) withHandle(f func(h *netlink.Handle) error) error {
 	k.hmu.Lock()
 	defer k.hmu.Unlock()
 	if k.isClosed() {
@@ -141,7 +147,7 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
 }
 
-func (k *linux) nlLink(name string) (netlink.Link, error) {
+func (k *Linux) nlLink(name string) (netlink.Link, error) {
 	var l netlink.Link
 	err := k.withHandle(func(h *netlink.Handle) error {
 		var err error
@@ -190,7 +196,7 @@ func retryDump(f func() error) error {
 	return err
 }
 
-func (k *linux) addrsByIndex(index int) (map[int][]netip.Prefix, error) {
+func (k *Linux) addrsByIndex(index int) (map[int][]netip.Prefix, error) {
 	out := map[int][]netip.Prefix{}
 	err := k.withHandle(func(h *netlink.Handle) error {
 		return retryDump(func() error {
@@ -243,7 +249,7 @@ func convertLink(l netlink.Link) Link {
 }
 
 // Links returns every link of the namespace with its addresses.
-func (k *linux) Links() ([]Link, error) {
+func (k *Linux) Links() ([]Link, error) {
 	var nls []netlink.Link
 	err := k.withHandle(func(h *netlink.Handle) error {
 		return retryDump(func() error {
@@ -269,7 +275,7 @@ func (k *linux) Links() ([]Link, error) {
 }
 
 // LinkByName returns one link; ErrNoLink-wrapped when missing.
-func (k *linux) LinkByName(name string) (Link, error) {
+func (k *Linux) LinkByName(name string) (Link, error) {
 	l, err := k.nlLink(name)
 	if err != nil {
 		return Link{}, fmt.Errorf("kernelshim: link %w", err)
@@ -283,8 +289,8 @@ func (k *linux) LinkByName(name string) (Link, error) {
 	return c, nil
 }
 
-// CreateMACVLAN: see Kernel.
-func (k *linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
+// CreateMACVLAN: see the contract in carp/engine's kernel.go.
+func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 	if old, err := k.nlLink(name); err == nil {
 		// The kernel ignores an alias given at creation, so it is set in a
 		// second step: a crash between the two leaves a macvlan without
@@ -342,14 +348,14 @@ func (k *linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 	return nil
 }
 
-func (k *linux) isOurs(index int) bool {
+func (k *Linux) isOurs(index int) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.ours[index]
 }
 
-// DeleteLink: see Kernel.
-func (k *linux) DeleteLink(name string) error {
+// DeleteLink: see the contract in carp/engine's kernel.go.
+func (k *Linux) DeleteLink(name string) error {
 	l, err := k.nlLink(name)
 	if err != nil {
 		return fmt.Errorf("kernelshim: delete link %w", err)
@@ -366,8 +372,8 @@ func (k *linux) DeleteLink(name string) error {
 	return nil
 }
 
-// SetMTU: see Kernel.
-func (k *linux) SetMTU(name string, mtu int) error {
+// SetMTU: see the contract in carp/engine's kernel.go.
+func (k *Linux) SetMTU(name string, mtu int) error {
 	l, err := k.nlLink(name)
 	if err != nil {
 		return fmt.Errorf("kernelshim: set mtu of %w", err)
@@ -378,8 +384,8 @@ func (k *linux) SetMTU(name string, mtu int) error {
 	return nil
 }
 
-// SetLinkUp: see Kernel.
-func (k *linux) SetLinkUp(name string, up bool) error {
+// SetLinkUp: see the contract in carp/engine's kernel.go.
+func (k *Linux) SetLinkUp(name string, up bool) error {
 	l, err := k.nlLink(name)
 	if err != nil {
 		return fmt.Errorf("kernelshim: set link %w", err)
@@ -396,8 +402,8 @@ func (k *linux) SetLinkUp(name string, up bool) error {
 	return nil
 }
 
-// ReplaceAddr: see Kernel.
-func (k *linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) error {
+// ReplaceAddr: see the contract in carp/engine's kernel.go.
+func (k *Linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) error {
 	if !p.IsValid() {
 		return fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
 	}
@@ -405,7 +411,7 @@ func (k *linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration)
 	if err != nil {
 		return fmt.Errorf("kernelshim: replace %s on %w", p, err)
 	}
-	secs := lifetimeSeconds(lifetime)
+	secs := LifetimeSeconds(lifetime)
 	a := &netlink.Addr{IPNet: ipNetOf(p), ValidLft: secs, PreferedLft: secs}
 	if p.Addr().Unmap().Is6() {
 		a.Flags = unix.IFA_F_NODAD
@@ -424,7 +430,7 @@ func (k *linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration)
 
 // parentCovers reports whether l is a stacked link (macvlan) whose parent
 // has an address of p's family whose prefix contains p's subnet.
-func (k *linux) parentCovers(l netlink.Link, p netip.Prefix) bool {
+func (k *Linux) parentCovers(l netlink.Link, p netip.Prefix) bool {
 	// Only a macvlan's ParentIndex is a link of this namespace (a veth's is
 	// its peer's, possibly in another namespace).
 	parent := l.Attrs().ParentIndex
@@ -443,8 +449,8 @@ func (k *linux) parentCovers(l netlink.Link, p netip.Prefix) bool {
 	return false
 }
 
-// DelAddr: see Kernel.
-func (k *linux) DelAddr(link string, p netip.Prefix) error {
+// DelAddr: see the contract in carp/engine's kernel.go.
+func (k *Linux) DelAddr(link string, p netip.Prefix) error {
 	l, err := k.nlLink(link)
 	if err != nil {
 		return fmt.Errorf("kernelshim: delete %s from %w", p, err)
@@ -457,8 +463,8 @@ func (k *linux) DelAddr(link string, p netip.Prefix) error {
 	return nil
 }
 
-// OpenCARP: see Kernel.
-func (k *linux) OpenCARP(ctx context.Context, onto chan<- Packet) error {
+// OpenCARP: see the contract in carp/engine's kernel.go.
+func (k *Linux) OpenCARP(ctx context.Context, onto chan<- Packet) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
@@ -599,7 +605,7 @@ func setFreebind6(p *ipv6.PacketConn) error {
 	return serr
 }
 
-func (k *linux) closeSocketsLocked() {
+func (k *Linux) closeSocketsLocked() {
 	if k.c4 != nil {
 		k.c4.Close()
 	}
@@ -618,7 +624,7 @@ func deliver(ctx context.Context, stop <-chan struct{}, onto chan<- Packet, p Pa
 	return false
 }
 
-func (k *linux) read4(ctx context.Context, c *net.IPConn, onto chan<- Packet) {
+func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- Packet) {
 	buf := make([]byte, readBufSize)
 	oob := ipv4.NewControlMessage(ipv4.FlagTTL | ipv4.FlagInterface | ipv4.FlagDst)
 	for {
@@ -674,7 +680,7 @@ func parse4(b []byte, cm *ipv4.ControlMessage, from *net.IPAddr) Packet {
 	return p
 }
 
-func (k *linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- Packet) {
+func (k *Linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- Packet) {
 	buf := make([]byte, readBufSize)
 	for {
 		n, cm, src, err := c.ReadFrom(buf)
@@ -711,7 +717,7 @@ func (k *linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- Packe
 	}
 }
 
-func (k *linux) sockets() (*ipv4.RawConn, *ipv6.PacketConn, error) {
+func (k *Linux) sockets() (*ipv4.RawConn, *ipv6.PacketConn, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed || !k.opened {
@@ -720,7 +726,7 @@ func (k *linux) sockets() (*ipv4.RawConn, *ipv6.PacketConn, error) {
 	return k.r4, k.p6, nil
 }
 
-func (k *linux) iface(name string) (*net.Interface, error) {
+func (k *Linux) iface(name string) (*net.Interface, error) {
 	l, err := k.nlLink(name)
 	if err != nil {
 		return nil, err
@@ -734,8 +740,8 @@ var (
 	group6 = &net.IPAddr{IP: net.IP(GroupV6.AsSlice())}
 )
 
-// JoinGroup: see Kernel.
-func (k *linux) JoinGroup(ifname string) error {
+// JoinGroup: see the contract in carp/engine's kernel.go.
+func (k *Linux) JoinGroup(ifname string) error {
 	r4, p6, err := k.sockets()
 	if err != nil {
 		return fmt.Errorf("kernelshim: join CARP group on %s: %w", ifname, err)
@@ -755,8 +761,8 @@ func (k *linux) JoinGroup(ifname string) error {
 	return nil
 }
 
-// LeaveGroup: see Kernel.
-func (k *linux) LeaveGroup(ifname string) error {
+// LeaveGroup: see the contract in carp/engine's kernel.go.
+func (k *Linux) LeaveGroup(ifname string) error {
 	r4, p6, err := k.sockets()
 	if err != nil {
 		return fmt.Errorf("kernelshim: leave CARP group on %s: %w", ifname, err)
@@ -779,8 +785,8 @@ func (k *linux) LeaveGroup(ifname string) error {
 	return nil
 }
 
-// SendCARP: see Kernel.
-func (k *linux) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []byte) error {
+// SendCARP: see the contract in carp/engine's kernel.go.
+func (k *Linux) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []byte) error {
 	src, dst = src.Unmap(), dst.Unmap()
 	if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {
 		return fmt.Errorf("kernelshim: send CARP on %s: bad addresses %v -> %v", out, src, dst)
@@ -825,8 +831,8 @@ func (k *linux) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []b
 	return nil
 }
 
-// Announce: see Kernel.
-func (k *linux) Announce(link string, mac net.HardwareAddr, addr netip.Addr) error {
+// Announce: see the contract in carp/engine's kernel.go.
+func (k *Linux) Announce(link string, mac net.HardwareAddr, addr netip.Addr) error {
 	frame, dst, err := AnnounceFrame(mac, addr)
 	if err != nil {
 		return err
@@ -855,7 +861,7 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // packetSocket returns the (lazily created) AF_PACKET send socket. It has
 // protocol 0, so it never receives anything; each frame names its interface.
-func (k *linux) packetSocket() (int, error) {
+func (k *Linux) packetSocket() (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
@@ -875,8 +881,8 @@ func (k *linux) packetSocket() (int, error) {
 	return k.pktFd, err
 }
 
-// WatchLinks: see Kernel.
-func (k *linux) WatchLinks(ctx context.Context, onto chan<- LinkUpdate) error {
+// WatchLinks: see the contract in carp/engine's kernel.go.
+func (k *Linux) WatchLinks(ctx context.Context, onto chan<- LinkUpdate) error {
 	if k.isClosed() {
 		return fmt.Errorf("kernelshim: watch links: %w", ErrClosed)
 	}
@@ -935,7 +941,7 @@ func (s *subscription) drain() {
 	}
 }
 
-func (k *linux) subscribe() (*subscription, error) {
+func (k *Linux) subscribe() (*subscription, error) {
 	s := &subscription{
 		ch:   make(chan netlink.LinkUpdate, 64),
 		ach:  make(chan netlink.AddrUpdate, 64),
@@ -980,7 +986,7 @@ func (k *linux) subscribe() (*subscription, error) {
 }
 
 // endSub stops a subscription and waits for its netlink goroutine.
-func (k *linux) endSub(s *subscription) {
+func (k *Linux) endSub(s *subscription) {
 	s.stop()
 	s.drain()
 	k.mu.Lock()
@@ -990,7 +996,7 @@ func (k *linux) endSub(s *subscription) {
 
 // breakSubscriptions ends every netlink subscription as a socket error
 // would (tests of the resync path).
-func (k *linux) breakSubscriptions() {
+func (k *Linux) breakSubscriptions() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for s := range k.subs {
@@ -1000,7 +1006,7 @@ func (k *linux) breakSubscriptions() {
 
 // pump forwards updates until the subscription breaks (returns true: the
 // caller resubscribes) or ctx / Close ends the watch (returns false).
-func (k *linux) pump(ctx context.Context, s *subscription, onto chan<- LinkUpdate) bool {
+func (k *Linux) pump(ctx context.Context, s *subscription, onto chan<- LinkUpdate) bool {
 	defer k.endSub(s)
 	for {
 		select {
@@ -1063,8 +1069,8 @@ func (k *linux) pump(ctx context.Context, s *subscription, onto chan<- LinkUpdat
 	}
 }
 
-// SetSysctl: see Kernel.
-func (k *linux) SetSysctl(path, value string) (string, error) {
+// SetSysctl: see the contract in carp/engine's kernel.go.
+func (k *Linux) SetSysctl(path, value string) (string, error) {
 	rel := strings.TrimPrefix(path, "/proc/sys/")
 	if !strings.Contains(rel, "/") {
 		rel = strings.ReplaceAll(rel, ".", "/") // sysctl(8) style: net.ipv4.ip_forward
@@ -1089,8 +1095,8 @@ func (k *linux) SetSysctl(path, value string) (string, error) {
 	return old, nil
 }
 
-// Close: see Kernel.
-func (k *linux) Close() error {
+// Close: see the contract in carp/engine's kernel.go.
+func (k *Linux) Close() error {
 	k.mu.Lock()
 	if k.closed {
 		k.mu.Unlock()

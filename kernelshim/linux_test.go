@@ -38,7 +38,7 @@ func TestLinuxCARPMulticastAndUnicast(t *testing.T) {
 	a, b := vethPair(t)
 	ka, kb := kernelIn(t, a), kernelIn(t, b)
 	cha, chb := openCARP(t, ka), openCARP(t, kb)
-	for _, k := range []Kernel{ka, kb} {
+	for _, k := range []*Linux{ka, kb} {
 		if err := k.JoinGroup("veth0"); err != nil {
 			t.Fatal(err)
 		}
@@ -448,7 +448,7 @@ func TestLinuxWatchLinks(t *testing.T) {
 	})
 
 	// A broken subscription is re-established and announced as a resync.
-	ka.(*linux).breakSubscriptions()
+	ka.breakSubscriptions()
 	expect("resync after the subscription broke", func(u LinkUpdate) bool { return u.Resync })
 	ipn(t, b, "link", "set", "veth0", "down")
 	expect("updates flow again after resync", func(u LinkUpdate) bool {
@@ -513,8 +513,8 @@ func TestLinuxCloseNoLeak(t *testing.T) {
 	a, _ := vethPair(t)
 	base := runtime.NumGoroutine()
 	for range 3 {
-		var k Kernel
-		if err := doIn(a, func() (err error) { k, err = NewLinux(); return }); err != nil {
+		var k *Linux
+		if err := doIn(a, func() (err error) { k, err = NewLinux(nil); return }); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -539,8 +539,8 @@ func TestLinuxCloseNoLeak(t *testing.T) {
 	waitFor(t, 3*time.Second, "goroutines to return to the baseline", func() bool { return runtime.NumGoroutine() <= base })
 
 	// Reopening after the context ended is allowed.
-	var k Kernel
-	if err := doIn(a, func() (err error) { k, err = NewLinux(); return }); err != nil {
+	var k *Linux
+	if err := doIn(a, func() (err error) { k, err = NewLinux(nil); return }); err != nil {
 		t.Fatal(err)
 	}
 	defer k.Close()

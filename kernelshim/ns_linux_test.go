@@ -103,10 +103,10 @@ func doIn(ns string, f func() error) error {
 }
 
 // kernelIn returns a Linux Kernel bound to namespace ns, closed in Cleanup.
-func kernelIn(t *testing.T, ns string) Kernel {
+func kernelIn(t *testing.T, ns string) *Linux {
 	t.Helper()
-	var k Kernel
-	if err := doIn(ns, func() (err error) { k, err = NewLinux(); return }); err != nil {
+	var k *Linux
+	if err := doIn(ns, func() (err error) { k, err = NewLinux(nil); return }); err != nil {
 		t.Fatalf("NewLinux in %s: %v", ns, err)
 	}
 	t.Cleanup(func() { k.Close() })
@@ -217,7 +217,7 @@ func recvPacket(ch <-chan Packet, timeout time.Duration) (Packet, bool) {
 	}
 }
 
-func openCARP(t *testing.T, k Kernel) <-chan Packet {
+func openCARP(t *testing.T, k *Linux) <-chan Packet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -2,9 +2,15 @@
 
 package kernelshim
 
-import "errors"
+import (
+	"errors"
+	"log/slog"
+)
+
+// Linux is the Linux adapter; on other systems it cannot be created.
+type Linux struct{}
 
 // NewLinux returns an error on systems other than Linux.
-func NewLinux() (Kernel, error) {
+func NewLinux(*slog.Logger) (*Linux, error) {
 	return nil, errors.New("kernelshim: the Linux kernel adapter needs Linux")
 }

@@ -65,7 +65,7 @@ func (e *Engine) syncARPBalance() {
 		ctx, stop := context.WithCancel(e.shimCtx)
 		if err := e.k.ListenARP(ctx, e.arpReqs); err != nil {
 			stop()
-			e.log.Printf("carpd: arpbalance: %v", err)
+			e.errorf("carpd: arpbalance: %v", err)
 		} else {
 			e.arpStop = stop
 		}
@@ -122,7 +122,7 @@ func (e *Engine) arpInput(r kernelshim.ARPRequest) {
 		return
 	}
 	if err := e.k.ReplyARP(h.vlink, carp.VirtualMAC(h.cfg.VHID), r.TargetIP, r.SenderMAC, r.SenderIP); err != nil {
-		e.log.Printf("carpd: arpbalance: reply for %s to %s: %v", r.TargetIP, r.SenderIP, err)
+		e.errorf("carpd: arpbalance: reply for %s to %s: %v", r.TargetIP, r.SenderIP, err)
 	}
 }
 

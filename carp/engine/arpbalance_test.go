@@ -13,13 +13,14 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 // balancedPair configures, on fw1 and fw2, carp0 vhid 1 (fw1 preferred) and
 // carp1 vhid 2 (fw2 preferred), both with 10.0.0.100/24, preemption on and
 // net.inet.carp.arpbalance set to balance, and waits until fw1 is MASTER
 // of vhid 1 and fw2 of vhid 2.
-func balancedPair(t *testing.T, seg *kernelshim.Segment, balance int64) (fw1, fw2 *node) {
+func balancedPair(t *testing.T, seg *memkernel.Segment, balance int64) (fw1, fw2 *node) {
 	t.Helper()
 	fw1 = newNode(t, seg, "10.0.0.2/24", "")
 	fw2 = newNode(t, seg, "10.0.0.3/24", "")
@@ -81,7 +82,7 @@ func ask(t *testing.T, c arpClient, hosts ...*node) {
 }
 
 // arpReplies returns the "arp reply" lines of a Memory's transcript.
-func arpReplies(k *kernelshim.Memory) []string {
+func arpReplies(k *memkernel.Memory) []string {
 	var out []string
 	for _, l := range k.Transcript() {
 		if strings.HasPrefix(l, "arp reply ") {
@@ -91,7 +92,7 @@ func arpReplies(k *kernelshim.Memory) []string {
 	return out
 }
 
-func wantReplies(t *testing.T, who string, k *kernelshim.Memory, want ...string) {
+func wantReplies(t *testing.T, who string, k *memkernel.Memory, want ...string) {
 	t.Helper()
 	got := arpReplies(k)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -106,7 +107,7 @@ const (
 
 func TestARPBalanceOneReplyPerRequestFromTheChosenMaster(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		fw1, fw2 := balancedPair(t, seg, 1)
 		defer fw1.stop(t)
 		for _, n := range []*node{fw1, fw2} {
@@ -138,7 +139,7 @@ func TestARPBalanceOneReplyPerRequestFromTheChosenMaster(t *testing.T) {
 		// fw2 fails (cut off the segment): fw1 becomes MASTER of vhid 2
 		// too, the count stays 2, and fw1 answers both clients.
 		fw1.k.ResetTranscript()
-		seg.SetLoss(func(from, to *kernelshim.Memory) bool { return from == fw2.k || to == fw2.k })
+		seg.SetLoss(func(from, to *memkernel.Memory) bool { return from == fw2.k || to == fw2.k })
 		time.Sleep(carp.MasterDown(1, 100) + time.Millisecond)
 		synctest.Wait()
 		if s := fw1.state(t, "carp0") + "/" + fw1.state(t, "carp1"); s != "MASTER/MASTER" {
@@ -160,7 +161,7 @@ func TestARPBalanceOneReplyPerRequestFromTheChosenMaster(t *testing.T) {
 
 func TestARPBalanceRunningCountsBackupNotInit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fw1, fw2 := balancedPair(t, kernelshim.NewSegment(), 1)
+		fw1, fw2 := balancedPair(t, memkernel.NewSegment(), 1)
 		defer fw1.stop(t)
 		defer fw2.stop(t)
 		// carp1 down on fw2: vhid 2 goes to INIT there (not running) and
@@ -184,7 +185,7 @@ func TestARPBalanceRunningCountsBackupNotInit(t *testing.T) {
 
 func TestARPBalanceOffChangesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fw1, fw2 := balancedPair(t, kernelshim.NewSegment(), 0)
+		fw1, fw2 := balancedPair(t, memkernel.NewSegment(), 0)
 		defer fw1.stop(t)
 		defer fw2.stop(t)
 		for _, n := range []*node{fw1, fw2} {
@@ -224,10 +225,10 @@ func TestARPBalanceOffChangesNothing(t *testing.T) {
 // open leaves arp_ignore at 1, and the next attempt that works balances.
 func TestARPBalanceWithoutAListenerLeavesTheKernelAnswering(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fw1, fw2 := balancedPair(t, kernelshim.NewSegment(), 0)
+		fw1, fw2 := balancedPair(t, memkernel.NewSegment(), 0)
 		defer fw1.stop(t)
 		defer fw2.stop(t)
-		fw1.k.SetFailure("ListenARP", syscall.EMFILE)
+		fw1.k.Fail(memkernel.OpListenARP, syscall.EMFILE)
 		if _, _, err := fw1.e.SetSysctl(context.Background(), "net.inet.carp.arpbalance", 1); err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +237,7 @@ func TestARPBalanceWithoutAListenerLeavesTheKernelAnswering(t *testing.T) {
 				t.Fatalf("arp_ignore of %s = %q with no ARP listener, want 1 (the kernel answers)", l, v)
 			}
 		}
-		fw1.k.SetFailure("ListenARP", nil)
+		fw1.k.Fail(memkernel.OpListenARP, nil)
 		if _, _, err := fw1.e.SetSysctl(context.Background(), "net.inet.carp.arpbalance", 1); err != nil {
 			t.Fatal(err)
 		}

@@ -49,7 +49,7 @@ func (e *Engine) loadCounters() map[string]carp.CounterState {
 		err = json.Unmarshal(b, &m)
 	}
 	if err != nil {
-		e.log.Printf("carpd: %s ignored (replay protection starts afresh): %v", path, err)
+		e.warnf("carpd: %s ignored (replay protection starts afresh): %v", path, err)
 		return map[string]carp.CounterState{}
 	}
 	return m
@@ -95,7 +95,7 @@ func (e *Engine) counterWriter(stop <-chan struct{}, done chan<- struct{}) {
 	write := func(b []byte) {
 		if err := writeCache(e.opts.StateDir, countersFile, b); err != nil {
 			if !failed {
-				e.log.Printf("carpd: %v", fmt.Errorf("save advert counters: %w", err))
+				e.errorf("carpd: %v", fmt.Errorf("save advert counters: %w", err))
 			}
 			failed = true
 			return

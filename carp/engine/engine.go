@@ -1,13 +1,14 @@
 // Package engine is carpd's core: one event loop that owns the configuration,
 // the net.inet.carp sysctl tree and a CARP state machine per vhid, and turns
-// their decisions into kernel changes through kernelshim.
+// their decisions into kernel changes through the Kernel it declares
+// (kernel.go).
 package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
 	"time"
@@ -18,14 +19,19 @@ import (
 
 // Options configure an Engine.
 type Options struct {
-	// Kernel is the OS adapter (kernelshim.NewLinux, or a Memory in tests).
-	Kernel kernelshim.Kernel
+	// Kernel is the OS adapter (kernelshim.NewLinux, or a memkernel.Memory
+	// in tests).
+	Kernel Kernel
 	// StateDir holds config.json and kernel.json. Empty: nothing is saved.
 	StateDir string
 	// IfMap maps BSD interface names to Linux ones (em0 -> eth0).
 	IfMap map[string]string
-	// Log receives carp(4)-style messages; nil discards them.
-	Log *log.Logger
+	// Logger receives carp(4)-style messages, each formatted in full in the
+	// record's message (errors at Error, state changes at Info, bad
+	// packets at Debug; which of them are logged at all is decided by
+	// net.inet.carp.log, so the handler should not drop levels); nil
+	// discards them.
+	Logger *slog.Logger
 	// Events, if not nil, receives every Event (see Event) in the order
 	// the engine decided them. The engine never blocks on it: a send that
 	// would wait drops the event instead, counts it (EventsDropped) and
@@ -42,9 +48,9 @@ type Options struct {
 // Engine runs CARP for every configured vhid. Create it with New, start it
 // with Run; every other method talks to Run's goroutine by message.
 type Engine struct {
-	k    kernelshim.Kernel
+	k    Kernel
 	opts Options
-	log  *log.Logger
+	log  *slog.Logger
 
 	calls chan func()
 	ready chan struct{}
@@ -91,9 +97,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Uint64
 	}
-	lg := opts.Log
+	lg := opts.Logger
 	if lg == nil {
-		lg = log.New(discard{}, "", 0)
+		lg = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
 		k:              opts.Kernel,
@@ -130,10 +136,6 @@ func New(opts Options) (*Engine, error) {
 	}
 	return e, nil
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // Ready is closed once Run has set everything up and serves requests.
 func (e *Engine) Ready() <-chan struct{} { return e.ready }
@@ -181,7 +183,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	defer func() { close(stopWriter); <-writerDone }()
 	defer func() {
 		if r := recover(); r != nil {
-			e.log.Printf("carpd: panic in the engine: %v\n%s", r, debug.Stack())
+			e.errorf("carpd: panic in the engine: %v\n%s", r, debug.Stack())
 			e.safeShutdown("panic")
 			err = fmt.Errorf("engine: panic: %v", r)
 		}
@@ -263,9 +265,9 @@ func (e *Engine) shutdown(why string) {
 	reason := "carpd stopping"
 	if why != "" {
 		reason += " (" + why + ")"
-		e.log.Printf("carpd: %s: stopping, handing over %d MASTER vhid%s", why, masters, plural)
+		e.infof("carpd: %s: stopping, handing over %d MASTER vhid%s", why, masters, plural)
 	} else {
-		e.log.Printf("carpd: stopping, handing over %d MASTER vhid%s", masters, plural)
+		e.infof("carpd: stopping, handing over %d MASTER vhid%s", masters, plural)
 	}
 	now := e.opts.Now()
 	for _, h := range e.hosts {
@@ -283,7 +285,7 @@ func (e *Engine) safeShutdown(why string) {
 	step := func(what string, f func()) {
 		defer func() {
 			if r := recover(); r != nil {
-				e.log.Printf("carpd: %s after a panic: %v", what, r)
+				e.errorf("carpd: %s after a panic: %v", what, r)
 			}
 		}()
 		f()
@@ -399,9 +401,20 @@ func (e *Engine) removeStrayLinks() {
 		}
 		if !wanted {
 			if err := e.k.DeleteLink(l.Name); err != nil && !errors.Is(err, kernelshim.ErrNoLink) {
-				e.log.Printf("carpd: remove stale link %s: %v", l.Name, err)
+				e.errorf("carpd: remove stale link %s: %v", l.Name, err)
 			}
 		}
 	}
 	_ = e.resyncLinks()
+}
+
+// errorf, warnf, infof and debugf log one message, worded in full as
+// carp(4) and carpd word it, at their level.
+func (e *Engine) errorf(format string, args ...any) { e.logAt(slog.LevelError, format, args) }
+func (e *Engine) warnf(format string, args ...any)  { e.logAt(slog.LevelWarn, format, args) }
+func (e *Engine) infof(format string, args ...any)  { e.logAt(slog.LevelInfo, format, args) }
+func (e *Engine) debugf(format string, args ...any) { e.logAt(slog.LevelDebug, format, args) }
+
+func (e *Engine) logAt(level slog.Level, format string, args []any) {
+	e.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
 }

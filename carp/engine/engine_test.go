@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log"
 	"net"
 	"net/netip"
 	"os"
@@ -19,12 +18,14 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/internal/loglines"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 // node is one host of an in-memory network: a Memory kernel and its engine.
 type node struct {
-	k      *kernelshim.Memory
+	k      *memkernel.Memory
 	e      *Engine
 	logs   *syncBuffer
 	cancel context.CancelFunc
@@ -50,9 +51,9 @@ func (s *syncBuffer) String() string {
 
 // newNode makes a host with em0 (addr) on seg and starts its engine. Call
 // inside a synctest bubble.
-func newNode(t *testing.T, seg *kernelshim.Segment, addr, stateDir string) *node {
+func newNode(t *testing.T, seg *memkernel.Segment, addr, stateDir string) *node {
 	t.Helper()
-	k := kernelshim.NewMemory()
+	k := memkernel.NewMemory()
 	k.Clock = time.Now
 	k.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(len(addr))}, MTU: 1500,
 		AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
@@ -60,10 +61,10 @@ func newNode(t *testing.T, seg *kernelshim.Segment, addr, stateDir string) *node
 	return startNode(t, k, stateDir)
 }
 
-func startNode(t *testing.T, k *kernelshim.Memory, stateDir string) *node {
+func startNode(t *testing.T, k *memkernel.Memory, stateDir string) *node {
 	t.Helper()
 	logs := &syncBuffer{}
-	e, err := New(Options{Kernel: k, StateDir: stateDir, Log: log.New(logs, "", 0)})
+	e, err := New(Options{Kernel: k, StateDir: stateDir, Logger: loglines.New(logs, false)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func runbook284(t *testing.T, n *node, advskew int) {
 
 func TestAloneBackupBecomesMasterAtMasterDownInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 		defer n.stop(t)
 		runbook284(t, n, 100)
 		start := time.Now()
@@ -159,7 +160,7 @@ func TestAloneBackupBecomesMasterAtMasterDownInterval(t *testing.T) {
 
 func TestMasterKeepsAddressesFreshAndBackupNeverHoldsThem(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		fw1 := newNode(t, seg, "10.0.0.2/24", "")
 		defer fw1.stop(t)
 		fw2 := newNode(t, seg, "10.0.0.3/24", "")
@@ -185,7 +186,7 @@ func TestMasterKeepsAddressesFreshAndBackupNeverHoldsThem(t *testing.T) {
 
 func TestGracefulStopBowsOutAndLeavesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		fw1 := newNode(t, seg, "10.0.0.2/24", "")
 		fw1.k.SetSysctlValue("net/ipv4/conf/em0/arp_ignore", "0")
 		fw2 := newNode(t, seg, "10.0.0.3/24", "")
@@ -219,7 +220,7 @@ func TestGracefulStopBowsOutAndLeavesNothing(t *testing.T) {
 func TestRejectedCommandChangesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", dir)
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", dir)
 		defer n.stop(t)
 		runbook284(t, n, 100)
 		before, _ := n.e.Status(context.Background(), true)
@@ -270,7 +271,7 @@ func equalStatus(a, b api.Status) bool {
 func TestRestartRestoresSavedConfiguration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		n := newNode(t, seg, "10.0.0.2/24", dir)
 		runbook284(t, n, 100)
 		if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.preempt", 1); err != nil {
@@ -309,7 +310,7 @@ func knobValue(st api.Status, name string) int64 {
 
 func TestBadAdvertsAreCountedAndNeverFlipState(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		fw := newNode(t, seg, "10.0.0.2/24", "")
 		defer fw.stop(t)
 		runbook284(t, fw, 100)
@@ -317,7 +318,7 @@ func TestBadAdvertsAreCountedAndNeverFlipState(t *testing.T) {
 		synctest.Wait()
 		// An attacker on the segment without the password sends a "better"
 		// advert (advskew 0) every 100 ms.
-		evil := kernelshim.NewMemory()
+		evil := memkernel.NewMemory()
 		evil.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.66/24")}}, seg)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -352,9 +353,9 @@ func TestBadAdvertsAreCountedAndNeverFlipState(t *testing.T) {
 
 func TestCarrierLossDemotesAndFailsOverOtherVHIDs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		lan, wan := kernelshim.NewSegment(), kernelshim.NewSegment()
+		lan, wan := memkernel.NewSegment(), memkernel.NewSegment()
 		mk := func(lanAddr, wanAddr string) *node {
-			k := kernelshim.NewMemory()
+			k := memkernel.NewMemory()
 			k.Clock = time.Now
 			k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix(lanAddr)}}, lan)
 			k.AddLink(kernelshim.Link{Name: "em1", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix(wanAddr)}}, wan)
@@ -406,7 +407,7 @@ func TestCarrierLossDemotesAndFailsOverOtherVHIDs(t *testing.T) {
 
 func TestAllowZeroStopsEveryVHIDAndDemotesOncePerVHID(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 		defer n.stop(t)
 		runbook284(t, n, 0)
 		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
@@ -439,9 +440,9 @@ func TestAllowZeroStopsEveryVHIDAndDemotesOncePerVHID(t *testing.T) {
 
 func TestPlainIfconfigOnAPhysicalInterface(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		k := kernelshim.NewMemory()
+		k := memkernel.NewMemory()
 		k.Clock = time.Now
-		k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500}, kernelshim.NewSegment())
+		k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500}, memkernel.NewSegment())
 		n := startNode(t, k, "")
 		defer n.stop(t)
 		p := netip.MustParsePrefix
@@ -489,7 +490,7 @@ func TestPlainIfconfigOnAPhysicalInterface(t *testing.T) {
 
 func TestDialectBFindsItsParentBySubnet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newNode(t, kernelshim.NewSegment(), "192.168.1.3/24", "")
+		n := newNode(t, memkernel.NewSegment(), "192.168.1.3/24", "")
 		defer n.stop(t)
 		n.ifconfig(t, "carp0", api.Op{Kind: api.OpCreate})
 		err := n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpVHID, Int: 1}, {Kind: api.OpPass, Str: "testpass"}, {Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.7.7.7/24")}}})
@@ -511,7 +512,7 @@ func TestDialectBFindsItsParentBySubnet(t *testing.T) {
 
 func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newNode(t, kernelshim.NewSegment(), "192.168.1.3/24", "")
+		n := newNode(t, memkernel.NewSegment(), "192.168.1.3/24", "")
 		defer n.stop(t)
 		vip := netip.MustParsePrefix("192.168.1.50/32")
 		// ifconfig em0 vhid 1 advskew 100 pass testpass alias 192.168.1.50/32
@@ -566,10 +567,10 @@ func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
 // step fails undoes its earlier steps and leaves the configuration alone.
 func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newNode(t, kernelshim.NewSegment(), "192.168.1.3/24", t.TempDir())
+		n := newNode(t, memkernel.NewSegment(), "192.168.1.3/24", t.TempDir())
 		defer n.stop(t)
 		p := netip.MustParsePrefix
-		n.k.SetFailure("ReplaceAddr", syscall.EINVAL)
+		n.k.Fail(memkernel.OpReplaceAddr, syscall.EINVAL)
 		// ifconfig em0 vhid 1 pass x mtu 9000 192.168.1.4/24 alias: the
 		// mtu goes through, the address is refused.
 		err := n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "em0", Ops: []api.Op{
@@ -580,8 +581,8 @@ func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
 		if l, _ := n.k.LinkByName("em0"); l.MTU != 1500 {
 			t.Fatalf("MTU after the refused line = %d, want 1500 restored", l.MTU)
 		}
-		n.k.SetFailure("ReplaceAddr", nil)
-		n.k.SetFailure("SetLinkUp", syscall.EPERM)
+		n.k.Fail(memkernel.OpReplaceAddr, nil)
+		n.k.Fail(memkernel.OpSetLinkUp, syscall.EPERM)
 		err = n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "em0", Ops: []api.Op{{Kind: api.OpDown}}})
 		if !refused(err, api.Refused(api.StepSetDown, syscall.EPERM)) {
 			t.Fatalf("refused down: %v (FreeBSD's setifflags reports it through Perror)", err)

@@ -71,7 +71,7 @@ func (e *Engine) emit(ev Event) {
 			return
 		}
 		e.lastLog["events"] = now
-		e.log.Printf("carpd: event queue full: %q dropped (%d events dropped so far)", ev.String(), n)
+		e.warnf("carpd: event queue full: %q dropped (%d events dropped so far)", ev.String(), n)
 	}
 }
 

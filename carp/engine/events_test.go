@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"log"
 	"net"
 	"net/netip"
 	"slices"
@@ -13,7 +12,9 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/internal/loglines"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 func TestEventTextIsDevctlNotify(t *testing.T) {
@@ -40,16 +41,16 @@ func TestEventTextIsDevctlNotify(t *testing.T) {
 }
 
 // eventNode is newNode with an Events channel of capacity n.
-func eventNode(t *testing.T, seg *kernelshim.Segment, addr string, n int) (*node, chan Event) {
+func eventNode(t *testing.T, seg *memkernel.Segment, addr string, n int) (*node, chan Event) {
 	t.Helper()
-	k := kernelshim.NewMemory()
+	k := memkernel.NewMemory()
 	k.Clock = time.Now
 	k.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 1, byte(len(addr))}, MTU: 1500,
 		AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
 		Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}, seg)
 	evs := make(chan Event, n)
 	logs := &syncBuffer{}
-	e, err := New(Options{Kernel: k, Log: log.New(logs, "", 0), Events: evs})
+	e, err := New(Options{Kernel: k, Logger: loglines.New(logs, false), Events: evs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func drain(ch chan Event) []string {
 
 func TestEventsOfAFailoverInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		a, evA := eventNode(t, seg, "10.0.0.2/24", 64)
 		defer a.stop(t)
 		b, evB := eventNode(t, seg, "10.0.0.3/24", 64)
@@ -143,7 +144,7 @@ func TestEventsOfAFailoverInOrder(t *testing.T) {
 // the events it cannot queue, counts and logs them (rate-limited).
 func TestFullEventQueueNeverBlocksTheEngine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		a, _ := eventNode(t, seg, "10.0.0.2/24", 1) // nobody ever reads it
 		defer a.stop(t)
 		runbook284(t, a, 0)

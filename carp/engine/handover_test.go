@@ -14,18 +14,19 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 // sideEffects interleaves a Memory kernel's transcript with the adverts it
 // sends ("advert advbase/advskew"), in the order they happened.
 type sideEffects struct {
 	mu    sync.Mutex
-	k     *kernelshim.Memory
+	k     *memkernel.Memory
 	lines []string
 	seen  int // transcript lines already copied
 }
 
-func recordSideEffects(k *kernelshim.Memory) *sideEffects {
+func recordSideEffects(k *memkernel.Memory) *sideEffects {
 	s := &sideEffects{k: k, seen: len(k.Transcript())}
 	k.SetSendHook(func(_ string, p kernelshim.Packet) {
 		s.mu.Lock()
@@ -70,7 +71,7 @@ func index(lines []string, prefix string) int {
 // vhid 1, with net.inet.carp.preempt on both hosts when preempt is set.
 func pair254(t *testing.T, preempt bool) (fw1, fw2 *node) {
 	t.Helper()
-	seg := kernelshim.NewSegment()
+	seg := memkernel.NewSegment()
 	fw1 = newNode(t, seg, "10.0.0.2/24", "")
 	fw2 = newNode(t, seg, "10.0.0.3/24", "")
 	for _, n := range []*node{fw1, fw2} {
@@ -198,7 +199,7 @@ func TestIfconfigDownKeepsAnsweringUntilTheNewMasterSpeaks(t *testing.T) {
 
 func TestBowOutWithoutPeerDrainsAtMostTheMasterDownInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 		defer n.stop(t)
 		runbook284(t, n, 0)
 		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
@@ -268,7 +269,7 @@ func TestPreemptCountsTransitionsToMaster(t *testing.T) {
 
 func TestSendWithoutBufferMemoryCountsONoMem(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 		defer n.stop(t)
 		runbook284(t, n, 0)
 		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)

@@ -58,7 +58,7 @@ func (e *Engine) ifconfig(req api.IfconfigRequest) error {
 	// What a line leaves must load again after a restart: the same
 	// validation as config.json's.
 	if err := next.Validate(); err != nil {
-		e.log.Printf("carpd: ifconfig %s refused: %v", req.Iface, err)
+		e.warnf("carpd: ifconfig %s refused: %v", req.Iface, err)
 		return refusal(err)
 	}
 	// The kernel may still refuse what validation let through (an MTU
@@ -141,7 +141,7 @@ func (e *Engine) runHostOps(link string, pl plan) (undo func(), err error) {
 			}
 		}
 		if err != nil {
-			e.log.Printf("carpd: %s on %s: %v", op.kind, link, err)
+			e.errorf("carpd: %s on %s: %v", op.kind, link, err)
 			return undo, api.KernelRefusal(step, err)
 		}
 	}
@@ -158,7 +158,7 @@ func (e *Engine) runHostOps(link string, pl plan) (undo func(), err error) {
 		for _, p := range pl.host {
 			if p.Addr().Is4() && !slices.Contains(now.Addrs, p) {
 				if err := e.k.ReplaceAddr(link, p, 0); err != nil {
-					e.log.Printf("carpd: restore %s on %s: %v", p, link, err)
+					e.errorf("carpd: restore %s on %s: %v", p, link, err)
 				}
 			}
 		}

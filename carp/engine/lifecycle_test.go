@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"log"
 	"net"
 	"net/netip"
 	"os"
@@ -15,7 +14,9 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/internal/loglines"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 // causeNode is a node whose Run context is canceled with a cause, as carpd
@@ -27,9 +28,9 @@ type causeNode struct {
 
 // newCauseNode makes a host with em0 (addr) and em1 on seg, arp_ignore 0 on
 // em0, and starts its engine with ifmap. Call inside a synctest bubble.
-func newCauseNode(t *testing.T, seg *kernelshim.Segment, addr string, ifmap map[string]string) *causeNode {
+func newCauseNode(t *testing.T, seg *memkernel.Segment, addr string, ifmap map[string]string) *causeNode {
 	t.Helper()
-	k := kernelshim.NewMemory()
+	k := memkernel.NewMemory()
 	k.Clock = time.Now
 	for i, name := range []string{"em0", "em1"} {
 		l := kernelshim.Link{Name: name, MAC: net.HardwareAddr{2, 0, 0, 0, byte(i), byte(len(addr))}, MTU: 1500,
@@ -41,7 +42,7 @@ func newCauseNode(t *testing.T, seg *kernelshim.Segment, addr string, ifmap map[
 	}
 	k.SetSysctlValue("net/ipv4/conf/em0/arp_ignore", "0")
 	logs := &syncBuffer{}
-	e, err := New(Options{Kernel: k, IfMap: ifmap, Log: log.New(logs, "", 0)})
+	e, err := New(Options{Kernel: k, IfMap: ifmap, Logger: loglines.New(logs, false)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func newCauseNode(t *testing.T, seg *kernelshim.Segment, addr string, ifmap map[
 // masterNode is a lone host that has become MASTER of carp0 (vhid 1 on em0).
 func masterNode(t *testing.T, ifmap map[string]string) *causeNode {
 	t.Helper()
-	n := newCauseNode(t, kernelshim.NewSegment(), "10.0.0.2/24", ifmap)
+	n := newCauseNode(t, memkernel.NewSegment(), "10.0.0.2/24", ifmap)
 	runbook284(t, n.node, 0)
 	time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
 	synctest.Wait()
@@ -70,7 +71,7 @@ func masterNode(t *testing.T, ifmap map[string]string) *causeNode {
 }
 
 // leftNothing checks that carp0, its address and the ARP settings are gone.
-func leftNothing(t *testing.T, k *kernelshim.Memory) {
+func leftNothing(t *testing.T, k *memkernel.Memory) {
 	t.Helper()
 	if _, err := k.LinkByName("carp0"); !errors.Is(err, kernelshim.ErrNoLink) {
 		t.Errorf("carp0 still exists: %v", err)

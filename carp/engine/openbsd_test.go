@@ -12,6 +12,7 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 // TestCloneOnDemand: OpenBSD's ifconfig creates a carpN that a line
@@ -19,7 +20,7 @@ import (
 // destroy; the result is the same clone that "create" makes.
 func TestCloneOnDemand(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newNode(t, kernelshim.NewSegment(), "192.168.7.2/24", "")
+		n := newNode(t, memkernel.NewSegment(), "192.168.7.2/24", "")
 		defer n.stop(t)
 		ctx := context.Background()
 		n.ifconfig(t, "carp3", api.Op{Kind: api.OpVHID, Int: 3}, api.Op{Kind: api.OpPass, Str: "x"}, api.Op{Kind: api.OpCarpdev, Str: "em0"},
@@ -85,7 +86,7 @@ func demotionOf(t *testing.T, n *node) int64 {
 // gives them back.
 func TestGroupDemote(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		fw1 := newNode(t, seg, "10.0.0.2/24", "")
 		defer fw1.stop(t)
 		fw2 := newNode(t, seg, "10.0.0.3/24", "")

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 // A MASTER that moved to a peer's counter chain (a peer that rebooted drew a
@@ -16,7 +16,7 @@ import (
 // took the replay as fresh and yielded to its own captured advert.
 func TestReplayOfAnOlderCounterChainIsStillDropped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		c := newNode(t, seg, "10.0.0.2/24", "")
 		defer c.stop(t)
 		var capC capture

@@ -16,6 +16,7 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 // capture records what a kernel sends, as a host with a mirror port would.
@@ -41,8 +42,8 @@ func (c *capture) last(t *testing.T) kernelshim.Packet {
 }
 
 // attacker is a third host on the segment that sends raw payloads.
-func attacker(t *testing.T, seg *kernelshim.Segment) func(src netip.Addr, payload []byte) {
-	evil := kernelshim.NewMemory()
+func attacker(t *testing.T, seg *memkernel.Segment) func(src netip.Addr, payload []byte) {
+	evil := memkernel.NewMemory()
 	evil.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.66/24")}}, seg)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -79,7 +80,7 @@ func TestReplayedAdvertNeitherHoldsBackupDownNorMakesMasterYield(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				seg := kernelshim.NewSegment()
+				seg := memkernel.NewSegment()
 				a := newNode(t, seg, "10.0.0.2/24", "")
 				b := newNode(t, seg, "10.0.0.3/24", "")
 				defer b.stop(t)
@@ -156,7 +157,7 @@ func TestReplayedAdvertNeitherHoldsBackupDownNorMakesMasterYield(t *testing.T) {
 
 func TestAuthMismatchIsLoggedAtDefaultLevelAndShown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		a := newNode(t, seg, "10.0.0.2/24", "")
 		b := newNode(t, seg, "10.0.0.3/24", "")
 		defer b.stop(t)
@@ -188,9 +189,9 @@ func TestAuthMismatchIsLoggedAtDefaultLevelAndShown(t *testing.T) {
 
 func TestAdvertSourceIsTheVHIDAddressWhenTheParentHasNone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		mk := func() *node {
-			k := kernelshim.NewMemory()
+			k := memkernel.NewMemory()
 			k.Clock = time.Now
 			k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500}, seg)
 			return startNode(t, k, "")
@@ -218,7 +219,7 @@ func TestAdvertSourceIsTheVHIDAddressWhenTheParentHasNone(t *testing.T) {
 
 func TestSendErrorsDemoteAndAreSaidAtTheDefaultLevel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		a := newNode(t, seg, "10.0.0.2/24", "")
 		defer a.stop(t)
 		runbook284(t, a, 0)
@@ -256,7 +257,7 @@ func TestSendErrorsDemoteAndAreSaidAtTheDefaultLevel(t *testing.T) {
 // after the restart is dropped, and a damaged file is only logged.
 func TestRestartedEngineStillDropsReplays(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		dir := t.TempDir()
 		a := newNode(t, seg, "10.0.0.2/24", "")
 		defer a.stop(t)
@@ -301,7 +302,7 @@ func TestDamagedCountersFileIsIgnored(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, countersFile), []byte("{not json"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", dir)
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", dir)
 		defer n.stop(t)
 		runbook284(t, n, 0)
 		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
@@ -319,7 +320,7 @@ func TestDamagedCountersFileIsIgnored(t *testing.T) {
 // mismatch line is rate-limited per vhid, not per source.
 func TestAuthMismatchLogIsRateLimitedPerVHID(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		a := newNode(t, seg, "10.0.0.2/24", "")
 		defer a.stop(t)
 		runbook284(t, a, 0)

@@ -101,7 +101,7 @@ func (e *Engine) persist(now time.Time) error {
 	}
 	if err == nil {
 		if e.save.pending {
-			e.log.Printf("carpd: configuration saved to %s", filepath.Join(e.opts.StateDir, configFile))
+			e.infof("carpd: configuration saved to %s", filepath.Join(e.opts.StateDir, configFile))
 		}
 		e.save.saved, e.save.pending = b, false
 		return nil
@@ -109,7 +109,7 @@ func (e *Engine) persist(now time.Time) error {
 	file := filepath.Join(e.opts.StateDir, configFile)
 	se := &api.SaveError{File: file, Cause: causeText(file, err), Err: err}
 	if !e.save.pending || now.Sub(e.save.loggedAt) >= saveLogEvery {
-		e.log.Printf("carpd: configuration not saved, in effect all the same; retrying every %v: %s", saveRetry, causeText(se.File, err))
+		e.errorf("carpd: configuration not saved, in effect all the same; retrying every %v: %s", saveRetry, causeText(se.File, err))
 		e.save.loggedAt = now
 	}
 	e.save.pending = true
@@ -142,9 +142,9 @@ func (e *Engine) flushSave() {
 		err = e.save.writer()(e.opts.StateDir, configFile, b)
 	}
 	if err != nil {
-		e.log.Printf("carpd: configuration not saved at stop, the next start uses the last saved one: %s", causeText(file, err))
+		e.errorf("carpd: configuration not saved at stop, the next start uses the last saved one: %s", causeText(file, err))
 		return
 	}
 	e.save.saved, e.save.pending = b, false
-	e.log.Printf("carpd: configuration saved to %s", file)
+	e.infof("carpd: configuration saved to %s", file)
 }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 // fullDisk stands in for writeAtomic while the state directory is full: it
@@ -64,7 +64,7 @@ func useWriter(t *testing.T, n *node, w func(dir, name string, b []byte) error) 
 func TestFailoverCommandsTakeEffectWhenTheStateDirIsFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		seg := kernelshim.NewSegment()
+		seg := memkernel.NewSegment()
 		fw1 := newNode(t, seg, "10.0.0.2/24", dir)
 		fw2 := newNode(t, seg, "10.0.0.3/24", "")
 		defer fw2.stop(t)
@@ -174,7 +174,7 @@ func TestStateDirThatCannotBeCreatedIsSavedOnceItCanBe(t *testing.T) {
 		base := t.TempDir()
 		blocker := filepath.Join(base, "var")
 		dir := filepath.Join(blocker, "carpd")
-		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", dir)
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", dir)
 		defer n.stop(t)
 		// After the start (which found nothing saved), the state
 		// directory's parent becomes a regular file.
@@ -225,7 +225,7 @@ func TestStateDirThatCannotBeCreatedIsSavedOnceItCanBe(t *testing.T) {
 func TestStopWithTheStateDirStillFullSaysSo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", dir)
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", dir)
 		runbook284(t, n, 0)
 		saved, err := os.ReadFile(filepath.Join(dir, configFile))
 		if err != nil {

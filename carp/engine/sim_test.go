@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"hash/fnv"
-	"log"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -24,7 +23,9 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/internal/loglines"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 var (
@@ -189,7 +190,7 @@ func (r *simReport) summary(first, n int) string {
 // with kill -9: stopping the engine then sends no bow-out and removes
 // nothing, and the next engine finds the leftovers in the Memory kernel.
 type crashKernel struct {
-	*kernelshim.Memory
+	*memkernel.Memory
 	dead atomic.Bool
 }
 
@@ -303,7 +304,7 @@ type chainKey struct {
 
 type simHost struct {
 	i            int
-	mem          *kernelshim.Memory
+	mem          *memkernel.Memory
 	kern         *crashKernel
 	nd           *node // nil while down
 	dir          string
@@ -331,8 +332,8 @@ type sim struct {
 	hosts   []*simHost
 	vhids   []simVHID
 	preempt bool
-	evil    *kernelshim.Memory
-	byMem   map[*kernelshim.Memory]int // -1: the attacker
+	evil    *memkernel.Memory
+	byMem   map[*memkernel.Memory]int // -1: the attacker
 	c       *simCounts
 	script  []string
 
@@ -386,7 +387,7 @@ func lossDraw(seed uint64, from, to int, p kernelshim.Packet) float64 {
 
 // drop is the segment's loss filter. It also feeds the replay oracle: a
 // genuine advert delivered to a listening host is seen by its engine.
-func (s *sim) drop(from, to *kernelshim.Memory) bool {
+func (s *sim) drop(from, to *memkernel.Memory) bool {
 	fi, ti := s.byMem[from], s.byMem[to]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -453,7 +454,7 @@ func (s *sim) start(i int) {
 	h.kern = &crashKernel{Memory: h.mem}
 	r := rand.New(rand.NewPCG(s.seed, uint64(i)<<32|uint64(h.epoch)))
 	logs := &syncBuffer{}
-	e, err := New(Options{Kernel: h.kern, StateDir: h.dir, Log: log.New(logs, "", 0),
+	e, err := New(Options{Kernel: h.kern, StateDir: h.dir, Logger: loglines.New(logs, false),
 		Now: simClock(s.base, h.offset, h.rate), Rand: r.Uint64})
 	if err != nil {
 		t.Fatal(err)
@@ -889,7 +890,7 @@ func simulate(t *testing.T, seed uint64, c *simCounts) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	n := 2 + rng.IntN(3)
 	s := &sim{t: t, seed: seed, rng: rng, base: time.Now(), preempt: rng.IntN(2) == 1, c: c,
-		byMem: map[*kernelshim.Memory]int{}, isolated: make([]bool, n), group: make([]int, n),
+		byMem: map[*memkernel.Memory]int{}, isolated: make([]bool, n), group: make([]int, n),
 		inflight: map[int]kernelshim.Packet{}}
 	c.runs++
 	c.hosts += n
@@ -922,10 +923,10 @@ func simulate(t *testing.T, seed uint64, c *simCounts) {
 	}
 	c.vhids += len(s.vhids)
 
-	seg := kernelshim.NewSegment()
+	seg := memkernel.NewSegment()
 	seg.SetLoss(s.drop)
 	for i := range n {
-		k := kernelshim.NewMemory()
+		k := memkernel.NewMemory()
 		k.Clock = time.Now
 		h := &simHost{i: i, mem: k, dir: t.TempDir(),
 			addr4:  netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}),
@@ -939,7 +940,7 @@ func simulate(t *testing.T, seed uint64, c *simCounts) {
 		s.byMem[k] = i
 		s.hosts = append(s.hosts, h)
 	}
-	s.evil = kernelshim.NewMemory()
+	s.evil = memkernel.NewMemory()
 	s.evil.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true,
 		Addrs: []netip.Prefix{netip.PrefixFrom(evil4, 24), netip.PrefixFrom(evil6, 64)}}, seg)
 	s.byMem[s.evil] = -1

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 // goodConfig is what the three dialects and a few sysctls save.
@@ -116,7 +117,7 @@ func TestBadStateFilesNameFileFieldAndReason(t *testing.T) {
 	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(Options{Kernel: kernelshim.NewMemory(), StateDir: dir})
+	_, err := New(Options{Kernel: memkernel.NewMemory(), StateDir: dir})
 	want := path + ": ifaces[1].vhids[0].advbase: 0 is out of range 1..255"
 	if err == nil || err.Error() != want {
 		t.Fatalf("New = %v, want %q", err, want)
@@ -139,7 +140,7 @@ func TestBadStateFilesNameFileFieldAndReason(t *testing.T) {
 		if err := os.WriteFile(kpath, []byte(c.json), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := New(Options{Kernel: kernelshim.NewMemory(), StateDir: dir})
+		_, err := New(Options{Kernel: memkernel.NewMemory(), StateDir: dir})
 		if err == nil || !strings.HasPrefix(err.Error(), kpath+": ") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("kernel.json %s: New = %v, want %s: ...%s", c.json, err, kpath, c.want)
 		}
@@ -147,7 +148,7 @@ func TestBadStateFilesNameFileFieldAndReason(t *testing.T) {
 	if err := os.WriteFile(kpath, []byte(`{"net/ipv4/conf/em0/arp_ignore":"0","net/ipv4/conf/eth0.10/arp_announce":"-1"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Options{Kernel: kernelshim.NewMemory(), StateDir: dir}); err != nil {
+	if _, err := New(Options{Kernel: memkernel.NewMemory(), StateDir: dir}); err != nil {
 		t.Fatalf("a good kernel.json: %v", err)
 	}
 }
@@ -160,7 +161,7 @@ func TestAdvbaseZeroIsRefusedBeforeAnyKernelChange(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, configFile), []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	k := kernelshim.NewMemory()
+	k := memkernel.NewMemory()
 	if _, err := New(Options{Kernel: k, StateDir: dir}); err == nil {
 		t.Fatal("advbase 0 accepted")
 	}
@@ -187,7 +188,7 @@ func TestValidIfName(t *testing.T) {
 func TestIfconfigRefusesWhatCouldNotLoadAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", dir)
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", dir)
 		defer n.stop(t)
 		n.ifconfig(t, "carp0", api.Op{Kind: api.OpCreate})
 		before, err := os.ReadFile(filepath.Join(dir, configFile))
@@ -256,7 +257,7 @@ func TestIfconfigRefusesWhatCouldNotLoadAgain(t *testing.T) {
 func TestDemotionSaturatesAndLoadsAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", dir)
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", dir)
 		defer n.stop(t)
 		ctx := context.Background()
 		for range 3 {

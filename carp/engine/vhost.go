@@ -257,7 +257,7 @@ func (e *Engine) ensureVlink(h *vhost) bool {
 	parent := e.linuxName(h.carpdev)
 	e.tuneParent(parent)
 	if err := e.k.CreateMACVLAN(h.vlink, parent, carp.VirtualMAC(h.cfg.VHID)); err != nil {
-		e.log.Printf("carpd: create %s on %s: %v", h.vlink, parent, err)
+		e.errorf("carpd: create %s on %s: %v", h.vlink, parent, err)
 		return false
 	}
 	// The macvlan must not answer ARP for the parent's own addresses with
@@ -277,7 +277,7 @@ func (e *Engine) setVlinkUp(h *vhost, up bool) {
 		return
 	}
 	if err := e.k.SetLinkUp(h.vlink, up); err != nil {
-		e.log.Printf("carpd: set %s up=%v: %v", h.vlink, up, err)
+		e.errorf("carpd: set %s up=%v: %v", h.vlink, up, err)
 		return
 	}
 	l.AdminUp = up
@@ -313,13 +313,13 @@ func (e *Engine) tuneParent(parent string) {
 func (e *Engine) setKernel(path, value string, restore bool) {
 	old, err := e.k.SetSysctl(path, value)
 	if err != nil {
-		e.log.Printf("carpd: set %s=%s: %v", path, value, err)
+		e.errorf("carpd: set %s=%s: %v", path, value, err)
 		return
 	}
 	if _, recorded := e.kernelOriginal[path]; restore && !recorded {
 		e.kernelOriginal[path] = old
 		if err := saveKernelState(e.opts.StateDir, e.kernelOriginal); err != nil {
-			e.log.Printf("carpd: %v", err)
+			e.errorf("carpd: %v", err)
 		}
 	}
 }
@@ -327,12 +327,12 @@ func (e *Engine) setKernel(path, value string, restore bool) {
 func (e *Engine) restoreKernel() {
 	for path, v := range e.kernelOriginal {
 		if _, err := e.k.SetSysctl(path, v); err != nil {
-			e.log.Printf("carpd: restore %s=%s: %v", path, v, err)
+			e.errorf("carpd: restore %s=%s: %v", path, v, err)
 		}
 	}
 	e.kernelOriginal = map[string]string{}
 	if err := saveKernelState(e.opts.StateDir, nil); err != nil {
-		e.log.Printf("carpd: %v", err)
+		e.errorf("carpd: %v", err)
 	}
 }
 
@@ -352,7 +352,7 @@ func (e *Engine) teardown(now time.Time, h *vhost, reason string) {
 	e.removeAddrs(h)
 	if h.made {
 		if err := e.k.DeleteLink(h.vlink); err != nil && !errors.Is(err, kernelshim.ErrNoLink) {
-			e.log.Printf("carpd: delete %s: %v", h.vlink, err)
+			e.errorf("carpd: delete %s: %v", h.vlink, err)
 		}
 		h.made = false
 	}
@@ -376,7 +376,7 @@ func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
 	}
 	if t := out.Transition; t != nil {
 		if e.knob("log") >= 1 {
-			e.log.Printf("carp: %s: %s -> %s (%s)", h.name(), t.From, t.To, t.Reason)
+			e.infof("carp: %s: %s -> %s (%s)", h.name(), t.From, t.To, t.Reason)
 		}
 		e.emitTransition(h, t.To)
 		switch {
@@ -428,7 +428,7 @@ func (e *Engine) announce(h *vhost, p netip.Prefix) {
 		return // see arpBalanced
 	}
 	if err := e.k.Announce(h.vlink, carp.VirtualMAC(h.cfg.VHID), p.Addr()); err != nil {
-		e.log.Printf("carpd: announce %s on %s: %v", p.Addr(), h.vlink, err)
+		e.errorf("carpd: announce %s on %s: %v", p.Addr(), h.vlink, err)
 	}
 }
 
@@ -446,7 +446,7 @@ func (e *Engine) refreshAddrs(now time.Time, h *vhost) {
 	lt := addrLifetime(h.cfg.AdvBase)
 	for _, p := range h.installed {
 		if err := e.k.ReplaceAddr(h.vlink, p, lt); err != nil {
-			e.log.Printf("carpd: add %s to %s: %v", p, h.vlink, err)
+			e.errorf("carpd: add %s to %s: %v", p, h.vlink, err)
 		}
 	}
 	h.nextRefresh = now.Add(lt / 3)
@@ -456,7 +456,7 @@ func (e *Engine) removeAddrs(h *vhost) {
 	h.draining = false
 	for _, p := range h.installed {
 		if err := e.k.DelAddr(h.vlink, p); err != nil {
-			e.log.Printf("carpd: remove %s from %s: %v", p, h.vlink, err)
+			e.errorf("carpd: remove %s from %s: %v", p, h.vlink, err)
 		}
 	}
 	h.installed = nil
@@ -516,7 +516,7 @@ func (e *Engine) sendResult(h *vhost, err error) {
 		h.sendOKs = 0
 		h.sendErrs++
 		if lvl := e.knob("log"); lvl >= 2 || (lvl >= 1 && h.sendErrs == 1) {
-			e.log.Printf("carp: %s: cannot send advertisement on %s: %v", h.name(), h.carpdev, err)
+			e.errorf("carp: %s: cannot send advertisement on %s: %v", h.name(), h.carpdev, err)
 		}
 		if h.sendErrs == 3 && !h.senderr {
 			h.senderr = true
@@ -576,7 +576,7 @@ func (e *Engine) demote(delta int, reason string, part *int) {
 	}
 	e.recomputeDemotion()
 	if e.knob("log") >= 1 {
-		e.log.Printf("carp: demoted by %d to %d (%s)", delta, e.demotion, reason)
+		e.infof("carp: demoted by %d to %d (%s)", delta, e.demotion, reason)
 	}
 	now := e.opts.Now()
 	for _, h := range e.hosts {
@@ -653,15 +653,15 @@ func (e *Engine) logDrop(now time.Time, d carp.Drop, vhid uint8, dev string, p k
 	e.lastLog[k] = now
 	switch d {
 	case carp.DropBadAuth:
-		e.log.Printf("carp_input_c: incorrect hash for VHID %d@%s", vhid, dev)
+		e.debugf("carp_input_c: incorrect hash for VHID %d@%s", vhid, dev)
 	case carp.DropBadTTL:
-		e.log.Printf("carp_input: received ttl %d != 255 on %s", p.TTL, dev)
+		e.debugf("carp_input: received ttl %d != 255 on %s", p.TTL, dev)
 	case carp.DropBadVHID:
-		e.log.Printf("carp_input: packet for unknown vhid %d on %s from %s", vhid, dev, p.Src)
+		e.debugf("carp_input: packet for unknown vhid %d on %s from %s", vhid, dev, p.Src)
 	case carp.DropReplay:
-		e.log.Printf("carp_input: replayed advertisement for VHID %d@%s from %s dropped (counter already seen)", vhid, dev, p.Src)
+		e.debugf("carp_input: replayed advertisement for VHID %d@%s from %s dropped (counter already seen)", vhid, dev, p.Src)
 	default:
-		e.log.Printf("carp_input: dropped packet from %s on %s: %s", p.Src, dev, d)
+		e.debugf("carp_input: dropped packet from %s on %s: %s", p.Src, dev, d)
 	}
 }
 
@@ -712,7 +712,7 @@ func (e *Engine) syncGroups() {
 			continue
 		}
 		if err := e.k.JoinGroup(name); err != nil {
-			e.log.Printf("carpd: join CARP group on %s: %v", name, err)
+			e.errorf("carpd: join CARP group on %s: %v", name, err)
 			continue
 		}
 		e.joined[name] = idx
@@ -782,7 +782,7 @@ func (e *Engine) authMismatch(now time.Time, h *vhost, hdr carp.Header, from net
 	}
 	if logIt && e.knob("log") >= 1 {
 		h.mismatchLogged = now
-		e.log.Printf("carp: %s: advertisements from %s fail authentication: the password or the address set of vhid %d differs on that host (both may be MASTER)",
+		e.warnf("carp: %s: advertisements from %s fail authentication: the password or the address set of vhid %d differs on that host (both may be MASTER)",
 			h.name(), from, h.cfg.VHID)
 	}
 }

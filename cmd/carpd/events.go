@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
-	"log"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +29,7 @@ type eventPlumbing struct {
 	shell   *events.Shell
 	rules   atomic.Pointer[devd.Config] // nil: no rules; swapped whole by SIGHUP
 	rulesAt string                      // the devd.conf file ("" : none)
-	lg      *log.Logger
+	lg      *slog.Logger
 	stop    context.CancelFunc
 	done    chan struct{}
 }
@@ -47,16 +48,16 @@ func (p *eventPlumbing) loadRules(why string) {
 		// The usual case on Linux, said only when asked to re-read.
 		p.rules.Store(nil)
 		if why != "" {
-			p.lg.Printf("carpd: %s%s not found: no event actions", why, p.rulesAt)
+			p.lg.Info(fmt.Sprintf("carpd: %s%s not found: no event actions", why, p.rulesAt))
 		}
 	case err != nil:
-		p.lg.Printf("carpd: %s%v; the event actions in force stay", why, err)
+		p.lg.Error(fmt.Sprintf("carpd: %s%v; the event actions in force stay", why, err))
 	default:
 		for _, w := range cfg.Warnings {
-			p.lg.Printf("carpd: %s", w)
+			p.lg.Warn(fmt.Sprintf("carpd: %s", w))
 		}
 		p.rules.Store(cfg)
-		p.lg.Printf("carpd: %sevent actions from %s (%d files)", why, p.rulesAt, len(cfg.Files))
+		p.lg.Info(fmt.Sprintf("carpd: %sevent actions from %s (%d files)", why, p.rulesAt, len(cfg.Files)))
 	}
 }
 
@@ -78,19 +79,22 @@ func (p *eventPlumbing) actions(ev engine.Event) []events.Command {
 // devd.conf rules at conf ("" or "off": none) and starts the dispatcher. A
 // pipe that cannot be opened is logged, not fatal: the failover duties come
 // first.
-func startEvents(path, conf string, lg *log.Logger) *eventPlumbing {
+func startEvents(path, conf string, lg *slog.Logger) *eventPlumbing {
 	p := &eventPlumbing{ch: make(chan engine.Event, engine.DefaultEventQueue), done: make(chan struct{}), lg: lg}
+	// The events package writes through a *log.Logger: its lines are
+	// warnings (drops, refusals) on the same handler.
+	warnings := slog.NewLogLogger(lg.Handler(), slog.LevelWarn)
 	var runners []events.Runner
 	if conf != "" && conf != "off" {
 		p.rulesAt = conf
 		p.loadRules("")
-		p.shell = events.NewShell(events.ShellOptions{Log: lg})
+		p.shell = events.NewShell(events.ShellOptions{Log: warnings})
 		runners = append(runners, p.shell.Actions(p.actions))
 	}
 	if path != "" && path != "off" {
-		s, err := events.ListenPipe(path, events.PipeOptions{Log: lg})
+		s, err := events.ListenPipe(path, events.PipeOptions{Log: warnings})
 		if err != nil {
-			lg.Printf("carpd: %v: no devd pipe", err)
+			lg.Error(fmt.Sprintf("carpd: %v: no devd pipe", err))
 		} else {
 			p.pipe = s
 			runners = append(runners, s)

@@ -6,7 +6,8 @@ package main
 import (
 	"context"
 	"errors"
-	"log"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp/control"
 	"github.com/bsdcarp/bsdcarp/carp/engine"
 	"github.com/bsdcarp/bsdcarp/carp/events"
+	"github.com/bsdcarp/bsdcarp/internal/loglines"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -43,14 +45,16 @@ func main() {
 		kong.Description("CARP engine: FreeBSD's carp(4) on Linux."),
 		kong.Vars{"socket": control.DefaultSocket, "statedir": DefaultStateDir, "devdpipe": events.DefaultPipe, "devdconf": DefaultDevdConf},
 	)
-	lg := log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
+	// One logger for carpd, the engine and the kernel adapter: lines on
+	// stderr as log.LstdFlags|log.Lmicroseconds wrote them.
+	lg := loglines.New(os.Stderr, true)
 	if err := run(c, lg); err != nil {
-		lg.Printf("carpd: %v", err)
+		lg.Error(fmt.Sprintf("carpd: %v", err))
 		os.Exit(1)
 	}
 }
 
-func run(c cli, lg *log.Logger) error {
+func run(c cli, lg *slog.Logger) error {
 	// Before anything else: SIGHUP's default action would end the process
 	// without a hand-over, and a SIGTERM during start-up must still lead
 	// to one.
@@ -76,27 +80,27 @@ func run(c cli, lg *log.Logger) error {
 	}
 	defer lk.release()
 	for _, w := range lk.Warnings {
-		lg.Printf("carpd: %s", w)
+		lg.Warn(fmt.Sprintf("carpd: %s", w))
 	}
 	// kernel.json names values to restore only for the boot it was
 	// written in (a --state-dir on disk outlives a reboot).
 	if id, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		dropped, err := engine.ForgetEarlierBoot(c.StateDir, string(id))
 		if err != nil {
-			lg.Printf("carpd: %v", err)
+			lg.Error(fmt.Sprintf("carpd: %v", err))
 		}
 		if dropped {
-			lg.Printf("carpd: %s: kernel.json was written before a reboot: its values are not restored", c.StateDir)
+			lg.Info(fmt.Sprintf("carpd: %s: kernel.json was written before a reboot: its values are not restored", c.StateDir))
 		}
 	}
-	k, err := kernelshim.NewLinux()
+	k, err := kernelshim.NewLinux(lg)
 	if err != nil {
 		return err
 	}
 	defer k.Close()
 	evs := startEvents(c.DevdPipe, c.DevdConf, lg) // after the locks: a second carpd leaves the pipe alone
 	defer evs.close()
-	eng, err := engine.New(engine.Options{Kernel: k, StateDir: c.StateDir, IfMap: ifmap, Log: lg, Events: evs.ch})
+	eng, err := engine.New(engine.Options{Kernel: k, StateDir: c.StateDir, IfMap: ifmap, Logger: lg, Events: evs.ch})
 	if err != nil {
 		return err
 	}
@@ -118,28 +122,28 @@ func run(c cli, lg *log.Logger) error {
 		// that carpd failed.
 		stop(errors.New("no control socket"))
 		if rerr := <-runErr; rerr != nil {
-			lg.Printf("carpd: %v", rerr)
+			lg.Error(fmt.Sprintf("carpd: %v", rerr))
 		}
 		return err
 	}
-	srv.Logf = lg.Printf
+	srv.Logf = slog.NewLogLogger(lg.Handler(), slog.LevelWarn).Printf
 	go func() {
 		if err := srv.Serve(); err != nil {
-			lg.Printf("carpd: %v", err)
+			lg.Error(fmt.Sprintf("carpd: %v", err))
 		}
 	}()
-	lg.Printf("carpd: ready on %s", sock)
+	lg.Info(fmt.Sprintf("carpd: ready on %s", sock))
 	err = <-runErr
 	srv.Close()
 	if err == nil {
-		lg.Printf("carpd: stopped")
+		lg.Info("carpd: stopped")
 	}
 	return err
 }
 
 // handleSignals turns SIGTERM and SIGINT into a graceful stop named after
 // the signal and SIGHUP into a reload, until ctx ends.
-func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.CancelCauseFunc, c cli, eng *engine.Engine, evs *eventPlumbing, lg *log.Logger) {
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.CancelCauseFunc, c cli, eng *engine.Engine, evs *eventPlumbing, lg *slog.Logger) {
 	// A reload runs on its own goroutine, one at a time, so that reading
 	// the map can never delay a SIGTERM; HUPs that come meanwhile fold
 	// into one more reload.
@@ -176,7 +180,7 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.Canc
 // --ifmap and handed to the engine, which refuses a change for a name a vhid
 // uses; handleSignals then re-reads the devd.conf rules. No vhid changes
 // state.
-func reload(ctx context.Context, c cli, eng *engine.Engine, lg *log.Logger) {
+func reload(ctx context.Context, c cli, eng *engine.Engine, lg *slog.Logger) {
 	var srcs []string
 	if c.IfmapFile != "" {
 		srcs = append(srcs, c.IfmapFile)
@@ -193,14 +197,14 @@ func reload(ctx context.Context, c cli, eng *engine.Engine, lg *log.Logger) {
 		var summary string
 		summary, err = eng.Reload(ctx, m)
 		if err == nil {
-			lg.Printf("carpd: SIGHUP: reloaded the interface map from %s: %s", from, summary)
+			lg.Info(fmt.Sprintf("carpd: SIGHUP: reloaded the interface map from %s: %s", from, summary))
 			return
 		}
 	}
 	if errors.Is(err, engine.ErrStopped) || errors.Is(err, context.Canceled) {
 		return
 	}
-	lg.Printf("carpd: SIGHUP: interface map not reloaded, the old one stays: %v", err)
+	lg.Error(fmt.Sprintf("carpd: SIGHUP: interface map not reloaded, the old one stays: %v", err))
 }
 
 // loadIfmap reads the name map from the file (if present) and the flag; the

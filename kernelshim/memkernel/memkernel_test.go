@@ -1,18 +1,20 @@
-package kernelshim
+package memkernel
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
+	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
 type fakeClock struct {
@@ -31,16 +33,16 @@ var vmac = net.HardwareAddr{0, 0, 0x5e, 0, 1, 1}
 
 func memHost(seg *Segment, addr string) *Memory {
 	m := NewMemory()
-	m.AddLink(Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, MTU: 1500, AdminUp: true, Carrier: true,
+	m.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, MTU: 1500, AdminUp: true, Carrier: true,
 		Broadcast: true, Multicast: true, Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}, seg)
 	return m
 }
 
-func open(t *testing.T, k Kernel) chan Packet {
+func open(t *testing.T, k *Memory) chan kernelshim.Packet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ch := make(chan Packet, 4)
+	ch := make(chan kernelshim.Packet, 4)
 	if err := k.OpenCARP(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +62,11 @@ func TestMemoryTranscriptAndLinks(t *testing.T) {
 	if err := m.CreateMACVLAN("em0", "carp0", vmac); err == nil {
 		t.Fatal("replaced a foreign link")
 	}
-	if err := m.CreateMACVLAN("carp1", "em9", vmac); !errors.Is(err, ErrNoLink) {
+	if err := m.CreateMACVLAN("carp1", "em9", vmac); !errors.Is(err, kernelshim.ErrNoLink) {
 		t.Fatalf("missing parent: %v", err)
 	}
 	l, err := m.LinkByName("carp0")
-	if err != nil || l.Kind != "macvlan" || l.Alias != OwnerAlias || !l.AdminUp || !l.Carrier || l.MAC.String() != vmac.String() || l.ParentIndex != 1 {
+	if err != nil || l.Kind != "macvlan" || l.Alias != kernelshim.OwnerAlias || !l.AdminUp || !l.Carrier || l.MAC.String() != vmac.String() || l.ParentIndex != 1 {
 		t.Fatalf("carp0 = %+v, %v", l, err)
 	}
 	vip := netip.MustParsePrefix("10.0.0.1/24")
@@ -104,7 +106,7 @@ func TestMemoryTranscriptAndLinks(t *testing.T) {
 	if err := m.DeleteLink("carp0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.DeleteLink("carp0"); !errors.Is(err, ErrNoLink) {
+	if err := m.DeleteLink("carp0"); !errors.Is(err, kernelshim.ErrNoLink) {
 		t.Fatalf("second delete: %v", err)
 	}
 	want := []string{
@@ -147,13 +149,13 @@ func TestMemorySegmentDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := netip.MustParseAddr("10.0.0.2")
-	if err := a.SendCARP("em0", src, GroupV4, 0xe0, []byte{0x21, 1}); err != nil {
+	if err := a.SendCARP("em0", src, kernelshim.GroupV4, 0xe0, []byte{0x21, 1}); err != nil {
 		t.Fatal(err)
 	}
-	for _, ch := range []chan Packet{chb, chc} {
+	for _, ch := range []chan kernelshim.Packet{chb, chc} {
 		select {
 		case p := <-ch:
-			if p.Src != src || p.Dst != GroupV4 || p.TTL != 255 || p.IfIndex != 1 || p.IPv6 || !bytes.Equal(p.Payload, []byte{0x21, 1}) {
+			if p.Src != src || p.Dst != kernelshim.GroupV4 || p.TTL != 255 || p.IfIndex != 1 || p.IPv6 || !bytes.Equal(p.Payload, []byte{0x21, 1}) {
 				t.Fatalf("got %+v", p)
 			}
 		default:
@@ -173,7 +175,7 @@ func TestMemorySegmentDelivery(t *testing.T) {
 	<-chc
 	// Partition a from b.
 	seg.SetLoss(func(from, to *Memory) bool { return from == a && to == b })
-	_ = a.SendCARP("em0", src, GroupV4, 0, []byte{2})
+	_ = a.SendCARP("em0", src, kernelshim.GroupV4, 0, []byte{2})
 	if len(chb) != 0 || len(chc) != 1 || seg.Dropped() != 1 {
 		t.Fatalf("partition: b=%d c=%d dropped=%d", len(chb), len(chc), seg.Dropped())
 	}
@@ -184,13 +186,13 @@ func TestMemorySegmentDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SetCarrier("em0", false)
-	_ = a.SendCARP("em0", src, GroupV4, 0, []byte{3})
+	_ = a.SendCARP("em0", src, kernelshim.GroupV4, 0, []byte{3})
 	if len(chb) != 0 || len(chc) != 0 {
 		t.Fatal("delivered to a leaver or a link without carrier")
 	}
 	c.SetCarrier("em0", true)
 	for range 10 {
-		_ = a.SendCARP("em0", src, GroupV4, 0, []byte{4})
+		_ = a.SendCARP("em0", src, kernelshim.GroupV4, 0, []byte{4})
 	}
 	if st := c.Stats(); st.Delivered != 7 || st.Dropped != 6 || len(chc) != 4 {
 		t.Fatalf("stats %+v len %d", st, len(chc))
@@ -200,13 +202,13 @@ func TestMemorySegmentDelivery(t *testing.T) {
 	}
 	// Send errors and hooks.
 	a.SetSendError(errors.New("ENOBUFS"))
-	if err := a.SendCARP("em0", src, GroupV4, 0, nil); err == nil {
+	if err := a.SendCARP("em0", src, kernelshim.GroupV4, 0, nil); err == nil {
 		t.Fatal("SetSendError ignored")
 	}
 	a.SetSendError(nil)
 	var hooked []string
-	a.SetSendHook(func(out string, p Packet) { hooked = append(hooked, out+" "+p.Dst.String()) })
-	_ = a.SendCARP("em0", src, GroupV4, 0, nil)
+	a.SetSendHook(func(out string, p kernelshim.Packet) { hooked = append(hooked, out+" "+p.Dst.String()) })
+	_ = a.SendCARP("em0", src, kernelshim.GroupV4, 0, nil)
 	if !slices.Equal(hooked, []string{"em0 224.0.0.18"}) {
 		t.Fatalf("hook %v", hooked)
 	}
@@ -216,7 +218,7 @@ func TestMemorySegmentDelivery(t *testing.T) {
 	for len(chb) > 0 {
 		<-chb
 	}
-	_ = a.SendCARP("em0", src, GroupV4, 0, nil)
+	_ = a.SendCARP("em0", src, kernelshim.GroupV4, 0, nil)
 	if len(chb) != 1 {
 		t.Fatal("b lost its delivery after c closed")
 	}
@@ -226,7 +228,7 @@ func TestMemoryWatchLinks(t *testing.T) {
 	m := memHost(nil, "10.0.0.2/24")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch := make(chan LinkUpdate) // unbuffered: the kernel must not block on it
+	ch := make(chan kernelshim.LinkUpdate) // unbuffered: the kernel must not block on it
 	if err := m.WatchLinks(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
@@ -259,19 +261,35 @@ func TestMemoryWatchLinks(t *testing.T) {
 	}
 }
 
+// TestMemoryConcurrent runs three kernels on one segment from several
+// goroutines at once (run it with -race): adverts, address refreshes, link
+// listings and carrier flaps. No call may fail or deadlock, every advert a
+// kernel counts as delivered reaches its channel exactly once and comes
+// from another kernel, and concurrent refreshes leave one address.
 func TestMemoryConcurrent(t *testing.T) {
 	seg := NewSegment()
 	hosts := []*Memory{memHost(seg, "10.0.0.2/24"), memHost(seg, "10.0.0.3/24"), memHost(seg, "10.0.0.4/24")}
+	const rounds = 200
+	vip := netip.MustParsePrefix("10.0.0.1/24")
+	received := make([]atomic.Int64, len(hosts))
+	errs := make(chan error, len(hosts)*rounds*3)
 	var wg sync.WaitGroup
 	for i, h := range hosts {
 		ch := open(t, h)
-		_ = h.JoinGroup("em0")
+		if err := h.JoinGroup("em0"); err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
+		self := netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + i)})
 		go func() {
 			for {
 				select {
-				case <-ch:
+				case p := <-ch:
+					if p.Src == self || len(p.Payload) != 1 {
+						errs <- fmt.Errorf("host %d received %+v", i, p)
+					}
+					received[i].Add(1)
 				case <-ctx.Done():
 					return
 				}
@@ -280,69 +298,51 @@ func TestMemoryConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range 200 {
-				_ = h.SendCARP("em0", netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + i)}), GroupV4, 0, []byte{byte(j)})
-				_ = h.ReplaceAddr("em0", netip.MustParsePrefix("10.0.0.1/24"), time.Second)
-				_, _ = h.Links()
+			for j := range rounds {
+				if err := h.SendCARP("em0", self, kernelshim.GroupV4, 0, []byte{byte(j)}); err != nil {
+					errs <- err
+				}
+				if err := h.ReplaceAddr("em0", vip, time.Minute); err != nil {
+					errs <- err
+				}
+				if ls, err := h.Links(); err != nil || len(ls) != 1 {
+					errs <- fmt.Errorf("Links() = %+v, %v", ls, err)
+				}
 				h.SetCarrier("em0", j%7 != 0)
 			}
 		}()
 	}
-	wg.Wait()
-}
-
-func TestAnnounceFrames(t *testing.T) {
-	f, dst, err := AnnounceFrame(vmac, netip.MustParseAddr("10.0.0.1"))
-	if err != nil || dst.String() != "ff:ff:ff:ff:ff:ff" || len(f) != 60 {
-		t.Fatalf("GARP: len %d dst %v err %v", len(f), dst, err)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("concurrent calls did not finish within 30s (deadlock?)")
 	}
-	arp := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeARP).(*layers.ARP)
-	if arp.Operation != layers.ARPRequest || !bytes.Equal(arp.SourceHwAddress, vmac) ||
-		!bytes.Equal(arp.SourceProtAddress, []byte{10, 0, 0, 1}) || !bytes.Equal(arp.DstProtAddress, []byte{10, 0, 0, 1}) {
-		t.Fatalf("GARP %+v", arp)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
-
-	f, dst, err = AnnounceFrame(vmac, netip.MustParseAddr("2001:db8::1"))
-	if err != nil || dst.String() != "33:33:00:00:00:01" {
-		t.Fatalf("NA: dst %v err %v", dst, err)
-	}
-	pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
-	ip6 := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
-	na := pkt.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement)
-	if ip6.HopLimit != 255 || ip6.DstIP.String() != "ff02::1" || ip6.SrcIP.String() != "2001:db8::1" ||
-		!na.Override() || na.Solicited() || na.Router() || na.TargetAddress.String() != "2001:db8::1" ||
-		len(na.Options) != 1 || na.Options[0].Type != layers.ICMPv6OptTargetAddress || !bytes.Equal(na.Options[0].Data, vmac) {
-		t.Fatalf("NA %v", pkt)
-	}
-	// ICMPv6 checksum, computed independently over the pseudo-header.
-	icmp := f[14+40:]
-	if len(icmp) != 32 {
-		t.Fatalf("ICMPv6 length %d, want 32", len(icmp))
-	}
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(b[i])<<8 | uint32(b[i+1])
+	for i, h := range hosts {
+		st := h.Stats()
+		if st.Sent != rounds {
+			t.Errorf("host %d sent %d adverts, want %d", i, st.Sent, rounds)
 		}
-	}
-	add(f[14+8 : 14+40]) // src + dst
-	add([]byte{0, 0, 0, byte(len(icmp)), 0, 0, 0, 58})
-	add(icmp)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	if sum != 0xffff {
-		t.Fatalf("ICMPv6 checksum wrong (folded sum %#x)", sum)
-	}
-	if _, _, err := AnnounceFrame(net.HardwareAddr{1}, netip.MustParseAddr("10.0.0.1")); err == nil {
-		t.Fatal("bad MAC accepted")
-	}
-}
-
-func TestLifetimeSeconds(t *testing.T) {
-	for d, want := range map[time.Duration]int{0: 0, -1: 0, 1: 1, time.Second: 1, 1001 * time.Millisecond: 2, 3 * time.Second: 3} {
-		if got := lifetimeSeconds(d); got != want {
-			t.Errorf("lifetimeSeconds(%v) = %d, want %d", d, got, want)
+		if st.Delivered == 0 {
+			t.Errorf("host %d: no advert delivered (stats %+v)", i, st)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for received[i].Load() != int64(st.Delivered) && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
+		if got := received[i].Load(); got != int64(st.Delivered) {
+			t.Errorf("host %d: %d adverts read from its channel, %d counted as delivered", i, got, st.Delivered)
+		}
+		if n := slices.Index(h.Addrs("em0"), vip); n < 0 || slices.Index(h.Addrs("em0")[n+1:], vip) >= 0 {
+			t.Errorf("host %d: em0 addresses %v, want %s once", i, h.Addrs("em0"), vip)
+		}
+		if l, err := h.LinkByName("em0"); err != nil || !l.Carrier {
+			t.Errorf("host %d: em0 = %+v, %v; want carrier up after the last flap", i, l, err)
 		}
 	}
 }

@@ -1,9 +1,20 @@
-package kernelshim
+// Package memkernel is an in-memory kernel for tests of the CARP engine:
+// Memory keeps links, addresses and sysctls in maps, records every side
+// effect in a transcript, and exchanges adverts with other Memory kernels
+// over in-memory L2 Segments. Tests can inject refusals (Fail), send
+// errors, carrier changes and ARP requests.
+//
+// It keeps the contract of the engine's Kernel interface
+// (carp/engine/kernel.go) as the Linux adapter does; package
+// kernelshim/kerneltest runs the same cases against both. carpd does not
+// link this package.
+package memkernel
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"slices"
@@ -11,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
 // Segment is an in-memory L2 segment joining links of several Memory
@@ -80,12 +93,12 @@ func (s *Segment) receivers(from *Memory) []segPort {
 
 // memLink is one link of a Memory kernel.
 type memLink struct {
-	Link             // Addrs unused here; see addrs
-	carrier bool     // physical carrier (the reported Carrier also needs AdminUp)
-	parent  string   // macvlan parent name
-	seg     *Segment // physical links only
-	addrs   []memAddr
-	joined  bool
+	kernelshim.Link          // Addrs unused here; see addrs
+	carrier         bool     // physical carrier (the reported Carrier also needs AdminUp)
+	parent          string   // macvlan parent name
+	seg             *Segment // physical links only
+	addrs           []memAddr
+	joined          bool
 }
 
 type memAddr struct {
@@ -100,7 +113,7 @@ type MemoryStats struct {
 	Dropped   int // packets for this kernel dropped because its channel was full
 }
 
-// Memory is an in-memory Kernel for engine tests. It records every side
+// Memory is an in-memory kernel for engine tests. It records every side
 // effect in a transcript, expires addresses with lifetimes according to
 // Clock, and exchanges adverts with other Memory kernels over Segments.
 // It is safe for concurrent use.
@@ -118,18 +131,16 @@ type Memory struct {
 	closed     bool
 	open       bool
 	openCtx    context.Context
-	onto       chan<- Packet
+	onto       chan<- kernelshim.Packet
 	watchers   map[*memWatcher]struct{}
 	stats      MemoryStats
 	sendErr    error
-	sendHook   func(out string, p Packet)
-	sendTTL    int              // TTL of sent packets; 0 means 255
-	failures   map[string]error // method name -> the error it returns (tests of refusals)
-	arpCtx     context.Context  // ListenARP's, nil when not listening
-	arpOnto    chan<- ARPRequest
+	sendHook   func(out string, p kernelshim.Packet)
+	sendTTL    int             // TTL of sent packets; 0 means 255
+	failures   map[Op]error    // injected refusals, see Fail
+	arpCtx     context.Context // ListenARP's, nil when not listening
+	arpOnto    chan<- kernelshim.ARPRequest
 }
-
-var _ Kernel = (*Memory)(nil)
 
 // NewMemory returns an empty Memory kernel (no links).
 func NewMemory() *Memory {
@@ -152,10 +163,12 @@ func (m *Memory) logf(format string, args ...any) {
 	m.transcript = append(m.transcript, fmt.Sprintf(format, args...))
 }
 
-// AddLink adds a physical link, attached to seg (nil: none). A zero Index is
-// assigned; Carrier is taken as the physical carrier state; l.Addrs become
+// AddLink adds a link behind the engine's back: a physical link attached to
+// seg (nil: none), or, with Kind "macvlan" and the ParentIndex of a link
+// added before, a macvlan on it (as a crashed engine leaves one). A zero
+// Index is assigned; Carrier is taken as the physical carrier state; l.Addrs become
 // permanent addresses. Adding is not recorded in the transcript.
-func (m *Memory) AddLink(l Link, seg *Segment) {
+func (m *Memory) AddLink(l kernelshim.Link, seg *Segment) {
 	m.mu.Lock()
 	if l.Index == 0 {
 		l.Index = m.nextIndex
@@ -164,6 +177,13 @@ func (m *Memory) AddLink(l Link, seg *Segment) {
 		m.nextIndex = l.Index + 1
 	}
 	ml := &memLink{Link: l, carrier: l.Carrier, seg: seg}
+	if l.Kind == "macvlan" {
+		for n, p := range m.links {
+			if p.Index == l.ParentIndex {
+				ml.parent = n
+			}
+		}
+	}
 	for _, p := range l.Addrs {
 		ml.addrs = append(ml.addrs, memAddr{p: p})
 	}
@@ -177,7 +197,7 @@ func (m *Memory) AddLink(l Link, seg *Segment) {
 	if seg != nil {
 		seg.attach(m, l.Name)
 	}
-	m.emit(LinkUpdate{Link: snap})
+	m.emit(kernelshim.LinkUpdate{Link: snap})
 }
 
 // SetCarrier changes the physical carrier of a link (and of the macvlans on
@@ -190,11 +210,11 @@ func (m *Memory) SetCarrier(name string, up bool) {
 		return
 	}
 	l.carrier = up
-	ups := []LinkUpdate{{Link: m.snapshotLocked(l)}}
+	ups := []kernelshim.LinkUpdate{{Link: m.snapshotLocked(l)}}
 	for _, n := range m.order {
 		if c := m.links[n]; c != nil && c.parent == name {
 			c.carrier = up
-			ups = append(ups, LinkUpdate{Link: m.snapshotLocked(c)})
+			ups = append(ups, kernelshim.LinkUpdate{Link: m.snapshotLocked(c)})
 		}
 	}
 	m.mu.Unlock()
@@ -269,28 +289,47 @@ func (m *Memory) SetSendError(err error) {
 	m.sendErr = err
 }
 
-// SetFailure makes the named method ("SetMTU", "ReplaceAddr", "DelAddr",
-// "SetLinkUp") fail with err, as a kernel that refuses it; nil clears it.
-func (m *Memory) SetFailure(method string, err error) {
+// Op is a kernel operation whose refusal a test can inject with Fail. Its
+// values are the Op variables of this package; no other can be written.
+type Op struct{ name string }
+
+// The operations Fail can make a Memory kernel refuse.
+var (
+	OpSetMTU      = Op{"SetMTU"}
+	OpSetLinkUp   = Op{"SetLinkUp"}
+	OpReplaceAddr = Op{"ReplaceAddr"}
+	OpDelAddr     = Op{"DelAddr"}
+	OpListenARP   = Op{"ListenARP"}
+)
+
+// String returns the name of the method op stands for.
+func (op Op) String() string { return op.name }
+
+// Fail makes every later call of op fail with err (wrapped), as a kernel
+// that refuses it; a nil err makes op succeed again. The zero Op panics.
+func (m *Memory) Fail(op Op, err error) {
+	if op.name == "" {
+		panic("memkernel: Fail with the zero Op")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.failures == nil {
-		m.failures = map[string]error{}
+		m.failures = map[Op]error{}
 	}
-	m.failures[method] = err
+	m.failures[op] = err
 }
 
-// failure returns the configured failure of a method; m.mu must be held.
-func (m *Memory) failure(method string) error {
-	if err := m.failures[method]; err != nil {
-		return fmt.Errorf("kernelshim: %s: %w", method, err)
+// failure returns the injected failure of op; m.mu must be held.
+func (m *Memory) failure(op Op) error {
+	if err := m.failures[op]; err != nil {
+		return fmt.Errorf("kernelshim: %s: %w", op, err)
 	}
 	return nil
 }
 
 // SetSendHook calls f (synchronously, without locks held) for every advert
 // this kernel sends successfully.
-func (m *Memory) SetSendHook(f func(out string, p Packet)) {
+func (m *Memory) SetSendHook(f func(out string, p kernelshim.Packet)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sendHook = f
@@ -304,9 +343,9 @@ func (m *Memory) SetSendTTL(ttl int) {
 	m.sendTTL = ttl
 }
 
-// Resync sends LinkUpdate{Resync: true} to every watcher, as the Linux
+// Resync sends kernelshim.LinkUpdate{Resync: true} to every watcher, as the Linux
 // kernel does after its netlink subscription broke.
-func (m *Memory) Resync() { m.emit(LinkUpdate{Resync: true}) }
+func (m *Memory) Resync() { m.emit(kernelshim.LinkUpdate{Resync: true}) }
 
 func (m *Memory) addrsLocked(l *memLink) []netip.Prefix {
 	now := m.now()
@@ -320,7 +359,7 @@ func (m *Memory) addrsLocked(l *memLink) []netip.Prefix {
 	return out
 }
 
-func (m *Memory) snapshotLocked(l *memLink) Link {
+func (m *Memory) snapshotLocked(l *memLink) kernelshim.Link {
 	c := l.Link
 	c.MAC = slices.Clone(l.MAC)
 	c.Carrier = l.carrier && l.AdminUp
@@ -331,44 +370,44 @@ func (m *Memory) snapshotLocked(l *memLink) Link {
 
 func (m *Memory) linkLocked(name string) (*memLink, error) {
 	if m.closed {
-		return nil, ErrClosed
+		return nil, kernelshim.ErrClosed
 	}
 	l, ok := m.links[name]
 	if !ok {
-		return nil, fmt.Errorf("%s: %w", name, ErrNoLink)
+		return nil, fmt.Errorf("%s: %w", name, kernelshim.ErrNoLink)
 	}
 	return l, nil
 }
 
-// Links: see Kernel.
-func (m *Memory) Links() ([]Link, error) {
+// Links: see the contract in carp/engine's kernel.go.
+func (m *Memory) Links() ([]kernelshim.Link, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, fmt.Errorf("kernelshim: list links: %w", ErrClosed)
+		return nil, fmt.Errorf("kernelshim: list links: %w", kernelshim.ErrClosed)
 	}
-	out := make([]Link, 0, len(m.order))
+	out := make([]kernelshim.Link, 0, len(m.order))
 	for _, n := range m.order {
 		out = append(out, m.snapshotLocked(m.links[n]))
 	}
 	return out, nil
 }
 
-// LinkByName: see Kernel.
-func (m *Memory) LinkByName(name string) (Link, error) {
+// LinkByName: see the contract in carp/engine's kernel.go.
+func (m *Memory) LinkByName(name string) (kernelshim.Link, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, err := m.linkLocked(name)
 	if err != nil {
-		return Link{}, fmt.Errorf("kernelshim: link %w", err)
+		return kernelshim.Link{}, fmt.Errorf("kernelshim: link %w", err)
 	}
 	return m.snapshotLocked(l), nil
 }
 
-// CreateMACVLAN: see Kernel.
+// CreateMACVLAN: see the contract in carp/engine's kernel.go.
 func (m *Memory) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 	m.mu.Lock()
-	var ups []LinkUpdate
+	var ups []kernelshim.LinkUpdate
 	defer func() {
 		m.mu.Unlock()
 		for _, u := range ups {
@@ -376,10 +415,13 @@ func (m *Memory) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error 
 		}
 	}()
 	if m.closed {
-		return fmt.Errorf("kernelshim: create macvlan %s: %w", name, ErrClosed)
+		return fmt.Errorf("kernelshim: create macvlan %s: %w", name, kernelshim.ErrClosed)
 	}
 	if old, ok := m.links[name]; ok {
-		if old.Alias != OwnerAlias {
+		// As on Linux: a macvlan without alias but with exactly this MAC
+		// is the leftover of a crash between creation and alias, ours too.
+		leftover := old.Kind == "macvlan" && old.Alias == "" && slices.Equal(old.MAC, mac)
+		if old.Alias != kernelshim.OwnerAlias && !leftover {
 			return fmt.Errorf("kernelshim: create macvlan %s: a link of that name exists and is not ours (alias %q)", name, old.Alias)
 		}
 		ups = append(ups, m.deleteLocked(old)...)
@@ -391,11 +433,17 @@ func (m *Memory) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error 
 	if len(mac) != 6 {
 		return fmt.Errorf("kernelshim: create macvlan %s: bad MAC %q", name, mac)
 	}
+	for _, c := range m.links {
+		if c.parent == parent && slices.Equal(c.MAC, mac) {
+			// As Linux: two macvlans on one parent cannot share a MAC.
+			return fmt.Errorf("kernelshim: create macvlan %s on %s address %s: %w", name, parent, mac, syscall.EADDRINUSE)
+		}
+	}
 	l := &memLink{
-		Link: Link{
+		Link: kernelshim.Link{
 			Name: name, Index: m.nextIndex, MAC: slices.Clone(mac), MTU: p.MTU,
 			AdminUp: true, Broadcast: true, Multicast: true,
-			Kind: "macvlan", ParentIndex: p.Index, Alias: OwnerAlias,
+			Kind: "macvlan", ParentIndex: p.Index, Alias: kernelshim.OwnerAlias,
 		},
 		carrier: p.carrier,
 		parent:  parent,
@@ -407,15 +455,15 @@ func (m *Memory) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error 
 	m.links[name] = l
 	m.order = append(m.order, name)
 	m.logf("ip link add %s link %s type macvlan address %s", name, parent, mac)
-	ups = append(ups, LinkUpdate{Link: m.snapshotLocked(l)})
+	ups = append(ups, kernelshim.LinkUpdate{Link: m.snapshotLocked(l)})
 	return nil
 }
 
 // deleteLocked removes a link and returns the updates. As on Linux, the
 // macvlans on a deleted link go with it (recorded as their own deletion).
 // Lock order: m.mu, then Segment.mu.
-func (m *Memory) deleteLocked(l *memLink) []LinkUpdate {
-	var ups []LinkUpdate
+func (m *Memory) deleteLocked(l *memLink) []kernelshim.LinkUpdate {
+	var ups []kernelshim.LinkUpdate
 	for _, n := range slices.Clone(m.order) {
 		if c := m.links[n]; c != nil && c.parent == l.Name {
 			ups = append(ups, m.deleteLocked(c)...)
@@ -429,10 +477,10 @@ func (m *Memory) deleteLocked(l *memLink) []LinkUpdate {
 	}
 	snap := m.snapshotLocked(l)
 	snap.Addrs = nil
-	return append(ups, LinkUpdate{Link: snap, Deleted: true})
+	return append(ups, kernelshim.LinkUpdate{Link: snap, Deleted: true})
 }
 
-// DeleteLink: see Kernel.
+// DeleteLink: see the contract in carp/engine's kernel.go.
 func (m *Memory) DeleteLink(name string) error {
 	m.mu.Lock()
 	l, err := m.linkLocked(name)
@@ -448,10 +496,11 @@ func (m *Memory) DeleteLink(name string) error {
 	return nil
 }
 
-// SetMTU: see Kernel. Recorded as "ip link set X mtu N"; 68..65535 accepted.
+// SetMTU: see the contract in carp/engine's kernel.go. Recorded as "ip link
+// set X mtu N"; 68..65535 accepted, for a macvlan at most its parent's MTU.
 func (m *Memory) SetMTU(name string, mtu int) error {
 	m.mu.Lock()
-	if err := m.failure("SetMTU"); err != nil {
+	if err := m.failure(OpSetMTU); err != nil {
 		m.mu.Unlock()
 		return err
 	}
@@ -460,22 +509,26 @@ func (m *Memory) SetMTU(name string, mtu int) error {
 		m.mu.Unlock()
 		return fmt.Errorf("kernelshim: set mtu of %w", err)
 	}
-	if mtu < 68 || mtu > 65535 {
+	limit := 65535
+	if p := m.links[l.parent]; l.parent != "" && p != nil {
+		limit = p.MTU // as Linux's macvlan: never above its parent's MTU
+	}
+	if mtu < 68 || mtu > limit {
 		m.mu.Unlock()
 		return fmt.Errorf("kernelshim: set mtu of %s to %d: %w", name, mtu, syscall.EINVAL)
 	}
 	l.MTU = mtu
 	m.logf("ip link set %s mtu %d", name, mtu)
-	u := LinkUpdate{Link: m.snapshotLocked(l)}
+	u := kernelshim.LinkUpdate{Link: m.snapshotLocked(l)}
 	m.mu.Unlock()
 	m.emit(u)
 	return nil
 }
 
-// SetLinkUp: see Kernel.
+// SetLinkUp: see the contract in carp/engine's kernel.go.
 func (m *Memory) SetLinkUp(name string, up bool) error {
 	m.mu.Lock()
-	if err := m.failure("SetLinkUp"); err != nil {
+	if err := m.failure(OpSetLinkUp); err != nil {
 		m.mu.Unlock()
 		return err
 	}
@@ -490,17 +543,17 @@ func (m *Memory) SetLinkUp(name string, up bool) error {
 		word = "up"
 	}
 	m.logf("ip link set %s %s", name, word)
-	u := LinkUpdate{Link: m.snapshotLocked(l)}
+	u := kernelshim.LinkUpdate{Link: m.snapshotLocked(l)}
 	m.mu.Unlock()
 	m.emit(u)
 	return nil
 }
 
-// ReplaceAddr: see Kernel.
+// ReplaceAddr: see the contract in carp/engine's kernel.go.
 func (m *Memory) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.failure("ReplaceAddr"); err != nil {
+	if err := m.failure(OpReplaceAddr); err != nil {
 		return err
 	}
 	if !p.IsValid() {
@@ -510,7 +563,7 @@ func (m *Memory) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration
 	if err != nil {
 		return fmt.Errorf("kernelshim: replace %s on %w", p, err)
 	}
-	secs := lifetimeSeconds(lifetime)
+	secs := kernelshim.LifetimeSeconds(lifetime)
 	a := memAddr{p: p}
 	lft := "forever"
 	if secs > 0 {
@@ -527,11 +580,11 @@ func (m *Memory) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration
 	return nil
 }
 
-// DelAddr: see Kernel.
+// DelAddr: see the contract in carp/engine's kernel.go.
 func (m *Memory) DelAddr(link string, p netip.Prefix) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.failure("DelAddr"); err != nil {
+	if err := m.failure(OpDelAddr); err != nil {
 		return err
 	}
 	l, err := m.linkLocked(link)
@@ -543,12 +596,12 @@ func (m *Memory) DelAddr(link string, p netip.Prefix) error {
 	return nil
 }
 
-// OpenCARP: see Kernel.
-func (m *Memory) OpenCARP(ctx context.Context, onto chan<- Packet) error {
+// OpenCARP: see the contract in carp/engine's kernel.go.
+func (m *Memory) OpenCARP(ctx context.Context, onto chan<- kernelshim.Packet) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return fmt.Errorf("kernelshim: open CARP sockets: %w", ErrClosed)
+		return fmt.Errorf("kernelshim: open CARP sockets: %w", kernelshim.ErrClosed)
 	}
 	// A previous opener whose context has ended is closed, even if the
 	// goroutine that tidies up after it has not run yet.
@@ -583,7 +636,7 @@ func (m *Memory) setJoined(ifname string, on bool) error {
 		verb = "join"
 	}
 	if !m.open {
-		return fmt.Errorf("kernelshim: %s CARP group on %s: %w", verb, ifname, ErrClosed)
+		return fmt.Errorf("kernelshim: %s CARP group on %s: %w", verb, ifname, kernelshim.ErrClosed)
 	}
 	l, err := m.linkLocked(ifname)
 	if err != nil {
@@ -596,13 +649,13 @@ func (m *Memory) setJoined(ifname string, on bool) error {
 	return nil
 }
 
-// JoinGroup: see Kernel.
+// JoinGroup: see the contract in carp/engine's kernel.go.
 func (m *Memory) JoinGroup(ifname string) error { return m.setJoined(ifname, true) }
 
-// LeaveGroup: see Kernel.
+// LeaveGroup: see the contract in carp/engine's kernel.go.
 func (m *Memory) LeaveGroup(ifname string) error { return m.setJoined(ifname, false) }
 
-// SendCARP: see Kernel. The packet reaches every other kernel on the
+// SendCARP: see the contract in carp/engine's kernel.go. The packet reaches every other kernel on the
 // segment of `out` (or of its macvlan parent) that has OpenCARP'd and joined
 // the group on its attached link or a macvlan on it; a unicast dst reaches
 // only the kernel that has dst on such a link. Arrival IfIndex is the
@@ -617,7 +670,7 @@ func (m *Memory) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []
 	}
 	if !m.open {
 		m.mu.Unlock()
-		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, ErrClosed)
+		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, kernelshim.ErrClosed)
 	}
 	l, err := m.linkLocked(out)
 	if err != nil {
@@ -639,7 +692,7 @@ func (m *Memory) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []
 	}
 	m.mu.Unlock()
 
-	p := Packet{Payload: slices.Clone(payload), Src: src, Dst: dst, TTL: ttl, IPv6: dst.Is6()}
+	p := kernelshim.Packet{Payload: slices.Clone(payload), Src: src, Dst: dst, TTL: ttl, IPv6: dst.Is6()}
 	if hook != nil {
 		hook(out, p)
 	}
@@ -653,7 +706,7 @@ func (m *Memory) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []
 }
 
 // receive delivers p arriving on physical link `link` if this kernel wants it.
-func (m *Memory) receive(link string, p Packet) {
+func (m *Memory) receive(link string, p kernelshim.Packet) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.open || m.closed {
@@ -693,9 +746,9 @@ func (m *Memory) receive(link string, p Packet) {
 	}
 }
 
-// Announce: see Kernel. Recorded as "arp announce ..." / "nd advertise ...".
+// Announce: see the contract in carp/engine's kernel.go. Recorded as "arp announce ..." / "nd advertise ...".
 func (m *Memory) Announce(link string, mac net.HardwareAddr, addr netip.Addr) error {
-	if _, _, err := AnnounceFrame(mac, addr); err != nil {
+	if _, _, err := kernelshim.AnnounceFrame(mac, addr); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -711,14 +764,14 @@ func (m *Memory) Announce(link string, mac net.HardwareAddr, addr netip.Addr) er
 	return nil
 }
 
-// ListenARP: see Kernel. Requests come from InjectARP.
-func (m *Memory) ListenARP(ctx context.Context, onto chan<- ARPRequest) error {
+// ListenARP: see the contract in carp/engine's kernel.go. Requests come from InjectARP.
+func (m *Memory) ListenARP(ctx context.Context, onto chan<- kernelshim.ARPRequest) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return fmt.Errorf("kernelshim: listen for ARP: %w", ErrClosed)
+		return fmt.Errorf("kernelshim: listen for ARP: %w", kernelshim.ErrClosed)
 	}
-	if err := m.failure("ListenARP"); err != nil {
+	if err := m.failure(OpListenARP); err != nil {
 		return fmt.Errorf("kernelshim: listen for ARP: %w", err)
 	}
 	if m.arpCtx != nil && m.arpCtx.Err() == nil {
@@ -739,7 +792,7 @@ func (m *Memory) ARPListening() bool {
 // InjectARP delivers an ARP request as if it had arrived on link (a
 // broadcast arrives on the physical link; give a macvlan for one sent to
 // its MAC). It reports whether a listener took it.
-func (m *Memory) InjectARP(link string, req ARPRequest) bool {
+func (m *Memory) InjectARP(link string, req kernelshim.ARPRequest) bool {
 	m.mu.Lock()
 	l, err := m.linkLocked(link)
 	listening := !m.closed && m.arpCtx != nil && m.arpCtx.Err() == nil
@@ -757,9 +810,9 @@ func (m *Memory) InjectARP(link string, req ARPRequest) bool {
 	}
 }
 
-// ReplyARP: see Kernel. Recorded as "arp reply ADDR is-at MAC to IP (MAC) dev LINK".
+// ReplyARP: see the contract in carp/engine's kernel.go. Recorded as "arp reply ADDR is-at MAC to IP (MAC) dev LINK".
 func (m *Memory) ReplyARP(link string, mac net.HardwareAddr, addr netip.Addr, toMAC net.HardwareAddr, toIP netip.Addr) error {
-	if _, err := ARPReplyFrame(mac, addr, toMAC, toIP); err != nil {
+	if _, err := kernelshim.ARPReplyFrame(mac, addr, toMAC, toIP); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -775,11 +828,11 @@ func (m *Memory) ReplyARP(link string, mac net.HardwareAddr, addr netip.Addr, to
 // (the engine may cause updates from inside its own event loop).
 type memWatcher struct {
 	mu    sync.Mutex
-	queue []LinkUpdate
+	queue []kernelshim.LinkUpdate
 	kick  chan struct{}
 }
 
-func (w *memWatcher) push(u LinkUpdate) {
+func (w *memWatcher) push(u kernelshim.LinkUpdate) {
 	w.mu.Lock()
 	w.queue = append(w.queue, u)
 	w.mu.Unlock()
@@ -789,7 +842,7 @@ func (w *memWatcher) push(u LinkUpdate) {
 	}
 }
 
-func (m *Memory) emit(u LinkUpdate) {
+func (m *Memory) emit(u kernelshim.LinkUpdate) {
 	m.mu.Lock()
 	ws := make([]*memWatcher, 0, len(m.watchers))
 	for w := range m.watchers {
@@ -801,14 +854,14 @@ func (m *Memory) emit(u LinkUpdate) {
 	}
 }
 
-// WatchLinks: see Kernel. Updates are queued without bound and delivered in
+// WatchLinks: see the contract in carp/engine's kernel.go. Updates are queued without bound and delivered in
 // order; a watcher never blocks the kernel.
-func (m *Memory) WatchLinks(ctx context.Context, onto chan<- LinkUpdate) error {
+func (m *Memory) WatchLinks(ctx context.Context, onto chan<- kernelshim.LinkUpdate) error {
 	w := &memWatcher{kick: make(chan struct{}, 1)}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return fmt.Errorf("kernelshim: watch links: %w", ErrClosed)
+		return fmt.Errorf("kernelshim: watch links: %w", kernelshim.ErrClosed)
 	}
 	m.watchers[w] = struct{}{}
 	m.mu.Unlock()
@@ -840,15 +893,24 @@ func (m *Memory) WatchLinks(ctx context.Context, onto chan<- LinkUpdate) error {
 	return nil
 }
 
-// SetSysctl: see Kernel. Unknown paths read as "0".
+// SetSysctl: see the contract in carp/engine's kernel.go. Unknown paths read
+// as "0"; a path under net/ipv{4,6}/{conf,neigh}/LINK of a missing link is
+// an error (fs.ErrNotExist), as in /proc/sys.
 func (m *Memory) SetSysctl(path, value string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return "", fmt.Errorf("kernelshim: sysctl %s: %w", path, ErrClosed)
+		return "", fmt.Errorf("kernelshim: sysctl %s: %w", path, kernelshim.ErrClosed)
 	}
 	if path == "" || strings.Contains(path, "..") {
 		return "", fmt.Errorf("kernelshim: sysctl %q: bad path", path)
+	}
+	if f := strings.Split(path, "/"); len(f) > 4 && f[0] == "net" && (f[1] == "ipv4" || f[1] == "ipv6") &&
+		(f[2] == "conf" || f[2] == "neigh") && f[3] != "all" && f[3] != "default" {
+		if _, ok := m.links[f[3]]; !ok {
+			// As /proc/sys: a link's directory goes with the link.
+			return "", fmt.Errorf("kernelshim: sysctl %s=%s: %w", path, value, fs.ErrNotExist)
+		}
 	}
 	old, ok := m.sysctl[path]
 	if !ok {
@@ -859,7 +921,7 @@ func (m *Memory) SetSysctl(path, value string) (string, error) {
 	return old, nil
 }
 
-// Close: see Kernel. It detaches the kernel from its segments; watchers
+// Close: see the contract in carp/engine's kernel.go. It detaches the kernel from its segments; watchers
 // stop with their contexts.
 func (m *Memory) Close() error {
 	m.mu.Lock()
