@@ -572,8 +572,8 @@ func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
 		defer n.stop(t)
 		p := netip.MustParsePrefix
 		n.k.SetFailure("ReplaceAddr", syscall.EINVAL)
-		// ifconfig em0 vhid 1 pass x mtu 9000 192.168.1.4/24 alias: the
-		// mtu goes through, the address is refused.
+		// ifconfig em0 mtu 9000 192.168.1.4/24 alias: the mtu goes
+		// through, the address is refused.
 		err := n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "em0", Ops: []Op{
 			{Kind: OpMTU, Int: 9000}, {Kind: OpAddr, Prefix: p("192.168.1.4/24"), Alias: true}}})
 		var ce *CLIError
@@ -584,6 +584,20 @@ func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
 			t.Fatalf("MTU after the refused line = %d, want 1500 restored", l.MTU)
 		}
 		n.k.SetFailure("ReplaceAddr", nil)
+		// ifconfig em0 vhid 1 pass x alias 192.168.1.50/32 mtu 9000: the
+		// vhid and its address are taken, the mtu is refused, so vhid 1
+		// must not stay behind.
+		n.k.SetFailure("SetMTU", syscall.EINVAL)
+		err = n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "em0", Ops: []Op{
+			{Kind: OpVHID, Int: 1}, {Kind: OpPass, Str: "x"},
+			{Kind: OpAddr, Prefix: p("192.168.1.50/32"), Alias: true}, {Kind: OpMTU, Int: 9000}}})
+		if !errors.As(err, &ce) || ce.Msg != "ioctl SIOCSIFMTU (set mtu): Invalid argument" {
+			t.Fatalf("refused mtu after a vhid: %v", err)
+		}
+		if st, _ := n.e.Status(context.Background(), false); len(st.VHIDs) != 0 {
+			t.Fatalf("vhid kept after its line was refused: %+v", st.VHIDs)
+		}
+		n.k.SetFailure("SetMTU", nil)
 		n.k.SetFailure("SetLinkUp", syscall.EPERM)
 		err = n.e.Ifconfig(context.Background(), IfconfigRequest{Iface: "em0", Ops: []Op{{Kind: OpDown}}})
 		if !errors.As(err, &ce) || ce.Msg != "down: permission denied" {
