@@ -9,7 +9,7 @@ import (
 
 // Stats is FreeBSD's struct carpstats: the 16 counters in the kernel's
 // order, as `netstat -s -p carp` and the net.inet.carp.stats sysctl show
-// them (reference §4).
+// them (sys/netinet/ip_carp.h, struct carpstats).
 type Stats struct {
 	IPackets  uint64 // packets received (IPv4)
 	IPackets6 uint64 // packets received (IPv6)
@@ -150,7 +150,8 @@ type Received struct {
 // receiving interface has no address of that family with that vhid.
 type VHIDLookup func(vhid uint8) (key []byte, addrs []netip.Addr, ok bool)
 
-// Validate checks a received packet in FreeBSD's order (reference §4) and
+// Validate checks a received packet in FreeBSD's order (sys/netinet/ip_carp.c,
+// carp_input() or carp6_input(), then carp_input_c()) and
 // counts it in st: ipackets or ipackets6 for every packet; then, the first
 // failure only being counted,
 //
