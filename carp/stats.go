@@ -52,6 +52,39 @@ type Stats struct {
 	Replay uint64
 }
 
+// The carpstats counter names: FreeBSD's carps_ fields of struct carpstats
+// (sys/netinet/ip_carp.h) without the prefix, as the net.inet.carp.stats
+// sysctl and `netstat -s -p carp` name them, plus bsdcarp's replay counter.
+// Every other spelling of a counter name in the tree uses these.
+const (
+	StatIPackets  = "ipackets"
+	StatIPackets6 = "ipackets6"
+	StatBadIf     = "badif"
+	StatBadTTL    = "badttl"
+	StatHDrops    = "hdrops"
+	StatBadSum    = "badsum"
+	StatBadVer    = "badver"
+	StatBadLen    = "badlen"
+	StatBadAuth   = "badauth"
+	StatBadVHID   = "badvhid"
+	StatBadAddrs  = "badaddrs"
+	StatOPackets  = "opackets"
+	StatOPackets6 = "opackets6"
+	StatONoMem    = "onomem"
+	StatOStates   = "ostates"
+	StatPreempt   = "preempt"
+	// StatReplay is not in FreeBSD: bsdcarp drops replayed adverts
+	// (Counter.Fresh) and counts them here, outside struct carpstats.
+	StatReplay = "replay"
+)
+
+// CarpstatsNames lists the sixteen counters of FreeBSD's struct carpstats
+// in the kernel's order (the order of the net.inet.carp.stats bytes).
+var CarpstatsNames = [...]string{
+	StatIPackets, StatIPackets6, StatBadIf, StatBadTTL, StatHDrops, StatBadSum, StatBadVer, StatBadLen,
+	StatBadAuth, StatBadVHID, StatBadAddrs, StatOPackets, StatOPackets6, StatONoMem, StatOStates, StatPreempt,
+}
+
 // NamedCounter is one carpstats counter with its kernel name without the
 // carps_ prefix.
 type NamedCounter struct {
@@ -59,27 +92,18 @@ type NamedCounter struct {
 	Value uint64
 }
 
-// Named returns the counters in FreeBSD's struct order, named as the
-// kernel's carps_ fields without the prefix ("ipackets", "ipackets6", ...).
+// Named returns the counters in FreeBSD's struct order, named as
+// CarpstatsNames.
 func (s *Stats) Named() []NamedCounter {
-	return []NamedCounter{
-		{"ipackets", s.IPackets},
-		{"ipackets6", s.IPackets6},
-		{"badif", s.BadIf},
-		{"badttl", s.BadTTL},
-		{"hdrops", s.HDrops},
-		{"badsum", s.BadSum},
-		{"badver", s.BadVer},
-		{"badlen", s.BadLen},
-		{"badauth", s.BadAuth},
-		{"badvhid", s.BadVHID},
-		{"badaddrs", s.BadAddrs},
-		{"opackets", s.OPackets},
-		{"opackets6", s.OPackets6},
-		{"onomem", s.ONoMem},
-		{"ostates", s.OStates},
-		{"preempt", s.Preempt},
+	vals := [len(CarpstatsNames)]uint64{
+		s.IPackets, s.IPackets6, s.BadIf, s.BadTTL, s.HDrops, s.BadSum, s.BadVer, s.BadLen,
+		s.BadAuth, s.BadVHID, s.BadAddrs, s.OPackets, s.OPackets6, s.ONoMem, s.OStates, s.Preempt,
 	}
+	out := make([]NamedCounter, len(CarpstatsNames))
+	for i, name := range CarpstatsNames {
+		out[i] = NamedCounter{name, vals[i]}
+	}
+	return out
 }
 
 // Drop is why Validate dropped a packet (DropNone: it did not).
@@ -113,7 +137,7 @@ const (
 	DropReplay
 )
 
-var dropNames = [...]string{"ok", "disabled", "hdrops", "badlen", "badver", "badsum", "badvhid", "badif", "badttl", "badauth", "replay"}
+var dropNames = [...]string{"ok", "disabled", StatHDrops, StatBadLen, StatBadVer, StatBadSum, StatBadVHID, StatBadIf, StatBadTTL, StatBadAuth, StatReplay}
 
 // String returns "ok", "disabled", or the carpstats counter name the drop
 // is counted in ("badlen", "badver", ...).
