@@ -39,6 +39,10 @@ const (
 	// MaxEffectiveSkew is CARP_MAXSKEW: advskew plus demotion is clamped to
 	// it, so 241..254 are advertised and compared as 240.
 	MaxEffectiveSkew = 240
+	// TTL is CARP_DFLTTL: adverts leave with IPv4 TTL (IPv6 hop limit) 255,
+	// and carp_input() drops a multicast advert that arrives with any other
+	// (badttl), so none can have been forwarded by a router.
+	TTL = 255
 )
 
 // GroupV4 is the IPv4 multicast group adverts are sent to (Ethernet

@@ -242,7 +242,7 @@ func Validate(st *Stats, p Received, allow bool, lookup VHIDLookup) (Header, Dro
 		st.BadVHID++
 		return h, DropBadVHID
 	}
-	if p.Multicast && p.TTL != 255 {
+	if p.Multicast && p.TTL != TTL {
 		st.BadTTL++
 		return h, DropBadTTL
 	}

@@ -14,9 +14,14 @@ import (
 	"unicode/utf8"
 )
 
+// ifNameSize is IFNAMSIZ, the size of an interface name buffer with its
+// terminating NUL, 16 bytes in both Linux (include/uapi/linux/if.h) and
+// FreeBSD (sys/net/if.h).
+const ifNameSize = 16
+
 // MaxIfNameLen is the longest interface name Linux can hold (IFNAMSIZ - 1);
-// FreeBSD's IFNAMSIZ is the same 16 bytes.
-const MaxIfNameLen = 15
+// FreeBSD's ifconfig cuts a longer one with strlcpy into IFNAMSIZ.
+const MaxIfNameLen = ifNameSize - 1
 
 // MaxKeyBytes bounds a saved password. The protocol uses only its first
 // carp.MaxKeyLen (19) bytes, as BSD ifconfig cuts it; longer ones are kept
