@@ -26,7 +26,8 @@ func Key(pass string) []byte {
 	return []byte(pass)
 }
 
-// MAC returns the HMAC-SHA1 an advertisement of vhid carries (reference §2):
+// MAC returns the HMAC-SHA1 an advertisement of vhid carries
+// (sys/netinet/ip_carp.c, carp_hmac_prepare() and carp_hmac_generate()):
 //
 //	HMAC-SHA1(key, 0x02 0x01 vhid || IPv4 addresses || IPv6 addresses || counter)
 //
@@ -158,7 +159,8 @@ const ReplayWindow = 1 << 32
 // (2.4e-7). The memory is 8 bytes a chain, and most vhids see one or two.
 const MaxChains = 1024
 
-// Counter is a vhid's advertisement counter (reference §2): random 64 bits
+// Counter is a vhid's advertisement counter (sys/netinet/ip_carp.c,
+// carp_prepare_ad() and carp_input_c()): random 64 bits
 // at the first send, +1 per advert sent (wrapping), and the received value
 // adopted from valid adverts, so a node that becomes MASTER continues at the
 // old master's value + 1.

@@ -17,7 +17,8 @@ func addrs(ss ...string) []netip.Addr {
 	return out
 }
 
-// refMAC is the reference message of §2 written out by hand.
+// refMAC is the HMAC of the message carp_hmac_prepare() builds
+// (sys/netinet/ip_carp.c), written out by hand.
 func refMAC(key []byte, vhid uint8, msgAddrs string, counter string) [20]byte {
 	m, err := hex.DecodeString("0201" + hex.EncodeToString([]byte{vhid}) + msgAddrs + counter)
 	if err != nil {

@@ -10,7 +10,7 @@
 // microsecond and lets many engines run against each other in memory.
 //
 // The rules implemented here are those of FreeBSD 14's sys/netinet/ip_carp.c
-// as summarised in the project's reference (reference/carp-protocol.md):
+// and ip_carp.h, as carp(4) describes them:
 //
 //   - the 36-byte advertisement and its checksum without pseudo-header
 //     (Header, Checksum, BuildAdvert);

@@ -14,13 +14,13 @@ import (
 	"github.com/google/gopacket/layers"
 )
 
-// goldenFile is a copy of the ucarp lines of the shared capture (see its
-// header for provenance), so these tests run from the package alone.
+// goldenFile holds the ucarp lines of the peer capture (see its header for
+// provenance), the frames these tests decode.
 const goldenFile = "testdata/golden_vectors.txt"
 
-// sharedGoldenFile is the capture the copy was taken from, when the package
-// is tested inside the bsdcarp workspace.
-const sharedGoldenFile = "../../shared/testdata/peers/golden_vectors.txt"
+// captureFile is the peer capture the copy was taken from, itself a
+// verbatim copy kept in the repository (see testdata/peers/README.md).
+const captureFile = "testdata/peers/golden_vectors.txt"
 
 // readGolden returns the frames of a golden vectors file by name.
 func readGolden(t testing.TB, path string) map[string][]byte {
@@ -158,17 +158,15 @@ func TestGoldenUcarpAdverts(t *testing.T) {
 }
 
 // The copy in testdata must stay identical to the captured frames.
-func TestGoldenCopyMatchesSharedCapture(t *testing.T) {
-	if _, err := os.Stat(sharedGoldenFile); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared capture missing in CI: %v", err)
-		}
-		t.Skipf("shared capture not present (%v): package tested outside the workspace", err)
+func TestGoldenCopyMatchesCapture(t *testing.T) {
+	capture := readGolden(t, captureFile)
+	copied := readGolden(t, goldenFile)
+	if len(copied) == 0 {
+		t.Fatalf("%s holds no frames", goldenFile)
 	}
-	shared := readGolden(t, sharedGoldenFile)
-	for name, frame := range readGolden(t, goldenFile) {
-		if !bytes.Equal(shared[name], frame) {
-			t.Errorf("%s differs from %s", name, sharedGoldenFile)
+	for name, frame := range copied {
+		if !bytes.Equal(capture[name], frame) {
+			t.Errorf("%s differs from %s", name, captureFile)
 		}
 	}
 }

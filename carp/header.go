@@ -11,7 +11,8 @@ import (
 	"github.com/google/gopacket/layers"
 )
 
-// Wire constants of the CARP advertisement (reference §1, FreeBSD ip_carp.h).
+// Wire constants of the CARP advertisement (FreeBSD sys/netinet/ip_carp.h,
+// struct carp_header and the CARP_* constants).
 const (
 	// ProtoNumber is the IP protocol number (IPv4) and next header (IPv6)
 	// CARP is carried in. VRRP uses the same number.
@@ -38,6 +39,10 @@ const (
 	// MaxEffectiveSkew is CARP_MAXSKEW: advskew plus demotion is clamped to
 	// it, so 241..254 are advertised and compared as 240.
 	MaxEffectiveSkew = 240
+	// TTL is CARP_DFLTTL: adverts leave with IPv4 TTL (IPv6 hop limit) 255,
+	// and carp_input() drops a multicast advert that arrives with any other
+	// (badttl), so none can have been forwarded by a router.
+	TTL = 255
 )
 
 // GroupV4 is the IPv4 multicast group adverts are sent to (Ethernet
@@ -54,14 +59,16 @@ var ErrTooShort = errors.New("advertisement too short")
 
 // LayerTypeCARP is the gopacket layer type of a CARP advertisement. gopacket
 // itself decodes protocol 112 as VRRPv2 and "succeeds" with garbage on CARP
-// (reference §1), so CARP bytes must be decoded with this type explicitly,
+// (whose header differs after byte 0, sys/netinet/ip_carp.h, struct
+// carp_header), so CARP bytes must be decoded with this type explicitly,
 // for example gopacket.NewPacket(ipPayload, LayerTypeCARP, gopacket.Default).
 var LayerTypeCARP = gopacket.RegisterLayerType(1112, gopacket.LayerTypeMetadata{
 	Name:    "CARP",
 	Decoder: gopacket.DecodeFunc(decodeCARP),
 })
 
-// Header is a CARP advertisement as it travels on the wire (reference §1),
+// Header is a CARP advertisement as it travels on the wire (FreeBSD
+// sys/netinet/ip_carp.h, struct carp_header),
 // usable as a gopacket layer (decoding and serializing).
 type Header struct {
 	layers.BaseLayer
@@ -125,7 +132,8 @@ func (h *Header) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error 
 
 // SerializeTo writes the 36 bytes of h in front of b. With
 // opts.ComputeChecksums the checksum is computed over the 36 bytes with the
-// field zero (no pseudo-header, reference §1) and stored in h.Checksum;
+// field zero (no pseudo-header: sys/netinet/ip_carp.c, carp_send_ad_locked()
+// and carp_input() checksum the CARP header alone) and stored in h.Checksum;
 // otherwise h.Checksum is written as is. Version and Type share byte 0, so
 // only their low nibbles are kept.
 func (h *Header) SerializeTo(b gopacket.SerializeBuffer, opts gopacket.SerializeOptions) error {

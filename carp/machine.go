@@ -126,7 +126,8 @@ func (t *timer) due(now time.Time) bool {
 	return t.on && !t.at.After(now)
 }
 
-// Machine is the CARP state machine of one vhid (reference §3), with
+// Machine is the CARP state machine of one vhid (sys/netinet/ip_carp.c:
+// carp_setrun(), carp_master_down(), carp_input_c(), carp_set_state()), with
 // FreeBSD's timers held as deadlines: the advertisement timer (MASTER) and
 // one master-down timer per address family (BACKUP). It never reads a
 // clock: every call takes the current time, the caller sleeps until

@@ -4,12 +4,13 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/google/gopacket"
 )
 
 // Stats is FreeBSD's struct carpstats: the 16 counters in the kernel's
 // order, as `netstat -s -p carp` and the net.inet.carp.stats sysctl show
-// them (reference §4).
+// them (sys/netinet/ip_carp.h, struct carpstats).
 type Stats struct {
 	IPackets  uint64 // packets received (IPv4)
 	IPackets6 uint64 // packets received (IPv6)
@@ -59,27 +60,18 @@ type NamedCounter struct {
 	Value uint64
 }
 
-// Named returns the counters in FreeBSD's struct order, named as the
-// kernel's carps_ fields without the prefix ("ipackets", "ipackets6", ...).
+// Named returns the counters in FreeBSD's struct order, named as
+// api.CarpstatsNames.
 func (s *Stats) Named() []NamedCounter {
-	return []NamedCounter{
-		{"ipackets", s.IPackets},
-		{"ipackets6", s.IPackets6},
-		{"badif", s.BadIf},
-		{"badttl", s.BadTTL},
-		{"hdrops", s.HDrops},
-		{"badsum", s.BadSum},
-		{"badver", s.BadVer},
-		{"badlen", s.BadLen},
-		{"badauth", s.BadAuth},
-		{"badvhid", s.BadVHID},
-		{"badaddrs", s.BadAddrs},
-		{"opackets", s.OPackets},
-		{"opackets6", s.OPackets6},
-		{"onomem", s.ONoMem},
-		{"ostates", s.OStates},
-		{"preempt", s.Preempt},
+	vals := [len(api.CarpstatsNames)]uint64{
+		s.IPackets, s.IPackets6, s.BadIf, s.BadTTL, s.HDrops, s.BadSum, s.BadVer, s.BadLen,
+		s.BadAuth, s.BadVHID, s.BadAddrs, s.OPackets, s.OPackets6, s.ONoMem, s.OStates, s.Preempt,
 	}
+	out := make([]NamedCounter, len(api.CarpstatsNames))
+	for i, name := range api.CarpstatsNames {
+		out[i] = NamedCounter{name, vals[i]}
+	}
+	return out
 }
 
 // Drop is why Validate dropped a packet (DropNone: it did not).
@@ -113,7 +105,7 @@ const (
 	DropReplay
 )
 
-var dropNames = [...]string{"ok", "disabled", "hdrops", "badlen", "badver", "badsum", "badvhid", "badif", "badttl", "badauth", "replay"}
+var dropNames = [...]string{"ok", "disabled", api.StatHDrops, api.StatBadLen, api.StatBadVer, api.StatBadSum, api.StatBadVHID, api.StatBadIf, api.StatBadTTL, api.StatBadAuth, api.StatReplay}
 
 // String returns "ok", "disabled", or the carpstats counter name the drop
 // is counted in ("badlen", "badver", ...).
@@ -150,7 +142,8 @@ type Received struct {
 // receiving interface has no address of that family with that vhid.
 type VHIDLookup func(vhid uint8) (key []byte, addrs []netip.Addr, ok bool)
 
-// Validate checks a received packet in FreeBSD's order (reference §4) and
+// Validate checks a received packet in FreeBSD's order (sys/netinet/ip_carp.c,
+// carp_input() or carp6_input(), then carp_input_c()) and
 // counts it in st: ipackets or ipackets6 for every packet; then, the first
 // failure only being counted,
 //
@@ -217,7 +210,7 @@ func Validate(st *Stats, p Received, allow bool, lookup VHIDLookup) (Header, Dro
 		st.BadVHID++
 		return h, DropBadVHID
 	}
-	if p.Multicast && p.TTL != 255 {
+	if p.Multicast && p.TTL != TTL {
 		st.BadTTL++
 		return h, DropBadTTL
 	}

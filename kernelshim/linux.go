@@ -30,6 +30,26 @@ import (
 // and left to the caller's validation.
 const readBufSize = 1500 + 512
 
+// carpTTL is CARP_DFLTTL of FreeBSD's sys/netinet/ip_carp.h: adverts leave
+// with IPv4 TTL (IPv6 hop limit) 255, and receivers drop multicast adverts
+// with any other (carp_input()), so none can come from beyond the link.
+const carpTTL = 255
+
+// errorPause is how long a reader waits after a receive error, and the link
+// watcher between attempts to resubscribe, so that a lasting error does not
+// make it spin.
+const errorPause = 100 * time.Millisecond
+
+// Netlink subscriptions: updateQueue updates wait between the netlink
+// goroutine and the watcher, and the socket's receive buffer of
+// netlinkRcvBuf bytes holds a burst of messages (carpd creating or removing
+// a macvlan per vhid at start or stop) so that the kernel does not drop
+// them with ENOBUFS, which breaks the subscription and costs a resync.
+const (
+	updateQueue   = 64
+	netlinkRcvBuf = 1 << 20
+)
+
 // Linux is the kernel adapter carpd runs on. It remembers the network namespace it was
 // created in and performs every namespace-sensitive operation (socket
 // creation, /proc/sys access, netlink subscriptions) there, whatever OS
@@ -477,11 +497,11 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- Packet) error {
 	var err6 error
 	err := k.inNS(func() error {
 		var err error
-		c4, err = net.ListenPacket("ip4:112", "0.0.0.0")
+		c4, err = net.ListenPacket(fmt.Sprintf("ip4:%d", Protocol), "0.0.0.0")
 		if err != nil {
 			return err
 		}
-		c6, err6 = net.ListenPacket("ip6:112", "::")
+		c6, err6 = net.ListenPacket(fmt.Sprintf("ip6:%d", Protocol), "::")
 		return nil
 	})
 	if err != nil {
@@ -557,7 +577,7 @@ func setup4(r *ipv4.RawConn) error {
 	if err := r.SetMulticastLoopback(false); err != nil {
 		return fmt.Errorf("multicast loop off: %w", err)
 	}
-	if err := r.SetMulticastTTL(255); err != nil {
+	if err := r.SetMulticastTTL(carpTTL); err != nil {
 		return fmt.Errorf("multicast TTL: %w", err)
 	}
 	return nil
@@ -570,10 +590,10 @@ func setup6(p *ipv6.PacketConn) error {
 	if err := p.SetMulticastLoopback(false); err != nil {
 		return fmt.Errorf("multicast loop off: %w", err)
 	}
-	if err := p.SetMulticastHopLimit(255); err != nil {
+	if err := p.SetMulticastHopLimit(carpTTL); err != nil {
 		return fmt.Errorf("multicast hop limit: %w", err)
 	}
-	if err := p.SetHopLimit(255); err != nil {
+	if err := p.SetHopLimit(carpTTL); err != nil {
 		return fmt.Errorf("hop limit: %w", err)
 	}
 	// IPv6 refuses a link-local source that is not on the outgoing device
@@ -635,7 +655,7 @@ func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- Packet) {
 			}
 			k.log.Warn("CARP IPv4 receive", "err", err)
 			select { // do not spin on a persistent error
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(errorPause):
 				continue
 			case <-ctx.Done():
 				return
@@ -690,7 +710,7 @@ func (k *Linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- Packe
 			}
 			k.log.Warn("CARP IPv6 receive", "err", err)
 			select {
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(errorPause):
 				continue
 			case <-ctx.Done():
 				return
@@ -807,7 +827,7 @@ func (k *Linux) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []b
 			TOS:      int(tos),
 			TotalLen: ipv4.HeaderLen + len(payload),
 			Flags:    ipv4.DontFragment,
-			TTL:      255,
+			TTL:      carpTTL,
 			Protocol: Protocol,
 			Src:      net.IP(src.AsSlice()),
 			Dst:      net.IP(dst.AsSlice()),
@@ -820,7 +840,7 @@ func (k *Linux) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []b
 	if p6 == nil {
 		return fmt.Errorf("kernelshim: send CARP %s -> %s on %s: IPv6 socket not open", src, dst, out)
 	}
-	cm := &ipv6.ControlMessage{IfIndex: idx, Src: net.IP(src.WithZone("").AsSlice()), HopLimit: 255, TrafficClass: int(tos)}
+	cm := &ipv6.ControlMessage{IfIndex: idx, Src: net.IP(src.WithZone("").AsSlice()), HopLimit: carpTTL, TrafficClass: int(tos)}
 	to := &net.IPAddr{IP: net.IP(dst.WithZone("").AsSlice())}
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() || dst.IsInterfaceLocalMulticast() {
 		to.Zone = fmt.Sprint(idx) // numeric zone: no lookup in the caller thread's namespace
@@ -904,7 +924,7 @@ func (k *Linux) WatchLinks(ctx context.Context, onto chan<- LinkUpdate) error {
 					return
 				case <-k.close:
 					return
-				case <-time.After(100 * time.Millisecond):
+				case <-time.After(errorPause):
 				}
 				if sub, err = k.subscribe(); err == nil {
 					break
@@ -943,8 +963,8 @@ func (s *subscription) drain() {
 
 func (k *Linux) subscribe() (*subscription, error) {
 	s := &subscription{
-		ch:   make(chan netlink.LinkUpdate, 64),
-		ach:  make(chan netlink.AddrUpdate, 64),
+		ch:   make(chan netlink.LinkUpdate, updateQueue),
+		ach:  make(chan netlink.AddrUpdate, updateQueue),
 		done: make(chan struct{}),
 		errc: make(chan error, 1),
 	}
@@ -957,11 +977,11 @@ func (k *Linux) subscribe() (*subscription, error) {
 	var linkErr, addrErr error
 	_ = k.inNS(func() error {
 		linkErr = netlink.LinkSubscribeWithOptions(s.ch, s.done, netlink.LinkSubscribeOptions{
-			ErrorCallback: onErr, ReceiveBufferSize: 1 << 20,
+			ErrorCallback: onErr, ReceiveBufferSize: netlinkRcvBuf,
 		})
 		if linkErr == nil {
 			addrErr = netlink.AddrSubscribeWithOptions(s.ach, s.done, netlink.AddrSubscribeOptions{
-				ErrorCallback: onErr, ReceiveBufferSize: 1 << 20,
+				ErrorCallback: onErr, ReceiveBufferSize: netlinkRcvBuf,
 			})
 		}
 		return nil

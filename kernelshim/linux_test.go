@@ -174,11 +174,18 @@ func TestLinuxMACVLAN(t *testing.T) {
 		return l
 	}
 	check()
-	time.Sleep(500 * time.Millisecond) // addrconf would have run by now
-	l := check()
-	if !l.Carrier {
-		t.Errorf("carp0 has no carrier on an up veth: %+v", l)
-	}
+	// addrconf runs when a link gets its carrier: once carp0 has one and
+	// its parent has been given a link-local address (addrconf is on in
+	// this namespace), carp0 would have had its own by now.
+	waitFor(t, 500*time.Millisecond, "carp0 gets a carrier on an up veth", func() bool {
+		l, err := ka.LinkByName("carp0")
+		return err == nil && l.Carrier
+	})
+	waitFor(t, 2*time.Second, "veth0 gets a link-local address", func() bool {
+		l, err := ka.LinkByName("veth0")
+		return err == nil && slices.ContainsFunc(l.Addrs, func(p netip.Prefix) bool { return p.Addr().IsLinkLocalUnicast() })
+	})
+	check()
 	var mode []byte
 	_ = doIn(a, func() (err error) {
 		mode, err = os.ReadFile("/proc/sys/net/ipv6/conf/carp0/addr_gen_mode")

@@ -2,9 +2,14 @@ package api
 
 import "strings"
 
+// ifNameSize is IFNAMSIZ, the size of an interface name buffer with its
+// terminating NUL, 16 bytes in both Linux (include/uapi/linux/if.h) and
+// FreeBSD (sys/net/if.h).
+const ifNameSize = 16
+
 // MaxIfNameLen is the longest interface name Linux can hold (IFNAMSIZ - 1);
-// FreeBSD's IFNAMSIZ is the same 16 bytes.
-const MaxIfNameLen = 15
+// FreeBSD's ifconfig cuts a longer one with strlcpy into IFNAMSIZ.
+const MaxIfNameLen = ifNameSize - 1
 
 // SysctlPrefix is the node under which every carp sysctl lives.
 const SysctlPrefix = "net.inet.carp."

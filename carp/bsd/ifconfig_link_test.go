@@ -84,7 +84,8 @@ func TestFormatLinkGolden(t *testing.T) {
 	}
 }
 
-// The reference's FreeBSD 14 example, less its media line.
+// FreeBSD 14's ifconfig of em0 with vhid 1 on it (as in the FreeBSD
+// Handbook's CARP section), less its media line.
 func TestFormatLinkReferenceExample(t *testing.T) {
 	l := em0()
 	l.Addrs = pfx("192.168.1.3/24")

@@ -126,7 +126,7 @@ func TestIfconfigDialectA(t *testing.T) {
 	}
 }
 
-// The three mask forms of the handbook and reference produce one Prefix.
+// The three mask forms of the FreeBSD Handbook and ifconfig(8) produce one Prefix.
 func TestIfconfigMaskFormsAgree(t *testing.T) {
 	want := netip.MustParsePrefix("10.0.0.1/24")
 	for _, line := range []string{

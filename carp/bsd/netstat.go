@@ -15,21 +15,21 @@ var netstatLines = []struct {
 	format string
 	plural bool
 }{
-	{"ipackets", "\t%d packet%s received (IPv4)\n", true},
-	{"ipackets6", "\t%d packet%s received (IPv6)\n", true},
-	{"badttl", "\t\t%d packet%s discarded for wrong TTL\n", true},
-	{"hdrops", "\t\t%d packet%s shorter than header\n", true},
-	{"badsum", "\t\t%d discarded for bad checksum%s\n", true},
-	{"badver", "\t\t%d discarded packet%s with a bad version\n", true},
-	{"badlen", "\t\t%d discarded because packet too short\n", false},
-	{"badauth", "\t\t%d discarded for bad authentication\n", false},
-	{"badvhid", "\t\t%d discarded for bad vhid\n", false},
-	{"badaddrs", "\t\t%d discarded because of a bad address list\n", false},
+	{api.StatIPackets, "\t%d packet%s received (IPv4)\n", true},
+	{api.StatIPackets6, "\t%d packet%s received (IPv6)\n", true},
+	{api.StatBadTTL, "\t\t%d packet%s discarded for wrong TTL\n", true},
+	{api.StatHDrops, "\t\t%d packet%s shorter than header\n", true},
+	{api.StatBadSum, "\t\t%d discarded for bad checksum%s\n", true},
+	{api.StatBadVer, "\t\t%d discarded packet%s with a bad version\n", true},
+	{api.StatBadLen, "\t\t%d discarded because packet too short\n", false},
+	{api.StatBadAuth, "\t\t%d discarded for bad authentication\n", false},
+	{api.StatBadVHID, "\t\t%d discarded for bad vhid\n", false},
+	{api.StatBadAddrs, "\t\t%d discarded because of a bad address list\n", false},
 	// Not in FreeBSD: bsdcarp drops replayed adverts (the protocol core's Counter.Fresh).
-	{"replay", "\t\t%d discarded as replays\n", false},
-	{"opackets", "\t%d packet%s sent (IPv4)\n", true},
-	{"opackets6", "\t%d packet%s sent (IPv6)\n", true},
-	{"onomem", "\t\t%d send failed due to mbuf memory error\n", false},
+	{api.StatReplay, "\t\t%d discarded as replays\n", false},
+	{api.StatOPackets, "\t%d packet%s sent (IPv4)\n", true},
+	{api.StatOPackets6, "\t%d packet%s sent (IPv6)\n", true},
+	{api.StatONoMem, "\t\t%d send failed due to mbuf memory error\n", false},
 }
 
 // FormatNetstat prints the carpstats counters as `netstat -s -p carp` does.

@@ -504,21 +504,15 @@ func hexInt(v int64) string {
 	return fmt.Sprintf("0x%08x", uint32(v))
 }
 
-// carpstatsFields is struct carpstats of netinet/ip_carp.h: sixteen
-// uint64_t counters, in this order.
-var carpstatsFields = []string{
-	"ipackets", "ipackets6", "badif", "badttl", "hdrops", "badsum", "badver", "badlen",
-	"badauth", "badvhid", "badaddrs", "opackets", "opackets6", "onomem", "ostates", "preempt",
-}
-
 // CarpstatsBytes is the value of net.inet.carp.stats: struct carpstats in
-// amd64 byte order (little-endian), 128 bytes. Counters are matched by name
+// amd64 byte order (little-endian), 128 bytes: sixteen uint64_t counters in
+// the order of api.CarpstatsNames. Counters are matched by name
 // (api.Counter.Name, without the carps_ prefix); missing ones are 0 and
 // unknown ones are ignored.
 func CarpstatsBytes(stats []api.Counter) []byte {
-	b := make([]byte, 8*len(carpstatsFields))
+	b := make([]byte, 8*len(api.CarpstatsNames))
 	for _, c := range stats {
-		for i, f := range carpstatsFields {
+		for i, f := range api.CarpstatsNames {
 			if c.Name == f {
 				binary.LittleEndian.PutUint64(b[8*i:], c.Value)
 			}

@@ -641,16 +641,22 @@ func TestSharedSocketAcceptRateIsCappedRootIsNot(t *testing.T) {
 	for range 300 {
 		conns = append(conns, dialAs(t, path, 65534))
 	}
-	// After half a second at most 50/10 (burst) + 50/2 connections were
-	// taken; the others still wait in the queue, not refused yet.
-	time.Sleep(500 * time.Millisecond)
-	refused := 0
-	for _, c := range conns {
-		_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
-		if n, err := c.Read(make([]byte, 1)); n == 0 && errors.Is(err, io.EOF) {
-			refused++
+	// Poll until the server has taken (and refused) some of the flood: by
+	// then at most 50/10 (burst) + 50 a second connections were taken; the
+	// others still wait in the queue, not refused yet.
+	taken := map[int]bool{}
+	for deadline := start.Add(5 * time.Second); len(taken) == 0 && time.Now().Before(deadline); {
+		for i, c := range conns {
+			if taken[i] {
+				continue
+			}
+			_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+			if n, err := c.Read(make([]byte, 1)); n == 0 && errors.Is(err, io.EOF) {
+				taken[i] = true
+			}
 		}
 	}
+	refused := len(taken)
 	elapsed := time.Since(start)
 	if max := int(float64(lim.AcceptRate)*elapsed.Seconds()) + lim.AcceptRate/10 + 1; refused > max {
 		t.Errorf("%d connections taken and refused in %v, cap %d/s allows %d", refused, elapsed, lim.AcceptRate, max)

@@ -142,7 +142,7 @@ func Listen(path string, eng Engine) (*Server, error) {
 }
 
 func listen(path string, mode os.FileMode) (*net.UnixListener, error) {
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+	if c, err := net.DialTimeout("unix", path, probeWait); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("control: %s: another carpd is listening", path)
 	}
@@ -175,6 +175,23 @@ func (s *Server) log(format string, args ...any) {
 		s.Logf(format, args...)
 	}
 }
+
+// Deadlines of one control exchange. The engine answers a request between
+// two turns of its event loop, which take milliseconds, so only a stuck
+// carpd comes near them.
+const (
+	// engineWait bounds how long the server waits for the engine to carry
+	// out one request.
+	engineWait = 5 * time.Second
+	// rootReply bounds how long the server tries to write root's answer,
+	// and a Client without a Timeout waits as long for the whole exchange:
+	// twice engineWait, so an answer the engine gives at its deadline still
+	// arrives.
+	rootReply = 2 * engineWait
+	// probeWait bounds the dial that checks whether something already
+	// listens on a socket path: a live listener accepts at once.
+	probeWait = time.Second
+)
 
 // acceptBackoff is how long Serve waits after accept(2) failed for want of
 // descriptors or memory, so that it does not spin while the shortage lasts.
@@ -382,7 +399,7 @@ func (s *Server) handle(c *net.UnixConn, uid uint32) {
 	// A request is one short line: a client that does not send it promptly
 	// loses its slot, and users other than root get much less time. The
 	// reply may wait for the engine a little longer.
-	idle, reply := s.lim.RootIdle, 10*time.Second
+	idle, reply := s.lim.RootIdle, rootReply
 	if uid != 0 {
 		idle, reply = s.lim.UserIdle, s.lim.UserReply
 	}
@@ -415,7 +432,7 @@ func (s *Server) do(req Request, uid uint32) Response {
 		return Response{Code: CodeFail, Error: fmt.Sprintf("control: protocol version %d, want %d", req.Version, Version)}
 	}
 	root := uid == 0
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), engineWait)
 	defer cancel()
 	switch req.Op {
 	case OpStatus:
@@ -530,7 +547,7 @@ func (c Client) Do(req Request) (Response, error) {
 	req.Version = Version
 	to := c.Timeout
 	if to == 0 {
-		to = 10 * time.Second
+		to = rootReply
 	}
 	conn, err := c.dial(to)
 	if err != nil {

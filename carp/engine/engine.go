@@ -85,6 +85,20 @@ type Engine struct {
 	countersOut   chan []byte                  // to counterWriter, latest wins
 }
 
+// Queues from the kernel's reader goroutines to the event loop. A reader
+// blocks while its queue is full (the kernel's socket buffer then holds what
+// follows), so the queues only absorb bursts while the loop is busy.
+const (
+	// packetQueue holds one advert of each of the 255 vhids (a one-byte
+	// field, 1..255) a segment can carry, plus one.
+	packetQueue = 256
+	// linkQueue holds a burst of link changes, such as carpd's own macvlans
+	// coming and going with their vhids.
+	linkQueue = 64
+	// arpQueue holds a burst of ARP requests for the balanced addresses.
+	arpQueue = 64
+)
+
 // New loads the saved configuration (if any) and returns an engine that is
 // not running yet.
 func New(opts Options) (*Engine, error) {
@@ -113,10 +127,10 @@ func New(opts Options) (*Engine, error) {
 		kernelOriginal: map[string]string{},
 		lastLog:        map[string]time.Time{},
 		joined:         map[string]int{},
-		pkts:           make(chan kernelshim.Packet, 256),
+		pkts:           make(chan kernelshim.Packet, packetQueue),
 		countersOut:    make(chan []byte, 1),
-		linkUpdates:    make(chan kernelshim.LinkUpdate, 64),
-		arpReqs:        make(chan kernelshim.ARPRequest, 64),
+		linkUpdates:    make(chan kernelshim.LinkUpdate, linkQueue),
+		arpReqs:        make(chan kernelshim.ARPRequest, arpQueue),
 	}
 	cfg, err := loadConfig(opts.StateDir)
 	if err != nil {

@@ -571,8 +571,8 @@ func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
 		defer n.stop(t)
 		p := netip.MustParsePrefix
 		n.k.Fail(memkernel.OpReplaceAddr, syscall.EINVAL)
-		// ifconfig em0 vhid 1 pass x mtu 9000 192.168.1.4/24 alias: the
-		// mtu goes through, the address is refused.
+		// ifconfig em0 mtu 9000 192.168.1.4/24 alias: the mtu goes
+		// through, the address is refused.
 		err := n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "em0", Ops: []api.Op{
 			{Kind: api.OpMTU, Int: 9000}, {Kind: api.OpAddr, Prefix: p("192.168.1.4/24"), Alias: true}}})
 		if !refused(err, api.Refused(api.StepAddAddr, syscall.EINVAL)) {
@@ -582,6 +582,20 @@ func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
 			t.Fatalf("MTU after the refused line = %d, want 1500 restored", l.MTU)
 		}
 		n.k.Fail(memkernel.OpReplaceAddr, nil)
+		// ifconfig em0 vhid 1 pass x alias 192.168.1.50/32 mtu 9000: the
+		// vhid and its address are taken, the mtu is refused, so vhid 1
+		// must not stay behind.
+		n.k.Fail(memkernel.OpSetMTU, syscall.EINVAL)
+		err = n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "em0", Ops: []api.Op{
+			{Kind: api.OpVHID, Int: 1}, {Kind: api.OpPass, Str: "x"},
+			{Kind: api.OpAddr, Prefix: p("192.168.1.50/32"), Alias: true}, {Kind: api.OpMTU, Int: 9000}}})
+		if !refused(err, api.Refused(api.StepSetMTU, syscall.EINVAL)) {
+			t.Fatalf("refused mtu after a vhid: %v", err)
+		}
+		if st, _ := n.e.Status(context.Background(), false); len(st.VHIDs) != 0 {
+			t.Fatalf("vhid kept after its line was refused: %+v", st.VHIDs)
+		}
+		n.k.Fail(memkernel.OpSetMTU, nil)
 		n.k.Fail(memkernel.OpSetLinkUp, syscall.EPERM)
 		err = n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "em0", Ops: []api.Op{{Kind: api.OpDown}}})
 		if !refused(err, api.Refused(api.StepSetDown, syscall.EPERM)) {

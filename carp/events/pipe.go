@@ -95,7 +95,7 @@ func ListenPipe(path string, opts PipeOptions) (*PipeServer, error) {
 		}
 		// A socket something answers on is another engine's (or devd's):
 		// only a stale one is replaced.
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		if c, err := net.DialTimeout("unix", path, probeWait); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("devd pipe %s: another process listens on it", path)
 		}
@@ -124,6 +124,9 @@ func ListenPipe(path string, opts PipeOptions) (*PipeServer, error) {
 const (
 	acceptPause  = 50 * time.Millisecond
 	pipeLogEvery = 10 * time.Second
+	// probeWait bounds the dial that checks whether a process listens on
+	// an existing socket: a live listener accepts at once.
+	probeWait = time.Second
 )
 
 // rateOK reports whether a line about the socket may be logged now.

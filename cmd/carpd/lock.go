@@ -19,6 +19,13 @@ import (
 // carpd gives up on it.
 const lockPatience = 100 * time.Millisecond
 
+// lockPoll is how often a held lock is tried again within lockPatience.
+const lockPoll = 10 * time.Millisecond
+
+// probeWait bounds the dial that checks whether something answers on the
+// control socket: a live carpd accepts at once.
+const probeWait = time.Second
+
 // NetnsLockDir holds one lock file per network namespace, named after the
 // namespace's inode. It is root's alone (mode 0700 under /run, which a
 // reboot clears): no other user can create or hold a lock there, so no local
@@ -239,7 +246,7 @@ func flockNB(f *os.File, what, pidPath string) error {
 		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(lockPoll)
 	}
 	switch {
 	case err == nil:
@@ -293,7 +300,7 @@ func readPid(path string) int {
 // an engine that does not take the socket's lock (an older carpd) must not
 // be run over either.
 func socketFree(path string) error {
-	c, err := net.DialTimeout("unix", path, time.Second)
+	c, err := net.DialTimeout("unix", path, probeWait)
 	switch {
 	case err == nil:
 		c.Close()

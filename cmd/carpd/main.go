@@ -54,11 +54,16 @@ func main() {
 	}
 }
 
+// signalQueue is the buffer of carpd's signal channel: signal.Notify drops
+// a signal that finds it full, so it has room for several arriving while
+// run is still starting.
+const signalQueue = 8
+
 func run(c cli, lg *slog.Logger) error {
 	// Before anything else: SIGHUP's default action would end the process
 	// without a hand-over, and a SIGTERM during start-up must still lead
 	// to one.
-	sigs := make(chan os.Signal, 8)
+	sigs := make(chan os.Signal, signalQueue)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 

@@ -81,7 +81,8 @@ func parseTranscript(t *testing.T, path string) []step {
 
 var updateTranscripts = flag.Bool("update-transcripts", false, "rewrite testdata/transcripts/*.txt from what the commands print (review the diff!)")
 
-// TestTranscripts runs every command form of the reference against a live
+// TestTranscripts runs every command form of man/ifconfig-carp.8 and
+// man/carpctl-sysctl.8 against a live
 // engine, one file of testdata/transcripts per dialect or command, and
 // compares stdout, stderr and the exit status byte for byte. Each file gets
 // a fresh host "fw" with em0 (10.0.0.2/24, MAC 00:0c:29:aa:bb:cc) and em1

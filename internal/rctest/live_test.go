@@ -171,7 +171,7 @@ func TestRCCarpTwice(t *testing.T) {
 func TestRCCarpFailureContinues(t *testing.T) {
 	shell := shells(t)["/bin/sh"]
 	if shell == "" {
-		t.Skip("no /bin/sh")
+		unavailable(t, "no /bin/sh")
 	}
 	prefix, state := installedLayout(t)
 	conf := filepath.Join(t.TempDir(), "rc.conf")
@@ -200,7 +200,7 @@ ifconfig_em0_alias1="inet vhid 2 pass ok alias 192.168.1.51/32"
 func TestRCCarpRefusesForeignIfconfig(t *testing.T) {
 	shell := shells(t)["/bin/sh"]
 	if shell == "" {
-		t.Skip("no /bin/sh")
+		unavailable(t, "no /bin/sh")
 	}
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "bin")
