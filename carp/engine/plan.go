@@ -66,17 +66,18 @@ func (h hostView) resolveCarpdev(v VHIDConfig) string {
 	}
 	for _, vip := range v.Addrs {
 		for _, l := range h.links {
-			if l.Alias == kernelshim.OwnerAlias {
-				continue
-			}
-			for _, a := range l.Addrs {
-				if a.Contains(vip.Addr()) && a.Addr() != vip.Addr() {
-					return h.bsdName(l.Name)
-				}
+			if l.Alias != kernelshim.OwnerAlias && inSubnetOf(l.Addrs, vip.Addr()) {
+				return h.bsdName(l.Name)
 			}
 		}
 	}
 	return ""
+}
+
+// inSubnetOf reports whether a is in the subnet of one of addrs without
+// being that address.
+func inSubnetOf(addrs []netip.Prefix, a netip.Addr) bool {
+	return slices.ContainsFunc(addrs, func(p netip.Prefix) bool { return p.Contains(a) && p.Addr() != a })
 }
 
 // stepKind is what one kernel step does to a Linux link.
