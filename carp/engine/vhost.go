@@ -161,22 +161,7 @@ func (e *Engine) reconcile(now time.Time) {
 // resolveCarpdev finds the parent of a vhid: the configured carpdev, or
 // (dialect B) the interface with an address in the virtual address's subnet.
 func (e *Engine) resolveCarpdev(v VHIDConfig) string {
-	if v.Carpdev != "" {
-		return v.Carpdev
-	}
-	for _, vip := range v.Addrs {
-		for _, l := range e.links {
-			if l.Alias == kernelshim.OwnerAlias {
-				continue
-			}
-			for _, a := range l.Addrs {
-				if a.Contains(vip.Addr()) && a.Addr() != vip.Addr() {
-					return e.bsdName(l.Name)
-				}
-			}
-		}
-	}
-	return ""
+	return e.hostView().resolveCarpdev(v)
 }
 
 // runnable is FreeBSD's setrun() condition.
