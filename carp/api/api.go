@@ -90,7 +90,24 @@ type VHIDStatus struct {
 	// fail authentication (another key or address set: both may be
 	// MASTER), while it keeps sending them; "" otherwise.
 	AuthMismatch string `json:"auth_mismatch,omitempty"`
+	// InitReason says why a vhid in INIT cannot leave it, as one of the
+	// Init* words below; "" when the vhid is not in INIT. FreeBSD's
+	// ifconfig prints no such thing: carp/bsd does not show it.
+	InitReason string `json:"init_reason,omitempty"`
 }
+
+// The words of VHIDStatus.InitReason, stable for scripts. They follow the
+// conditions of FreeBSD's carp_setrun() in the order they are checked: a
+// vhid for which several hold reports the first.
+const (
+	InitCarpDisabled = "carp_disabled" // net.inet.carp.allow is 0
+	InitNoAddress    = "no_address"    // the vhid has no virtual address
+	InitNoParent     = "no_parent"     // carpdev unknown (dialect B: no interface in the address's subnet) or its link not found
+	InitAdminDown    = "admin_down"    // the interface is down by the admin (ifconfig carpN down)
+	InitParentDown   = "parent_down"   // the parent interface is administratively down
+	InitNoCarrier    = "no_carrier"    // the parent interface has no carrier
+	InitNoVlink      = "vlink_failed"  // the macvlan with the virtual MAC could not be created
+)
 
 // LinkStatus is one host interface as ifconfig shows it, by the admin's
 // (BSD) name. Virtual addresses of vhids are not in Addrs: they come from

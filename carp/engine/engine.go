@@ -58,9 +58,6 @@ type Engine struct {
 
 	// Everything below is owned by the Run goroutine.
 	cfg            *Config
-	demoteIfdown   int // ifdown_demotion_factor for every vhid whose parent is down
-	demoteSenderr  int
-	demotion       int // effective net.inet.carp.demotion
 	stats          carp.Stats
 	hosts          []*vhost // in configuration order
 	links          map[int]kernelshim.Link
@@ -212,7 +209,6 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		return err
 	}
 	e.removeStrayLinks()
-	e.recomputeDemotion()
 	e.reconcile(e.opts.Now())
 	close(e.ready)
 

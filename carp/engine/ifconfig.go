@@ -76,7 +76,7 @@ func (e *Engine) groupDemote(group string, delta int) error {
 	if group != "carp" {
 		return &api.Error{Reason: api.ReasonErrno, Step: api.StepGroupAttr, Errno: syscall.ENOENT, Name: group}
 	}
-	next := e.demotion + delta
+	next := e.demotion() + delta
 	if (delta > 0 && next > MaxGroupDemote) || (delta < 0 && next < 0) {
 		return &api.Error{Reason: api.ReasonErrno, Step: api.StepGroupAttr, Errno: syscall.EINVAL, Name: group}
 	}
@@ -149,6 +149,9 @@ func (e *Engine) status(showKeys bool) api.Status {
 					if a, ok := h.mismatchPeer(now); ok {
 						vs.AuthMismatch = a.String()
 					}
+					if h.m.State() == carp.Init {
+						vs.InitReason = h.why.String()
+					}
 				}
 			}
 			st.VHIDs = append(st.VHIDs, vs)
@@ -177,6 +180,7 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 		return 0, 0, err
 	}
 	old := e.knob(leaf)
+	before := e.demotion()
 	next := e.cfg.clone()
 	if k.additive {
 		// FreeBSD's counter is a C int: saturate rather than wrap, so
@@ -191,14 +195,11 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 	now := e.opts.Now()
 	switch leaf {
 	case "demotion":
-		e.demote(int(v), "sysctl", nil)
-	case "ifdown_demotion_factor":
+		e.demote(int(v), "sysctl") // what was written, as FreeBSD logs it
+	case "ifdown_demotion_factor", "senderr_demotion_factor":
 		// The demotion already counted follows the new factor.
-		e.demote(e.countHosts(func(h *vhost) bool { return h.suppressed })*int(v-old), "sysctl", &e.demoteIfdown)
-	case "senderr_demotion_factor":
-		e.demote(e.countHosts(func(h *vhost) bool { return h.senderr })*int(v-old), "sysctl", &e.demoteSenderr)
+		e.demote(e.demotion()-before, "sysctl")
 	}
-	e.recomputeDemotion()
 	for _, h := range e.hosts {
 		e.apply(now, h, h.m.SetConfig(now, e.machineConfig(h.cfg)))
 		e.setRun(now, h, carp.ReasonInitComplete)

@@ -49,7 +49,7 @@ func knobByName(leaf string) (knobDef, bool) {
 // knob returns the current value of a leaf.
 func (e *Engine) knob(leaf string) int64 {
 	if leaf == "demotion" {
-		return int64(e.demotion)
+		return int64(e.demotion())
 	}
 	if v, ok := e.cfg.Knobs[leaf]; ok {
 		return v

@@ -37,6 +37,8 @@ type vhost struct {
 	linkUp      bool // ... and it was LINK_UP
 	balanced    bool // the macvlan has arp_ignore=8: carpd answers ARP (arpbalance.go)
 
+	why initReason // why the vhid is in INIT, as last noted (noteInit); initNone while it may run
+
 	// mismatch is the last host heard speaking for this vhid whose adverts
 	// fail authentication: a different key or address set, so both hosts
 	// may be MASTER. It is shown until mismatchUntil.
@@ -80,7 +82,7 @@ func (e *Engine) machineConfig(v VHIDConfig) carp.Config {
 		AdvBase:  v.AdvBase,
 		AdvSkew:  v.AdvSkew,
 		Preempt:  e.knob("preempt") != 0,
-		Demotion: e.demotion,
+		Demotion: e.demotion(),
 		IPv4:     v4,
 		IPv6:     v6,
 	}
@@ -100,8 +102,9 @@ func (e *Engine) reconcile(now time.Time) {
 			}
 		}
 	}
-	// Tear down what is gone, or changed identity (vhid, parent).
-	kept := e.hosts[:0]
+	// Tear down what is gone, or changed identity (vhid, parent). Not
+	// filtered in place: a teardown counts the demotion over e.hosts.
+	kept := make([]*vhost, 0, len(e.hosts))
 	for _, h := range e.hosts {
 		keep := false
 		for _, w := range wants {
@@ -164,54 +167,31 @@ func (e *Engine) resolveCarpdev(v VHIDConfig) string {
 	return e.hostView().resolveCarpdev(v)
 }
 
-// runnable is FreeBSD's setrun() condition.
-func (e *Engine) runnable(h *vhost) bool {
-	if e.knob("allow") == 0 || len(h.cfg.Addrs) == 0 || h.carpdev == "" {
-		return false
-	}
-	if ifc := e.cfg.iface(h.iface); ifc != nil && ifc.Down {
-		return false
-	}
-	l, ok := e.linkByLinuxName(e.linuxName(h.carpdev))
-	if !ok || !l.AdminUp || !l.Carrier {
-		return false
-	}
-	return e.ensureVlink(h)
-}
-
 // setRun applies setrun(): INIT <-> BACKUP as the conditions come and go.
+// The conditions are facts (runFacts); the macvlan a runnable vhid needs is
+// created here, and its failure is one more reason to stay in INIT.
 func (e *Engine) setRun(now time.Time, h *vhost, upReason string) {
-	run := e.runnable(h)
-	e.suppress(h, !run && e.parentDown(h))
-	if !run {
-		if ifc := e.cfg.iface(h.iface); ifc != nil && ifc.Down {
-			// `ifconfig carp0 down`: a MASTER bows out with advbase and
-			// advskew 255 so that a backup takes over at once; then the
-			// Linux link goes down too, as `ip link` should show.
-			e.apply(now, h, h.m.BowOut(now, ""))
-			if h.clone && !h.draining {
-				e.setVlinkUp(h, false) // else when the drain ends
-			}
-			return
+	facts := e.runFacts(h)
+	why := facts.reason()
+	if why == initNone && !e.ensureVlink(h) {
+		why = initNoVlink
+	}
+	e.suppress(h, facts.parentDown())
+	switch {
+	case why == initNone:
+		e.apply(now, h, h.m.SetRunnable(now, true, upReason))
+	case facts.adminDown:
+		// `ifconfig carp0 down`: a MASTER bows out with advbase and
+		// advskew 255 so that a backup takes over at once; then the
+		// Linux link goes down too, as `ip link` should show.
+		e.apply(now, h, h.m.BowOut(now, ""))
+		if h.clone && !h.draining {
+			e.setVlinkUp(h, false) // else when the drain ends
 		}
+	default:
 		e.apply(now, h, h.m.SetRunnable(now, false, carp.ReasonIfDown))
-		return
 	}
-	e.apply(now, h, h.m.SetRunnable(now, true, upReason))
-}
-
-// parentDown reports whether a vhid cannot run because its parent is down
-// (or missing) or net.inet.carp.allow is 0: the cases in which FreeBSD adds
-// the interface-down demotion.
-func (e *Engine) parentDown(h *vhost) bool {
-	if e.knob("allow") == 0 {
-		return true
-	}
-	if h.carpdev == "" {
-		return false
-	}
-	l, ok := e.linkByLinuxName(e.linuxName(h.carpdev))
-	return !ok || !l.AdminUp || !l.Carrier
+	e.noteInit(h, why)
 }
 
 // suppress adds ifdown_demotion_factor once while a vhid's parent is down and
@@ -221,12 +201,12 @@ func (e *Engine) suppress(h *vhost, on bool) {
 	if on == h.suppressed {
 		return
 	}
+	before := e.demotion()
 	h.suppressed = on
-	f := int(e.knob("ifdown_demotion_factor"))
 	if on {
-		e.demote(f, "interface down", &e.demoteIfdown)
+		e.demote(e.demotion()-before, "interface down")
 	} else {
-		e.demote(-f, "interface up", &e.demoteIfdown)
+		e.demote(e.demotion()-before, "interface up")
 	}
 }
 
@@ -326,12 +306,14 @@ func (e *Engine) restoreKernel() {
 // admin's ifconfig (carp.ReasonUser).
 func (e *Engine) teardown(now time.Time, h *vhost, reason string) {
 	if h.suppressed {
+		before := e.demotion()
 		h.suppressed = false
-		e.demote(-int(e.knob("ifdown_demotion_factor")), "vhid removed", &e.demoteIfdown)
+		e.demote(e.demotion()-before, "vhid removed")
 	}
 	if h.senderr {
+		before := e.demotion()
 		h.senderr = false
-		e.demote(-int(e.knob("senderr_demotion_factor")), "vhid removed", &e.demoteSenderr)
+		e.demote(e.demotion()-before, "vhid removed")
 	}
 	e.apply(now, h, h.m.BowOut(now, reason))
 	e.removeAddrs(h)
@@ -504,8 +486,9 @@ func (e *Engine) sendResult(h *vhost, err error) {
 			e.errorf("carp: %s: cannot send advertisement on %s: %v", h.name(), h.carpdev, err)
 		}
 		if h.sendErrs == 3 && !h.senderr {
+			before := e.demotion()
 			h.senderr = true
-			e.demote(int(e.knob("senderr_demotion_factor")), fmt.Sprintf("send error %d on %s", h.sendErrs, h.carpdev), &e.demoteSenderr)
+			e.demote(e.demotion()-before, fmt.Sprintf("send error %d on %s", h.sendErrs, h.carpdev))
 		}
 		return
 	}
@@ -513,9 +496,10 @@ func (e *Engine) sendResult(h *vhost, err error) {
 	if h.senderr {
 		h.sendOKs++
 		if h.sendOKs >= 3 {
+			before := e.demotion()
 			h.senderr = false
 			h.sendOKs = 0
-			e.demote(-int(e.knob("senderr_demotion_factor")), "send ok on "+h.carpdev, &e.demoteSenderr)
+			e.demote(e.demotion()-before, "send ok on "+h.carpdev)
 		}
 	}
 }
@@ -549,28 +533,21 @@ func sourceAddr(parent, vips []netip.Prefix, v4 bool) netip.Addr {
 	return pick(vips, func(netip.Addr) bool { return true })
 }
 
-// demote changes one part of the demotion counter (nil: the sysctl part,
-// which lives in the configuration and is already updated) and lets every
-// vhid act on the new value (a MASTER advertises at once).
-func (e *Engine) demote(delta int, reason string, part *int) {
+// demote follows a change of one of the facts the demotion is made of
+// (see demotion): it logs the change by delta, as FreeBSD's
+// carp_demote_adj() does, and lets every vhid act on the new value (a
+// MASTER advertises at once). A zero delta changes nothing.
+func (e *Engine) demote(delta int, reason string) {
 	if delta == 0 {
 		return
 	}
-	if part != nil {
-		*part += delta
-	}
-	e.recomputeDemotion()
 	if e.knob("log") >= 1 {
-		e.infof("carp: demoted by %d to %d (%s)", delta, e.demotion, reason)
+		e.infof("carp: demoted by %d to %d (%s)", delta, e.demotion(), reason)
 	}
 	now := e.opts.Now()
 	for _, h := range e.hosts {
 		e.apply(now, h, h.m.SetConfig(now, e.machineConfig(h.cfg)))
 	}
-}
-
-func (e *Engine) recomputeDemotion() {
-	e.demotion = int(e.cfg.Knobs["demotion"]) + e.demoteIfdown + e.demoteSenderr
 }
 
 // input handles one received packet.
