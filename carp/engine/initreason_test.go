@@ -13,6 +13,7 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 func TestInitReasonFromFacts(t *testing.T) {
@@ -177,7 +178,7 @@ func TestInitReasonInStatusAndLog(t *testing.T) {
 
 	t.Run("parent no carrier", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 			defer n.stop(t)
 			master(t, n)
 			n.k.SetCarrier("em0", false)
@@ -208,7 +209,7 @@ func TestInitReasonInStatusAndLog(t *testing.T) {
 	})
 	t.Run("parent admin down", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 			defer n.stop(t)
 			master(t, n)
 			if err := n.k.SetLinkUp("em0", false); err != nil {
@@ -222,7 +223,7 @@ func TestInitReasonInStatusAndLog(t *testing.T) {
 	})
 	t.Run("carp disabled", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 			defer n.stop(t)
 			master(t, n)
 			if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.allow", 0); err != nil {
@@ -235,7 +236,7 @@ func TestInitReasonInStatusAndLog(t *testing.T) {
 	})
 	t.Run("admin down", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 			defer n.stop(t)
 			master(t, n)
 			n.ifconfig(t, "carp0", api.Op{Kind: api.OpDown})
@@ -248,7 +249,7 @@ func TestInitReasonInStatusAndLog(t *testing.T) {
 	})
 	t.Run("no address", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 			defer n.stop(t)
 			n.ifconfig(t, "carp0", api.Op{Kind: api.OpCreate})
 			n.ifconfig(t, "carp0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpCarpdev, Str: "em0"})
@@ -259,7 +260,7 @@ func TestInitReasonInStatusAndLog(t *testing.T) {
 	})
 	t.Run("parent not found", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 			defer n.stop(t)
 			master(t, n)
 			if err := n.k.DeleteLink("em0"); err != nil {
@@ -276,9 +277,9 @@ func TestInitReasonInStatusAndLog(t *testing.T) {
 	})
 	t.Run("virtual link not created", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			k := kernelshim.NewMemory()
+			k := memkernel.NewMemory()
 			k.Clock = time.Now
-			seg := kernelshim.NewSegment()
+			seg := memkernel.NewSegment()
 			k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.1.3/24")}}, seg)
 			em0, err := k.LinkByName("em0")
 			if err != nil {
@@ -298,7 +299,7 @@ func TestInitReasonInStatusAndLog(t *testing.T) {
 	})
 	t.Run("log level 0 says nothing", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 			defer n.stop(t)
 			master(t, n)
 			if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.log", 0); err != nil {
@@ -317,7 +318,7 @@ func TestInitReasonInStatusAndLog(t *testing.T) {
 // parents come back.
 func TestDemotionFollowsTheFacts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newNode(t, kernelshim.NewSegment(), "10.0.0.2/24", "")
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 		defer n.stop(t)
 		runbook284(t, n, 0)
 		n.ifconfig(t, "carp1", api.Op{Kind: api.OpCreate})
