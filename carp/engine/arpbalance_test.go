@@ -150,7 +150,7 @@ func TestARPBalanceOneReplyPerRequestFromTheChosenMaster(t *testing.T) {
 		// (vhid 1's address is kept fresh all along, three times a second).
 		vip1 := "ip addr replace 10.0.0.100/24 dev carp0 lft 1s"
 		vip2 := "ip addr replace 10.0.0.100/24 dev carp1 lft 1s"
-		wantOps(t, tr, lines(times(9, vip1), vip2, vip1, vip2))
+		wantOps(t, tr, concat(repeat(9, vip1), vip2, vip1, vip2))
 		fw2.stop(t)
 		fw1.k.ResetTranscript()
 		ask(t, clientOdd, fw1)

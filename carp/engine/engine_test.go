@@ -150,7 +150,7 @@ func TestAloneBackupBecomesMasterAtMasterDownInterval(t *testing.T) {
 		}
 		// em0 tuned, carp0 made with the virtual MAC; at MASTER the address
 		// and its announcement.
-		wantOps(t, n.k.Transcript(), lines(setupCarp0, carp0Addr, carp0Announce))
+		wantOps(t, n.k.Transcript(), concat(setupCarp0, carp0Addr, carp0Announce))
 	})
 }
 

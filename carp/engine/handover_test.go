@@ -132,7 +132,7 @@ func TestNewMasterAnnouncesBeforeItAdvertises(t *testing.T) {
 		wantOps(t, rec1.since(n1), takeover(0))
 		// fw2 kept its address fresh until its next advert, and gave it up
 		// when it heard fw1's.
-		wantOps(t, rec2.since(n2), lines(times(4, carp0Addr), "advert 1/100", carp0AddrGone))
+		wantOps(t, rec2.since(n2), concat(repeat(4, carp0Addr), "advert 1/100", carp0AddrGone))
 	})
 }
 

@@ -18,11 +18,22 @@ import (
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
+// memoryKernel is what kernelOps uses of the in-memory kernel.
+type memoryKernel interface {
+	Transcript() []string
+	ResetTranscript()
+	SetSendHook(func(out string, p kernelshim.Packet))
+}
+
 // newMemoryKernel is the in-memory kernel of the transcript tests, on the
-// synctest clock. It is the one place that names its package.
-func newMemoryKernel() *kernelshim.Memory {
+// synctest clock, with links each on a segment of its own. It is the one
+// place that names the in-memory kernel's package.
+func newMemoryKernel(links ...kernelshim.Link) *kernelshim.Memory {
 	k := kernelshim.NewMemory()
 	k.Clock = time.Now
+	for _, l := range links {
+		k.AddLink(l, kernelshim.NewSegment())
+	}
 	return k
 }
 
@@ -33,12 +44,12 @@ func newMemoryKernel() *kernelshim.Memory {
 // loop, so under synctest the order is exact.
 type kernelOps struct {
 	mu    sync.Mutex
-	k     *kernelshim.Memory
+	k     memoryKernel
 	lines []string
 	seen  int // transcript lines already copied
 }
 
-func recordKernelOps(k *kernelshim.Memory) *kernelOps {
+func recordKernelOps(k memoryKernel) *kernelOps {
 	r := &kernelOps{k: k}
 	k.ResetTranscript()
 	k.SetSendHook(func(out string, p kernelshim.Packet) {
@@ -98,28 +109,27 @@ type tstep struct {
 	refused *api.Error // the refusal the line must get; nil: it succeeds
 }
 
-func ifc(iface string, ops ...api.Op) tstep      { return tstep{iface: iface, ops: ops} }
-func sysctl(knob string, value int64) tstep      { return tstep{knob: knob, value: value} }
-func wait(d time.Duration) tstep                 { return tstep{wait: d} }
-func (s tstep) refusedWith(err *api.Error) tstep { s.refused = err; return s }
-func opCreate() api.Op                           { return api.Op{Kind: api.OpCreate} }
-func opDestroy() api.Op                          { return api.Op{Kind: api.OpDestroy} }
-func opVHID(v int) api.Op                        { return api.Op{Kind: api.OpVHID, Int: v} }
-func opPass(s string) api.Op                     { return api.Op{Kind: api.OpPass, Str: s} }
-func opCarpdev(s string) api.Op                  { return api.Op{Kind: api.OpCarpdev, Str: s} }
-func opAdvSkew(v int) api.Op                     { return api.Op{Kind: api.OpAdvSkew, Int: v} }
-func opAdvBase(v int) api.Op                     { return api.Op{Kind: api.OpAdvBase, Int: v} }
-func opState(s string) api.Op                    { return api.Op{Kind: api.OpState, Str: s} }
-func opMTU(v int) api.Op                         { return api.Op{Kind: api.OpMTU, Int: v} }
-func opUp() api.Op                               { return api.Op{Kind: api.OpUp} }
-func opDown() api.Op                             { return api.Op{Kind: api.OpDown} }
-func opAddr(p string) api.Op                     { return api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix(p)} }
+func cmdIfconfig(iface string, ops ...api.Op) tstep { return tstep{iface: iface, ops: ops} }
+func cmdSysctl(knob string, value int64) tstep      { return tstep{knob: knob, value: value} }
+func cmdWait(d time.Duration) tstep                 { return tstep{wait: d} }
+func (s tstep) refusedWith(err *api.Error) tstep    { s.refused = err; return s }
+func opCreate() api.Op                              { return api.Op{Kind: api.OpCreate} }
+func opDestroy() api.Op                             { return api.Op{Kind: api.OpDestroy} }
+func opVHID(v int) api.Op                           { return api.Op{Kind: api.OpVHID, Int: v} }
+func opPass(s string) api.Op                        { return api.Op{Kind: api.OpPass, Str: s} }
+func opCarpdev(s string) api.Op                     { return api.Op{Kind: api.OpCarpdev, Str: s} }
+func opAdvSkew(v int) api.Op                        { return api.Op{Kind: api.OpAdvSkew, Int: v} }
+func opAdvBase(v int) api.Op                        { return api.Op{Kind: api.OpAdvBase, Int: v} }
+func opState(s string) api.Op                       { return api.Op{Kind: api.OpState, Str: s} }
+func opMTU(v int) api.Op                            { return api.Op{Kind: api.OpMTU, Int: v} }
+func opUp() api.Op                                  { return api.Op{Kind: api.OpUp} }
+func opDown() api.Op                                { return api.Op{Kind: api.OpDown} }
+func opAddr(p string) api.Op                        { return api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix(p)} }
 func opAlias(p string) api.Op {
 	return api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix(p), Alias: true}
 }
-func opDelAddr(p string) api.Op      { return api.Op{Kind: api.OpDelAddr, Prefix: netip.MustParsePrefix(p)} }
-func stopEngine() tstep              { return tstep{stop: true} }
-func mac(b ...byte) net.HardwareAddr { return net.HardwareAddr(b) }
+func opDelAddr(p string) api.Op { return api.Op{Kind: api.OpDelAddr, Prefix: netip.MustParsePrefix(p)} }
+func cmdStop() tstep            { return tstep{stop: true} }
 func prefixes(ps ...string) (out []netip.Prefix) {
 	for _, p := range ps {
 		out = append(out, netip.MustParsePrefix(p))
@@ -172,8 +182,8 @@ var masterDown0 = carp.MasterDown(1, 0) + time.Millisecond
 // lanpasswd carpdev em0 advskew N 10.0.0.1/24`.
 func runbookA(advskew int) []tstep {
 	return []tstep{
-		ifc("carp0", opCreate()),
-		ifc("carp0", opVHID(1), opPass("lanpasswd"), opCarpdev("em0"), opAdvSkew(advskew), opAddr("10.0.0.1/24")),
+		cmdIfconfig("carp0", opCreate()),
+		cmdIfconfig("carp0", opVHID(1), opPass("lanpasswd"), opCarpdev("em0"), opAdvSkew(advskew), opAddr("10.0.0.1/24")),
 	}
 }
 
@@ -199,8 +209,8 @@ const (
 	carp0AddrGone = "ip addr del 10.0.0.1/24 dev carp0"
 )
 
-// lines is the concatenation of its arguments, each a line or a []string.
-func lines(parts ...any) []string {
+// concat is the concatenation of its arguments, each a line or a []string.
+func concat(parts ...any) []string {
 	var out []string
 	for _, p := range parts {
 		switch p := p.(type) {
@@ -215,15 +225,15 @@ func lines(parts ...any) []string {
 	return out
 }
 
-// times is n copies of line.
-func times(n int, line string) []string { return slices.Repeat([]string{line}, n) }
+// repeat is n copies of line.
+func repeat(n int, line string) []string { return slices.Repeat([]string{line}, n) }
 
 // TestKernelOperationsOfCommandSequences runs rows of commands on one host
 // and compares the whole sequence of kernel operations they cause (the
 // Memory kernel's transcript, adverts interleaved) with the expected one.
 // The before steps set the row up and are not recorded.
 func TestKernelOperationsOfCommandSequences(t *testing.T) {
-	em0 := kernelshim.Link{Name: "em0", MAC: mac(2, 0, 0, 0, 0, 2), MTU: 1500, AdminUp: true, Carrier: true,
+	em0 := kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, MTU: 1500, AdminUp: true, Carrier: true,
 		Running: true, Broadcast: true, Multicast: true, Kind: "veth", Addrs: prefixes("10.0.0.2/24")}
 	em0At := func(addrs ...string) kernelshim.Link { l := em0; l.Addrs = prefixes(addrs...); return l }
 	rows := []struct {
@@ -236,8 +246,8 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 	}{
 		{
 			name:  "dialect A: create, vhid with address, destroy",
-			steps: append(runbookA(100), ifc("carp0", opDestroy())),
-			want: lines(setupCarp0,
+			steps: append(runbookA(100), cmdIfconfig("carp0", opDestroy())),
+			want: concat(setupCarp0,
 				"ip link del carp0",
 				"mcast leave em0"),
 		},
@@ -245,9 +255,9 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 			name:  "dialect B: the parent found by subnet",
 			links: []kernelshim.Link{em0At("192.168.1.3/24")},
 			steps: []tstep{
-				ifc("carp0", opCreate()),
-				ifc("carp0", opVHID(1), opPass("testpass"), opAddr("10.7.7.7/24")).refusedWith(api.Refused(api.StepAddAddr, syscall.EADDRNOTAVAIL)),
-				ifc("carp0", opVHID(1), opAdvSkew(100), opPass("testpass"), opAddr("192.168.1.50/24")),
+				cmdIfconfig("carp0", opCreate()),
+				cmdIfconfig("carp0", opVHID(1), opPass("testpass"), opAddr("10.7.7.7/24")).refusedWith(api.Refused(api.StepAddAddr, syscall.EADDRNOTAVAIL)),
+				cmdIfconfig("carp0", opVHID(1), opAdvSkew(100), opPass("testpass"), opAddr("192.168.1.50/24")),
 			},
 			// The refused line leaves nothing; the accepted one runs on em0.
 			want: []string{
@@ -263,10 +273,10 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 			name:  "dialect C: vhid on an em0 alias, a second vhid, -alias of the last address",
 			links: []kernelshim.Link{em0At("192.168.1.3/24")},
 			steps: []tstep{
-				ifc("em0", opVHID(1), opAdvSkew(100), opPass("testpass"), opAlias("192.168.1.50/32")),
-				wait(carp.MasterDown(1, 100) + time.Millisecond),
-				ifc("em0", opVHID(5), opAdvSkew(10)),
-				ifc("em0", opDelAddr("192.168.1.50/32")),
+				cmdIfconfig("em0", opVHID(1), opAdvSkew(100), opPass("testpass"), opAlias("192.168.1.50/32")),
+				cmdWait(carp.MasterDown(1, 100) + time.Millisecond),
+				cmdIfconfig("em0", opVHID(5), opAdvSkew(10)),
+				cmdIfconfig("em0", opDelAddr("192.168.1.50/32")),
 			},
 			// The vhid runs on a hidden macvlan carpv<em0's index>.<vhid>;
 			// vhid 5 has no address and touches nothing; -alias of vhid
@@ -290,12 +300,12 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 		{
 			name: "em0: address replaced without alias, added with alias, removed with -alias",
 			steps: []tstep{
-				ifc("em0", opAddr("10.0.0.3/24")),
-				ifc("em0", opAddr("10.0.0.3/24")),
-				ifc("em0", opAlias("10.0.0.9/24")),
-				ifc("em0", opAddr("10.0.0.4/24")),
-				ifc("em0", opDelAddr("10.0.0.9/32")),
-				ifc("em0", opDelAddr("10.9.9.9/32")).refusedWith(api.Refused(api.StepDelAddr, syscall.EADDRNOTAVAIL)),
+				cmdIfconfig("em0", opAddr("10.0.0.3/24")),
+				cmdIfconfig("em0", opAddr("10.0.0.3/24")),
+				cmdIfconfig("em0", opAlias("10.0.0.9/24")),
+				cmdIfconfig("em0", opAddr("10.0.0.4/24")),
+				cmdIfconfig("em0", opDelAddr("10.0.0.9/32")),
+				cmdIfconfig("em0", opDelAddr("10.9.9.9/32")).refusedWith(api.Refused(api.StepDelAddr, syscall.EADDRNOTAVAIL)),
 			},
 			// An address without alias replaces the first one (once: the
 			// same line again changes nothing); -alias matches the address
@@ -312,10 +322,10 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 		{
 			name: "em0: mtu, down, up; a refused mtu changes nothing",
 			steps: []tstep{
-				ifc("em0", opMTU(9000), opDown()),
-				ifc("em0", opUp(), opMTU(20)).refusedWith(api.Refused(api.StepSetMTU, syscall.EINVAL)),
-				ifc("em0", opUp()),
-				ifc("em0", opMTU(1500)),
+				cmdIfconfig("em0", opMTU(9000), opDown()),
+				cmdIfconfig("em0", opUp(), opMTU(20)).refusedWith(api.Refused(api.StepSetMTU, syscall.EINVAL)),
+				cmdIfconfig("em0", opUp()),
+				cmdIfconfig("em0", opMTU(1500)),
 			},
 			want: []string{
 				"ip link set em0 mtu 9000",
@@ -326,34 +336,46 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 		},
 		{
 			name:   "carp0 down of a MASTER: bow-out, addresses kept until the drain ends, then link down",
-			before: append(runbookA(0), wait(masterDown0)),
+			before: append(runbookA(0), cmdWait(masterDown0)),
 			steps: []tstep{
-				ifc("carp0", opDown()),
-				wait(masterDown0),
+				cmdIfconfig("carp0", opDown()),
+				cmdWait(masterDown0),
 			},
 			// The bow-out goes first; the address stays, kept fresh, while a
 			// backup could still take over, then goes, then the link.
-			want: lines(carp0BowOut, times(9, carp0Addr), carp0AddrGone, "ip link set carp0 down"),
+			want: concat(carp0BowOut, repeat(9, carp0Addr), carp0AddrGone, "ip link set carp0 down"),
+		},
+		{
+			name:   "state backup of a lone MASTER: bow-out, drain, MASTER again after the master-down interval",
+			before: append(runbookA(0), cmdWait(masterDown0)),
+			steps: []tstep{
+				cmdIfconfig("carp0", opState("backup")),
+				cmdWait(masterDown0),
+			},
+			// The address stays, kept fresh, through the drain; with no
+			// other host the master-down timer ends it by taking the
+			// address back (installed, announced) rather than removing it.
+			want: concat(carp0BowOut, repeat(10, carp0Addr), carp0Announce, carp0Advert),
 		},
 		{
 			name:   "a vhid becomes MASTER at the master-down interval and stays",
 			before: runbookA(0),
-			steps:  []tstep{wait(masterDown0), wait(carp.AdvInterval(1, 0))},
+			steps:  []tstep{cmdWait(masterDown0), cmdWait(carp.AdvInterval(1, 0))},
 			// Address, announcement, first advert; then the address kept
 			// fresh and one advert per interval.
-			want: lines(carp0Addr, carp0Announce, carp0Advert, times(3, carp0Addr), carp0Advert),
+			want: concat(carp0Addr, carp0Announce, carp0Advert, repeat(3, carp0Addr), carp0Advert),
 		},
 		{
 			name:   "refused lines touch nothing",
 			before: runbookA(100),
 			steps: []tstep{
-				ifc("carp0", opPass("new"), opAdvSkew(255)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
-				ifc("carp0", opAdvBase(0)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
-				ifc("carp0", opCarpdev("em9")).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
-				ifc("carp0", opCreate()).refusedWith(api.Refused(api.StepCreate, syscall.EEXIST)),
-				ifc("carp7", opVHID(300)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
-				ifc("carp1", opCreate(), opVHID(1), opCarpdev("em0"), opAddr("10.0.0.9/24")).refusedWith(api.Refused(api.StepSetVHID, syscall.EEXIST)),
-				ifc("em0", opUp(), opMTU(20)).refusedWith(api.Refused(api.StepSetMTU, syscall.EINVAL)),
+				cmdIfconfig("carp0", opPass("new"), opAdvSkew(255)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
+				cmdIfconfig("carp0", opAdvBase(0)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
+				cmdIfconfig("carp0", opCarpdev("em9")).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
+				cmdIfconfig("carp0", opCreate()).refusedWith(api.Refused(api.StepCreate, syscall.EEXIST)),
+				cmdIfconfig("carp7", opVHID(300)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
+				cmdIfconfig("carp1", opCreate(), opVHID(1), opCarpdev("em0"), opAddr("10.0.0.9/24")).refusedWith(api.Refused(api.StepSetVHID, syscall.EEXIST)),
+				cmdIfconfig("em0", opUp(), opMTU(20)).refusedWith(api.Refused(api.StepSetMTU, syscall.EINVAL)),
 			},
 			want: []string{},
 		},
@@ -361,7 +383,7 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 			name: "a line the kernel refuses half-way is undone in reverse",
 			fail: "ReplaceAddr",
 			steps: []tstep{
-				ifc("em0", opMTU(9000), opDown(), opAlias("10.0.0.4/24")).refusedWith(api.Refused(api.StepAddAddr, syscall.EINVAL)),
+				cmdIfconfig("em0", opMTU(9000), opDown(), opAlias("10.0.0.4/24")).refusedWith(api.Refused(api.StepAddAddr, syscall.EINVAL)),
 			},
 			want: []string{
 				"ip link set em0 mtu 9000",
@@ -372,10 +394,10 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 		},
 		{
 			name:   "net.inet.carp.allow=0 then 1 on a MASTER",
-			before: append(runbookA(0), wait(masterDown0)),
+			before: append(runbookA(0), cmdWait(masterDown0)),
 			steps: []tstep{
-				sysctl("net.inet.carp.allow", 0),
-				sysctl("net.inet.carp.allow", 1),
+				cmdSysctl("net.inet.carp.allow", 0),
+				cmdSysctl("net.inet.carp.allow", 1),
 			},
 			// allow=0: a last advert carrying the demotion, the address
 			// removed; allow=1: BACKUP again, which touches nothing.
@@ -386,8 +408,8 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 		},
 		{
 			name:   "stop of the engine with a MASTER",
-			before: append(runbookA(0), wait(masterDown0)),
-			steps:  []tstep{stopEngine()},
+			before: append(runbookA(0), cmdWait(masterDown0)),
+			steps:  []tstep{cmdStop()},
 			// Bow-out, address and link removed, em0's settings restored.
 			want: []string{
 				carp0BowOut,
@@ -401,14 +423,11 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				k := newMemoryKernel()
 				links := row.links
 				if links == nil {
 					links = []kernelshim.Link{em0}
 				}
-				for _, l := range links {
-					k.AddLink(l, kernelshim.NewSegment())
-				}
+				k := newMemoryKernel(links...)
 				n := startNode(t, k, "")
 				stopped := false
 				defer func() {
