@@ -93,16 +93,11 @@ func pair254(t *testing.T, preempt bool) (fw1, fw2 *node) {
 	return fw1, fw2
 }
 
-// checkTakeover checks that a new MASTER's side effects put the address in
-// the kernel and announce it before its first advert.
-func checkTakeover(t *testing.T, who string, lines []string) {
-	t.Helper()
-	add := index(lines, "ip addr replace 10.0.0.1/24 dev carp0")
-	arp := index(lines, "arp announce 10.0.0.1 dev carp0")
-	adv := index(lines, "advert 1/")
-	if add < 0 || arp < 0 || adv < 0 || !(add < arp && arp < adv) {
-		t.Fatalf("%s took over in this order (want address, announcement, then advert):\n%s", who, strings.Join(lines, "\n"))
-	}
+// takeover is every side effect of a new MASTER of vhid 1 (10.0.0.1/24 on
+// carp0) with advskew skew: the address in the kernel and announced before
+// its first advert.
+func takeover(skew int) []string {
+	return []string{carp0Addr, carp0Announce, fmt.Sprintf("advert 1/%d", skew)}
 }
 
 func TestNewMasterAnnouncesBeforeItAdvertises(t *testing.T) {
@@ -120,16 +115,13 @@ func TestNewMasterAnnouncesBeforeItAdvertises(t *testing.T) {
 		if fw2.state(t, "carp0") != "MASTER" || fw1.state(t, "carp0") != "BACKUP" {
 			t.Fatalf("after demotion: fw1 %s, fw2 %s", fw1.state(t, "carp0"), fw2.state(t, "carp0"))
 		}
-		checkTakeover(t, "fw2", rec2.since(0))
+		wantOps(t, rec2.since(0), takeover(100))
 		// The old MASTER advertised its demotion, then gave the address up
 		// only after hearing fw2 (which had announced it by then).
-		l1 := rec1.since(0)
-		if adv, del := index(l1, "advert 1/240"), index(l1, "ip addr del 10.0.0.1/24 dev carp0"); adv < 0 || del < adv {
-			t.Fatalf("fw1 side effects:\n%s", strings.Join(l1, "\n"))
-		}
+		wantOps(t, rec1.since(0), []string{"advert 1/240", carp0AddrGone})
 
 		// Demotion back down: fw1 preempts fw2 at fw2's next advert.
-		n1 := rec1.len()
+		n1, n2 := rec1.len(), rec2.len()
 		if _, _, err := fw1.e.SetSysctl(context.Background(), "net.inet.carp.demotion", -240); err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +130,10 @@ func TestNewMasterAnnouncesBeforeItAdvertises(t *testing.T) {
 		if fw1.state(t, "carp0") != "MASTER" || fw2.state(t, "carp0") != "BACKUP" {
 			t.Fatalf("after demotion back: fw1 %s, fw2 %s", fw1.state(t, "carp0"), fw2.state(t, "carp0"))
 		}
-		checkTakeover(t, "fw1", rec1.since(n1))
+		wantOps(t, rec1.since(n1), takeover(0))
+		// fw2 kept its address fresh until its next advert, and gave it up
+		// when it heard fw1's.
+		wantOps(t, rec2.since(n2), concat(repeat(4, carp0Addr), "advert 1/100", carp0AddrGone))
 	})
 }
 
@@ -157,14 +152,10 @@ func TestStateBackupOnMasterHandsOverAtOnce(t *testing.T) {
 		if fw2.state(t, "carp0") != "MASTER" || fw1.state(t, "carp0") != "BACKUP" {
 			t.Fatalf("right after state backup: fw1 %s, fw2 %s\nfw1 log:\n%s\nfw2 log:\n%s", fw1.state(t, "carp0"), fw2.state(t, "carp0"), fw1.logs, fw2.logs)
 		}
-		checkTakeover(t, "fw2", rec2.since(0))
+		wantOps(t, rec2.since(0), takeover(100))
 		// fw1 bowed out first, kept answering, and gave the address up when
 		// it heard fw2's advert.
-		l1 := rec1.since(0)
-		bow, del := index(l1, "advert 255/255"), index(l1, "ip addr del 10.0.0.1/24 dev carp0")
-		if bow != 0 || del < 0 {
-			t.Fatalf("fw1 side effects:\n%s", strings.Join(l1, "\n"))
-		}
+		wantOps(t, rec1.since(0), []string{"advert 255/255", carp0AddrGone})
 		if got := fw1.k.Addrs("carp0"); len(got) != 0 {
 			t.Fatalf("fw1 still holds %v as BACKUP", got)
 		}
@@ -186,14 +177,9 @@ func TestIfconfigDownKeepsAnsweringUntilTheNewMasterSpeaks(t *testing.T) {
 		if fw2.state(t, "carp0") != "MASTER" || fw1.state(t, "carp0") != "INIT" {
 			t.Fatalf("after down: fw1 %s, fw2 %s", fw1.state(t, "carp0"), fw2.state(t, "carp0"))
 		}
-		checkTakeover(t, "fw2", rec2.since(0))
-		l1 := rec1.since(0)
-		bow := index(l1, "advert 255/255")
-		del := index(l1, "ip addr del 10.0.0.1/24 dev carp0")
-		down := index(l1, "ip link set carp0 down")
-		if bow != 0 || del < bow || down < del {
-			t.Fatalf("fw1 side effects (want bow-out, then address removed and link down):\n%s", strings.Join(l1, "\n"))
-		}
+		wantOps(t, rec2.since(0), takeover(100))
+		// fw1: bow-out, then (on hearing fw2) address removed and link down.
+		wantOps(t, rec1.since(0), []string{"advert 255/255", carp0AddrGone, "ip link set carp0 down"})
 	})
 }
 

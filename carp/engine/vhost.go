@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"syscall"
@@ -290,7 +291,9 @@ func (e *Engine) setKernel(path, value string, restore bool) {
 }
 
 func (e *Engine) restoreKernel() {
-	for path, v := range e.kernelOriginal {
+	// In a fixed order (by path), so that a stop is the same every time.
+	for _, path := range slices.Sorted(maps.Keys(e.kernelOriginal)) {
+		v := e.kernelOriginal[path]
 		if _, err := e.k.SetSysctl(path, v); err != nil {
 			e.errorf("carpd: restore %s=%s: %v", path, v, err)
 		}
