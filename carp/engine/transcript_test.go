@@ -16,6 +16,7 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 // memoryKernel is what kernelOps uses of the in-memory kernel.
@@ -28,11 +29,11 @@ type memoryKernel interface {
 // newMemoryKernel is the in-memory kernel of the transcript tests, on the
 // synctest clock, with links each on a segment of its own. It is the one
 // place that names the in-memory kernel's package.
-func newMemoryKernel(links ...kernelshim.Link) *kernelshim.Memory {
-	k := kernelshim.NewMemory()
+func newMemoryKernel(links ...kernelshim.Link) *memkernel.Memory {
+	k := memkernel.NewMemory()
 	k.Clock = time.Now
 	for _, l := range links {
-		k.AddLink(l, kernelshim.NewSegment())
+		k.AddLink(l, memkernel.NewSegment())
 	}
 	return k
 }
@@ -240,7 +241,7 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 		name   string
 		links  []kernelshim.Link // nil: em0 with 10.0.0.2/24
 		before []tstep
-		fail   string // a Memory method that refuses with EINVAL during steps
+		fail   memkernel.Op // a kernel operation that refuses with EINVAL during steps
 		steps  []tstep
 		want   []string
 	}{
@@ -381,7 +382,7 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 		},
 		{
 			name: "a line the kernel refuses half-way is undone in reverse",
-			fail: "ReplaceAddr",
+			fail: memkernel.OpReplaceAddr,
 			steps: []tstep{
 				cmdIfconfig("em0", opMTU(9000), opDown(), opAlias("10.0.0.4/24")).refusedWith(api.Refused(api.StepAddAddr, syscall.EINVAL)),
 			},
@@ -440,8 +441,8 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 				}
 				synctest.Wait()
 				rec := recordKernelOps(k)
-				if row.fail != "" {
-					k.SetFailure(row.fail, syscall.EINVAL)
+				if row.fail != (memkernel.Op{}) {
+					k.Fail(row.fail, syscall.EINVAL)
 				}
 				for _, s := range row.steps {
 					s.run(t, n)
