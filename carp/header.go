@@ -27,6 +27,11 @@ const (
 	// AuthLen is the authlen field: counter plus HMAC in 32-bit words
 	// ((8 + 20) / 4).
 	AuthLen = 7
+	// MaxVHID is CARP_MAXVHID, the highest vhid (1..255).
+	MaxVHID = 255
+	// MaxAdvSkew is the highest advskew carp_ioctl() accepts (advskew
+	// >= 255 is EINVAL); advbase takes 1..255, a whole byte.
+	MaxAdvSkew = 254
 	// MaxKeyLen is the longest usable password: ifconfig copies the key with
 	// strlcpy into a 20-byte buffer, so longer keys are cut silently to 19
 	// bytes and both sides must agree on the cut to authenticate.

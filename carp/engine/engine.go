@@ -394,6 +394,14 @@ func (e *Engine) resyncLinks() error {
 	return nil
 }
 
+// relist is resyncLinks where a failure leaves the previous list in use:
+// it is logged, not returned (the next link event or resync tries again).
+func (e *Engine) relist(when string) {
+	if err := e.resyncLinks(); err != nil {
+		e.errorf("carpd: relist links %s: %v", when, err)
+	}
+}
+
 // removeStrayLinks deletes links a crashed engine created that the saved
 // configuration no longer has: nothing is left behind.
 func (e *Engine) removeStrayLinks() {
@@ -415,7 +423,7 @@ func (e *Engine) removeStrayLinks() {
 			}
 		}
 	}
-	_ = e.resyncLinks()
+	e.relist("after removing stale links")
 }
 
 // errorf, warnf, infof and debugf log one message, worded in full as

@@ -126,7 +126,7 @@ func (e *Engine) status(showKeys bool) api.Status {
 	for _, n := range e.stats.Named() {
 		st.Stats = append(st.Stats, api.Counter{Name: n.Name, Value: n.Value})
 	}
-	st.Stats = append(st.Stats, api.Counter{Name: "replay", Value: e.stats.Replay})
+	st.Stats = append(st.Stats, api.Counter{Name: api.StatReplay, Value: e.stats.Replay})
 	for _, ifc := range e.cfg.Ifaces {
 		if ifc.Clone {
 			mtu := 1500

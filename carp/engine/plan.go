@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"syscall"
@@ -287,7 +288,7 @@ func (p *planner) word(i int, op api.Op) error {
 // vhid is the `vhid N` word: the clone's number, or (dialect C) the vhid
 // of the physical interface the following words apply to.
 func (p *planner) vhid(n int) error {
-	if n < 1 || n > 255 {
+	if n < 1 || n > carp.MaxVHID {
 		if p.ifc.Clone {
 			return errInval // the carp(4) clone's kernel check
 		}
@@ -316,12 +317,12 @@ func (p *planner) vhidParam(op api.Op) error {
 	case api.OpPass:
 		p.cur.Key = boundKey(op.Str)
 	case api.OpAdvBase:
-		if op.Int < 1 || op.Int > 255 {
+		if op.Int < 1 || op.Int > math.MaxUint8 {
 			return errInval
 		}
 		p.cur.AdvBase = uint8(op.Int)
 	case api.OpAdvSkew:
-		if op.Int < 0 || op.Int > 254 {
+		if op.Int < 0 || op.Int > carp.MaxAdvSkew {
 			return errInval
 		}
 		p.cur.AdvSkew = uint8(op.Int)

@@ -120,7 +120,7 @@ func (e *Engine) persist(now time.Time) error {
 // retrySave is the event loop's timer for a pending save.
 func (e *Engine) retrySave(now time.Time) {
 	if e.save.pending && !now.Before(e.save.retryAt) {
-		_ = e.persist(now)
+		_ = e.persist(now) // persist logs a failure (rate-limited) and keeps retrying
 	}
 }
 

@@ -232,7 +232,7 @@ func (e *Engine) ensureVlink(h *vhost) bool {
 	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_announce", "2", false)
 	h.balanced = e.balancing()
 	h.made = true
-	_ = e.resyncLinks()
+	e.relist("after creating " + h.vlink)
 	return true
 }
 
@@ -405,7 +405,9 @@ func (e *Engine) announce(h *vhost, p netip.Prefix) {
 func (e *Engine) installAddrs(now time.Time, h *vhost) {
 	for _, p := range h.installed {
 		if !slices.Contains(h.cfg.Addrs, p) {
-			_ = e.k.DelAddr(h.vlink, p)
+			if err := e.k.DelAddr(h.vlink, p); err != nil {
+				e.errorf("carpd: remove %s from %s: %v", p, h.vlink, err)
+			}
 		}
 	}
 	h.installed = slices.Clone(h.cfg.Addrs)
@@ -481,6 +483,10 @@ func (e *Engine) countNoMem(err error) {
 // senderr_demotion_factor, 3 consecutive successes afterwards remove it. The
 // first failure of a run is logged at the default level: a vhid that cannot
 // advertise lets every backup become MASTER.
+//
+// The thresholds are FreeBSD's (sys/netinet/ip_carp.c, struct carp_softc):
+// CARP_SENDAD_MAX_ERRORS failures in a row demote, CARP_SENDAD_MIN_SUCCESS
+// successes in a row undo it.
 func (e *Engine) sendResult(h *vhost, err error) {
 	if err != nil {
 		h.sendOKs = 0
@@ -488,7 +494,7 @@ func (e *Engine) sendResult(h *vhost, err error) {
 		if lvl := e.knob("log"); lvl >= 2 || (lvl >= 1 && h.sendErrs == 1) {
 			e.errorf("carp: %s: cannot send advertisement on %s: %v", h.name(), h.carpdev, err)
 		}
-		if h.sendErrs == 3 && !h.senderr {
+		if h.sendErrs == sendErrsToDemote && !h.senderr {
 			before := e.demotion()
 			h.senderr = true
 			e.demote(e.demotion()-before, fmt.Sprintf("send error %d on %s", h.sendErrs, h.carpdev))
@@ -498,7 +504,7 @@ func (e *Engine) sendResult(h *vhost, err error) {
 	h.sendErrs = 0
 	if h.senderr {
 		h.sendOKs++
-		if h.sendOKs >= 3 {
+		if h.sendOKs >= sendOKsToRecover {
 			before := e.demotion()
 			h.senderr = false
 			h.sendOKs = 0
@@ -605,6 +611,13 @@ func (e *Engine) input(now time.Time, p kernelshim.Packet) {
 	e.apply(now, found, found.m.Receive(now, p.IPv6, hdr.AdvBase, hdr.AdvSkew))
 }
 
+// The send-error hysteresis of sendResult: CARP_SENDAD_MAX_ERRORS and
+// CARP_SENDAD_MIN_SUCCESS of FreeBSD's sys/netinet/ip_carp.c.
+const (
+	sendErrsToDemote = 3
+	sendOKsToRecover = 3
+)
+
 // logDrop logs a bad packet at net.inet.carp.log >= 2, at most once a second
 // per kind and interface so a flood cannot fill the log.
 func (e *Engine) logDrop(now time.Time, d carp.Drop, vhid uint8, dev string, p kernelshim.Packet) {
@@ -620,7 +633,7 @@ func (e *Engine) logDrop(now time.Time, d carp.Drop, vhid uint8, dev string, p k
 	case carp.DropBadAuth:
 		e.debugf("carp_input_c: incorrect hash for VHID %d@%s", vhid, dev)
 	case carp.DropBadTTL:
-		e.debugf("carp_input: received ttl %d != 255 on %s", p.TTL, dev)
+		e.debugf("carp_input: received ttl %d != %d on %s", p.TTL, carp.TTL, dev)
 	case carp.DropBadVHID:
 		e.debugf("carp_input: packet for unknown vhid %d on %s from %s", vhid, dev, p.Src)
 	case carp.DropReplay:
@@ -634,7 +647,7 @@ func (e *Engine) logDrop(now time.Time, d carp.Drop, vhid uint8, dev string, p k
 func (e *Engine) linkChanged(now time.Time, u kernelshim.LinkUpdate) {
 	switch {
 	case u.Resync:
-		_ = e.resyncLinks()
+		e.relist("after a lost link subscription")
 	case u.Deleted:
 		delete(e.links, u.Link.Index)
 	default:
@@ -664,15 +677,20 @@ func (e *Engine) syncGroups() {
 			want[name] = l.Index
 		}
 	}
-	for name, idx := range e.joined {
-		if want[name] != idx {
+	// In name order, so that what the kernel sees does not depend on Go's
+	// map order.
+	for _, name := range slices.Sorted(maps.Keys(e.joined)) {
+		if want[name] != e.joined[name] {
 			if want[name] == 0 {
-				_ = e.k.LeaveGroup(name)
+				if err := e.k.LeaveGroup(name); err != nil {
+					e.errorf("carpd: leave CARP group on %s: %v", name, err)
+				}
 			}
 			delete(e.joined, name)
 		}
 	}
-	for name, idx := range want {
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		idx := want[name]
 		if _, ok := e.joined[name]; ok {
 			continue
 		}
