@@ -48,7 +48,14 @@ func main() {
 	// One logger for carpd, the engine and the kernel adapter: lines on
 	// stderr as log.LstdFlags|log.Lmicroseconds wrote them.
 	lg := loglines.New(os.Stderr, true)
-	if err := run(c, lg); err != nil {
+	stopProfiles, err := startProfiles()
+	if err != nil {
+		lg.Error(fmt.Sprintf("carpd: %v", err))
+		os.Exit(1)
+	}
+	err = run(c, lg)
+	stopProfiles()
+	if err != nil {
 		lg.Error(fmt.Sprintf("carpd: %v", err))
 		os.Exit(1)
 	}
