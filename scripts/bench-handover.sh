@@ -1,5 +1,5 @@
 #!/bin/sh
-# Planned handover (issue 7), bsdcarp vs ucarp, measured in one run on the
+# Planned handover, bsdcarp vs ucarp, measured in one run on the
 # same namespace lab: hosts a and b share 172.16.0.100 (advbase 1), host c
 # pings it every millisecond while the master hands over, alternately from
 # each host: bsdcarp with `ifconfig carp0 vhid 1 state backup`, ucarp with

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Takeover under replay (issue 6), bsdcarp vs ucarp, measured in one run on
+# Takeover under a replay of captured adverts, bsdcarp vs ucarp, measured in one run on
 # the same namespace lab: hosts a (master, advskew 0) and b (backup,
 # advskew 100) on a bridge, and c, which captures three of a's adverts; a is
 # killed with SIGKILL and c replays the capture twice a second for 20 s. The

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the simulation of DESIGN.md at full strength: TestSimulation with
+# Runs the engine simulation (carp/engine/sim_test.go) at full strength: TestSimulation with
 # 10,000 seeded runs (SIM_RUNS and SIM_FIRST change the count and the first
 # seed), then prints its summary line. Failing seeds are printed with the
 # command that reproduces each. Needs no root.

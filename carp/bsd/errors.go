@@ -12,8 +12,7 @@
 //   - *UsageError: the command prints Text verbatim to stderr (it already
 //     carries any prefix and the trailing newline) and exits 1.
 //
-// The package uses only the standard library and carp/api (and carp for the
-// state names).
+// The package uses only the standard library and carp/api.
 package bsd
 
 import (
@@ -48,8 +47,11 @@ func cliErr(msg string) error { return &CommandError{Msg: msg} }
 // Text is what a BSD command prints after its "ifconfig: " or "sysctl: "
 // prefix for err: FreeBSD's words for a refusal carpd (or the parser)
 // reports as an *api.Error, the message of a *CommandError, and err's own
-// text for anything else.
+// text for anything else ("" for nil).
 func Text(err error) string {
+	if err == nil {
+		return ""
+	}
 	var ae *api.Error
 	if errors.As(err, &ae) {
 		return refusalText(ae)

@@ -63,6 +63,9 @@ func TestRefusalText(t *testing.T) {
 			t.Errorf("%+v after JSON: %q, want %q", *c.err, got, c.want)
 		}
 	}
+	if got := Text(nil); got != "" {
+		t.Errorf("Text(nil) = %q", got)
+	}
 	if got := Text(&CommandError{Msg: "x: bad value"}); got != "x: bad value" {
 		t.Errorf("CommandError: %q", got)
 	}

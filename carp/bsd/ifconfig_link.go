@@ -211,7 +211,7 @@ func formatLinkAddr(a linkAddr, l api.LinkStatus) string {
 //     10+ has no carp interfaces, and there "ifconfig -g carp" prints
 //     nothing. Any other group prints nothing and succeeds, as printgroup()
 //     does for a group that does not exist.
-//   - An unknown name is "interface IF does not exist" (a *engine.CLIError).
+//   - An unknown name is "interface IF does not exist" (an *api.Error).
 func FormatStatus(w io.Writer, p ParsedIfconfig, st api.Status) error {
 	switch {
 	case p.ListNames:

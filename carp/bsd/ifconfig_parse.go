@@ -46,8 +46,8 @@ func notSupported(what string) error {
 
 // ParseIfconfig parses the words after the program name. The whole line is
 // parsed before anything is returned: a bad line yields an error and no
-// request. Errors are *engine.CLIError (print "ifconfig: " + Msg) or
-// *UsageError (print Text verbatim); both exit 1.
+// request. Errors are refusals (*api.Error or *CommandError: print "ifconfig: "
+// + Text(err)) or *UsageError (print Text verbatim); all exit 1.
 func ParseIfconfig(args []string) (ParsedIfconfig, error) {
 	var res ParsedIfconfig
 	var all, names, keys bool

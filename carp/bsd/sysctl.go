@@ -75,7 +75,7 @@ func sysctlUsageErr(prefix string) error { return &UsageError{Text: prefix + sys
 
 // ParseSysctl parses the words after the program name (getopt string
 // "AabB:def:hiNnoqtTwWxX"). Errors are *UsageError (print verbatim, exit 1)
-// or *engine.CLIError (print "sysctl: " + Msg, exit 1).
+// or a refusal (*CommandError: print "sysctl: " + Text(err), exit 1).
 func ParseSysctl(args []string) (SysctlCmd, error) {
 	var cmd SysctlCmd
 	o := &cmd.Opts

@@ -28,7 +28,7 @@ import (
 )
 
 // Version of the protocol; a server refuses any other.
-const Version = 1
+const Version = 2
 
 // MaxMessage bounds every request and response read from the socket.
 const MaxMessage = 256 << 10
@@ -681,7 +681,22 @@ func (r Response) Err() error {
 	case r.Refusal != nil:
 		return r.Refusal
 	case r.Code != "" || r.Error != "":
+		if r.Error == "" {
+			return fmt.Errorf("control: carpd answered %q without a reason", r.Code)
+		}
 		return errors.New(r.Error)
+	}
+	return nil
+}
+
+// StatusErr is the failure of a status request: Err, or an error when
+// the response carries no status although it reports no failure.
+func (r Response) StatusErr() error {
+	if err := r.Err(); err != nil {
+		return err
+	}
+	if r.Status == nil {
+		return errors.New("control: carpd answered without a status")
 	}
 	return nil
 }

@@ -170,3 +170,24 @@ func TestIdleRootClientsCannotStarveOthers(t *testing.T) {
 	}
 	t.Fatalf("status never answered while idle clients held the slots: %v %+v", err, resp)
 }
+
+// TestResponseErrors: a response that reports no failure but lacks the
+// status a command asked for is an error too, never a nil one.
+func TestResponseErrors(t *testing.T) {
+	if err := (Response{}).Err(); err != nil {
+		t.Errorf("empty response Err() = %v, want nil (an ifconfig line that succeeded)", err)
+	}
+	if err := (Response{}).StatusErr(); err == nil {
+		t.Error("empty response StatusErr() = nil, want an error")
+	}
+	if err := (Response{Code: CodeFail}).Err(); err == nil || err.Error() == "" {
+		t.Errorf("code without text: %v", err)
+	}
+	ref := &api.Error{Reason: api.ReasonNoInterface, Name: "em9"}
+	if err := (Response{Code: CodeRefused, Refusal: ref}).StatusErr(); err != ref {
+		t.Errorf("refusal: %v", err)
+	}
+	if err := (Response{Status: &api.Status{}}).StatusErr(); err != nil {
+		t.Errorf("status: %v", err)
+	}
+}

@@ -91,7 +91,7 @@ func TestEmptyFile(t *testing.T) {
 	}
 }
 
-// TestEveryMatchInPriorityOrder pins issue 7's rule: the actions of every
+// TestEveryMatchInPriorityOrder pins bsdcarp's rule (carpd(8), "Events"): the actions of every
 // matching notify statement, the statements stable-sorted by decreasing
 // priority as devd sorts them (devd itself runs only the first: First).
 func TestEveryMatchInPriorityOrder(t *testing.T) {
@@ -380,7 +380,7 @@ func TestNotifyEvent(t *testing.T) {
 }
 
 // TestActionlessStatement: a matching statement without actions is the
-// one devd picks (First), but under issue 7's rule it hides nothing.
+// one devd picks (First), but under bsdcarp's every-match rule it hides nothing.
 func TestActionlessStatement(t *testing.T) {
 	c := mustParse(t, `
 notify 9 { match "type" "MASTER"; };

@@ -25,7 +25,7 @@
 //   - Statements of a kind are stable-sorted by decreasing priority; for an
 //     event devd runs the actions of the first statement whose clauses all
 //     match, and no other (find_and_execute breaks after one). Match does
-//     not: as issue 7 asks, it returns the actions of every matching
+//     not: by bsdcarp's rule (carpd(8), "Events") it returns the actions of every matching
 //     statement in that order; First gives devd's single choice.
 //   - Actions are expanded when run: $$, $(...) (with devd's off-by-one:
 //     see Config.Expand), $name; unset names give "", and values are

@@ -28,7 +28,7 @@ type Action struct {
 // Match returns the actions to run for a notify event: those of every
 // notify statement whose match and media-type clauses all succeed, in
 // decreasing priority and then definition order, each statement's actions
-// in the order written; nil when none matches. Issue 7 asks for every
+// in the order written; nil when none matches. bsdcarp runs every
 // matching statement; devd itself stops at the first (find_and_execute
 // breaks after it: see First), so a lower-priority rule that devd would
 // shadow runs here too.

@@ -112,7 +112,7 @@ func boundKey(k string) string {
 	return k[:cut]
 }
 
-// api.Status returns a snapshot. Keys are included only when showKeys is set;
+// Status returns a snapshot. Keys are included only when showKeys is set;
 // the control server sets it only for root callers that asked (-k).
 func (e *Engine) Status(ctx context.Context, showKeys bool) (api.Status, error) {
 	var st api.Status

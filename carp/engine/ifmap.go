@@ -47,7 +47,7 @@ func ParseIfmap(r io.Reader, name string) (map[string]string, error) {
 			return nil, fmt.Errorf("%s:%d: %s is already mapped on line %d", name, n, bsd, at)
 		}
 		if at, dup := linuxLine[linux]; dup {
-			return nil, fmt.Errorf("%s:%d: %s is already the Linux name of %s on line %d", name, n, linux, linuxOf(m, linux), at)
+			return nil, fmt.Errorf("%s:%d: %s is already the Linux name of %s on line %d", name, n, linux, bsdOf(m, linux), at)
 		}
 		bsdLine[bsd], linuxLine[linux] = n, n
 		m[bsd] = linux
@@ -58,7 +58,8 @@ func ParseIfmap(r io.Reader, name string) (map[string]string, error) {
 	return m, nil
 }
 
-func linuxOf(m map[string]string, linux string) string {
+// bsdOf is the BSD name m gives the Linux name linux ("" when none).
+func bsdOf(m map[string]string, linux string) string {
 	for b, l := range m {
 		if l == linux {
 			return b

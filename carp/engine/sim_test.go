@@ -33,7 +33,7 @@ var (
 	simFirst = flag.Int("sim.first", 0, "first seed of TestSimulation")
 )
 
-// TestSimulation runs many seeded scenarios of DESIGN.md's simulation: 2 to
+// TestSimulation runs many seeded scenarios of the engine simulation: 2 to
 // 4 hosts on an in-memory segment sharing 1 to 3 vhids (IPv4, IPv6 or both,
 // each vhid with its own advbase and advskews), with
 //
@@ -70,7 +70,7 @@ var (
 //     restriction: a receiver that has never seen that chain (typically an
 //     engine started after the captured advert) cannot tell the replay
 //     from a peer that rebooted with a fresh random counter, which must be
-//     accepted at once (issue 6, item 4), so it may take it; such
+//     accepted at once (README, "What the LAN cannot do to it"), so it may take it; such
 //     deliveries are counted in the summary, with how many were taken.
 //     If such a host then advertises, its genuine adverts may change the
 //     state of the others in the same instant; those changes are counted
@@ -412,7 +412,7 @@ func (s *sim) drop(from, to *memkernel.Memory) bool {
 }
 
 // sent is the send hook of host i: it captures the advert for the attacker
-// and records it as seen by its sender (api.Counter.Next: on both families).
+// and records it as seen by its sender (carp.Counter.Next: on both families).
 func (s *sim) sent(i int, p kernelshim.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

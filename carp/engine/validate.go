@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
 )
 
@@ -149,7 +150,7 @@ func validVHID(f string, ifc IfaceConfig, v VHIDConfig) error {
 	// A clone may still wait for its vhid (`ifconfig carp0 create` then
 	// an address first): vhid 0 is how the engine keeps it.
 	if v.VHID == 0 && !ifc.Clone {
-		return fieldErr(f+".vhid", "0 is out of range 1..255")
+		return fieldErr(f+".vhid", "0 is out of range 1..%d", carp.MaxVHID)
 	}
 	switch {
 	case ifc.Clone && v.Carpdev != "":
@@ -163,10 +164,10 @@ func validVHID(f string, ifc IfaceConfig, v VHIDConfig) error {
 		return fieldErr(f+".carpdev", "%q, but a vhid of %s runs on %s itself", v.Carpdev, ifc.Name, ifc.Name)
 	}
 	if v.AdvBase < 1 {
-		return fieldErr(f+".advbase", "%d is out of range 1..255", v.AdvBase)
+		return fieldErr(f+".advbase", "%d is out of range 1..%d", v.AdvBase, math.MaxUint8)
 	}
-	if v.AdvSkew > 254 {
-		return fieldErr(f+".advskew", "%d is out of range 0..254", v.AdvSkew)
+	if v.AdvSkew > carp.MaxAdvSkew {
+		return fieldErr(f+".advskew", "%d is out of range 0..%d", v.AdvSkew, carp.MaxAdvSkew)
 	}
 	// Never print the key itself.
 	if len(v.Key) > MaxKeyBytes {

@@ -54,8 +54,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err.Error())
 		}
-		if resp.Status == nil {
-			return fail(bsd.Text(resp.Err()))
+		if err := resp.StatusErr(); err != nil {
+			return fail(bsd.Text(err))
 		}
 		if err := bsd.FormatNetstat(out, resp.Status.Stats); err != nil {
 			return fail(err.Error())
@@ -93,8 +93,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err.Error())
 	}
-	if resp.Status == nil {
-		return fail(bsd.Text(resp.Err()))
+	if err := resp.StatusErr(); err != nil {
+		return fail(bsd.Text(err))
 	}
 	res := bsd.EvalSysctl(cmd, resp.Status.Knobs, resp.Status.Stats, os.Geteuid() == 0)
 	if len(res.Sets) == 0 {

@@ -87,8 +87,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err.Error())
 	}
-	if resp.Code != "" || resp.Status == nil {
-		return fail(bsd.Text(resp.Err()))
+	if err := resp.StatusErr(); err != nil {
+		return fail(bsd.Text(err))
 	}
 	if p.Request != nil {
 		bsd.FormatGroupAttribs(out, p.Group, *resp.Status)

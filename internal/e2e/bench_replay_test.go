@@ -11,7 +11,7 @@ import (
 	"github.com/bsdcarp/bsdcarp/internal/netlab"
 )
 
-// replayFor is how long the attacker replays: issue 6 measured 22.9 s
+// replayFor is how long the attacker replays: ucarp was measured at 22.9 s
 // without an owner for 20 s of replay at 2 per second.
 const replayFor = 20 * time.Second
 

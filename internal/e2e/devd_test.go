@@ -31,7 +31,7 @@ func actionLog(path string) []string {
 	return strings.Fields(strings.ReplaceAll(string(b), " ", "/"))
 }
 
-// Issue 7: devd.conf rules run on both hosts for every transition of a
+// devd.conf rules run on both hosts for every transition of a
 // failover and a failback, with the right arguments, in order; the pipe
 // carries the same events; an action that hangs does not delay the next
 // failover.

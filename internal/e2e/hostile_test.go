@@ -37,7 +37,7 @@ func stays(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// Issue 6: one captured advertisement, replayed from any host on the LAN,
+// One captured advertisement, replayed from any host on the LAN,
 // kept the shared address unowned for as long as the replay ran and knocked
 // a live MASTER down. Adverts of fw1 captured on the client are replayed
 // verbatim (fw1's source address, its counters) twice a second after fw1's
@@ -85,7 +85,7 @@ func TestReplayedCaptureFromAThirdHost(t *testing.T) {
 	}
 }
 
-// Issue 6: two hosts with the same vhid and password but different address
+// Two hosts with the same vhid and password but different address
 // sets (or a typo in the password) both became MASTER, and at the default
 // log level nothing said why.
 func TestAuthMismatchSaidAtTheDefaultLogLevel(t *testing.T) {
@@ -134,7 +134,7 @@ func TestAuthMismatchSaidAtTheDefaultLogLevel(t *testing.T) {
 	}
 }
 
-// Issue 6: a FreeBSD 10+ style vhid on an em0 that has no other IPv4
+// A FreeBSD 10+ style vhid on an em0 that has no other IPv4
 // address sent no advertisement at all, so both hosts became MASTER.
 // FreeBSD sends from the vhid's own address then; so must we, and the
 // peer must hear it (also while it holds that very address itself).

@@ -83,7 +83,7 @@ func savedCarp0Down(t *testing.T, file string) (down bool, demotion int64, err e
 	return down, c.Knobs["demotion"], nil
 }
 
-// Bullet 8 of issue 6: with fw1's state directory full (then read-only),
+// With fw1's state directory full (then read-only),
 // the admin still fails over by hand (`ifconfig carp0 down`, a demotion);
 // the commands succeed with a warning on stderr, the last saved config.json
 // stays whole, and carpd saves the change by itself once there is space

@@ -273,16 +273,34 @@ func TestMemoryConcurrent(t *testing.T) {
 	vip := netip.MustParsePrefix("10.0.0.1/24")
 	received := make([]atomic.Int64, len(hosts))
 	errs := make(chan error, len(hosts)*rounds*3)
-	var wg sync.WaitGroup
+	// drain reports what the goroutines sent so far; errs is never closed,
+	// since a reader may still be sending until it is stopped.
+	drain := func() {
+		for {
+			select {
+			case err := <-errs:
+				t.Error(err)
+			default:
+				return
+			}
+		}
+	}
+	ctx, stopReaders := context.WithCancel(context.Background())
+	var wg, readers sync.WaitGroup
+	defer func() {
+		stopReaders()
+		readers.Wait()
+		drain()
+	}()
 	for i, h := range hosts {
 		ch := open(t, h)
 		if err := h.JoinGroup("em0"); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
 		self := netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + i)})
+		readers.Add(1)
 		go func() {
+			defer readers.Done()
 			for {
 				select {
 				case p := <-ch:
@@ -319,10 +337,7 @@ func TestMemoryConcurrent(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("concurrent calls did not finish within 30s (deadlock?)")
 	}
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	drain()
 	for i, h := range hosts {
 		st := h.Stats()
 		if st.Sent != rounds {

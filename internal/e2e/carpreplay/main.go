@@ -1,5 +1,5 @@
 // Command carpreplay is a test tool of the namespace tests: it plays the
-// attacker of issue 6 who captures CARP advertisements on a LAN and replays
+// attacker who captures CARP advertisements on a LAN and replays
 // them later. It only ever runs inside a test's network namespace.
 //
 //	carpreplay capture -i IF -vhid N -n COUNT -o FILE   # save COUNT adverts of vhid N (whole IPv4 packets)
