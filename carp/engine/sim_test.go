@@ -626,9 +626,57 @@ func (s *sim) capsSorted() []simCapture {
 
 // replay injects one captured advert and checks that it changed no state.
 func (s *sim) replay() {
+	c, ok := s.pickCapture()
+	if !ok {
+		return
+	}
+	p := slices.Clone(c.p.Payload)
+	v6 := c.p.IPv6
+	if s.rng.IntN(8) == 0 {
+		v6 = !v6 // the other family
+	}
+	how := s.rewrite(p)
+	src := s.replaySource(c, v6)
+	vhid, ctr := p[1], counterOf(p)
+	v := s.vhidByID(vhid)
+	r := &replayed{famOK: v != nil && ((v6 && v.v6) || (!v6 && v.v4))}
+	if r.famOK {
+		r.iface = v.iface
+	}
+	r.exp = s.replayExpects(vhid, v6, p, src)
+	r.before = s.snapshot()
+	s.send(src, v6, 0, p)
+	r.after = s.snapshot()
+	s.c.replays++
+	r.what = fmt.Sprintf("replay of host %d (engine %d) vhid %d counter %#x over IPv%d from %v, %s",
+		c.host, c.epoch, vhid, ctr, map[bool]int{false: 4, true: 6}[v6], src, how)
+	if os.Getenv("SIMDEBUG") != "" {
+		for i := range s.hosts {
+			s.t.Logf("DEBUG %v %s: host %d strict %v own %v: %v -> %v / %v -> %v", time.Since(s.base), r.what, i, r.exp[i].strict, r.exp[i].own, r.before[i].states, r.after[i].states, r.before[i].stats, r.after[i].stats)
+		}
+	}
+	// A host that has not seen the replayed chain cannot tell it from a
+	// rebooted peer and may take it (changing state, advertising). The
+	// genuine adverts it then sends may change the state of the others:
+	// the replay's effect one step removed, allowed and counted as a
+	// cascade. Only a host that advertised can cause one.
+	for i := range s.hosts {
+		if r.before[i].up && r.after[i].up && r.famOK && !r.exp[i].strict && !r.exp[i].own && !s.isolatedNow(i) && r.sent(i) {
+			r.reacted = true
+		}
+	}
+	for i := range s.hosts {
+		s.checkReplayed(r, i)
+	}
+	s.logf("%s", r.what)
+}
+
+// pickCapture chooses the captured advert to replay, preferring now and
+// then those of engines that are dead now; false if nothing was captured.
+func (s *sim) pickCapture() (simCapture, bool) {
 	caps := s.capsSorted()
 	if len(caps) == 0 {
-		return
+		return simCapture{}, false
 	}
 	if s.rng.IntN(3) == 0 {
 		// Prefer the adverts of engines that are dead now.
@@ -640,12 +688,12 @@ func (s *sim) replay() {
 			caps = dead
 		}
 	}
-	c := caps[s.rng.IntN(len(caps))]
-	p := slices.Clone(c.p.Payload)
-	v6 := c.p.IPv6
-	if s.rng.IntN(8) == 0 {
-		v6 = !v6 // the other family
-	}
+	return caps[s.rng.IntN(len(caps))], true
+}
+
+// rewrite sometimes turns the advert p into a better one or a bow-out,
+// fixing its checksum, and says how it was sent.
+func (s *sim) rewrite(p []byte) string {
 	how := "as captured"
 	switch s.rng.IntN(6) {
 	case 0: // a better advert
@@ -659,6 +707,12 @@ func (s *sim) replay() {
 		p[6], p[7] = 0, 0
 		binary.BigEndian.PutUint16(p[6:8], carp.Checksum(p[:carp.HeaderLen]))
 	}
+	return how
+}
+
+// replaySource is the source address of a replay of c over v6: the
+// original, a host's or the attacker's own.
+func (s *sim) replaySource(c simCapture, v6 bool) netip.Addr {
 	src := c.p.Src
 	switch r := s.rng.IntN(3); {
 	case r == 0 || src.Is6() != v6:
@@ -669,14 +723,21 @@ func (s *sim) replay() {
 			src = evil6
 		}
 	}
-	vhid, ctr := p[1], counterOf(p)
-	v := s.vhidByID(vhid)
-	famOK := v != nil && ((v6 && v.v6) || (!v6 && v.v4))
+	return src
+}
 
-	type expect struct {
-		strict, own bool
-	}
-	exp := make([]expect, len(s.hosts))
+// replayExpect is what one host may do with a replay: strict if it has
+// seen the replayed counter or a newer one of its chain, own if the
+// replay is its own last advert or comes from its own address.
+type replayExpect struct {
+	strict, own bool
+}
+
+// replayExpects says, before the replay p of vhid over v6 from src is
+// sent, what each listening host that can hear it may do with it.
+func (s *sim) replayExpects(vhid uint8, v6 bool, p []byte, src netip.Addr) []replayExpect {
+	ctr := counterOf(p)
+	exp := make([]replayExpect, len(s.hosts))
 	s.mu.Lock()
 	for i, h := range s.hosts {
 		if !h.listening || s.isolated[i] {
@@ -686,80 +747,75 @@ func (s *sim) replay() {
 		exp[i].own = bytes.Equal(h.lastSent[vhid], p) || src == h.addr4 || src == h.addr6
 	}
 	s.mu.Unlock()
-	before := s.snapshot()
-	s.send(src, v6, 0, p)
-	after := s.snapshot()
-	s.c.replays++
-	what := fmt.Sprintf("replay of host %d (engine %d) vhid %d counter %#x over IPv%d from %v, %s",
-		c.host, c.epoch, vhid, ctr, map[bool]int{false: 4, true: 6}[v6], src, how)
-	if os.Getenv("SIMDEBUG") != "" {
-		for i := range s.hosts {
-			s.t.Logf("DEBUG %v %s: host %d strict %v own %v: %v -> %v / %v -> %v", time.Since(s.base), what, i, exp[i].strict, exp[i].own, before[i].states, after[i].states, before[i].stats, after[i].stats)
-		}
+	return exp
+}
+
+// replayed is one replay injected: what it was, what each host may do
+// with it and every host's states and counters before and after.
+type replayed struct {
+	what          string
+	famOK         bool   // a vhid of that id over that family exists
+	iface         string // that vhid's interface, if famOK
+	exp           []replayExpect
+	before, after []hostSnap
+	reacted       bool // a host that may take it advertised
+}
+
+func (r *replayed) changed(i int) bool { return !maps.Equal(r.before[i].states, r.after[i].states) }
+
+func (r *replayed) sent(i int) bool {
+	return r.after[i].stats["opackets"]+r.after[i].stats["opackets6"] != r.before[i].stats["opackets"]+r.before[i].stats["opackets6"]
+}
+
+// checkReplayed checks what host i did with the replay r: which states
+// changed and which counters counted it.
+func (s *sim) checkReplayed(r *replayed, i int) {
+	b, a := r.before[i], r.after[i]
+	if !b.up || !a.up {
+		return
 	}
-	changed := func(i int) bool { return !maps.Equal(before[i].states, after[i].states) }
-	sent := func(i int) bool {
-		return after[i].stats["opackets"]+after[i].stats["opackets6"] != before[i].stats["opackets"]+before[i].stats["opackets6"]
-	}
-	// A host that has not seen the replayed chain cannot tell it from a
-	// rebooted peer and may take it (changing state, advertising). The
-	// genuine adverts it then sends may change the state of the others:
-	// the replay's effect one step removed, allowed and counted as a
-	// cascade. Only a host that advertised can cause one.
-	reacted := false
-	for i := range s.hosts {
-		if before[i].up && after[i].up && famOK && !exp[i].strict && !exp[i].own && !s.isolatedNow(i) && sent(i) {
-			reacted = true
-		}
-	}
-	for i := range s.hosts {
-		b, a := before[i], after[i]
-		if !b.up || !a.up {
+	exp, what := r.exp, r.what
+	for iface, st := range b.states {
+		if a.states[iface] == st {
 			continue
 		}
-		for iface, st := range b.states {
-			if a.states[iface] == st {
-				continue
-			}
-			switch {
-			case !famOK || iface != v.iface:
-				s.fail("%s changed host %d's %s (another vhid or family) from %s to %s", what, i, iface, st, a.states[iface])
-			case (exp[i].strict || exp[i].own) && !reacted:
-				s.fail("%s changed host %d's %s from %s to %s (it had seen that counter: %v, its own: %v)\n%s",
-					what, i, iface, st, a.states[iface], exp[i].strict, exp[i].own, s.hosts[i].nd.logs.String())
-			case exp[i].strict || exp[i].own:
-				s.c.replayCascade++
-			}
-		}
-		d := func(name string) uint64 { return a.stats[name] - b.stats[name] }
-		nd := drops(a.stats) - drops(b.stats)
 		switch {
-		case s.isolatedNow(i):
-			if nd != 0 {
-				s.fail("%s reached isolated host %d", what, i)
-			}
-		case exp[i].own:
-			if nd != 0 && !reacted {
-				s.fail("%s: host %d should ignore it as its own, counted %v", what, i, a.stats)
-			}
-		case !famOK:
-			if d("badvhid") != 1 || nd != 1 {
-				s.fail("%s: host %d counted %v, want one badvhid", what, i, a.stats)
-			}
-		case exp[i].strict:
-			s.c.replayStrict++
-			if d("replay") < 1 || (!reacted && (d("replay") != 1 || nd != 1)) {
-				s.fail("%s: host %d had seen that counter; replay counter +%d, drops +%d, want +1 (%v -> %v)\n%s",
-					what, i, d("replay"), nd, b.stats, a.stats, s.hosts[i].nd.logs.String())
-			}
-		default:
-			s.c.replayNewChain++
-			if changed(i) || sent(i) {
-				s.c.replayAccepted++
-			}
+		case !r.famOK || iface != r.iface:
+			s.fail("%s changed host %d's %s (another vhid or family) from %s to %s", what, i, iface, st, a.states[iface])
+		case (exp[i].strict || exp[i].own) && !r.reacted:
+			s.fail("%s changed host %d's %s from %s to %s (it had seen that counter: %v, its own: %v)\n%s",
+				what, i, iface, st, a.states[iface], exp[i].strict, exp[i].own, s.hosts[i].nd.logs.String())
+		case exp[i].strict || exp[i].own:
+			s.c.replayCascade++
 		}
 	}
-	s.logf("%s", what)
+	d := func(name string) uint64 { return a.stats[name] - b.stats[name] }
+	nd := drops(a.stats) - drops(b.stats)
+	switch {
+	case s.isolatedNow(i):
+		if nd != 0 {
+			s.fail("%s reached isolated host %d", what, i)
+		}
+	case exp[i].own:
+		if nd != 0 && !r.reacted {
+			s.fail("%s: host %d should ignore it as its own, counted %v", what, i, a.stats)
+		}
+	case !r.famOK:
+		if d("badvhid") != 1 || nd != 1 {
+			s.fail("%s: host %d counted %v, want one badvhid", what, i, a.stats)
+		}
+	case exp[i].strict:
+		s.c.replayStrict++
+		if d("replay") < 1 || (!r.reacted && (d("replay") != 1 || nd != 1)) {
+			s.fail("%s: host %d had seen that counter; replay counter +%d, drops +%d, want +1 (%v -> %v)\n%s",
+				what, i, d("replay"), nd, b.stats, a.stats, s.hosts[i].nd.logs.String())
+		}
+	default:
+		s.c.replayNewChain++
+		if r.changed(i) || r.sent(i) {
+			s.c.replayAccepted++
+		}
+	}
 }
 
 func (s *sim) isolatedNow(i int) bool {
@@ -774,9 +830,55 @@ func (s *sim) forge() {
 	caps := s.capsSorted()
 	v := s.vhids[s.rng.IntN(len(s.vhids))]
 	v6 := v.v6 && (!v.v4 || s.rng.IntN(2) == 0)
-	var p []byte
-	ttl := 0
-	var kind string
+	p, v6, ttl, kind := s.forgery(v, v6, caps)
+	src := evil4
+	if v6 {
+		src = evil6
+	}
+	// A copy of a host's own last advert is ignored as looped back before
+	// any check, so it counts nowhere on that host.
+	own := make([]bool, len(s.hosts))
+	s.mu.Lock()
+	for i, h := range s.hosts {
+		own[i] = len(p) >= 2 && bytes.Equal(h.lastSent[p[1]], p)
+	}
+	s.mu.Unlock()
+	before := s.snapshot()
+	s.send(src, v6, ttl, p)
+	after := s.snapshot()
+	s.c.forged++
+	what := fmt.Sprintf("forged advert (%s, %d bytes, IPv6 %v, ttl %d)", kind, len(p), v6, ttl)
+	if os.Getenv("SIMDEBUG") != "" {
+		for i := range s.hosts {
+			s.t.Logf("DEBUG %v %s: host %d: %v -> %v / %v -> %v", time.Since(s.base), what, i, before[i].states, after[i].states, before[i].stats, after[i].stats)
+		}
+	}
+	for i := range s.hosts {
+		b, a := before[i], after[i]
+		if !b.up || !a.up {
+			continue
+		}
+		for iface, st := range b.states {
+			if a.states[iface] != st {
+				s.fail("%s changed host %d's %s from %s to %s", what, i, iface, st, a.states[iface])
+			}
+		}
+		want := uint64(1)
+		if s.isolatedNow(i) || own[i] {
+			want = 0
+		}
+		if got := drops(a.stats) - drops(b.stats); got != want {
+			s.fail("%s: host %d drop counters +%d, want +%d (%v -> %v)", what, i, got, want, b.stats, a.stats)
+		}
+		s.c.forgedDrops += int(want)
+	}
+	s.logf("%s", what)
+}
+
+// forgery makes the forged advert for vhid v over v6 (a captured one
+// from caps may change the family): its payload, family, TTL (0: the
+// usual 255) and what kind of forgery it is.
+func (s *sim) forgery(v simVHID, v6 bool, caps []simCapture) (p []byte, _ bool, ttl int, kind string) {
 	var addrs []netip.Addr
 	for _, a := range v.addrs {
 		addrs = append(addrs, a.Addr())
@@ -823,48 +925,7 @@ func (s *sim) forge() {
 		}
 		p = carp.BuildAdvert(id, 1, 0, s.rng.Uint64(), carp.Key(v.pass), addrs)
 	}
-	src := evil4
-	if v6 {
-		src = evil6
-	}
-	// A copy of a host's own last advert is ignored as looped back before
-	// any check, so it counts nowhere on that host.
-	own := make([]bool, len(s.hosts))
-	s.mu.Lock()
-	for i, h := range s.hosts {
-		own[i] = len(p) >= 2 && bytes.Equal(h.lastSent[p[1]], p)
-	}
-	s.mu.Unlock()
-	before := s.snapshot()
-	s.send(src, v6, ttl, p)
-	after := s.snapshot()
-	s.c.forged++
-	what := fmt.Sprintf("forged advert (%s, %d bytes, IPv6 %v, ttl %d)", kind, len(p), v6, ttl)
-	if os.Getenv("SIMDEBUG") != "" {
-		for i := range s.hosts {
-			s.t.Logf("DEBUG %v %s: host %d: %v -> %v / %v -> %v", time.Since(s.base), what, i, before[i].states, after[i].states, before[i].stats, after[i].stats)
-		}
-	}
-	for i := range s.hosts {
-		b, a := before[i], after[i]
-		if !b.up || !a.up {
-			continue
-		}
-		for iface, st := range b.states {
-			if a.states[iface] != st {
-				s.fail("%s changed host %d's %s from %s to %s", what, i, iface, st, a.states[iface])
-			}
-		}
-		want := uint64(1)
-		if s.isolatedNow(i) || own[i] {
-			want = 0
-		}
-		if got := drops(a.stats) - drops(b.stats); got != want {
-			s.fail("%s: host %d drop counters +%d, want +%d (%v -> %v)", what, i, got, want, b.stats, a.stats)
-		}
-		s.c.forgedDrops += int(want)
-	}
-	s.logf("%s", what)
+	return p, v6, ttl, kind
 }
 
 // idle lets d pass, the attacker replaying and forging now and then.
@@ -894,52 +955,11 @@ func simulate(t *testing.T, seed uint64, c *simCounts) {
 		inflight: map[int]kernelshim.Packet{}}
 	c.runs++
 	c.hosts += n
-
-	// 1 to 3 vhids, each IPv4, IPv6 or both.
-	ids := rng.Perm(255)
-	for k := range 1 + rng.IntN(3) {
-		v := simVHID{id: uint8(ids[k] + 1), iface: fmt.Sprintf("carp%d", k), pass: fmt.Sprintf("sim%d", k),
-			advbase: 1 + rng.IntN(2)}
-		for _, x := range rng.Perm(255)[:n] {
-			v.skews = append(v.skews, x) // distinct advskews in 0..254
-		}
-		switch rng.IntN(4) {
-		case 0:
-			v.v6 = true
-			c.v6only++
-		case 1:
-			v.v4, v.v6 = true, true
-			c.dual++
-		default:
-			v.v4 = true
-		}
-		if v.v4 {
-			v.addrs = append(v.addrs, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(k), 100}), 24))
-		}
-		if v.v6 {
-			v.addrs = append(v.addrs, netip.MustParsePrefix(fmt.Sprintf("2001:db8:%d::100/64", k)))
-		}
-		s.vhids = append(s.vhids, v)
-	}
-	c.vhids += len(s.vhids)
+	s.addVHIDs(n)
 
 	seg := memkernel.NewSegment()
 	seg.SetLoss(s.drop)
-	for i := range n {
-		k := memkernel.NewMemory()
-		k.Clock = time.Now
-		h := &simHost{i: i, mem: k, dir: t.TempDir(),
-			addr4:  netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}),
-			addr6:  netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(i + 1)}),
-			offset: time.Duration(rng.Int64N(int64(48*time.Hour))) - 24*time.Hour,
-			rate:   0.96 + 0.04*rng.Float64(),
-		}
-		k.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(i + 1)}, MTU: 1500,
-			AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.PrefixFrom(h.addr4, 24), netip.PrefixFrom(h.addr6, 64)}}, seg)
-		k.SetSendHook(func(_ string, p kernelshim.Packet) { s.sent(i, p) })
-		s.byMem[k] = i
-		s.hosts = append(s.hosts, h)
-	}
+	s.addHosts(n, seg)
 	s.evil = memkernel.NewMemory()
 	s.evil.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true,
 		Addrs: []netip.Prefix{netip.PrefixFrom(evil4, 24), netip.PrefixFrom(evil6, 64)}}, seg)
@@ -970,67 +990,130 @@ func simulate(t *testing.T, seed uint64, c *simCounts) {
 	}
 	for range 6 + rng.IntN(5) {
 		synctest.Wait()
-		i := rng.IntN(n)
-		h := s.hosts[i]
-		switch rng.IntN(7) {
-		case 0: // the host vanishes from the segment, or comes back
-			s.mu.Lock()
-			s.isolated[i] = !s.isolated[i]
-			s.mu.Unlock()
-			c.isolations++
-			s.logf("toggle isolation of %d", i)
-		case 1:
-			s.mu.Lock()
-			for j := range s.group {
-				s.group[j] = rng.IntN(2)
-			}
-			s.logf("partition %v", s.group)
-			s.mu.Unlock()
-			c.partitions++
-		case 2:
-			s.mu.Lock()
-			clear(s.group)
-			s.mu.Unlock()
-			c.heals++
-			s.logf("heal partition")
-		case 3: // graceful restart from the saved configuration
-			if h.nd == nil {
-				break
-			}
-			s.stop(i, false)
-			s.start(i)
-			s.setListening(h, true)
-			c.restarts++
-			s.logf("restart %d", i)
-		case 4: // crash: no bow-out, leftovers in the kernel
-			if h.nd == nil {
-				break
-			}
-			s.stop(i, true)
-			c.crashes++
-			s.logf("crash %d", i)
-		case 5: // a crashed host comes back
-			if h.nd != nil {
-				break
-			}
-			s.start(i)
-			s.setListening(h, true)
-			s.logf("start %d after its crash", i)
-		case 6:
-			s.mu.Lock()
-			s.loss = 0
-			if rng.IntN(2) == 0 {
-				s.loss = 0.3 * rng.Float64()
-			}
-			s.logf("loss %.2f", s.loss)
-			s.mu.Unlock()
-			c.lossChanges++
-		}
+		s.event(rng.IntN(n))
 		s.idle(time.Duration(rng.IntN(6000))*time.Millisecond, true)
 	}
+	s.heal()
+	snap := s.snapshot()
+	for _, v := range s.vhids {
+		s.checkHealed(v, snap)
+	}
+}
 
-	// Heal: everything connected, no loss, the attacker silent; some
-	// crashed hosts come back, at least one host runs.
+// addVHIDs makes 1 to 3 vhids for n hosts, each IPv4, IPv6 or both.
+func (s *sim) addVHIDs(n int) {
+	rng, c := s.rng, s.c
+	ids := rng.Perm(255)
+	for k := range 1 + rng.IntN(3) {
+		v := simVHID{id: uint8(ids[k] + 1), iface: fmt.Sprintf("carp%d", k), pass: fmt.Sprintf("sim%d", k),
+			advbase: 1 + rng.IntN(2)}
+		for _, x := range rng.Perm(255)[:n] {
+			v.skews = append(v.skews, x) // distinct advskews in 0..254
+		}
+		switch rng.IntN(4) {
+		case 0:
+			v.v6 = true
+			c.v6only++
+		case 1:
+			v.v4, v.v6 = true, true
+			c.dual++
+		default:
+			v.v4 = true
+		}
+		if v.v4 {
+			v.addrs = append(v.addrs, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(k), 100}), 24))
+		}
+		if v.v6 {
+			v.addrs = append(v.addrs, netip.MustParsePrefix(fmt.Sprintf("2001:db8:%d::100/64", k)))
+		}
+		s.vhids = append(s.vhids, v)
+	}
+	c.vhids += len(s.vhids)
+}
+
+// addHosts puts n hosts' kernels on seg, each with its own clock skew.
+func (s *sim) addHosts(n int, seg *memkernel.Segment) {
+	for i := range n {
+		k := memkernel.NewMemory()
+		k.Clock = time.Now
+		h := &simHost{i: i, mem: k, dir: s.t.TempDir(),
+			addr4:  netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}),
+			addr6:  netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(i + 1)}),
+			offset: time.Duration(s.rng.Int64N(int64(48*time.Hour))) - 24*time.Hour,
+			rate:   0.96 + 0.04*s.rng.Float64(),
+		}
+		k.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(i + 1)}, MTU: 1500,
+			AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.PrefixFrom(h.addr4, 24), netip.PrefixFrom(h.addr6, 64)}}, seg)
+		k.SetSendHook(func(_ string, p kernelshim.Packet) { s.sent(i, p) })
+		s.byMem[k] = i
+		s.hosts = append(s.hosts, h)
+	}
+}
+
+// event plays one event of the script on host i (or on the segment).
+func (s *sim) event(i int) {
+	rng, c := s.rng, s.c
+	h := s.hosts[i]
+	switch rng.IntN(7) {
+	case 0: // the host vanishes from the segment, or comes back
+		s.mu.Lock()
+		s.isolated[i] = !s.isolated[i]
+		s.mu.Unlock()
+		c.isolations++
+		s.logf("toggle isolation of %d", i)
+	case 1:
+		s.mu.Lock()
+		for j := range s.group {
+			s.group[j] = rng.IntN(2)
+		}
+		s.logf("partition %v", s.group)
+		s.mu.Unlock()
+		c.partitions++
+	case 2:
+		s.mu.Lock()
+		clear(s.group)
+		s.mu.Unlock()
+		c.heals++
+		s.logf("heal partition")
+	case 3: // graceful restart from the saved configuration
+		if h.nd == nil {
+			break
+		}
+		s.stop(i, false)
+		s.start(i)
+		s.setListening(h, true)
+		c.restarts++
+		s.logf("restart %d", i)
+	case 4: // crash: no bow-out, leftovers in the kernel
+		if h.nd == nil {
+			break
+		}
+		s.stop(i, true)
+		c.crashes++
+		s.logf("crash %d", i)
+	case 5: // a crashed host comes back
+		if h.nd != nil {
+			break
+		}
+		s.start(i)
+		s.setListening(h, true)
+		s.logf("start %d after its crash", i)
+	case 6:
+		s.mu.Lock()
+		s.loss = 0
+		if rng.IntN(2) == 0 {
+			s.loss = 0.3 * rng.Float64()
+		}
+		s.logf("loss %.2f", s.loss)
+		s.mu.Unlock()
+		c.lossChanges++
+	}
+}
+
+// heal connects everything, with no loss and the attacker silent; some
+// crashed hosts come back, at least one host runs; then two master-down
+// intervals pass.
+func (s *sim) heal() {
 	synctest.Wait()
 	s.mu.Lock()
 	clear(s.isolated)
@@ -1039,7 +1122,7 @@ func simulate(t *testing.T, seed uint64, c *simCounts) {
 	s.mu.Unlock()
 	running := 0
 	for i, h := range s.hosts {
-		if h.nd == nil && rng.IntN(2) == 0 {
+		if h.nd == nil && s.rng.IntN(2) == 0 {
 			s.start(i)
 			s.setListening(h, true)
 			s.logf("start %d after its crash", i)
@@ -1063,50 +1146,52 @@ func simulate(t *testing.T, seed uint64, c *simCounts) {
 	}
 	s.idle(2*worst*105/100, false)
 	synctest.Wait()
+}
 
-	snap := s.snapshot()
-	for _, v := range s.vhids {
-		var masters []int
+// checkHealed checks vhid v after the heal, snap being every host's
+// states: exactly one MASTER among the running hosts (with preemption,
+// one of the lowest effective advskew), and only it holds the addresses.
+func (s *sim) checkHealed(v simVHID, snap []hostSnap) {
+	var masters []int
+	for i, h := range s.hosts {
+		if h.nd == nil {
+			if got := h.mem.Addrs(v.iface); len(got) != 0 {
+				s.fail("host %d is down and still holds %v on %s", i, got, v.iface)
+			}
+			continue
+		}
+		st := snap[i].states[v.iface]
+		got := h.mem.Addrs(v.iface)
+		switch st {
+		case "MASTER":
+			masters = append(masters, i)
+			if !sameSet(got, v.addrs) {
+				s.fail("vhid %d: MASTER %d holds %v, want %v", v.id, i, got, v.addrs)
+			}
+		case "BACKUP":
+			if len(got) != 0 {
+				s.fail("vhid %d: BACKUP %d holds %v", v.id, i, got)
+			}
+		default:
+			s.fail("vhid %d: host %d is %q after the heal", v.id, i, st)
+		}
+	}
+	if len(masters) != 1 {
+		s.fail("vhid %d (skews %v): masters %v", v.id, v.skews, masters)
+	}
+	if s.preempt {
+		// Adverts carry min(advskew, 240): hosts above 240 tie, and a
+		// tie never preempts, so any of the best effective skews may
+		// be MASTER.
+		eff := func(i int) uint8 { return carp.EffectiveSkew(uint8(v.skews[i]), 0) }
+		best := uint8(255)
 		for i, h := range s.hosts {
-			if h.nd == nil {
-				if got := h.mem.Addrs(v.iface); len(got) != 0 {
-					s.fail("host %d is down and still holds %v on %s", i, got, v.iface)
-				}
-				continue
-			}
-			st := snap[i].states[v.iface]
-			got := h.mem.Addrs(v.iface)
-			switch st {
-			case "MASTER":
-				masters = append(masters, i)
-				if !sameSet(got, v.addrs) {
-					s.fail("vhid %d: MASTER %d holds %v, want %v", v.id, i, got, v.addrs)
-				}
-			case "BACKUP":
-				if len(got) != 0 {
-					s.fail("vhid %d: BACKUP %d holds %v", v.id, i, got)
-				}
-			default:
-				s.fail("vhid %d: host %d is %q after the heal", v.id, i, st)
+			if h.nd != nil {
+				best = min(best, eff(i))
 			}
 		}
-		if len(masters) != 1 {
-			s.fail("vhid %d (skews %v): masters %v", v.id, v.skews, masters)
-		}
-		if s.preempt {
-			// Adverts carry min(advskew, 240): hosts above 240 tie, and a
-			// tie never preempts, so any of the best effective skews may
-			// be MASTER.
-			eff := func(i int) uint8 { return carp.EffectiveSkew(uint8(v.skews[i]), 0) }
-			best := uint8(255)
-			for i, h := range s.hosts {
-				if h.nd != nil {
-					best = min(best, eff(i))
-				}
-			}
-			if eff(masters[0]) != best {
-				s.fail("vhid %d (skews %v): MASTER is %d, the rules choose the effective skew %d", v.id, v.skews, masters[0], best)
-			}
+		if eff(masters[0]) != best {
+			s.fail("vhid %d (skews %v): MASTER is %d, the rules choose the effective skew %d", v.id, v.skews, masters[0], best)
 		}
 	}
 }
