@@ -141,110 +141,86 @@ func (n *node) vhidStatus(t *testing.T, iface string) api.VHIDStatus {
 	return api.VHIDStatus{}
 }
 
+// recheckInit makes the engine run setRun for every vhid again: a link
+// resync and a sysctl write that changes nothing.
+func recheckInit(t *testing.T, n *node) {
+	t.Helper()
+	n.k.Resync()
+	synctest.Wait()
+	if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.preempt", 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expectInit checks iface's state and init reason in the status and,
+// with a reason, that the log gives that reason exactly logged times.
+func expectInit(t *testing.T, n *node, iface, state, reason string, logged int) {
+	t.Helper()
+	vs := n.vhidStatus(t, iface)
+	if vs.State != state || vs.InitReason != reason {
+		t.Errorf("%s: state %s init_reason %q, want %s %q", iface, vs.State, vs.InitReason, state, reason)
+	}
+	if reason == "" {
+		return
+	}
+	if got := strings.Count(n.logs.String(), "("+reason+")\n"); got != logged {
+		t.Errorf("%q logged %d times, want %d:\n%s", reason, got, logged, n.logs.String())
+	}
+}
+
+// masterAlone configures runbook 2.8.4's carp0 on n and lets it become
+// MASTER with no peer.
+func masterAlone(t *testing.T, n *node) {
+	t.Helper()
+	runbook284(t, n, 0)
+	time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+	synctest.Wait()
+	expectInit(t, n, "carp0", "MASTER", "", 0)
+}
+
 // TestInitReasonInStatusAndLog: a vhid kept in INIT says why in the status
 // and logs it once, however many events re-check it, and again only when
 // the reason changes or after it could run in between.
 func TestInitReasonInStatusAndLog(t *testing.T) {
-	// recheck makes the engine run setRun for every vhid again: a link
-	// resync and a sysctl write that changes nothing.
-	recheck := func(t *testing.T, n *node) {
-		t.Helper()
-		n.k.Resync()
-		synctest.Wait()
-		if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.preempt", 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	expect := func(t *testing.T, n *node, iface, state, reason string, logged int) {
-		t.Helper()
-		vs := n.vhidStatus(t, iface)
-		if vs.State != state || vs.InitReason != reason {
-			t.Errorf("%s: state %s init_reason %q, want %s %q", iface, vs.State, vs.InitReason, state, reason)
-		}
-		if reason == "" {
-			return
-		}
-		if got := strings.Count(n.logs.String(), "("+reason+")\n"); got != logged {
-			t.Errorf("%q logged %d times, want %d:\n%s", reason, got, logged, n.logs.String())
-		}
-	}
-	master := func(t *testing.T, n *node) {
-		t.Helper()
-		runbook284(t, n, 0)
-		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
-		synctest.Wait()
-		expect(t, n, "carp0", "MASTER", "", 0)
-	}
-
-	t.Run("parent no carrier", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
-			defer n.stop(t)
-			master(t, n)
-			n.k.SetCarrier("em0", false)
-			synctest.Wait()
-			expect(t, n, "carp0", "INIT", "no_carrier", 1)
-			if !strings.Contains(n.logs.String(), "carp: 1@em0: in INIT: parent interface has no carrier (no_carrier)\n") {
-				t.Errorf("log:\n%s", n.logs.String())
-			}
-			recheck(t, n)
-			expect(t, n, "carp0", "INIT", "no_carrier", 1)
-			// Another reason on top: said once more.
-			if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.allow", 0); err != nil {
-				t.Fatal(err)
-			}
-			expect(t, n, "carp0", "INIT", "carp_disabled", 1)
-			if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.allow", 1); err != nil {
-				t.Fatal(err)
-			}
-			expect(t, n, "carp0", "INIT", "no_carrier", 2)
-			// Running again clears it; losing the carrier again says it again.
-			n.k.SetCarrier("em0", true)
-			synctest.Wait()
-			expect(t, n, "carp0", "BACKUP", "", 0)
-			n.k.SetCarrier("em0", false)
-			synctest.Wait()
-			expect(t, n, "carp0", "INIT", "no_carrier", 3)
-		})
-	})
+	t.Run("parent no carrier", testInitReasonNoCarrier)
 	t.Run("parent admin down", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 			defer n.stop(t)
-			master(t, n)
+			masterAlone(t, n)
 			if err := n.k.SetLinkUp("em0", false); err != nil {
 				t.Fatal(err)
 			}
 			synctest.Wait()
-			expect(t, n, "carp0", "INIT", "parent_down", 1)
-			recheck(t, n)
-			expect(t, n, "carp0", "INIT", "parent_down", 1)
+			expectInit(t, n, "carp0", "INIT", "parent_down", 1)
+			recheckInit(t, n)
+			expectInit(t, n, "carp0", "INIT", "parent_down", 1)
 		})
 	})
 	t.Run("carp disabled", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 			defer n.stop(t)
-			master(t, n)
+			masterAlone(t, n)
 			if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.allow", 0); err != nil {
 				t.Fatal(err)
 			}
-			expect(t, n, "carp0", "INIT", "carp_disabled", 1)
-			recheck(t, n)
-			expect(t, n, "carp0", "INIT", "carp_disabled", 1)
+			expectInit(t, n, "carp0", "INIT", "carp_disabled", 1)
+			recheckInit(t, n)
+			expectInit(t, n, "carp0", "INIT", "carp_disabled", 1)
 		})
 	})
 	t.Run("admin down", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 			defer n.stop(t)
-			master(t, n)
+			masterAlone(t, n)
 			n.ifconfig(t, "carp0", api.Op{Kind: api.OpDown})
-			expect(t, n, "carp0", "INIT", "admin_down", 1)
-			recheck(t, n)
-			expect(t, n, "carp0", "INIT", "admin_down", 1)
+			expectInit(t, n, "carp0", "INIT", "admin_down", 1)
+			recheckInit(t, n)
+			expectInit(t, n, "carp0", "INIT", "admin_down", 1)
 			n.ifconfig(t, "carp0", api.Op{Kind: api.OpUp})
-			expect(t, n, "carp0", "BACKUP", "", 0)
+			expectInit(t, n, "carp0", "BACKUP", "", 0)
 		})
 	})
 	t.Run("no address", func(t *testing.T) {
@@ -253,62 +229,105 @@ func TestInitReasonInStatusAndLog(t *testing.T) {
 			defer n.stop(t)
 			n.ifconfig(t, "carp0", api.Op{Kind: api.OpCreate})
 			n.ifconfig(t, "carp0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpCarpdev, Str: "em0"})
-			expect(t, n, "carp0", "INIT", "no_address", 1)
-			recheck(t, n)
-			expect(t, n, "carp0", "INIT", "no_address", 1)
+			expectInit(t, n, "carp0", "INIT", "no_address", 1)
+			recheckInit(t, n)
+			expectInit(t, n, "carp0", "INIT", "no_address", 1)
 		})
 	})
-	t.Run("parent not found", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
-			defer n.stop(t)
-			master(t, n)
-			if err := n.k.DeleteLink("em0"); err != nil {
-				t.Fatal(err)
-			}
-			synctest.Wait()
-			expect(t, n, "carp0", "INIT", "no_parent", 1)
-			recheck(t, n)
-			expect(t, n, "carp0", "INIT", "no_parent", 1)
-			if !strings.Contains(n.logs.String(), "carp: 1@em0: in INIT: parent interface unknown or not found (no_parent)\n") {
-				t.Errorf("log:\n%s", n.logs.String())
-			}
-		})
-	})
-	t.Run("virtual link not created", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			k := memkernel.NewMemory()
-			k.Clock = time.Now
-			seg := memkernel.NewSegment()
-			k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.1.3/24")}}, seg)
-			em0, err := k.LinkByName("em0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			// A link carpd did not make holds the name of the vhid's
-			// hidden macvlan (dialect C): creating it fails.
-			k.AddLink(kernelshim.Link{Name: fmt.Sprintf("carpv%d.1", em0.Index), AdminUp: true, Carrier: true, MTU: 1500}, seg)
-			n := startNode(t, k, "")
-			defer n.stop(t)
-			n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: "testpass"},
-				api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("192.168.1.50/32"), Alias: true})
-			expect(t, n, "em0", "INIT", "vlink_failed", 1)
-			recheck(t, n)
-			expect(t, n, "em0", "INIT", "vlink_failed", 1)
-		})
-	})
+	t.Run("parent not found", testInitReasonNoParent)
+	t.Run("virtual link not created", testInitReasonVLinkFailed)
 	t.Run("log level 0 says nothing", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
 			defer n.stop(t)
-			master(t, n)
+			masterAlone(t, n)
 			if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.log", 0); err != nil {
 				t.Fatal(err)
 			}
 			n.k.SetCarrier("em0", false)
 			synctest.Wait()
-			expect(t, n, "carp0", "INIT", "no_carrier", 0)
+			expectInit(t, n, "carp0", "INIT", "no_carrier", 0)
 		})
+	})
+}
+
+// testInitReasonNoCarrier: a parent without carrier keeps the vhid in INIT,
+// said once, again when another reason comes and goes, and again after
+// the vhid ran in between.
+func testInitReasonNoCarrier(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
+		defer n.stop(t)
+		masterAlone(t, n)
+		n.k.SetCarrier("em0", false)
+		synctest.Wait()
+		expectInit(t, n, "carp0", "INIT", "no_carrier", 1)
+		if !strings.Contains(n.logs.String(), "carp: 1@em0: in INIT: parent interface has no carrier (no_carrier)\n") {
+			t.Errorf("log:\n%s", n.logs.String())
+		}
+		recheckInit(t, n)
+		expectInit(t, n, "carp0", "INIT", "no_carrier", 1)
+		// Another reason on top: said once more.
+		if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.allow", 0); err != nil {
+			t.Fatal(err)
+		}
+		expectInit(t, n, "carp0", "INIT", "carp_disabled", 1)
+		if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.allow", 1); err != nil {
+			t.Fatal(err)
+		}
+		expectInit(t, n, "carp0", "INIT", "no_carrier", 2)
+		// Running again clears it; losing the carrier again says it again.
+		n.k.SetCarrier("em0", true)
+		synctest.Wait()
+		expectInit(t, n, "carp0", "BACKUP", "", 0)
+		n.k.SetCarrier("em0", false)
+		synctest.Wait()
+		expectInit(t, n, "carp0", "INIT", "no_carrier", 3)
+	})
+}
+
+// testInitReasonNoParent: a parent link deleted keeps the vhid in INIT
+// with no_parent, said once.
+func testInitReasonNoParent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
+		defer n.stop(t)
+		masterAlone(t, n)
+		if err := n.k.DeleteLink("em0"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		expectInit(t, n, "carp0", "INIT", "no_parent", 1)
+		recheckInit(t, n)
+		expectInit(t, n, "carp0", "INIT", "no_parent", 1)
+		if !strings.Contains(n.logs.String(), "carp: 1@em0: in INIT: parent interface unknown or not found (no_parent)\n") {
+			t.Errorf("log:\n%s", n.logs.String())
+		}
+	})
+}
+
+// testInitReasonVLinkFailed: a vhid whose hidden macvlan cannot be
+// created stays in INIT with vlink_failed, said once.
+func testInitReasonVLinkFailed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := memkernel.NewMemory()
+		k.Clock = time.Now
+		seg := memkernel.NewSegment()
+		k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.1.3/24")}}, seg)
+		em0, err := k.LinkByName("em0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A link carpd did not make holds the name of the vhid's
+		// hidden macvlan (dialect C): creating it fails.
+		k.AddLink(kernelshim.Link{Name: fmt.Sprintf("carpv%d.1", em0.Index), AdminUp: true, Carrier: true, MTU: 1500}, seg)
+		n := startNode(t, k, "")
+		defer n.stop(t)
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: "testpass"},
+			api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("192.168.1.50/32"), Alias: true})
+		expectInit(t, n, "em0", "INIT", "vlink_failed", 1)
+		recheckInit(t, n)
+		expectInit(t, n, "em0", "INIT", "vlink_failed", 1)
 	})
 }
 
