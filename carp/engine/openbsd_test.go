@@ -117,10 +117,7 @@ func TestGroupDemote(t *testing.T) {
 		if !both(fw1, "MASTER") || !both(fw2, "BACKUP") {
 			t.Fatalf("before: fw1 %s/%s fw2 %s/%s", fw1.state(t, "carp0"), fw1.state(t, "carp1"), fw2.state(t, "carp0"), fw2.state(t, "carp1"))
 		}
-		demote := func(n *node, delta int) error {
-			return n.e.Ifconfig(ctx, api.IfconfigRequest{Iface: "carp", Ops: []api.Op{{Kind: api.OpGroupDemote, Int: delta}}})
-		}
-		if err := demote(fw1, 50); err != nil {
+		if err := groupDemote(ctx, fw1, 50); err != nil {
 			t.Fatal(err)
 		}
 		if got := demotionOf(t, fw1); got != 50 {
@@ -131,7 +128,7 @@ func TestGroupDemote(t *testing.T) {
 		if !both(fw1, "BACKUP") || !both(fw2, "MASTER") {
 			t.Fatalf("after carpdemote 50: fw1 %s/%s fw2 %s/%s", fw1.state(t, "carp0"), fw1.state(t, "carp1"), fw2.state(t, "carp0"), fw2.state(t, "carp1"))
 		}
-		if err := demote(fw1, -50); err != nil {
+		if err := groupDemote(ctx, fw1, -50); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Second)
@@ -139,39 +136,52 @@ func TestGroupDemote(t *testing.T) {
 		if !both(fw1, "MASTER") || !both(fw2, "BACKUP") {
 			t.Fatalf("after -carpdemote 50: fw1 %s/%s fw2 %s/%s", fw1.state(t, "carp0"), fw1.state(t, "carp1"), fw2.state(t, "carp0"), fw2.state(t, "carp1"))
 		}
-		// OpenBSD's bounds: never below 0, never above 255; a refused
-		// change changes nothing.
-		for _, c := range []struct {
-			group string
-			delta int
-			want  *api.Error
-		}{
-			{"carp", -1, &api.Error{Step: api.StepGroupAttr, Errno: syscall.EINVAL, Name: "carp"}},
-			{"carp", 256, &api.Error{Step: api.StepGroupAttr, Errno: syscall.EINVAL, Name: "carp"}},
-			{"internal", 1, &api.Error{Step: api.StepGroupAttr, Errno: syscall.ENOENT, Name: "internal"}},
-		} {
-			err := fw1.e.Ifconfig(ctx, api.IfconfigRequest{Iface: c.group, Ops: []api.Op{{Kind: api.OpGroupDemote, Int: c.delta}}})
-			if !refused(err, c.want) {
-				t.Errorf("%s %+d: %v, want %v", c.group, c.delta, err, c.want)
-			}
-		}
-		if err := demote(fw1, 128); err != nil {
-			t.Fatal(err)
-		}
-		if err := demote(fw1, 127); err != nil {
-			t.Fatal(err)
-		}
-		if err := demote(fw1, 1); err == nil {
-			t.Error("carpdemote beyond 255 accepted")
-		}
-		if got := demotionOf(t, fw1); got != 255 {
-			t.Errorf("demotion = %d, want 255", got)
-		}
-		// The sysctl and the group are one counter.
-		if _, now, err := fw1.e.SetSysctl(ctx, api.SysctlPrefix+"demotion", -255); err != nil || now != 0 {
-			t.Errorf("sysctl demotion=-255: %d, %v", now, err)
-		}
+		checkGroupDemoteBounds(t, fw1)
 	})
+}
+
+// groupDemote is "ifconfig -g carp carpdemote delta" on n.
+func groupDemote(ctx context.Context, n *node, delta int) error {
+	return n.e.Ifconfig(ctx, api.IfconfigRequest{Iface: "carp", Ops: []api.Op{{Kind: api.OpGroupDemote, Int: delta}}})
+}
+
+// checkGroupDemoteBounds checks OpenBSD's bounds of the group demotion on
+// fw1, whose demotion is 0: refused changes, 255 at most, and that the
+// sysctl changes the same counter.
+func checkGroupDemoteBounds(t *testing.T, fw1 *node) {
+	ctx := context.Background()
+	// OpenBSD's bounds: never below 0, never above 255; a refused
+	// change changes nothing.
+	for _, c := range []struct {
+		group string
+		delta int
+		want  *api.Error
+	}{
+		{"carp", -1, &api.Error{Step: api.StepGroupAttr, Errno: syscall.EINVAL, Name: "carp"}},
+		{"carp", 256, &api.Error{Step: api.StepGroupAttr, Errno: syscall.EINVAL, Name: "carp"}},
+		{"internal", 1, &api.Error{Step: api.StepGroupAttr, Errno: syscall.ENOENT, Name: "internal"}},
+	} {
+		err := fw1.e.Ifconfig(ctx, api.IfconfigRequest{Iface: c.group, Ops: []api.Op{{Kind: api.OpGroupDemote, Int: c.delta}}})
+		if !refused(err, c.want) {
+			t.Errorf("%s %+d: %v, want %v", c.group, c.delta, err, c.want)
+		}
+	}
+	if err := groupDemote(ctx, fw1, 128); err != nil {
+		t.Fatal(err)
+	}
+	if err := groupDemote(ctx, fw1, 127); err != nil {
+		t.Fatal(err)
+	}
+	if err := groupDemote(ctx, fw1, 1); err == nil {
+		t.Error("carpdemote beyond 255 accepted")
+	}
+	if got := demotionOf(t, fw1); got != 255 {
+		t.Errorf("demotion = %d, want 255", got)
+	}
+	// The sysctl and the group are one counter.
+	if _, now, err := fw1.e.SetSysctl(ctx, api.SysctlPrefix+"demotion", -255); err != nil || now != 0 {
+		t.Errorf("sysctl demotion=-255: %d, %v", now, err)
+	}
 }
 
 // carp00 or carp01 is a typo, not a clone: FreeBSD's ifc_name2unit refuses
