@@ -78,81 +78,87 @@ func TestReplayedAdvertNeitherHoldsBackupDownNorMakesMasterYield(t *testing.T) {
 		if fromOtherSource {
 			name = "rewritten source address"
 		}
-		t.Run(name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				seg := memkernel.NewSegment()
-				a := newNode(t, seg, "10.0.0.2/24", "")
-				b := newNode(t, seg, "10.0.0.3/24", "")
-				defer b.stop(t)
-				var capA, capB capture
-				a.k.SetSendHook(capA.hook)
-				b.k.SetSendHook(capB.hook)
-				runbook284(t, a, 0)
-				time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
-				synctest.Wait()
-				runbook284(t, b, 100)
-				time.Sleep(5 * time.Second)
-				synctest.Wait()
-				if a.state(t, "carp0") != "MASTER" || b.state(t, "carp0") != "BACKUP" {
-					t.Fatalf("setup: a %s, b %s", a.state(t, "carp0"), b.state(t, "carp0"))
-				}
-				replay := attacker(t, seg)
-				captured := capA.last(t)
-				src := captured.Src
-				if fromOtherSource {
-					src = netip.MustParseAddr("10.0.0.77")
-				}
-
-				// A dies without a word; its captured advert is replayed
-				// twice a second. B must take over at its master-down
-				// interval all the same.
-				a.k.SetCarrier("em0", false)
-				died := time.Now()
-				for b.state(t, "carp0") != "MASTER" && time.Since(died) < 20*time.Second {
-					replay(src, captured.Payload)
-					time.Sleep(500 * time.Millisecond)
-					synctest.Wait()
-				}
-				if got := time.Since(died); b.state(t, "carp0") != "MASTER" || got > carp.MasterDown(1, 100)+500*time.Millisecond {
-					t.Fatalf("b is %s %v after a died (master-down %v)", b.state(t, "carp0"), got, carp.MasterDown(1, 100))
-				}
-				// B is a live MASTER now: replaying A's better advert
-				// (advskew 0 < 100) must not make it yield.
-				for range 10 {
-					replay(src, captured.Payload)
-					time.Sleep(500 * time.Millisecond)
-					synctest.Wait()
-					if got := b.state(t, "carp0"); got != "MASTER" {
-						t.Fatalf("b yielded to a replayed advert: %s\n%s", got, b.logs.String())
-					}
-				}
-				// Nor may a copy of B's own advert.
-				own := capB.last(t)
-				replay(netip.MustParseAddr("10.0.0.78"), own.Payload)
-				synctest.Wait()
-				if got := b.state(t, "carp0"); got != "MASTER" {
-					t.Fatalf("b yielded to a copy of its own advert: %s", got)
-				}
-				if got := counter(t, b, "replay"); got < 10 {
-					t.Errorf("replay counter = %d, want every replay counted", got)
-				}
-
-				// A reboots: a fresh random counter. Its first advert is
-				// taken at once (B yields to the better advskew).
-				a.stop(t)
-				a2 := startNode(t, a.k, "")
-				defer a2.stop(t)
-				a.k.SetCarrier("em0", true)
-				runbook284(t, a2, 0)
-				fresh := carp.BuildAdvert(1, 1, 0, 0x0123456789abcdef, carp.Key("lanpasswd"), []netip.Addr{netip.MustParseAddr("10.0.0.1")})
-				replay(netip.MustParseAddr("10.0.0.2"), fresh)
-				synctest.Wait()
-				if got := b.state(t, "carp0"); got != "BACKUP" {
-					t.Fatalf("b did not yield to a rebooted peer's fresh advert: %s\n%s", got, b.logs.String())
-				}
-			})
-		})
+		t.Run(name, func(t *testing.T) { testReplayedAdvert(t, fromOtherSource) })
 	}
+}
+
+// testReplayedAdvert: A, MASTER, dies and its captured advert (sent from
+// A's address or, if fromOtherSource, from another) is replayed; B takes
+// over all the same, yields neither to the replays nor to a copy of its
+// own advert, and does yield to the fresh advert of A rebooted.
+func testReplayedAdvert(t *testing.T, fromOtherSource bool) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := memkernel.NewSegment()
+		a := newNode(t, seg, "10.0.0.2/24", "")
+		b := newNode(t, seg, "10.0.0.3/24", "")
+		defer b.stop(t)
+		var capA, capB capture
+		a.k.SetSendHook(capA.hook)
+		b.k.SetSendHook(capB.hook)
+		runbook284(t, a, 0)
+		time.Sleep(carp.MasterDown(1, 0) + time.Millisecond)
+		synctest.Wait()
+		runbook284(t, b, 100)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if a.state(t, "carp0") != "MASTER" || b.state(t, "carp0") != "BACKUP" {
+			t.Fatalf("setup: a %s, b %s", a.state(t, "carp0"), b.state(t, "carp0"))
+		}
+		replay := attacker(t, seg)
+		captured := capA.last(t)
+		src := captured.Src
+		if fromOtherSource {
+			src = netip.MustParseAddr("10.0.0.77")
+		}
+
+		// A dies without a word; its captured advert is replayed
+		// twice a second. B must take over at its master-down
+		// interval all the same.
+		a.k.SetCarrier("em0", false)
+		died := time.Now()
+		for b.state(t, "carp0") != "MASTER" && time.Since(died) < 20*time.Second {
+			replay(src, captured.Payload)
+			time.Sleep(500 * time.Millisecond)
+			synctest.Wait()
+		}
+		if got := time.Since(died); b.state(t, "carp0") != "MASTER" || got > carp.MasterDown(1, 100)+500*time.Millisecond {
+			t.Fatalf("b is %s %v after a died (master-down %v)", b.state(t, "carp0"), got, carp.MasterDown(1, 100))
+		}
+		// B is a live MASTER now: replaying A's better advert
+		// (advskew 0 < 100) must not make it yield.
+		for range 10 {
+			replay(src, captured.Payload)
+			time.Sleep(500 * time.Millisecond)
+			synctest.Wait()
+			if got := b.state(t, "carp0"); got != "MASTER" {
+				t.Fatalf("b yielded to a replayed advert: %s\n%s", got, b.logs.String())
+			}
+		}
+		// Nor may a copy of B's own advert.
+		own := capB.last(t)
+		replay(netip.MustParseAddr("10.0.0.78"), own.Payload)
+		synctest.Wait()
+		if got := b.state(t, "carp0"); got != "MASTER" {
+			t.Fatalf("b yielded to a copy of its own advert: %s", got)
+		}
+		if got := counter(t, b, "replay"); got < 10 {
+			t.Errorf("replay counter = %d, want every replay counted", got)
+		}
+
+		// A reboots: a fresh random counter. Its first advert is
+		// taken at once (B yields to the better advskew).
+		a.stop(t)
+		a2 := startNode(t, a.k, "")
+		defer a2.stop(t)
+		a.k.SetCarrier("em0", true)
+		runbook284(t, a2, 0)
+		fresh := carp.BuildAdvert(1, 1, 0, 0x0123456789abcdef, carp.Key("lanpasswd"), []netip.Addr{netip.MustParseAddr("10.0.0.1")})
+		replay(netip.MustParseAddr("10.0.0.2"), fresh)
+		synctest.Wait()
+		if got := b.state(t, "carp0"); got != "BACKUP" {
+			t.Fatalf("b did not yield to a rebooted peer's fresh advert: %s\n%s", got, b.logs.String())
+		}
+	})
 }
 
 func TestAuthMismatchIsLoggedAtDefaultLevelAndShown(t *testing.T) {
