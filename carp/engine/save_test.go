@@ -84,61 +84,8 @@ func TestFailoverCommandsTakeEffectWhenTheStateDirIsFull(t *testing.T) {
 		disk := &fullDisk{full: true}
 		useWriter(t, fw1, disk.write)
 
-		// ifconfig carp0 down: refused today; now in effect, with a warning.
-		err = fw1.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpDown}}})
-		var se *api.SaveError
-		if !errors.As(err, &se) {
-			t.Fatalf("ifconfig carp0 down with a full state dir: err = %v, want a *api.SaveError", err)
-		}
-		want := "configuration not saved (will retry): write " + file + ": no space left on device"
-		if err.Error() != want {
-			t.Errorf("warning = %q, want %q", err.Error(), want)
-		}
-		if !errors.Is(err, syscall.ENOSPC) {
-			t.Errorf("warning does not unwrap to ENOSPC: %v", err)
-		}
-		synctest.Wait()
-		if got := fw2.state(t, "carp0"); got != "MASTER" {
-			t.Fatalf("fw2 after fw1's carp0 down = %s, want MASTER at once (bow-out)", got)
-		}
-		if got := fw1.state(t, "carp0"); got != "INIT" {
-			t.Errorf("fw1 carp0 after down = %s, want INIT", got)
-		}
-		if len(fw1.k.Addrs("carp0")) != 0 {
-			t.Errorf("fw1 keeps %v after down", fw1.k.Addrs("carp0"))
-		}
-
-		// Demotion too: the value is in effect and reported, with the warning.
-		old, now, err := fw1.e.SetSysctl(context.Background(), api.SysctlPrefix+"demotion", 240)
-		if !errors.As(err, &se) || old != 0 || now != 240 {
-			t.Fatalf("sysctl demotion=240 with a full state dir = %d -> %d, %v; want 0 -> 240 and a *api.SaveError", old, now, err)
-		}
-		st, _ := fw1.e.Status(context.Background(), false)
-		if got := knobValue(st, api.SysctlPrefix+"demotion"); got != 240 {
-			t.Errorf("demotion in effect = %d, want 240", got)
-		}
-		// A forced state needs no new save, but the configuration is still
-		// unsaved: say so again.
-		if err := fw1.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpState, Str: "backup"}}}); !errors.As(err, &se) {
-			t.Errorf("state backup while unsaved: err = %v, want the warning", err)
-		}
-
-		// Retried every saveRetry from the engine's loop, logged once.
-		before := disk.count()
-		time.Sleep(6*saveRetry + time.Millisecond)
-		synctest.Wait()
-		if got := disk.count() - before; got != 6 {
-			t.Errorf("%d save attempts in %v of full disk, want 6 (every %v)", got, 6*saveRetry, saveRetry)
-		}
-		if n := strings.Count(fw1.logs.String(), "configuration not saved"); n != 1 {
-			t.Errorf("%d log lines about the failed save, want 1 (rate-limited):\n%s", n, fw1.logs.String())
-		}
-		if !strings.Contains(fw1.logs.String(), "no space left on device") {
-			t.Errorf("log does not give the reason:\n%s", fw1.logs.String())
-		}
-		if now, _ := os.ReadFile(file); !bytes.Equal(now, saved) {
-			t.Fatalf("config.json changed while the disk was full:\n%s\nwas:\n%s", now, saved)
-		}
+		checkCommandsWhileFull(t, fw1, fw2, file)
+		checkRetriesWhileFull(t, fw1, disk, file, saved)
 
 		// Space is back: the next retry saves what is in effect.
 		disk.set(false)
@@ -147,7 +94,7 @@ func TestFailoverCommandsTakeEffectWhenTheStateDirIsFull(t *testing.T) {
 		if !strings.Contains(fw1.logs.String(), "carpd: configuration saved to "+file) {
 			t.Errorf("no 'configuration saved' log line:\n%s", fw1.logs.String())
 		}
-		before = disk.count()
+		before := disk.count()
 		time.Sleep(3 * saveRetry)
 		synctest.Wait()
 		if got := disk.count() - before; got != 0 {
@@ -156,7 +103,7 @@ func TestFailoverCommandsTakeEffectWhenTheStateDirIsFull(t *testing.T) {
 		fw1.stop(t)
 		m := startNode(t, fw1.k, dir)
 		defer m.stop(t)
-		st, _ = m.e.Status(context.Background(), false)
+		st, _ := m.e.Status(context.Background(), false)
 		if len(st.Clones) != 1 || st.Clones[0].Up {
 			t.Errorf("restarted from the retried save: clones %+v, want carp0 down", st.Clones)
 		}
@@ -164,6 +111,73 @@ func TestFailoverCommandsTakeEffectWhenTheStateDirIsFull(t *testing.T) {
 			t.Errorf("restarted from the retried save: demotion %d, want 240", got)
 		}
 	})
+}
+
+// checkCommandsWhileFull: with fw1's state directory (config.json is
+// file) full, "ifconfig carp0 down" and a demotion take effect at once
+// (fw2 takes carp0 over), each with the warning that the configuration is
+// not saved, and a forced state gives the warning again.
+func checkCommandsWhileFull(t *testing.T, fw1, fw2 *node, file string) {
+	// ifconfig carp0 down: refused today; now in effect, with a warning.
+	err := fw1.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpDown}}})
+	var se *api.SaveError
+	if !errors.As(err, &se) {
+		t.Fatalf("ifconfig carp0 down with a full state dir: err = %v, want a *api.SaveError", err)
+	}
+	want := "configuration not saved (will retry): write " + file + ": no space left on device"
+	if err.Error() != want {
+		t.Errorf("warning = %q, want %q", err.Error(), want)
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("warning does not unwrap to ENOSPC: %v", err)
+	}
+	synctest.Wait()
+	if got := fw2.state(t, "carp0"); got != "MASTER" {
+		t.Fatalf("fw2 after fw1's carp0 down = %s, want MASTER at once (bow-out)", got)
+	}
+	if got := fw1.state(t, "carp0"); got != "INIT" {
+		t.Errorf("fw1 carp0 after down = %s, want INIT", got)
+	}
+	if len(fw1.k.Addrs("carp0")) != 0 {
+		t.Errorf("fw1 keeps %v after down", fw1.k.Addrs("carp0"))
+	}
+
+	// Demotion too: the value is in effect and reported, with the warning.
+	old, now, err := fw1.e.SetSysctl(context.Background(), api.SysctlPrefix+"demotion", 240)
+	if !errors.As(err, &se) || old != 0 || now != 240 {
+		t.Fatalf("sysctl demotion=240 with a full state dir = %d -> %d, %v; want 0 -> 240 and a *api.SaveError", old, now, err)
+	}
+	st, _ := fw1.e.Status(context.Background(), false)
+	if got := knobValue(st, api.SysctlPrefix+"demotion"); got != 240 {
+		t.Errorf("demotion in effect = %d, want 240", got)
+	}
+	// A forced state needs no new save, but the configuration is still
+	// unsaved: say so again.
+	if err := fw1.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpState, Str: "backup"}}}); !errors.As(err, &se) {
+		t.Errorf("state backup while unsaved: err = %v, want the warning", err)
+	}
+}
+
+// checkRetriesWhileFull: while the disk stays full, fw1 retries the save
+// every saveRetry, logs the failure once with its reason and leaves file
+// as it was (saved).
+func checkRetriesWhileFull(t *testing.T, fw1 *node, disk *fullDisk, file string, saved []byte) {
+	// Retried every saveRetry from the engine's loop, logged once.
+	before := disk.count()
+	time.Sleep(6*saveRetry + time.Millisecond)
+	synctest.Wait()
+	if got := disk.count() - before; got != 6 {
+		t.Errorf("%d save attempts in %v of full disk, want 6 (every %v)", got, 6*saveRetry, saveRetry)
+	}
+	if n := strings.Count(fw1.logs.String(), "configuration not saved"); n != 1 {
+		t.Errorf("%d log lines about the failed save, want 1 (rate-limited):\n%s", n, fw1.logs.String())
+	}
+	if !strings.Contains(fw1.logs.String(), "no space left on device") {
+		t.Errorf("log does not give the reason:\n%s", fw1.logs.String())
+	}
+	if now, _ := os.ReadFile(file); !bytes.Equal(now, saved) {
+		t.Fatalf("config.json changed while the disk was full:\n%s\nwas:\n%s", now, saved)
+	}
 }
 
 // A state directory that the OS refuses (its parent is a regular file:
