@@ -664,9 +664,10 @@ func (m *Memory) LeaveGroup(ifname string) error { return m.setJoined(ifname, fa
 // segment of `out` (or of its macvlan parent) that has OpenCARP'd and joined
 // the group on its attached link or a macvlan on it; a unicast dst reaches
 // only the kernel that has dst on such a link. Arrival IfIndex is the
-// receiver's attached physical link. A full receiver channel drops the
-// packet (counted in the receiver's Stats().Dropped). As on Linux, a source
-// and destination of different families are refused.
+// link that joined the group (a packet arrives once on each such link), or
+// for a unicast the receiver's attached physical link. A full receiver
+// channel drops the packet (counted in the receiver's Stats().Dropped). As
+// on Linux, a source and destination of different families are refused.
 func (m *Memory) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []byte) error {
 	src, dst = src.Unmap(), dst.Unmap()
 	if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {
@@ -733,26 +734,29 @@ func (m *Memory) receive(link string, p kernelshim.Packet) {
 			family = append(family, c)
 		}
 	}
-	want := false
+	// As on Linux, a multicast arrives once on each link of the family
+	// that joined the group (a macvlan's copy on the macvlan); a unicast
+	// once, on the attached link, when a link of the family has dst.
+	var at []int
 	for _, f := range family {
 		if p.Dst.IsMulticast() {
-			want = want || f.joined
-		} else {
-			for _, a := range m.addrsLocked(f) {
-				want = want || a.Addr() == p.Dst
+			if f.joined && f.AdminUp {
+				at = append(at, f.Index)
 			}
+		} else if len(at) == 0 && slices.ContainsFunc(m.addrsLocked(f), func(a netip.Prefix) bool { return a.Addr() == p.Dst }) {
+			at = append(at, l.Index)
 		}
 	}
-	if !want {
-		return
-	}
-	p.Payload = slices.Clone(p.Payload)
-	p.IfIndex = l.Index
-	select {
-	case m.onto <- p:
-		m.stats.Delivered++
-	default:
-		m.stats.Dropped++
+	for _, idx := range at {
+		c := p
+		c.Payload = slices.Clone(p.Payload)
+		c.IfIndex = idx
+		select {
+		case m.onto <- c:
+			m.stats.Delivered++
+		default:
+			m.stats.Dropped++
+		}
 	}
 }
 
