@@ -59,6 +59,7 @@ var packetCases = []struct {
 	{"CARPErrors", carpErrors},
 	{"CARPAdvertsIPv4", func(t *testing.T, f Fixture) { carpAdverts(t, f, false) }},
 	{"CARPAdvertsIPv6", func(t *testing.T, f Fixture) { carpAdverts(t, f, true) }},
+	{"CARPJoinedOnMACVLAN", carpJoinedOnMACVLAN},
 	{"AnnounceSeenByPeer", announceSeenByPeer},
 	{"ReplyARP", replyARP},
 }
@@ -233,6 +234,11 @@ func carpAdverts(t *testing.T, f Fixture, v6 bool) {
 	}
 	send(t, a, f.Parent, aSrc, group, advert(3))
 	wantPacket(t, chb, "at the peer, joined", at(3, aSrc, group, bl))
+	// As carpd sends: out of a macvlan (the virtual MAC), which has no
+	// address, from the parent's address.
+	create(t, f, "carp0")
+	send(t, a, "carp0", aSrc, group, advert(7))
+	wantPacket(t, chb, "at the peer, sent out of a macvlan", at(7, aSrc, group, bl))
 
 	// The sender heard none of its own adverts: the peer's is its first.
 	send(t, b, p.Parent, bSrc, group, advert(4))
@@ -244,6 +250,58 @@ func carpAdverts(t *testing.T, f Fixture, v6 bool) {
 	send(t, a, f.Parent, aSrc, group, advert(5))
 	send(t, a, f.Parent, aSrc, bSrc, advert(6))
 	wantPacket(t, chb, "at the peer, after it left (the unicast marker, not the advert)", at(6, aSrc, bSrc, bl))
+}
+
+// carpJoinedOnMACVLAN: a peer that joined the group on a macvlan of its
+// parent receives the advert there (IfIndex of the macvlan); joined on both,
+// it receives one copy on each.
+func carpJoinedOnMACVLAN(t *testing.T, f Fixture) {
+	a, b, p := peer(t, f)
+	_, chb := openCARP(t, a), openCARP(t, b)
+	aSrc, bSrc, group := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), kernelshim.GroupV4
+	replace(t, f.Kernel, f.Parent, aSrc.String()+"/24")
+	replace(t, p.Kernel, p.Parent, bSrc.String()+"/24")
+	if err := b.CreateMACVLAN("carp0", p.Parent, other); err != nil {
+		t.Fatalf("peer CreateMACVLAN(carp0, %s): %v", p.Parent, err)
+	}
+	bl, bm := mustLink(t, p.Kernel, p.Parent), mustLink(t, p.Kernel, "carp0")
+	if err := b.JoinGroup("carp0"); err != nil {
+		t.Fatalf("peer JoinGroup(carp0): %v", err)
+	}
+	send(t, a, f.Parent, aSrc, group, advert(1))
+	want := kernelshim.Packet{Payload: advert(1), Src: aSrc, Dst: group, IfIndex: bm.Index, TTL: 255}
+	wantPacket(t, chb, "at the peer joined on its macvlan", want)
+
+	if err := b.JoinGroup(p.Parent); err != nil {
+		t.Fatalf("peer JoinGroup(%s): %v", p.Parent, err)
+	}
+	send(t, a, f.Parent, aSrc, group, advert(2))
+	got := map[int]bool{}
+	for range 2 {
+		select {
+		case pk := <-chb:
+			if !bytes.Equal(pk.Payload, advert(2)) || pk.Dst != group || got[pk.IfIndex] {
+				t.Fatalf("at the peer joined on both links: %+v (so far on %v)", pk, got)
+			}
+			got[pk.IfIndex] = true
+		case <-time.After(waitFor):
+			t.Fatalf("at the peer joined on both links: copies on %v only within %v", got, waitFor)
+		}
+	}
+	if !got[bl.Index] || !got[bm.Index] {
+		t.Fatalf("copies arrived on ifindexes %v, want %d (%s) and %d (carp0)", got, bl.Index, p.Parent, bm.Index)
+	}
+	// Marker: no third copy comes before it. (Its arrival link is not
+	// checked: Linux may have answered the ARP for bSrc from carp0.)
+	send(t, a, f.Parent, aSrc, bSrc, advert(3))
+	select {
+	case pk := <-chb:
+		if !bytes.Equal(pk.Payload, advert(3)) || pk.Src != aSrc || pk.Dst != bSrc {
+			t.Fatalf("at the peer after the two copies: %+v, want the unicast marker", pk)
+		}
+	case <-time.After(waitFor):
+		t.Fatalf("the unicast marker did not reach the peer within %v", waitFor)
+	}
 }
 
 // wantARP takes requests from ch until one whose TargetIP is among
