@@ -778,7 +778,9 @@ func (m *Memory) Announce(link string, mac net.HardwareAddr, addr netip.Addr) er
 		m.logf("nd advertise %s dev %s lladdr %s", addr, link, mac)
 	}
 	seg := m.wireLocked(l)
+	own, onto := m.arpCopiesLocked(m.siblingsLocked(l), dst, frame)
 	m.mu.Unlock()
+	deliverARP(onto, own)
 	m.sendFrame(seg, dst, frame)
 	return nil
 }
@@ -828,25 +830,13 @@ func (m *Memory) receiveFrame(from *Memory, seg *Segment, link string, dst net.H
 		return
 	}
 	tap := m.frameTap
-	var reqs []kernelshim.ARPRequest
-	var onto chan<- kernelshim.ARPRequest
-	if req, ok := kernelshim.ParseARPRequest(frame); ok && m.arpCtx != nil && m.arpCtx.Err() == nil {
-		onto = m.arpOnto
-		family := []*memLink{l}
-		for _, n := range m.order {
-			if c := m.links[n]; c.parent == link && c.AdminUp {
-				family = append(family, c)
-			}
-		}
-		for _, f := range family {
-			if req.Broadcast || slices.Equal(f.MAC, dst) {
-				r := req
-				r.SenderMAC = slices.Clone(req.SenderMAC)
-				r.IfIndex = f.Index
-				reqs = append(reqs, r)
-			}
+	family := []*memLink{l}
+	for _, n := range m.order {
+		if c := m.links[n]; c.parent == link && c.AdminUp {
+			family = append(family, c)
 		}
 	}
+	reqs, onto := m.arpCopiesLocked(family, dst, frame)
 	m.mu.Unlock()
 	if tap == nil && len(reqs) == 0 {
 		return
@@ -863,12 +853,53 @@ func (m *Memory) receiveFrame(from *Memory, seg *Segment, link string, dst net.H
 	if tap != nil {
 		tap(link, slices.Clone(frame))
 	}
+	deliverARP(onto, reqs)
+}
+
+// arpCopiesLocked returns, when frame is an ARP request and a listener is
+// in force, the copies of it that arrive on links: on each for a
+// broadcast, on the one whose MAC is dst otherwise.
+func (m *Memory) arpCopiesLocked(links []*memLink, dst net.HardwareAddr, frame []byte) ([]kernelshim.ARPRequest, chan<- kernelshim.ARPRequest) {
+	req, ok := kernelshim.ParseARPRequest(frame)
+	if !ok || m.arpCtx == nil || m.arpCtx.Err() != nil {
+		return nil, nil
+	}
+	var reqs []kernelshim.ARPRequest
+	for _, f := range links {
+		if req.Broadcast || slices.Equal(f.MAC, dst) {
+			r := req
+			r.SenderMAC = slices.Clone(req.SenderMAC)
+			r.IfIndex = f.Index
+			reqs = append(reqs, r)
+		}
+	}
+	return reqs, m.arpOnto
+}
+
+func deliverARP(onto chan<- kernelshim.ARPRequest, reqs []kernelshim.ARPRequest) {
 	for _, r := range reqs {
 		select { // a full listener drops it, as a full socket buffer does
 		case onto <- r:
 		default:
 		}
 	}
+}
+
+// siblingsLocked returns the macvlans that a frame sent on macvlan l
+// reaches inside this kernel: as Linux's macvlans in bridge mode, the
+// other macvlans on the same parent that are up. Their copies are not
+// frames this host sends as far as a packet socket can tell.
+func (m *Memory) siblingsLocked(l *memLink) []*memLink {
+	var out []*memLink
+	if l.parent == "" || !l.AdminUp || !l.carrier {
+		return nil
+	}
+	for _, n := range m.order {
+		if c := m.links[n]; c != l && c.parent == l.parent && c.AdminUp {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // ListenARP: see the contract in carp/engine's kernel.go. Requests come from InjectARP
