@@ -61,6 +61,7 @@ var packetCases = []struct {
 	{"CARPAdvertsIPv6", func(t *testing.T, f Fixture) { carpAdverts(t, f, true) }},
 	{"CARPJoinedOnMACVLAN", carpJoinedOnMACVLAN},
 	{"AnnounceSeenByPeer", announceSeenByPeer},
+	{"AnnounceFromMACVLAN", announceFromMACVLAN},
 	{"ReplyARP", replyARP},
 }
 
@@ -377,6 +378,58 @@ func announceSeenByPeer(t *testing.T, f Fixture) {
 			fr[12] == 0x86 && fr[13] == 0xdd && fr[ip+6] == 58 && fr[ip+7] == 255 &&
 			bytes.Equal(fr[ip+8:ip+24], v6.AsSlice()) && fr[icmp] == 136 && bytes.Equal(fr[icmp+8:icmp+24], v6.AsSlice())
 	})
+}
+
+// announceFromMACVLAN: a gratuitous ARP sent out of a macvlan (as carpd
+// sends it) reaches the peer, and the sender's own listener once, on its
+// other macvlan on the same parent (macvlans in bridge mode hear each
+// other's broadcasts); the peer's announcement arrives on the parent and
+// on each of its macvlans.
+func announceFromMACVLAN(t *testing.T, f Fixture) {
+	a, b, p := peer(t, f)
+	create(t, f, "carp0")
+	if err := a.CreateMACVLAN("carp1", f.Parent, other); err != nil {
+		t.Fatalf("CreateMACVLAN(carp1, %s): %v", f.Parent, err)
+	}
+	al, l0, l1 := mustLink(t, f.Kernel, f.Parent), mustLink(t, f.Kernel, "carp0"), mustLink(t, f.Kernel, "carp1")
+	bl := mustLink(t, p.Kernel, p.Parent)
+	cha, chb := listenARP(t, a), listenARP(t, b)
+	vip, vip2 := netip.MustParseAddr("192.0.2.52"), netip.MustParseAddr("192.0.2.53")
+	if err := a.Announce("carp0", vmac, vip); err != nil {
+		t.Fatalf("Announce(carp0, %s): %v", vip, err)
+	}
+	wantARP(t, chb, "the announcement at the peer",
+		kernelshim.ARPRequest{IfIndex: bl.Index, Broadcast: true, SenderMAC: vmac, SenderIP: vip, TargetIP: vip}, vip, vip2)
+	wantARP(t, cha, "the announcement at the sender's other macvlan",
+		kernelshim.ARPRequest{IfIndex: l1.Index, Broadcast: true, SenderMAC: vmac, SenderIP: vip, TargetIP: vip}, vip, vip2)
+
+	// Marker: the peer's announcement; no other copy of the sender's own
+	// comes before its three copies.
+	if err := b.Announce(p.Parent, other2, vip2); err != nil {
+		t.Fatalf("peer Announce(%s, %s): %v", p.Parent, vip2, err)
+	}
+	seen := map[int]bool{}
+	deadline := time.After(waitFor)
+	for len(seen) < 3 {
+		select {
+		case r := <-cha:
+			if r.TargetIP == vip {
+				t.Fatalf("the sender's listener got its own announcement again: %+v", r)
+			}
+			if r.TargetIP != vip2 {
+				continue
+			}
+			if !r.Broadcast || r.SenderIP != vip2 || r.SenderMAC.String() != other2.String() || seen[r.IfIndex] {
+				t.Fatalf("the peer's announcement at the sender: %+v (so far on %v)", r, seen)
+			}
+			seen[r.IfIndex] = true
+		case <-deadline:
+			t.Fatalf("the peer's announcement at the sender: copies on %v only within %v", seen, waitFor)
+		}
+	}
+	if !seen[al.Index] || !seen[l0.Index] || !seen[l1.Index] {
+		t.Fatalf("the peer's announcement arrived on %v, want %d (%s), %d (carp0), %d (carp1)", seen, al.Index, f.Parent, l0.Index, l1.Index)
+	}
 }
 
 // replyARP: ReplyARP puts an ARP reply on the wire from mac to the
