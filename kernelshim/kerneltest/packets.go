@@ -35,7 +35,7 @@ type PacketIO interface {
 // Peer is a second kernel of the same implementation as a Fixture's,
 // whose link Parent is on the same L2 segment as the Fixture's Parent.
 type Peer struct {
-	// Kernel is the second kernel, with no address on Parent.
+	// Kernel is the second kernel.
 	Kernel Kernel
 	// Parent names its Ethernet link on the segment: admin up with
 	// carrier, IPv4 and IPv6 enabled, a MAC other than the Fixture's
