@@ -78,6 +78,8 @@ type ARP interface {
 	// ListenARP delivers every ARP request received on any interface of
 	// the namespace (not frames this host sends, not replies) to onto until
 	// ctx ends or the kernel is closed; onto is never closed by the kernel.
+	// A broadcast one macvlan sends is received by the other macvlans on
+	// its parent (bridge mode), so it is delivered once for each of them.
 	// Calling it again after the previous ctx ended opens a new listener.
 	ListenARP(ctx context.Context, onto chan<- kernelshim.ARPRequest) error
 	// ReplyARP sends, as a whole Ethernet frame on `link`, an ARP reply

@@ -31,6 +31,7 @@ type Kernel interface {
 	DelAddr(link string, p netip.Prefix) error
 	WatchLinks(ctx context.Context, onto chan<- kernelshim.LinkUpdate) error
 	SetSysctl(path, value string) (old string, err error)
+	PacketIO // packets.go
 }
 
 // Fixture is one fresh kernel under test and what a case needs around it.
@@ -45,6 +46,9 @@ type Fixture struct {
 	// alias ("" for none) behind the kernel's back, as a crashed engine
 	// or an administrator leaves one.
 	AddMACVLAN func(t *testing.T, name string, mac net.HardwareAddr, alias string)
+	// Peer attaches a second kernel to Parent's segment (packets.go);
+	// only the cases that need it call it.
+	Peer func(t *testing.T) Peer
 }
 
 var (
@@ -74,6 +78,7 @@ func Run(t *testing.T, setup func(t *testing.T) Fixture) {
 		{"SetSysctl", setSysctl},
 		{"WatchLinks", watchLinks},
 	}
+	cases = append(cases, packetCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, setup(t)) })
 	}

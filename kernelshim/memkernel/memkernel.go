@@ -1,8 +1,8 @@
 // Package memkernel is an in-memory kernel for tests of the CARP engine:
 // Memory keeps links, addresses and sysctls in maps, records every side
-// effect in a transcript, and exchanges adverts with other Memory kernels
-// over in-memory L2 Segments. Tests can inject refusals (Fail), send
-// errors, carrier changes and ARP requests.
+// effect in a transcript, and exchanges adverts and ARP frames with other
+// Memory kernels over in-memory L2 Segments. Tests can inject refusals
+// (Fail), send errors, carrier changes and ARP requests.
 //
 // It keeps the contract of the engine's Kernel interface
 // (carp/engine/kernel.go) as the Linux adapter does; package
@@ -27,7 +27,8 @@ import (
 )
 
 // Segment is an in-memory L2 segment joining links of several Memory
-// kernels. SendCARP on one kernel delivers to the others attached to it.
+// kernels. SendCARP, Announce and ReplyARP on one kernel deliver to the
+// others attached to it.
 type Segment struct {
 	mu      sync.Mutex
 	ports   []segPort
@@ -140,6 +141,10 @@ type Memory struct {
 	failures   map[Op]error    // injected refusals, see Fail
 	arpCtx     context.Context // ListenARP's, nil when not listening
 	arpOnto    chan<- kernelshim.ARPRequest
+	// frameTap, when set (by this package's tests), sees every Ethernet
+	// frame (Announce, ReplyARP of another kernel) arriving on one of
+	// this kernel's physical links, as a packet socket on it would.
+	frameTap func(link string, frame []byte)
 }
 
 // NewMemory returns an empty Memory kernel (no links).
@@ -659,9 +664,15 @@ func (m *Memory) LeaveGroup(ifname string) error { return m.setJoined(ifname, fa
 // segment of `out` (or of its macvlan parent) that has OpenCARP'd and joined
 // the group on its attached link or a macvlan on it; a unicast dst reaches
 // only the kernel that has dst on such a link. Arrival IfIndex is the
-// receiver's attached physical link. A full receiver channel drops the
-// packet (counted in the receiver's Stats().Dropped).
+// link that joined the group (a packet arrives once on each such link), or
+// for a unicast the receiver's attached physical link. A full receiver
+// channel drops the packet (counted in the receiver's Stats().Dropped). As
+// on Linux, a source and destination of different families are refused.
 func (m *Memory) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []byte) error {
+	src, dst = src.Unmap(), dst.Unmap()
+	if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {
+		return fmt.Errorf("kernelshim: send CARP on %s: bad addresses %v -> %v", out, src, dst)
+	}
 	m.mu.Lock()
 	if m.sendErr != nil {
 		err := m.sendErr
@@ -723,37 +734,42 @@ func (m *Memory) receive(link string, p kernelshim.Packet) {
 			family = append(family, c)
 		}
 	}
-	want := false
+	// As on Linux, a multicast arrives once on each link of the family
+	// that joined the group (a macvlan's copy on the macvlan); a unicast
+	// once, on the attached link, when a link of the family has dst.
+	var at []int
 	for _, f := range family {
 		if p.Dst.IsMulticast() {
-			want = want || f.joined
-		} else {
-			for _, a := range m.addrsLocked(f) {
-				want = want || a.Addr() == p.Dst
+			if f.joined && f.AdminUp {
+				at = append(at, f.Index)
 			}
+		} else if len(at) == 0 && slices.ContainsFunc(m.addrsLocked(f), func(a netip.Prefix) bool { return a.Addr() == p.Dst }) {
+			at = append(at, l.Index)
 		}
 	}
-	if !want {
-		return
-	}
-	p.Payload = slices.Clone(p.Payload)
-	p.IfIndex = l.Index
-	select {
-	case m.onto <- p:
-		m.stats.Delivered++
-	default:
-		m.stats.Dropped++
+	for _, idx := range at {
+		c := p
+		c.Payload = slices.Clone(p.Payload)
+		c.IfIndex = idx
+		select {
+		case m.onto <- c:
+			m.stats.Delivered++
+		default:
+			m.stats.Dropped++
+		}
 	}
 }
 
 // Announce: see the contract in carp/engine's kernel.go. Recorded as "arp announce ..." / "nd advertise ...".
 func (m *Memory) Announce(link string, mac net.HardwareAddr, addr netip.Addr) error {
-	if _, _, err := kernelshim.AnnounceFrame(mac, addr); err != nil {
+	frame, dst, err := kernelshim.AnnounceFrame(mac, addr)
+	if err != nil {
 		return err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, err := m.linkLocked(link); err != nil {
+	l, err := m.linkLocked(link)
+	if err != nil {
+		m.mu.Unlock()
 		return fmt.Errorf("kernelshim: announce %s on %w", addr, err)
 	}
 	if addr.Unmap().Is4() {
@@ -761,10 +777,135 @@ func (m *Memory) Announce(link string, mac net.HardwareAddr, addr netip.Addr) er
 	} else {
 		m.logf("nd advertise %s dev %s lladdr %s", addr, link, mac)
 	}
+	seg := m.wireLocked(l)
+	own, onto := m.arpCopiesLocked(m.siblingsLocked(l), dst, frame)
+	m.mu.Unlock()
+	deliverARP(onto, own)
+	m.sendFrame(seg, dst, frame)
 	return nil
 }
 
-// ListenARP: see the contract in carp/engine's kernel.go. Requests come from InjectARP.
+// wireLocked returns the segment a frame sent on l goes out to: that of l
+// or of its macvlan parent; nil when l is down or has no carrier.
+func (m *Memory) wireLocked(l *memLink) *Segment {
+	if !l.AdminUp || !l.carrier {
+		return nil
+	}
+	if p := m.links[l.parent]; l.parent != "" && p != nil {
+		return p.seg
+	}
+	return l.seg
+}
+
+// sendFrame puts an Ethernet frame for dst on seg (nil: nowhere): every
+// other kernel attached to it receives it, as far as the loss filter
+// lets it through.
+func (m *Memory) sendFrame(seg *Segment, dst net.HardwareAddr, frame []byte) {
+	if seg == nil {
+		return
+	}
+	seg.mu.Lock()
+	var ports []segPort
+	for _, p := range seg.ports {
+		if p.m != m {
+			ports = append(ports, p)
+		}
+	}
+	seg.mu.Unlock()
+	for _, p := range ports {
+		p.m.receiveFrame(m, seg, p.link, dst, frame)
+	}
+}
+
+// receiveFrame takes a frame for dst arriving on physical link `link`
+// from kernel `from`. As Linux does, an ARP request goes to the ARP
+// listener: a broadcast on the link and in copies on each macvlan on it
+// that is up, one sent to a MAC on the link of that MAC only; frames this
+// kernel does not want (no listener, no tap) never reach the loss filter.
+func (m *Memory) receiveFrame(from *Memory, seg *Segment, link string, dst net.HardwareAddr, frame []byte) {
+	m.mu.Lock()
+	l := m.links[link]
+	if m.closed || l == nil || !l.AdminUp || !l.carrier {
+		m.mu.Unlock()
+		return
+	}
+	tap := m.frameTap
+	family := []*memLink{l}
+	for _, n := range m.order {
+		if c := m.links[n]; c.parent == link && c.AdminUp {
+			family = append(family, c)
+		}
+	}
+	reqs, onto := m.arpCopiesLocked(family, dst, frame)
+	m.mu.Unlock()
+	if tap == nil && len(reqs) == 0 {
+		return
+	}
+	seg.mu.Lock()
+	lost := seg.loss != nil && seg.loss(from, m)
+	if lost {
+		seg.dropped++
+	}
+	seg.mu.Unlock()
+	if lost {
+		return
+	}
+	if tap != nil {
+		tap(link, slices.Clone(frame))
+	}
+	deliverARP(onto, reqs)
+}
+
+// arpCopiesLocked returns, when frame is an ARP request and a listener is
+// in force, the copies of it that arrive on links: on each for a
+// broadcast, on the one whose MAC is dst otherwise.
+func (m *Memory) arpCopiesLocked(links []*memLink, dst net.HardwareAddr, frame []byte) ([]kernelshim.ARPRequest, chan<- kernelshim.ARPRequest) {
+	req, ok := kernelshim.ParseARPRequest(frame)
+	if !ok || m.arpCtx == nil || m.arpCtx.Err() != nil {
+		return nil, nil
+	}
+	var reqs []kernelshim.ARPRequest
+	for _, f := range links {
+		if req.Broadcast || slices.Equal(f.MAC, dst) {
+			r := req
+			r.SenderMAC = slices.Clone(req.SenderMAC)
+			r.IfIndex = f.Index
+			reqs = append(reqs, r)
+		}
+	}
+	return reqs, m.arpOnto
+}
+
+func deliverARP(onto chan<- kernelshim.ARPRequest, reqs []kernelshim.ARPRequest) {
+	for _, r := range reqs {
+		select { // a full listener drops it, as a full socket buffer does
+		case onto <- r:
+		default:
+		}
+	}
+}
+
+// siblingsLocked returns the macvlans that a frame sent on macvlan l
+// reaches inside this kernel: as Linux's macvlans in bridge mode, the
+// other macvlans on the same parent that are up. Their copies are not
+// frames this host sends as far as a packet socket can tell.
+func (m *Memory) siblingsLocked(l *memLink) []*memLink {
+	var out []*memLink
+	if l.parent == "" || !l.AdminUp || !l.carrier {
+		return nil
+	}
+	for _, n := range m.order {
+		if c := m.links[n]; c != l && c.parent == l.parent && c.AdminUp {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ListenARP: see the contract in carp/engine's kernel.go. Requests come from InjectARP
+// and from other kernels on a segment (their Announce of an IPv4 address).
+// A full onto drops the requests of other kernels, as a full socket buffer
+// does.
 func (m *Memory) ListenARP(ctx context.Context, onto chan<- kernelshim.ARPRequest) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -812,15 +953,20 @@ func (m *Memory) InjectARP(link string, req kernelshim.ARPRequest) bool {
 
 // ReplyARP: see the contract in carp/engine's kernel.go. Recorded as "arp reply ADDR is-at MAC to IP (MAC) dev LINK".
 func (m *Memory) ReplyARP(link string, mac net.HardwareAddr, addr netip.Addr, toMAC net.HardwareAddr, toIP netip.Addr) error {
-	if _, err := kernelshim.ARPReplyFrame(mac, addr, toMAC, toIP); err != nil {
+	frame, err := kernelshim.ARPReplyFrame(mac, addr, toMAC, toIP)
+	if err != nil {
 		return err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, err := m.linkLocked(link); err != nil {
+	l, err := m.linkLocked(link)
+	if err != nil {
+		m.mu.Unlock()
 		return fmt.Errorf("kernelshim: arp reply %s on %w", addr, err)
 	}
 	m.logf("arp reply %s is-at %s to %s (%s) dev %s", addr.Unmap(), mac, toIP.Unmap(), toMAC, link)
+	seg := m.wireLocked(l)
+	m.mu.Unlock()
+	m.sendFrame(seg, toMAC, frame)
 	return nil
 }
 

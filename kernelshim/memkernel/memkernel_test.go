@@ -152,10 +152,11 @@ func TestMemorySegmentDelivery(t *testing.T) {
 	if err := a.SendCARP("em0", src, kernelshim.GroupV4, 0xe0, []byte{0x21, 1}); err != nil {
 		t.Fatal(err)
 	}
-	for _, ch := range []chan kernelshim.Packet{chb, chc} {
+	// b hears it on em0 (index 1), c on the macvlan that joined (index 2).
+	for i, ch := range []chan kernelshim.Packet{chb, chc} {
 		select {
 		case p := <-ch:
-			if p.Src != src || p.Dst != kernelshim.GroupV4 || p.TTL != 255 || p.IfIndex != 1 || p.IPv6 || !bytes.Equal(p.Payload, []byte{0x21, 1}) {
+			if p.Src != src || p.Dst != kernelshim.GroupV4 || p.TTL != 255 || p.IfIndex != 1+i || p.IPv6 || !bytes.Equal(p.Payload, []byte{0x21, 1}) {
 				t.Fatalf("got %+v", p)
 			}
 		default:
