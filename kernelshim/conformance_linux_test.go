@@ -4,13 +4,16 @@ package kernelshim_test
 
 import (
 	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bsdcarp/bsdcarp/internal/netlab"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 	"github.com/bsdcarp/bsdcarp/kernelshim/kerneltest"
+	"github.com/vishvananda/netlink"
 )
 
 // TestLinuxConformance runs the kernel contract against the Linux adapter,
@@ -42,6 +45,38 @@ func TestLinuxConformance(t *testing.T) {
 				if alias != "" {
 					ip(t, "link", "set", name, "alias", alias)
 				}
+			},
+			Addr: func(t *testing.T, link string, p netip.Prefix) (kernelshim.AddrLifetime, bool) {
+				t.Helper()
+				var out kernelshim.AddrLifetime
+				found := false
+				err := kernelshim.DoIn(ns, func() error {
+					l, err := netlink.LinkByName(link)
+					if err != nil {
+						return err
+					}
+					as, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+					if err != nil {
+						return err
+					}
+					for _, a := range as {
+						ones, _ := a.Mask.Size()
+						ip, _ := netip.AddrFromSlice(a.IP)
+						if netip.PrefixFrom(ip.Unmap(), ones) != p {
+							continue
+						}
+						found = true
+						out = kernelshim.AddrLifetime{Index: a.LinkIndex, Prefix: p, Flags: uint32(a.Flags)}
+						if a.ValidLft != 0 && uint32(a.ValidLft) != 0xffffffff { // INFINITY_LIFE_TIME: permanent
+							out.Lifetime = time.Duration(a.ValidLft) * time.Second
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("list addresses of %s in %s: %v", link, ns, err)
+				}
+				return out, found
 			},
 		}
 	})

@@ -217,7 +217,7 @@ func TestLinuxMACVLAN(t *testing.T) {
 	if _, err := ka.SetSysctl("net/ipv4/conf/veth0/arp_announce", "2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := ka.ReplaceAddr("carp0", netip.MustParsePrefix("192.0.2.100/24"), 10*time.Second); err != nil {
+	if _, err := ka.ReplaceAddr("carp0", netip.MustParsePrefix("192.0.2.100/24"), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	ipn(t, b, "neigh", "flush", "dev", "veth0")
@@ -334,12 +334,12 @@ func TestLinuxAddrLifetime(t *testing.T) {
 	refreshed := []netip.Prefix{netip.MustParsePrefix("192.0.2.51/24"), netip.MustParsePrefix("2001:db8::51/64")}
 	permanent := []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("2001:db8:1::1/64")}
 	for _, p := range slices.Concat(expiring, refreshed) {
-		if err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
+		if _, err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, p := range permanent {
-		if err := ka.ReplaceAddr("veth0", p, 0); err != nil {
+		if _, err := ka.ReplaceAddr("veth0", p, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -359,7 +359,7 @@ func TestLinuxAddrLifetime(t *testing.T) {
 	gone := map[netip.Prefix]time.Duration{}
 	for time.Since(start) < 3500*time.Millisecond {
 		for _, p := range refreshed {
-			if err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
+			if _, err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -2,6 +2,7 @@ package memkernel
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/bsdcarp/bsdcarp/kernelshim"
@@ -24,6 +25,9 @@ func TestConformance(t *testing.T) {
 				}
 				m.AddLink(kernelshim.Link{Name: name, MAC: mac, MTU: p.MTU, AdminUp: true, Carrier: true,
 					Broadcast: true, Multicast: true, Kind: "macvlan", ParentIndex: p.Index, Alias: alias}, nil)
+			},
+			Addr: func(t *testing.T, link string, p netip.Prefix) (kernelshim.AddrLifetime, bool) {
+				return m.AddrLifetime(link, p)
 			},
 		}
 	})
