@@ -333,10 +333,20 @@ func TestLinuxAddrLifetime(t *testing.T) {
 	expiring := []netip.Prefix{netip.MustParsePrefix("192.0.2.50/24"), netip.MustParsePrefix("2001:db8::50/64")}
 	refreshed := []netip.Prefix{netip.MustParsePrefix("192.0.2.51/24"), netip.MustParsePrefix("2001:db8::51/64")}
 	permanent := []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("2001:db8:1::1/64")}
+	// batched are refreshed by RefreshAddrs, from what ReplaceAddr returned.
+	batched := []netip.Prefix{netip.MustParsePrefix("192.0.2.52/24"), netip.MustParsePrefix("2001:db8::52/64")}
 	for _, p := range slices.Concat(expiring, refreshed) {
 		if _, err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
 			t.Fatal(err)
 		}
+	}
+	var batch []AddrLifetime
+	for _, p := range batched {
+		a, err := ka.ReplaceAddr("veth0", p, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, a)
 	}
 	for _, p := range permanent {
 		if _, err := ka.ReplaceAddr("veth0", p, 0); err != nil {
@@ -350,7 +360,7 @@ func TestLinuxAddrLifetime(t *testing.T) {
 		}
 		return slices.Contains(l.Addrs, p)
 	}
-	for _, p := range slices.Concat(expiring, refreshed, permanent) {
+	for _, p := range slices.Concat(expiring, refreshed, permanent, batched) {
 		if !has(p) {
 			t.Fatalf("%v not added", p)
 		}
@@ -362,6 +372,9 @@ func TestLinuxAddrLifetime(t *testing.T) {
 			if _, err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := ka.RefreshAddrs(batch); err != nil {
+			t.Fatal(err)
 		}
 		for _, p := range expiring {
 			if _, ok := gone[p]; !ok && !has(p) {
@@ -381,7 +394,7 @@ func TestLinuxAddrLifetime(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range slices.Concat(refreshed, permanent) {
+	for _, p := range slices.Concat(refreshed, permanent, batched) {
 		if !has(p) {
 			t.Errorf("%v disappeared although refreshed / permanent", p)
 		}
