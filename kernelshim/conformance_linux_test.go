@@ -5,6 +5,7 @@ package kernelshim_test
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/bsdcarp/bsdcarp/internal/netlab"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 	"github.com/bsdcarp/bsdcarp/kernelshim/kerneltest"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,6 +66,38 @@ func TestLinuxConformance(t *testing.T) {
 				_, err := os.Stat("/proc/sys/net/ipv6")
 				return kerneltest.Peer{Kernel: pk, Parent: "em0", IPv6: err == nil,
 					Sniff: func(t *testing.T) <-chan []byte { return sniff(t, pns, pk) }}
+			},
+			Addr: func(t *testing.T, link string, p netip.Prefix) (kernelshim.AddrLifetime, bool) {
+				t.Helper()
+				var out kernelshim.AddrLifetime
+				found := false
+				err := kernelshim.DoIn(ns, func() error {
+					l, err := netlink.LinkByName(link)
+					if err != nil {
+						return err
+					}
+					as, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+					if err != nil {
+						return err
+					}
+					for _, a := range as {
+						ones, _ := a.Mask.Size()
+						ip, _ := netip.AddrFromSlice(a.IP)
+						if netip.PrefixFrom(ip.Unmap(), ones) != p {
+							continue
+						}
+						found = true
+						out = kernelshim.AddrLifetime{Index: a.LinkIndex, Prefix: p, Flags: uint32(a.Flags)}
+						if a.ValidLft != 0 && uint32(a.ValidLft) != 0xffffffff { // INFINITY_LIFE_TIME: permanent
+							out.Lifetime = time.Duration(a.ValidLft) * time.Second
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("list addresses of %s in %s: %v", link, ns, err)
+				}
+				return out, found
 			},
 		}
 	})

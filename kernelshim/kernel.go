@@ -12,6 +12,7 @@ package kernelshim
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -114,3 +115,37 @@ func LifetimeSeconds(d time.Duration) int {
 	}
 	return s
 }
+
+// Flags of an installed address (AddrLifetime.Flags): Linux's IFA_F_* values.
+const (
+	// AddrNoDAD is IFA_F_NODAD: no duplicate address detection (IPv6).
+	AddrNoDAD = 0x02
+	// AddrNoPrefixRoute is IFA_F_NOPREFIXROUTE: no prefix route for the
+	// address's subnet (the parent of the link already routes it).
+	AddrNoPrefixRoute = 0x200
+)
+
+// AddrLifetime is an address with a lifetime as ReplaceAddr installed it,
+// which RefreshAddrs writes again with a fresh lifetime: everything a
+// refresh needs, decided once at the install, so that a refresh looks
+// nothing up.
+type AddrLifetime struct {
+	Index    int           // ifindex of the link that carries the address
+	Prefix   netip.Prefix  // the address and its prefix length
+	Lifetime time.Duration // valid and preferred lifetime (see LifetimeSeconds)
+	Flags    uint32        // AddrNoDAD, AddrNoPrefixRoute as installed
+}
+
+// AddrError is the failure of one entry of a RefreshAddrs batch.
+type AddrError struct {
+	Entry int          // its position in the batch
+	Addr  AddrLifetime // the entry
+	Err   error        // why; wraps ErrNoLink when the link index is gone
+}
+
+func (e *AddrError) Error() string {
+	return fmt.Sprintf("kernelshim: refresh %s on link index %d: %v", e.Addr.Prefix, e.Addr.Index, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *AddrError) Unwrap() error { return e.Err }

@@ -73,6 +73,14 @@ type Linux struct {
 	pktFd  int // AF_PACKET socket for Announce, -1 until first use
 	subs   map[*subscription]struct{}
 	ours   map[int]bool // ifindexes of the macvlans this kernel created
+
+	// RefreshAddrs's netlink socket (-1 until first use), its next
+	// sequence number and buffers, under rmu (see refresh_linux.go).
+	rmu  sync.Mutex
+	rfd  int
+	rseq uint32
+	wbuf []byte
+	rbuf []byte
 }
 
 type nsID struct{ dev, ino uint64 }
@@ -111,7 +119,7 @@ func NewLinux(lg *slog.Logger) (*Linux, error) {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	return &Linux{h: h, nsFd: fd, nsID: id, log: lg.With("component", "kernelshim"),
-		close: make(chan struct{}), pktFd: -1}, nil
+		close: make(chan struct{}), pktFd: -1, rfd: -1}, nil
 }
 
 // inNS runs f on an OS thread that is in the adapter's network namespace.
@@ -423,13 +431,13 @@ func (k *Linux) SetLinkUp(name string, up bool) error {
 }
 
 // ReplaceAddr: see the contract in carp/engine's kernel.go.
-func (k *Linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) error {
+func (k *Linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (AddrLifetime, error) {
 	if !p.IsValid() {
-		return fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
+		return AddrLifetime{}, fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
 	}
 	l, err := k.nlLink(link)
 	if err != nil {
-		return fmt.Errorf("kernelshim: replace %s on %w", p, err)
+		return AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %w", p, err)
 	}
 	secs := LifetimeSeconds(lifetime)
 	a := &netlink.Addr{IPNet: ipNetOf(p), ValidLft: secs, PreferedLft: secs}
@@ -443,9 +451,9 @@ func (k *Linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration)
 		a.Flags |= unix.IFA_F_NOPREFIXROUTE
 	}
 	if err := k.withHandle(func(h *netlink.Handle) error { return h.AddrReplace(l, a) }); err != nil {
-		return fmt.Errorf("kernelshim: replace %s on %s (lifetime %ds): %w", p, link, secs, err)
+		return AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %s (lifetime %ds): %w", p, link, secs, err)
 	}
-	return nil
+	return AddrLifetime{Index: l.Attrs().Index, Prefix: p, Lifetime: lifetime, Flags: uint32(a.Flags)}, nil
 }
 
 // parentCovers reports whether l is a stacked link (macvlan) whose parent
@@ -1131,6 +1139,12 @@ func (k *Linux) Close() error {
 	}
 	k.mu.Unlock()
 	k.wg.Wait()
+	k.rmu.Lock()
+	if k.rfd >= 0 {
+		unix.Close(k.rfd)
+		k.rfd = -1
+	}
+	k.rmu.Unlock()
 	k.hmu.Lock()
 	k.h.Close()
 	k.hmu.Unlock()

@@ -217,7 +217,7 @@ func TestLinuxMACVLAN(t *testing.T) {
 	if _, err := ka.SetSysctl("net/ipv4/conf/veth0/arp_announce", "2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := ka.ReplaceAddr("carp0", netip.MustParsePrefix("192.0.2.100/24"), 10*time.Second); err != nil {
+	if _, err := ka.ReplaceAddr("carp0", netip.MustParsePrefix("192.0.2.100/24"), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	ipn(t, b, "neigh", "flush", "dev", "veth0")
@@ -333,13 +333,23 @@ func TestLinuxAddrLifetime(t *testing.T) {
 	expiring := []netip.Prefix{netip.MustParsePrefix("192.0.2.50/24"), netip.MustParsePrefix("2001:db8::50/64")}
 	refreshed := []netip.Prefix{netip.MustParsePrefix("192.0.2.51/24"), netip.MustParsePrefix("2001:db8::51/64")}
 	permanent := []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("2001:db8:1::1/64")}
+	// batched are refreshed by RefreshAddrs, from what ReplaceAddr returned.
+	batched := []netip.Prefix{netip.MustParsePrefix("192.0.2.52/24"), netip.MustParsePrefix("2001:db8::52/64")}
 	for _, p := range slices.Concat(expiring, refreshed) {
-		if err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
+		if _, err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
+	var batch []AddrLifetime
+	for _, p := range batched {
+		a, err := ka.ReplaceAddr("veth0", p, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, a)
+	}
 	for _, p := range permanent {
-		if err := ka.ReplaceAddr("veth0", p, 0); err != nil {
+		if _, err := ka.ReplaceAddr("veth0", p, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -350,7 +360,7 @@ func TestLinuxAddrLifetime(t *testing.T) {
 		}
 		return slices.Contains(l.Addrs, p)
 	}
-	for _, p := range slices.Concat(expiring, refreshed, permanent) {
+	for _, p := range slices.Concat(expiring, refreshed, permanent, batched) {
 		if !has(p) {
 			t.Fatalf("%v not added", p)
 		}
@@ -359,9 +369,12 @@ func TestLinuxAddrLifetime(t *testing.T) {
 	gone := map[netip.Prefix]time.Duration{}
 	for time.Since(start) < 3500*time.Millisecond {
 		for _, p := range refreshed {
-			if err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
+			if _, err := ka.ReplaceAddr("veth0", p, time.Second); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := ka.RefreshAddrs(batch); err != nil {
+			t.Fatal(err)
 		}
 		for _, p := range expiring {
 			if _, ok := gone[p]; !ok && !has(p) {
@@ -381,7 +394,7 @@ func TestLinuxAddrLifetime(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range slices.Concat(refreshed, permanent) {
+	for _, p := range slices.Concat(refreshed, permanent, batched) {
 		if !has(p) {
 			t.Errorf("%v disappeared although refreshed / permanent", p)
 		}

@@ -74,6 +74,7 @@ type Engine struct {
 	shimCtx        context.Context            // the Kernel's subscriptions live until it ends
 	arpReqs        chan kernelshim.ARPRequest // from ListenARP, only with arpbalance (arpbalance.go)
 	arpStop        context.CancelFunc         // stops the ARP listener; nil when none
+	refresh        refresher                  // the address-refresh tick (vhost.go)
 
 	// Advert counters kept across a restart (counters.go).
 	counters      map[string]carp.CounterState // loaded at start, handed to each vhid once
@@ -323,12 +324,12 @@ func (e *Engine) nextDeadline() (time.Time, bool) {
 		if t, ok := h.m.NextDeadline(); ok {
 			consider(t)
 		}
-		if len(h.installed) > 0 {
-			consider(h.nextRefresh)
-		}
 		if h.draining {
 			consider(h.drainUntil)
 		}
+	}
+	if t, ok := e.refresh.deadline(); ok { // the address-refresh tick (vhost.go)
+		consider(t)
 	}
 	if t, ok := e.saveDeadline(); ok {
 		consider(t)
@@ -345,10 +346,8 @@ func (e *Engine) advance(now time.Time) {
 		if h.draining && !now.Before(h.drainUntil) {
 			e.endDrain(h)
 		}
-		if len(h.installed) > 0 && !now.Before(h.nextRefresh) {
-			e.refreshAddrs(now, h)
-		}
 	}
+	e.refreshTick(now) // the address-refresh tick (vhost.go)
 	e.retrySave(now)
 	if !now.Before(e.countersAt) {
 		e.saveCounters(now)

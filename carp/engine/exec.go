@@ -34,7 +34,8 @@ func (e *Engine) execute(steps []kernelStep, keep []netip.Prefix) error {
 func (e *Engine) runStep(s kernelStep) error {
 	switch s.kind {
 	case stepAddAddr:
-		return e.k.ReplaceAddr(s.link, s.prefix, 0)
+		_, err := e.k.ReplaceAddr(s.link, s.prefix, 0)
+		return err
 	case stepDelAddr:
 		return e.k.DelAddr(s.link, s.prefix)
 	case stepSetUp:
@@ -97,7 +98,7 @@ func (e *Engine) restoreV4(steps []kernelStep, keep []netip.Prefix) {
 	now, _ := e.linkByLinuxName(link)
 	for _, p := range keep {
 		if p.Addr().Is4() && !slices.Contains(now.Addrs, p) {
-			if err := e.k.ReplaceAddr(link, p, 0); err != nil {
+			if _, err := e.k.ReplaceAddr(link, p, 0); err != nil {
 				e.errorf("carpd: restore %s on %s: %v", p, link, err)
 			}
 		}

@@ -133,7 +133,7 @@ func TestNewMasterAnnouncesBeforeItAdvertises(t *testing.T) {
 		wantOps(t, rec1.since(n1), takeover(0))
 		// fw2 kept its address fresh until its next advert, and gave it up
 		// when it heard fw1's.
-		wantOps(t, rec2.since(n2), concat(repeat(4, carp0Addr), "advert 1/100", carp0AddrGone))
+		wantOps(t, rec2.since(n2), concat(repeat(2, carp0Refresh), "advert 1/100", carp0AddrGone))
 	})
 }
 

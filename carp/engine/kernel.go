@@ -34,11 +34,24 @@ type Links interface {
 	// SetMTU sets a link's MTU; the kernel's refusal (EINVAL) is returned
 	// wrapped, ErrNoLink-wrapped when missing.
 	SetMTU(name string, mtu int) error
-	// ReplaceAddr adds or refreshes an address with a valid and preferred
+	// ReplaceAddr adds or replaces an address with a valid and preferred
 	// lifetime (kernelshim.LifetimeSeconds; 0 means permanent). IPv6
-	// addresses get IFA_F_NODAD. Used for virtual addresses so that they
-	// expire from the kernel if the engine dies and stops refreshing.
-	ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) error
+	// addresses get kernelshim.AddrNoDAD; an address on a macvlan whose
+	// parent has an address of the same family whose subnet contains it
+	// gets kernelshim.AddrNoPrefixRoute (the parent already routes that
+	// subnet). It returns the address as installed (link index, flags)
+	// for RefreshAddrs. Used for virtual addresses so that they expire
+	// from the kernel if the engine dies and stops refreshing.
+	ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (kernelshim.AddrLifetime, error)
+	// RefreshAddrs writes every entry of batch (as ReplaceAddr returned
+	// it, with the lifetime to set) again in one go: valid and preferred
+	// lifetime set to Lifetime from now, the flags as given, an address
+	// missing from its link added again. It looks nothing up. It returns
+	// nil, or an error joining (errors.Join) one *kernelshim.AddrError per
+	// entry not refreshed (wrapping ErrNoLink when the link index no longer
+	// exists; the other entries are refreshed all the same) and, when the
+	// kernel could not be asked or answered, one error saying so.
+	RefreshAddrs(batch []kernelshim.AddrLifetime) error
 	// DelAddr removes an address; a missing address is not an error, a
 	// missing link is (ErrNoLink-wrapped).
 	DelAddr(link string, p netip.Prefix) error

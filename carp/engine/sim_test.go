@@ -231,11 +231,18 @@ func (c *crashKernel) SetMTU(name string, mtu int) error {
 	return c.Memory.SetMTU(name, mtu)
 }
 
-func (c *crashKernel) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) error {
+func (c *crashKernel) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (kernelshim.AddrLifetime, error) {
+	if err := c.check(); err != nil {
+		return kernelshim.AddrLifetime{}, err
+	}
+	return c.Memory.ReplaceAddr(link, p, lifetime)
+}
+
+func (c *crashKernel) RefreshAddrs(batch []kernelshim.AddrLifetime) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	return c.Memory.ReplaceAddr(link, p, lifetime)
+	return c.Memory.RefreshAddrs(batch)
 }
 
 func (c *crashKernel) DelAddr(link string, p netip.Prefix) error {

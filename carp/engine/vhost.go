@@ -38,6 +38,12 @@ type vhost struct {
 	linkUp      bool // ... and it was LINK_UP
 	balanced    bool // the macvlan has arp_ignore=8: carpd answers ARP (arpbalance.go)
 
+	// lifetimes[i] is installed[i] as ReplaceAddr installed it, for the
+	// refresh tick; Index 0 when that failed (installed again by name at
+	// the next refresh). installed must be written again by nextRefresh
+	// (half a lifetime after the last time).
+	lifetimes []kernelshim.AddrLifetime
+
 	why initReason // why the vhid is in INIT, as last noted (noteInit); initNone while it may run
 
 	// mismatch is the last host heard speaking for this vhid whose adverts
@@ -66,9 +72,39 @@ func (e *Engine) vlinkName(ifc IfaceConfig, v VHIDConfig) string {
 }
 
 // addrLifetime is how long a virtual address stays in the kernel without a
-// refresh: one advbase, at least a second. A MASTER refreshes three times a
-// lifetime, so a live engine never loses its addresses, while a killed one's
-// addresses expire before any backup can declare it down (3 * advbase).
+// refresh: one advbase, at least a second (the kernel counts whole seconds).
+//
+// The guarantee is that a killed engine's addresses leave the kernel before
+// any backup can take over. Let k be the kill, r <= k the last refresh (so
+// the refresh rate does not enter), a the last advert the backups heard
+// (a > k - advbase - the master's advskew/256), L the lifetime:
+//
+//   - Linux deletes an address when a lifetime check finds its age, in
+//     whole seconds of now - r + 20 ms, >= L (IPv4: net/ipv4/devinet.c
+//     check_lifetime; IPv6: addrconf_verify, alike). Every RTM_NEWADDR
+//     runs a check at once, which schedules the next at r + L (rounded up
+//     to a second boundary when that is within 250 ms). So the address is
+//     gone by r + L + 0.25 s. Only when some other address change runs a
+//     check in the last second before r + L does the kernel's minimum
+//     interval (ADDRCONF_TIMER_FUZZ_MAX, 1 s) push the next one, to at
+//     most r + L + 1 s. The refresh tick writes all our addresses in one
+//     batch, so they share one timestamp and go in the same check.
+//   - A backup takes over at the earliest 3 * advbase + its advskew/256
+//     after a, so after k + 2 * advbase + (its advskew - the dead
+//     master's advskew)/256: the backups that preemption lets win have the
+//     higher advskew.
+//
+// With L = advbase the addresses are gone by k + advbase + 0.25 s, a margin
+// of at least advbase - 0.25 s (0.75 s at advbase 1), and in the kernel's
+// worst case by k + advbase + 1 s <= k + 2 * advbase: a margin of advbase -
+// 1 s plus the advskew difference (at advbase 1, that difference and the
+// 20 ms). The lifetime cannot be shorter: 1 s is the kernel's least.
+//
+// The refresh rate only has to keep a live engine's addresses: one
+// refreshed at r expires at r + L - 20 ms at the earliest, and the refresh
+// tick (refreshEvery) writes it again within L/2 (see refreshTick), leaving
+// the event loop 480 ms of delay at advbase 1 (twice a lifetime is enough;
+// it was three times).
 func addrLifetime(advbase uint8) time.Duration {
 	d := time.Duration(advbase) * time.Second
 	if d < time.Second {
@@ -411,17 +447,131 @@ func (e *Engine) installAddrs(now time.Time, h *vhost) {
 		}
 	}
 	h.installed = slices.Clone(h.cfg.Addrs)
-	e.refreshAddrs(now, h)
+	h.lifetimes = make([]kernelshim.AddrLifetime, len(h.installed))
+	e.writeAddrs(now, h)
+	e.refresh.start(now)
 }
 
-func (e *Engine) refreshAddrs(now time.Time, h *vhost) {
+// writeAddrs installs, by link name, every address of h that is not in the
+// kernel as far as the engine knows (lifetimes[i].Index == 0). What fails is
+// logged and tried again at the next refresh.
+func (e *Engine) writeAddrs(now time.Time, h *vhost) {
 	lt := addrLifetime(h.cfg.AdvBase)
-	for _, p := range h.installed {
-		if err := e.k.ReplaceAddr(h.vlink, p, lt); err != nil {
+	for i, p := range h.installed {
+		if h.lifetimes[i].Index != 0 {
+			continue
+		}
+		a, err := e.k.ReplaceAddr(h.vlink, p, lt)
+		if err != nil {
 			e.errorf("carpd: add %s to %s: %v", p, h.vlink, err)
+			continue
+		}
+		h.lifetimes[i] = a
+	}
+	h.nextRefresh = now.Add(lt / 2)
+}
+
+// refreshEvery is the period of the refresh tick: half the least address
+// lifetime (addrLifetime explains why that is safe).
+const refreshEvery = 500 * time.Millisecond
+
+// refresher is the engine's one address-refresh tick: while any virtual
+// address is installed, every refreshEvery it writes the fresh lifetime of
+// every address due in one RefreshAddrs batch (one netlink sendmsg),
+// instead of a timer and three netlink round trips per address.
+type refresher struct {
+	at     time.Time // the next tick; zero while none is needed
+	batch  []kernelshim.AddrLifetime
+	owners []addrRef // owners[i] is where batch[i] came from
+}
+
+// addrRef names one installed address: h.installed[i].
+type addrRef struct {
+	h *vhost
+	i int
+}
+
+// start runs the tick, if it is not running, from now.
+func (r *refresher) start(now time.Time) {
+	if r.at.IsZero() {
+		r.at = now.Add(refreshEvery)
+	}
+}
+
+// deadline returns the next tick, if any.
+func (r *refresher) deadline() (time.Time, bool) {
+	return r.at, !r.at.IsZero()
+}
+
+// refreshTick refreshes, when the tick is due, the addresses of every vhid
+// whose next refresh would otherwise come more than half a lifetime after
+// its last one; the tick stops when no address is installed.
+func (e *Engine) refreshTick(now time.Time) {
+	r := &e.refresh
+	if r.at.IsZero() || now.Before(r.at) {
+		return
+	}
+	r.batch, r.owners = r.batch[:0], r.owners[:0]
+	var again []*vhost // addresses to install again by name
+	running := false
+	for _, h := range e.hosts {
+		if len(h.installed) == 0 {
+			continue
+		}
+		running = true
+		if !now.Add(refreshEvery).After(h.nextRefresh) {
+			continue // the next tick is soon enough
+		}
+		lt := addrLifetime(h.cfg.AdvBase)
+		h.nextRefresh = now.Add(lt / 2)
+		for i, a := range h.lifetimes {
+			if a.Index == 0 {
+				again = append(again, h)
+				continue
+			}
+			a.Lifetime = lt
+			r.batch = append(r.batch, a)
+			r.owners = append(r.owners, addrRef{h, i})
 		}
 	}
-	h.nextRefresh = now.Add(lt / 3)
+	if !running {
+		r.at = time.Time{}
+		return
+	}
+	r.at = now.Add(refreshEvery)
+	for _, err := range unjoin(e.k.RefreshAddrs(r.batch)) {
+		var ae *kernelshim.AddrError
+		if !errors.As(err, &ae) || ae.Entry < 0 || ae.Entry >= len(r.owners) {
+			e.errorf("carpd: %v", err)
+			continue
+		}
+		o := r.owners[ae.Entry]
+		if errors.Is(ae.Err, kernelshim.ErrNoLink) {
+			// The macvlan was re-created (a new index): install the
+			// address again on the link of that name.
+			o.h.lifetimes[o.i].Index = 0
+			again = append(again, o.h)
+			continue
+		}
+		e.errorf("carpd: refresh %s on %s: %v", o.h.installed[o.i], o.h.vlink, ae.Err)
+	}
+	for i, h := range again {
+		if !slices.Contains(again[:i], h) {
+			e.writeAddrs(now, h)
+		}
+	}
+}
+
+// unjoin returns the errors that err joins (errors.Join), err itself when it
+// joins none, or nothing for nil.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
 }
 
 func (e *Engine) removeAddrs(h *vhost) {
@@ -432,6 +582,7 @@ func (e *Engine) removeAddrs(h *vhost) {
 		}
 	}
 	h.installed = nil
+	h.lifetimes = nil
 }
 
 // send transmits one advertisement per address family of the vhid.

@@ -27,7 +27,8 @@ type Kernel interface {
 	DeleteLink(name string) error
 	SetLinkUp(name string, up bool) error
 	SetMTU(name string, mtu int) error
-	ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) error
+	ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (kernelshim.AddrLifetime, error)
+	RefreshAddrs(batch []kernelshim.AddrLifetime) error
 	DelAddr(link string, p netip.Prefix) error
 	WatchLinks(ctx context.Context, onto chan<- kernelshim.LinkUpdate) error
 	SetSysctl(path, value string) (old string, err error)
@@ -49,6 +50,11 @@ type Fixture struct {
 	// Peer attaches a second kernel to Parent's segment (packets.go);
 	// only the cases that need it call it.
 	Peer func(t *testing.T) Peer
+	// Addr reads p on link as the kernel holds it, behind the kernel
+	// under test's back: the link's index, the remaining valid lifetime
+	// (0 for a permanent address) and the flags; false when p is not on
+	// link.
+	Addr func(t *testing.T, link string, p netip.Prefix) (kernelshim.AddrLifetime, bool)
 }
 
 var (
@@ -75,6 +81,7 @@ func Run(t *testing.T, setup func(t *testing.T) Fixture) {
 		{"SetMTU", setMTU},
 		{"SetLinkUp", setLinkUp},
 		{"Addresses", addresses},
+		{"RefreshAddrs", refreshAddrs},
 		{"SetSysctl", setSysctl},
 		{"WatchLinks", watchLinks},
 	}
@@ -269,12 +276,12 @@ func addresses(t *testing.T, f Fixture) {
 	v6 := netip.MustParsePrefix("2001:db8::10/64")
 	for _, p := range []netip.Prefix{v4, v6} {
 		for range 2 {
-			if err := k.ReplaceAddr("carp0", p, 30*time.Second); err != nil {
+			if _, err := k.ReplaceAddr("carp0", p, 30*time.Second); err != nil {
 				t.Fatalf("ReplaceAddr(carp0, %s): %v", p, err)
 			}
 		}
 	}
-	if err := k.ReplaceAddr("carp0", v4, 0); err != nil { // now permanent
+	if _, err := k.ReplaceAddr("carp0", v4, 0); err != nil { // now permanent
 		t.Fatalf("ReplaceAddr(carp0, %s, permanent): %v", v4, err)
 	}
 	l := mustLink(t, k, "carp0")
@@ -294,7 +301,105 @@ func addresses(t *testing.T, f Fixture) {
 		t.Errorf("DelAddr of an address never there: %v, want nil", err)
 	}
 	wantNoLink(t, "DelAddr(nope0)", k.DelAddr("nope0", v4))
-	wantNoLink(t, "ReplaceAddr(nope0)", k.ReplaceAddr("nope0", v4, time.Second))
+	_, err := k.ReplaceAddr("nope0", v4, time.Second)
+	wantNoLink(t, "ReplaceAddr(nope0)", err)
+}
+
+// refreshAddrs: ReplaceAddr returns the address as installed (index,
+// flags); RefreshAddrs writes a batch of them again with new lifetimes, adds
+// back one deleted behind its back, and reports an entry whose link is gone
+// (ErrNoLink) while refreshing the others.
+func refreshAddrs(t *testing.T, f Fixture) {
+	k := f.Kernel
+	carp0 := create(t, f, "carp0")
+	// The parent routes 192.0.2.0/24 itself: an address of that subnet on
+	// the macvlan gets no prefix route of its own.
+	if _, err := k.ReplaceAddr(f.Parent, netip.MustParsePrefix("192.0.2.1/24"), 0); err != nil {
+		t.Fatalf("ReplaceAddr(%s, 192.0.2.1/24, permanent): %v", f.Parent, err)
+	}
+	addrs := []struct {
+		p     netip.Prefix
+		flags uint32
+	}{
+		{netip.MustParsePrefix("192.0.2.10/24"), kernelshim.AddrNoPrefixRoute},
+		{netip.MustParsePrefix("198.51.100.10/24"), 0},
+		{netip.MustParsePrefix("2001:db8::10/64"), kernelshim.AddrNoDAD},
+	}
+	const flagMask = kernelshim.AddrNoDAD | kernelshim.AddrNoPrefixRoute
+	var batch []kernelshim.AddrLifetime
+	for _, a := range addrs {
+		got, err := k.ReplaceAddr("carp0", a.p, 30*time.Second)
+		if err != nil {
+			t.Fatalf("ReplaceAddr(carp0, %s): %v", a.p, err)
+		}
+		want := kernelshim.AddrLifetime{Index: carp0.Index, Prefix: a.p, Lifetime: 30 * time.Second, Flags: a.flags}
+		if got != want {
+			t.Errorf("ReplaceAddr(carp0, %s) = %+v, want %+v", a.p, got, want)
+		}
+		got.Lifetime = time.Hour
+		batch = append(batch, got)
+	}
+	// lifetime checks that the kernel holds p on carp0 with the installed
+	// flags and a remaining lifetime in (lo, hi].
+	lifetime := func(when string, p netip.Prefix, flags uint32, lo, hi time.Duration) {
+		t.Helper()
+		got, ok := f.Addr(t, "carp0", p)
+		switch {
+		case !ok:
+			t.Errorf("%s: %s is not on carp0", when, p)
+		case got.Index != carp0.Index || got.Flags&flagMask != flags || got.Lifetime <= lo || got.Lifetime > hi:
+			t.Errorf("%s: %s on carp0 = %+v, want index %d, flags %#x, lifetime in (%v, %v]", when, p, got, carp0.Index, flags, lo, hi)
+		}
+	}
+	if err := k.RefreshAddrs(batch); err != nil {
+		t.Fatalf("RefreshAddrs(%+v): %v", batch, err)
+	}
+	for _, a := range addrs {
+		lifetime("refreshed for an hour", a.p, a.flags, 50*time.Minute, time.Hour)
+	}
+	// Deleted behind the refresh's back: added again.
+	if err := k.DelAddr("carp0", addrs[1].p); err != nil {
+		t.Fatal(err)
+	}
+	for i := range batch {
+		batch[i].Lifetime = 20 * time.Second
+	}
+	if err := k.RefreshAddrs(batch); err != nil {
+		t.Fatalf("RefreshAddrs after a deletion: %v", err)
+	}
+	for _, a := range addrs {
+		lifetime("refreshed for 20 s", a.p, a.flags, 10*time.Second, 20*time.Second)
+	}
+	if l := mustLink(t, k, "carp0"); count(l, addrs[1].p) != 1 {
+		t.Errorf("%s not added again by the refresh: carp0 addresses %v", addrs[1].p, l.Addrs)
+	}
+	// An entry whose link is gone fails alone.
+	if err := k.CreateMACVLAN("carp1", f.Parent, other); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := k.ReplaceAddr("carp1", netip.MustParsePrefix("203.0.113.10/24"), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.DeleteLink("carp1"); err != nil {
+		t.Fatal(err)
+	}
+	gone.Lifetime = 40 * time.Second
+	mixed := []kernelshim.AddrLifetime{batch[0], gone, batch[2]}
+	mixed[0].Lifetime, mixed[2].Lifetime = 40*time.Second, 40*time.Second
+	err = k.RefreshAddrs(mixed)
+	wantNoLink(t, "RefreshAddrs with an entry on a deleted link", err)
+	var ae *kernelshim.AddrError
+	if !errors.As(err, &ae) || ae.Entry != 1 || ae.Addr != gone {
+		t.Errorf("RefreshAddrs with entry 1 on a deleted link: err = %v, want a *kernelshim.AddrError for entry 1 (%+v)", err, gone)
+	}
+	for _, i := range []int{0, 2} {
+		lifetime("refreshed for 40 s next to a failing entry", addrs[i].p, addrs[i].flags, 30*time.Second, 40*time.Second)
+	}
+	lifetime("not in the failing batch", addrs[1].p, addrs[1].flags, 0, 20*time.Second)
+	if err := k.RefreshAddrs(nil); err != nil {
+		t.Errorf("RefreshAddrs(nil): %v", err)
+	}
 }
 
 func setSysctl(t *testing.T, f Fixture) {

@@ -112,7 +112,7 @@ func listenARP(t *testing.T, k PacketIO) chan kernelshim.ARPRequest {
 
 func replace(t *testing.T, k Kernel, link, p string) {
 	t.Helper()
-	if err := k.ReplaceAddr(link, netip.MustParsePrefix(p), 0); err != nil {
+	if _, err := k.ReplaceAddr(link, netip.MustParsePrefix(p), 0); err != nil {
 		t.Fatalf("ReplaceAddr(%s, %s): %v", link, p, err)
 	}
 }

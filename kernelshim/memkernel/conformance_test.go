@@ -36,6 +36,9 @@ func TestConformance(t *testing.T) {
 					return tapFrames(t, b)
 				}}
 			},
+			Addr: func(t *testing.T, link string, p netip.Prefix) (kernelshim.AddrLifetime, bool) {
+				return m.AddrLifetime(link, p)
+			},
 		}
 	})
 }

@@ -105,6 +105,7 @@ type memLink struct {
 type memAddr struct {
 	p       netip.Prefix
 	expires time.Time // zero: permanent
+	flags   uint32    // kernelshim.AddrNoDAD, AddrNoPrefixRoute
 }
 
 // MemoryStats counts what a Memory kernel did with adverts.
@@ -232,6 +233,9 @@ func (m *Memory) SetCarrier(name string, up bool) {
 // "ip link add carp0 link em0 type macvlan address 00:00:5e:00:01:01",
 // "ip link set carp0 up", "ip link del carp0",
 // "ip addr replace 10.0.0.1/24 dev carp0 lft 3s" (or "lft forever"),
+// "ip addr refresh 10.0.0.1/24 dev carp0 lft 3s noprefixroute; 2001:db8::1/64
+// dev carp1 lft 3s nodad" (one line per RefreshAddrs call, its entries in
+// order, each with the flags it set),
 // "ip addr del 10.0.0.1/24 dev carp0",
 // "arp announce 10.0.0.1 dev carp0 lladdr 00:00:5e:00:01:01",
 // "nd advertise 2001:db8::1 dev carp0 lladdr 00:00:5e:00:01:01",
@@ -305,6 +309,10 @@ var (
 	OpReplaceAddr = Op{"ReplaceAddr"}
 	OpDelAddr     = Op{"DelAddr"}
 	OpListenARP   = Op{"ListenARP"}
+
+	// OpRefreshAddrs makes every entry of a RefreshAddrs batch fail
+	// (nothing is refreshed, nothing recorded).
+	OpRefreshAddrs = Op{"RefreshAddrs"}
 )
 
 // String returns the name of the method op stands for.
@@ -555,21 +563,36 @@ func (m *Memory) SetLinkUp(name string, up bool) error {
 }
 
 // ReplaceAddr: see the contract in carp/engine's kernel.go.
-func (m *Memory) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) error {
+func (m *Memory) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (kernelshim.AddrLifetime, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.failure(OpReplaceAddr); err != nil {
-		return err
+		return kernelshim.AddrLifetime{}, err
 	}
 	if !p.IsValid() {
-		return fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
+		return kernelshim.AddrLifetime{}, fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
 	}
 	l, err := m.linkLocked(link)
 	if err != nil {
-		return fmt.Errorf("kernelshim: replace %s on %w", p, err)
+		return kernelshim.AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %w", p, err)
 	}
+	var flags uint32
+	if p.Addr().Unmap().Is6() {
+		flags = kernelshim.AddrNoDAD
+	}
+	if m.parentCoversLocked(l, p) {
+		flags |= kernelshim.AddrNoPrefixRoute
+	}
+	lft := m.setAddrLocked(l, p, lifetime, flags)
+	m.logf("ip addr replace %s dev %s lft %s", p, link, lft)
+	return kernelshim.AddrLifetime{Index: l.Index, Prefix: p, Lifetime: lifetime, Flags: flags}, nil
+}
+
+// setAddrLocked adds or replaces p on l with lifetime and flags and returns
+// the lifetime as the transcript writes it.
+func (m *Memory) setAddrLocked(l *memLink, p netip.Prefix, lifetime time.Duration, flags uint32) string {
 	secs := kernelshim.LifetimeSeconds(lifetime)
-	a := memAddr{p: p}
+	a := memAddr{p: p, flags: flags}
 	lft := "forever"
 	if secs > 0 {
 		a.expires = m.now().Add(time.Duration(secs) * time.Second)
@@ -581,8 +604,93 @@ func (m *Memory) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration
 	} else {
 		l.addrs = append(l.addrs, a)
 	}
-	m.logf("ip addr replace %s dev %s lft %s", p, link, lft)
-	return nil
+	return lft
+}
+
+// parentCoversLocked reports whether l is a macvlan whose parent has an
+// address of p's family whose subnet contains p's (as Linux's ReplaceAddr
+// decides kernelshim.AddrNoPrefixRoute).
+func (m *Memory) parentCoversLocked(l *memLink, p netip.Prefix) bool {
+	parent, ok := m.links[l.parent]
+	if l.Kind != "macvlan" || !ok {
+		return false
+	}
+	for _, a := range m.addrsLocked(parent) {
+		if a.Addr().Is4() == p.Addr().Is4() && a.Bits() <= p.Bits() && a.Contains(p.Masked().Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+// RefreshAddrs: see the contract in carp/engine's kernel.go.
+func (m *Memory) RefreshAddrs(batch []kernelshim.AddrLifetime) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("kernelshim: refresh addresses: %w", kernelshim.ErrClosed)
+	}
+	var errs []error
+	if err := m.failure(OpRefreshAddrs); err != nil {
+		for i, a := range batch {
+			errs = append(errs, &kernelshim.AddrError{Entry: i, Addr: a, Err: err})
+		}
+		return errors.Join(errs...)
+	}
+	var done []string
+	for i, a := range batch {
+		var l *memLink
+		for _, c := range m.links {
+			if c.Index == a.Index {
+				l = c
+			}
+		}
+		switch {
+		case !a.Prefix.IsValid():
+			errs = append(errs, &kernelshim.AddrError{Entry: i, Addr: a, Err: errors.New("invalid prefix")})
+		case l == nil:
+			errs = append(errs, &kernelshim.AddrError{Entry: i, Addr: a, Err: kernelshim.ErrNoLink})
+		default:
+			entry := fmt.Sprintf("%s dev %s lft %s", a.Prefix, l.Name, m.setAddrLocked(l, a.Prefix, a.Lifetime, a.Flags))
+			if a.Flags&kernelshim.AddrNoPrefixRoute != 0 {
+				entry += " noprefixroute"
+			}
+			if a.Flags&kernelshim.AddrNoDAD != 0 {
+				entry += " nodad"
+			}
+			done = append(done, entry)
+		}
+	}
+	if len(done) > 0 {
+		m.logf("ip addr refresh %s", strings.Join(done, "; "))
+	}
+	return errors.Join(errs...)
+}
+
+// AddrLifetime returns p as installed on link: the link's index, the
+// remaining valid lifetime (0 for a permanent address) and the flags; false
+// when p is not there.
+func (m *Memory) AddrLifetime(link string, p netip.Prefix) (kernelshim.AddrLifetime, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.links[link]
+	if !ok {
+		return kernelshim.AddrLifetime{}, false
+	}
+	m.addrsLocked(l)
+	for _, a := range l.addrs {
+		if a.p == p {
+			out := kernelshim.AddrLifetime{Index: l.Index, Prefix: p, Flags: a.flags}
+			if !a.expires.IsZero() {
+				out.Lifetime = a.expires.Sub(m.now())
+			}
+			return out, true
+		}
+	}
+	return kernelshim.AddrLifetime{}, false
 }
 
 // DelAddr: see the contract in carp/engine's kernel.go.

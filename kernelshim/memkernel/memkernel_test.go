@@ -70,10 +70,10 @@ func TestMemoryTranscriptAndLinks(t *testing.T) {
 		t.Fatalf("carp0 = %+v, %v", l, err)
 	}
 	vip := netip.MustParsePrefix("10.0.0.1/24")
-	if err := m.ReplaceAddr("carp0", vip, 2500*time.Millisecond); err != nil {
+	if _, err := m.ReplaceAddr("carp0", vip, 2500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.ReplaceAddr("carp0", netip.MustParsePrefix("2001:db8::1/64"), 0); err != nil {
+	if _, err := m.ReplaceAddr("carp0", netip.MustParsePrefix("2001:db8::1/64"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Announce("carp0", vmac, vip.Addr()); err != nil {
@@ -321,7 +321,7 @@ func TestMemoryConcurrent(t *testing.T) {
 				if err := h.SendCARP("em0", self, kernelshim.GroupV4, 0, []byte{byte(j)}); err != nil {
 					errs <- err
 				}
-				if err := h.ReplaceAddr("em0", vip, time.Minute); err != nil {
+				if _, err := h.ReplaceAddr("em0", vip, time.Minute); err != nil {
 					errs <- err
 				}
 				if ls, err := h.Links(); err != nil || len(ls) != 1 {
