@@ -46,6 +46,13 @@ type vhost struct {
 	mismatch       netip.Addr
 	mismatchUntil  time.Time
 	mismatchLogged time.Time
+
+	// Kept by the engine's indexes and scheduler (index.go, sched.go).
+	pos   int       // index in e.hosts
+	at    time.Time // deadline as scheduled
+	slot  int       // heap position + 1; 0: not scheduled
+	dirty bool      // marked for rescheduling
+	due   bool      // in advance's list of due vhosts
 }
 
 func (h *vhost) name() string {
@@ -154,6 +161,7 @@ func (e *Engine) reconcile(now time.Time) {
 		ordered = append(ordered, h)
 	}
 	e.hosts = ordered
+	e.indexHosts()
 	e.syncGroups()
 	for _, h := range e.hosts {
 		e.setRun(now, h, carp.ReasonInitComplete)
@@ -247,7 +255,7 @@ func (e *Engine) setVlinkUp(h *vhost, up bool) {
 		return
 	}
 	l.AdminUp = up
-	e.links[l.Index] = l
+	e.putLink(l)
 }
 
 // tuneParent stops the parent from answering ARP for the virtual addresses
@@ -368,6 +376,7 @@ func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
 		ab, as := h.m.AdvertParams()
 		e.send(h, ab, as)
 	}
+	e.touch(h)
 }
 
 // drainMax bounds how long a MASTER that bowed out keeps answering for its
@@ -386,6 +395,7 @@ func (e *Engine) endDrain(h *vhost) {
 	}
 	h.draining = false
 	e.removeAddrs(h)
+	e.touch(h)
 	if ifc := e.cfg.iface(h.iface); h.clone && ifc != nil && ifc.Down {
 		e.setVlinkUp(h, false)
 	}
@@ -561,10 +571,8 @@ func (e *Engine) demote(delta int, reason string) {
 
 // input handles one received packet.
 func (e *Engine) input(now time.Time, p kernelshim.Packet) {
-	for _, h := range e.hosts {
-		if l, ok := e.linkByLinuxName(h.vlink); ok && l.Index == p.IfIndex {
-			return // the same frame as seen through our own macvlan
-		}
+	if e.ownVlinkIndex(p.IfIndex) {
+		return // the same frame as seen through our own macvlan
 	}
 	if e.isLocal(p.Src) || e.ownAdvert(p.Payload) {
 		return // our own advert, looped back
@@ -575,21 +583,16 @@ func (e *Engine) input(now time.Time, p kernelshim.Packet) {
 	}
 	var found *vhost
 	lookup := func(vhid uint8) ([]byte, []netip.Addr, bool) {
-		for _, h := range e.hosts {
+		for _, h := range e.hostIdx.byVHID[vhid] {
 			v4, v6 := h.cfg.families()
-			if h.carpdev == dev && h.cfg.VHID == vhid && ((p.IPv6 && v6) || (!p.IPv6 && v4)) {
+			if h.carpdev == dev && ((p.IPv6 && v6) || (!p.IPv6 && v4)) {
 				found = h
 				return carp.Key(h.cfg.Key), h.cfg.addrs(), true
 			}
 		}
 		return nil, nil, false
 	}
-	noCARP := true
-	for _, h := range e.hosts {
-		if h.carpdev == dev {
-			noCARP = false
-		}
-	}
+	noCARP := e.hostIdx.devs[dev] == 0
 	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: p.Dst.IsMulticast(), NoCARP: noCARP, ShortHeader: p.ShortHeader}, e.knob("allow") != 0, lookup)
 	if drop == carp.DropNone && !found.counter.Fresh(p.IPv6, hdr.Counter) {
 		// Authentic but already seen: a captured advert played again must
@@ -649,16 +652,21 @@ func (e *Engine) linkChanged(now time.Time, u kernelshim.LinkUpdate) {
 	case u.Resync:
 		e.relist("after a lost link subscription")
 	case u.Deleted:
-		delete(e.links, u.Link.Index)
+		e.dropLink(u.Link.Index)
 	default:
-		e.links[u.Link.Index] = u.Link
+		e.putLink(u.Link)
 	}
 	e.syncGroups()
+	resolved := false
 	for _, h := range e.hosts {
 		if h.carpdev == "" {
 			h.carpdev = e.resolveCarpdev(h.cfg)
+			resolved = resolved || h.carpdev != ""
 		}
 		e.setRun(now, h, carp.ReasonIfUp)
+	}
+	if resolved {
+		e.indexHosts()
 	}
 	e.emitParentLinks()
 	e.syncARPBalance()
@@ -707,27 +715,12 @@ func (e *Engine) syncGroups() {
 // not: when a parent has no address of its own, both hosts send from the
 // vhid's address (see sourceAddr), and the peer's adverts must be heard.
 func (e *Engine) isLocal(a netip.Addr) bool {
-	for _, l := range e.links {
-		if l.Alias == kernelshim.OwnerAlias {
-			continue
-		}
-		for _, p := range l.Addrs {
-			if p.Addr() == a && !e.isVirtual(a) {
-				return true
-			}
-		}
-	}
-	return false
+	return e.linkIdx.local[a] > 0 && !e.isVirtual(a)
 }
 
 // isVirtual reports whether a is a configured virtual address.
 func (e *Engine) isVirtual(a netip.Addr) bool {
-	for _, h := range e.hosts {
-		if h.cfg.hasAddr(netip.PrefixFrom(a, a.BitLen())) >= 0 {
-			return true
-		}
-	}
-	return false
+	return e.hostIdx.virtual[a] > 0
 }
 
 // ownAdvert reports whether payload is the last advert one of our vhids
@@ -737,8 +730,8 @@ func (e *Engine) ownAdvert(payload []byte) bool {
 	if len(payload) < 2 {
 		return false
 	}
-	for _, h := range e.hosts {
-		if h.cfg.VHID == payload[1] && bytes.Equal(h.lastSent, payload) {
+	for _, h := range e.hostIdx.byVHID[payload[1]] {
+		if bytes.Equal(h.lastSent, payload) {
 			return true
 		}
 	}
