@@ -65,6 +65,8 @@ type Engine struct {
 	hostIdx        hostIndex              // e.hosts by vhid, parent and macvlan (index.go)
 	sched          vhostHeap              // running vhosts by deadline (sched.go)
 	dirty          []*vhost               // vhosts whose deadline may have changed (sched.go)
+	nSuppressed    int                    // vhosts with suppressed set (index.go)
+	nSenderr       int                    // vhosts with senderr set (index.go)
 	tuned          map[string]bool        // Linux parents whose ARP settings this run has set
 	downDevs       map[string]bool        // BSD carpdev names currently counted as down
 	kernelOriginal map[string]string      // /proc/sys paths we changed -> original value

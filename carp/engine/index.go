@@ -119,3 +119,27 @@ func (e *Engine) ownVlinkIndex(ifindex int) bool {
 	l, ok := e.links[ifindex]
 	return ok && e.hostIdx.vlinks[l.Name] > 0 && e.linkIdx.byName[l.Name] == ifindex
 }
+
+// setSuppressed and setSenderr change a vhost's part of the demotion and
+// keep the engine's counts of them (demotion's facts) in step. A vhost is
+// only ever taken out of e.hosts after teardown has cleared both.
+func (e *Engine) setSuppressed(h *vhost, on bool) {
+	if h.suppressed != on {
+		h.suppressed = on
+		e.nSuppressed += countDelta(on)
+	}
+}
+
+func (e *Engine) setSenderr(h *vhost, on bool) {
+	if h.senderr != on {
+		h.senderr = on
+		e.nSenderr += countDelta(on)
+	}
+}
+
+func countDelta(on bool) int {
+	if on {
+		return 1
+	}
+	return -1
+}

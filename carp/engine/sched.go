@@ -173,7 +173,8 @@ func (e *Engine) advance(now time.Time) {
 }
 
 // checkSchedule is set by the package's tests: nextDeadline then compares
-// the heap with a scan of every vhost and panics on a difference.
+// the heap (and the demotion counts of index.go) with a scan of every
+// vhost and panics on a difference.
 var checkSchedule bool
 
 func (e *Engine) checkSchedule() {
@@ -190,6 +191,9 @@ func (e *Engine) checkSchedule() {
 		if h.slot == 0 || e.sched[h.slot-1] != h || !h.at.Equal(at) {
 			panic(fmt.Sprintf("engine: scheduler: %s due %v, scheduled %v (slot %d)", h.name(), at, h.at, h.slot))
 		}
+	}
+	if s, f := e.countHosts(func(h *vhost) bool { return h.suppressed }), e.countHosts(func(h *vhost) bool { return h.senderr }); s != e.nSuppressed || f != e.nSenderr {
+		panic(fmt.Sprintf("engine: demotion counts: %d suppressed, %d senderr; counted %d, %d", s, f, e.nSuppressed, e.nSenderr))
 	}
 	if n != len(e.sched) {
 		panic(fmt.Sprintf("engine: scheduler: %d vhosts with a deadline, %d scheduled", n, len(e.sched)))

@@ -112,29 +112,35 @@ func (e *Engine) reconcile(now time.Time) {
 	}
 	// Tear down what is gone, or changed identity (vhid, parent). Not
 	// filtered in place: a teardown counts the demotion over e.hosts.
+	type ident struct {
+		iface   string
+		vhid    uint8
+		carpdev string
+	}
+	wanted := make(map[ident]bool, len(wants))
+	for _, w := range wants {
+		wanted[ident{w.ifc.Name, w.v.VHID, w.v.Carpdev}] = true
+	}
 	kept := make([]*vhost, 0, len(e.hosts))
 	for _, h := range e.hosts {
-		keep := false
-		for _, w := range wants {
-			if w.ifc.Name == h.iface && w.v.VHID == h.cfg.VHID && w.v.Carpdev == h.cfg.Carpdev {
-				keep = true
-			}
-		}
-		if keep {
+		if wanted[ident{h.iface, h.cfg.VHID, h.cfg.Carpdev}] {
 			kept = append(kept, h)
 		} else {
 			e.teardown(now, h, "")
 		}
 	}
 	e.hosts = kept
-	var ordered []*vhost
+	type name struct {
+		iface string
+		vhid  uint8
+	}
+	byName := make(map[name]*vhost, len(kept))
+	for _, x := range kept {
+		byName[name{x.iface, x.cfg.VHID}] = x // the last, as a scan would find
+	}
+	ordered := make([]*vhost, 0, len(wants))
 	for _, w := range wants {
-		var h *vhost
-		for _, x := range e.hosts {
-			if x.iface == w.ifc.Name && x.cfg.VHID == w.v.VHID {
-				h = x
-			}
-		}
+		h := byName[name{w.ifc.Name, w.v.VHID}]
 		if h == nil {
 			h = &vhost{iface: w.ifc.Name, clone: w.ifc.Clone, cfg: w.v, m: carp.NewMachine(e.machineConfig(w.v))}
 			k := counterKey(w.ifc.Name, w.v.VHID)
@@ -211,7 +217,7 @@ func (e *Engine) suppress(h *vhost, on bool) {
 		return
 	}
 	before := e.demotion()
-	h.suppressed = on
+	e.setSuppressed(h, on)
 	if on {
 		e.demote(e.demotion()-before, "interface down")
 	} else {
@@ -240,7 +246,13 @@ func (e *Engine) ensureVlink(h *vhost) bool {
 	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_announce", "2", false)
 	h.balanced = e.balancing()
 	h.made = true
-	e.relist("after creating " + h.vlink)
+	// One link asked for, not the whole list again: a line that creates a
+	// vhid costs the same with 1 or 255 others.
+	if l, err := e.k.LinkByName(h.vlink); err == nil {
+		e.putLink(l)
+	} else {
+		e.relist("after creating " + h.vlink)
+	}
 	return true
 }
 
@@ -318,12 +330,12 @@ func (e *Engine) restoreKernel() {
 func (e *Engine) teardown(now time.Time, h *vhost, reason string) {
 	if h.suppressed {
 		before := e.demotion()
-		h.suppressed = false
+		e.setSuppressed(h, false)
 		e.demote(e.demotion()-before, "vhid removed")
 	}
 	if h.senderr {
 		before := e.demotion()
-		h.senderr = false
+		e.setSenderr(h, false)
 		e.demote(e.demotion()-before, "vhid removed")
 	}
 	e.apply(now, h, h.m.BowOut(now, reason))
@@ -506,7 +518,7 @@ func (e *Engine) sendResult(h *vhost, err error) {
 		}
 		if h.sendErrs == sendErrsToDemote && !h.senderr {
 			before := e.demotion()
-			h.senderr = true
+			e.setSenderr(h, true)
 			e.demote(e.demotion()-before, fmt.Sprintf("send error %d on %s", h.sendErrs, h.carpdev))
 		}
 		return
@@ -516,7 +528,7 @@ func (e *Engine) sendResult(h *vhost, err error) {
 		h.sendOKs++
 		if h.sendOKs >= sendOKsToRecover {
 			before := e.demotion()
-			h.senderr = false
+			e.setSenderr(h, false)
 			h.sendOKs = 0
 			e.demote(e.demotion()-before, "send ok on "+h.carpdev)
 		}
