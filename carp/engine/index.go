@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
@@ -142,4 +145,39 @@ func countDelta(on bool) int {
 		return 1
 	}
 	return -1
+}
+
+// checkIndexes compares the indexes with a rebuild from e.links and
+// e.hosts (tests only, see checkSchedule) and panics on a difference.
+func (e *Engine) checkIndexes() {
+	for i, h := range e.hosts {
+		if h.pos != i {
+			panic(fmt.Sprintf("engine: host index: %s at %d has position %d", h.name(), i, h.pos))
+		}
+	}
+	hosts := e.hostIdx
+	e.indexHosts()
+	if !maps.EqualFunc(hosts.byVHID, e.hostIdx.byVHID, slices.Equal) || !maps.Equal(hosts.devs, e.hostIdx.devs) ||
+		!maps.Equal(hosts.vlinks, e.hostIdx.vlinks) || !maps.Equal(hosts.virtual, e.hostIdx.virtual) {
+		panic(fmt.Sprintf("engine: host index out of step: %+v, rebuilt %+v", hosts, e.hostIdx))
+	}
+	local := map[netip.Addr]int{}
+	for i, l := range e.links {
+		if j, ok := e.linkIdx.byName[l.Name]; !ok || e.links[j].Name != l.Name {
+			panic(fmt.Sprintf("engine: link index: %s (%d) leads to %d", l.Name, i, j))
+		}
+		if l.Alias != kernelshim.OwnerAlias {
+			for _, p := range l.Addrs {
+				local[p.Addr()]++
+			}
+		}
+	}
+	for name, i := range e.linkIdx.byName {
+		if e.links[i].Name != name {
+			panic(fmt.Sprintf("engine: link index: %s leads to %d, named %q", name, i, e.links[i].Name))
+		}
+	}
+	if !maps.Equal(local, e.linkIdx.local) {
+		panic(fmt.Sprintf("engine: local addresses out of step: %v, rebuilt %v", e.linkIdx.local, local))
+	}
 }

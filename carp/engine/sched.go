@@ -127,6 +127,7 @@ func (e *Engine) nextDeadline() (time.Time, bool) {
 		consider(e.countersAt)
 	}
 	if checkSchedule {
+		e.checkIndexes()
 		e.checkSchedule()
 	}
 	return best, found

@@ -121,6 +121,7 @@ func (e *Engine) reconcile(now time.Time) {
 	for _, w := range wants {
 		wanted[ident{w.ifc.Name, w.v.VHID, w.v.Carpdev}] = true
 	}
+	prev := e.hosts
 	kept := make([]*vhost, 0, len(e.hosts))
 	for _, h := range e.hosts {
 		if wanted[ident{h.iface, h.cfg.VHID, h.cfg.Carpdev}] {
@@ -139,6 +140,7 @@ func (e *Engine) reconcile(now time.Time) {
 		byName[name{x.iface, x.cfg.VHID}] = x // the last, as a scan would find
 	}
 	ordered := make([]*vhost, 0, len(wants))
+	reindex := false // something the indexes hold changed (index.go)
 	for _, w := range wants {
 		h := byName[name{w.ifc.Name, w.v.VHID}]
 		if h == nil {
@@ -149,12 +151,15 @@ func (e *Engine) reconcile(now time.Time) {
 				delete(e.counters, k)
 			}
 		}
-		old := h.cfg
+		old, oldDev, oldVlink := h.cfg, h.carpdev, h.vlink
 		h.cfg = w.v
 		if h.carpdev == "" || w.v.Carpdev != "" {
 			h.carpdev = e.resolveCarpdev(w.v)
 		}
 		h.vlink = e.vlinkName(w.ifc, w.v)
+		if h.carpdev != oldDev || h.vlink != oldVlink || !slices.Equal(old.Addrs, w.v.Addrs) {
+			reindex = true
+		}
 		e.apply(now, h, h.m.SetConfig(now, e.machineConfig(w.v)))
 		if h.m.State() == carp.Master && !slices.Equal(old.Addrs, w.v.Addrs) {
 			e.installAddrs(now, h)
@@ -167,7 +172,9 @@ func (e *Engine) reconcile(now time.Time) {
 		ordered = append(ordered, h)
 	}
 	e.hosts = ordered
-	e.indexHosts()
+	if reindex || !slices.Equal(prev, ordered) {
+		e.indexHosts()
+	}
 	e.syncGroups()
 	for _, h := range e.hosts {
 		e.setRun(now, h, carp.ReasonInitComplete)
