@@ -24,10 +24,10 @@ type linkIndex struct {
 
 // hostIndex is what e.hosts is looked up by.
 type hostIndex struct {
-	byVHID  map[uint8][]*vhost // vhid -> its vhosts, in configuration order
-	devs    map[string]int     // BSD parent -> how many vhosts run on it
-	vlinks  map[string]int     // Linux macvlan name -> how many vhosts use it
-	virtual map[netip.Addr]int // configured virtual address -> how many vhosts have it
+	byVHID  map[uint8][]*vhost      // vhid -> its vhosts, in configuration order
+	devs    map[string]int          // BSD parent -> how many vhosts run on it
+	vlinks  map[string][]*vhost     // Linux macvlan name -> the vhosts using it, in configuration order
+	virtual map[netip.Addr][]*vhost // configured virtual address -> the vhosts that have it, likewise
 }
 
 // setLinks replaces the link list (a full dump).
@@ -101,16 +101,18 @@ func (e *Engine) indexHosts() {
 	x := hostIndex{
 		byVHID:  make(map[uint8][]*vhost),
 		devs:    make(map[string]int),
-		vlinks:  make(map[string]int, len(e.hosts)),
-		virtual: make(map[netip.Addr]int, len(e.hosts)),
+		vlinks:  make(map[string][]*vhost, len(e.hosts)),
+		virtual: make(map[netip.Addr][]*vhost, len(e.hosts)),
 	}
 	for i, h := range e.hosts {
 		h.pos = i
 		x.byVHID[h.cfg.VHID] = append(x.byVHID[h.cfg.VHID], h)
 		x.devs[h.carpdev]++
-		x.vlinks[h.vlink]++
+		x.vlinks[h.vlink] = append(x.vlinks[h.vlink], h)
 		for _, p := range h.cfg.Addrs {
-			x.virtual[p.Addr()]++
+			if hs := x.virtual[p.Addr()]; len(hs) == 0 || hs[len(hs)-1] != h {
+				x.virtual[p.Addr()] = append(hs, h)
+			}
 		}
 	}
 	e.hostIdx = x
@@ -120,7 +122,7 @@ func (e *Engine) indexHosts() {
 // (the link its name leads to).
 func (e *Engine) ownVlinkIndex(ifindex int) bool {
 	l, ok := e.links[ifindex]
-	return ok && e.hostIdx.vlinks[l.Name] > 0 && e.linkIdx.byName[l.Name] == ifindex
+	return ok && len(e.hostIdx.vlinks[l.Name]) > 0 && e.linkIdx.byName[l.Name] == ifindex
 }
 
 // setSuppressed and setSenderr change a vhost's part of the demotion and
@@ -158,7 +160,7 @@ func (e *Engine) checkIndexes() {
 	hosts := e.hostIdx
 	e.indexHosts()
 	if !maps.EqualFunc(hosts.byVHID, e.hostIdx.byVHID, slices.Equal) || !maps.Equal(hosts.devs, e.hostIdx.devs) ||
-		!maps.Equal(hosts.vlinks, e.hostIdx.vlinks) || !maps.Equal(hosts.virtual, e.hostIdx.virtual) {
+		!maps.EqualFunc(hosts.vlinks, e.hostIdx.vlinks, slices.Equal) || !maps.EqualFunc(hosts.virtual, e.hostIdx.virtual, slices.Equal) {
 		panic(fmt.Sprintf("engine: host index out of step: %+v, rebuilt %+v", hosts, e.hostIdx))
 	}
 	local := map[netip.Addr]int{}

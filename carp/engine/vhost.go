@@ -739,7 +739,7 @@ func (e *Engine) isLocal(a netip.Addr) bool {
 
 // isVirtual reports whether a is a configured virtual address.
 func (e *Engine) isVirtual(a netip.Addr) bool {
-	return e.hostIdx.virtual[a] > 0
+	return len(e.hostIdx.virtual[a]) > 0
 }
 
 // ownAdvert reports whether payload is the last advert one of our vhids
