@@ -108,8 +108,8 @@ func (e *Engine) arpInput(r kernelshim.ARPRequest) {
 		}
 		dev = e.bsdName(l.Name)
 	} else {
-		for _, h := range e.hosts {
-			if h.made && h.vlink == l.Name {
+		for _, h := range e.hostIdx.vlinks[l.Name] {
+			if h.made {
 				dev = h.carpdev
 			}
 		}
@@ -130,8 +130,8 @@ func (e *Engine) arpInput(r kernelshim.ARPRequest) {
 // carpdev dev: nil when no running vhid there carries target.
 func (e *Engine) arpChoice(dev string, target, sender netip.Addr) *vhost {
 	var cands []*vhost
-	for _, h := range e.hosts {
-		if h.carpdev != dev || h.m.State() == carp.Init || h.cfg.hasAddr(netip.PrefixFrom(target, 32)) < 0 {
+	for _, h := range e.hostIdx.virtual[target] {
+		if h.carpdev != dev || h.m.State() == carp.Init {
 			continue
 		}
 		cands = append(cands, h)

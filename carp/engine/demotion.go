@@ -27,8 +27,8 @@ func (f demotionFacts) effective() int {
 func (e *Engine) demotion() int {
 	return demotionFacts{
 		knob:          e.cfg.Knobs["demotion"],
-		ifdown:        e.countHosts(func(h *vhost) bool { return h.suppressed }),
-		senderr:       e.countHosts(func(h *vhost) bool { return h.senderr }),
+		ifdown:        e.nSuppressed,
+		senderr:       e.nSenderr,
 		ifdownFactor:  e.knob("ifdown_demotion_factor"),
 		senderrFactor: e.knob("senderr_demotion_factor"),
 	}.effective()

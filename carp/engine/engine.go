@@ -61,6 +61,12 @@ type Engine struct {
 	stats          carp.Stats
 	hosts          []*vhost // in configuration order
 	links          map[int]kernelshim.Link
+	linkIdx        linkIndex              // e.links by name and address (index.go)
+	hostIdx        hostIndex              // e.hosts by vhid, parent and macvlan (index.go)
+	sched          vhostHeap              // running vhosts by deadline (sched.go)
+	dirty          []*vhost               // vhosts whose deadline may have changed (sched.go)
+	nSuppressed    int                    // vhosts with suppressed set (index.go)
+	nSenderr       int                    // vhosts with senderr set (index.go)
 	tuned          map[string]bool        // Linux parents whose ARP settings this run has set
 	downDevs       map[string]bool        // BSD carpdev names currently counted as down
 	kernelOriginal map[string]string      // /proc/sys paths we changed -> original value
@@ -286,6 +292,7 @@ func (e *Engine) shutdown(why string) {
 	}
 	e.saveCounters(now) // after the bow-outs, which count too
 	e.hosts = nil
+	e.indexHosts()
 	e.restoreKernel()
 	e.flushSave()
 }
@@ -308,50 +315,9 @@ func (e *Engine) safeShutdown(why string) {
 	}
 	step("save advert counters", func() { e.saveCounters(now) })
 	e.hosts = nil
+	e.indexHosts()
 	step("restore kernel settings", e.restoreKernel)
 	step("save the configuration", e.flushSave)
-}
-
-func (e *Engine) nextDeadline() (time.Time, bool) {
-	var best time.Time
-	found := false
-	consider := func(t time.Time) {
-		if !found || t.Before(best) {
-			best, found = t, true
-		}
-	}
-	for _, h := range e.hosts {
-		if t, ok := h.m.NextDeadline(); ok {
-			consider(t)
-		}
-		if h.draining {
-			consider(h.drainUntil)
-		}
-	}
-	if t, ok := e.refresh.deadline(); ok { // the address-refresh tick (vhost.go)
-		consider(t)
-	}
-	if t, ok := e.saveDeadline(); ok {
-		consider(t)
-	}
-	if len(e.hosts) > 0 {
-		consider(e.countersAt)
-	}
-	return best, found
-}
-
-func (e *Engine) advance(now time.Time) {
-	for _, h := range e.hosts {
-		e.apply(now, h, h.m.Advance(now))
-		if h.draining && !now.Before(h.drainUntil) {
-			e.endDrain(h)
-		}
-	}
-	e.refreshTick(now) // the address-refresh tick (vhost.go)
-	e.retrySave(now)
-	if !now.Before(e.countersAt) {
-		e.saveCounters(now)
-	}
 }
 
 // linuxName maps a BSD interface name to the Linux one.
@@ -372,24 +338,12 @@ func (e *Engine) bsdName(linux string) string {
 	return linux
 }
 
-func (e *Engine) linkByLinuxName(name string) (kernelshim.Link, bool) {
-	for _, l := range e.links {
-		if l.Name == name {
-			return l, true
-		}
-	}
-	return kernelshim.Link{}, false
-}
-
 func (e *Engine) resyncLinks() error {
 	ls, err := e.k.Links()
 	if err != nil {
 		return fmt.Errorf("engine: list links: %w", err)
 	}
-	e.links = make(map[int]kernelshim.Link, len(ls))
-	for _, l := range ls {
-		e.links[l.Index] = l
-	}
+	e.setLinks(ls)
 	return nil
 }
 

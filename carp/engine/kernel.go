@@ -19,6 +19,9 @@ import (
 type Links interface {
 	// Links returns every link of the namespace with its addresses.
 	Links() ([]kernelshim.Link, error)
+	// LinkByName returns one link with its addresses; ErrNoLink-wrapped
+	// when missing.
+	LinkByName(name string) (kernelshim.Link, error)
 	// CreateMACVLAN creates a macvlan `name` on `parent`, mode bridge, with
 	// MAC `mac`, IPv6 addr_gen_mode none (no link-local, no SLAAC), alias
 	// kernelshim.OwnerAlias, admin up. A link of that name left by a

@@ -52,6 +52,13 @@ type vhost struct {
 	mismatch       netip.Addr
 	mismatchUntil  time.Time
 	mismatchLogged time.Time
+
+	// Kept by the engine's indexes and scheduler (index.go, sched.go).
+	pos   int       // index in e.hosts
+	at    time.Time // deadline as scheduled
+	slot  int       // heap position + 1; 0: not scheduled
+	dirty bool      // marked for rescheduling
+	due   bool      // in advance's list of due vhosts
 }
 
 func (h *vhost) name() string {
@@ -141,29 +148,37 @@ func (e *Engine) reconcile(now time.Time) {
 	}
 	// Tear down what is gone, or changed identity (vhid, parent). Not
 	// filtered in place: a teardown counts the demotion over e.hosts.
+	type ident struct {
+		iface   string
+		vhid    uint8
+		carpdev string
+	}
+	wanted := make(map[ident]bool, len(wants))
+	for _, w := range wants {
+		wanted[ident{w.ifc.Name, w.v.VHID, w.v.Carpdev}] = true
+	}
+	prev := e.hosts
 	kept := make([]*vhost, 0, len(e.hosts))
 	for _, h := range e.hosts {
-		keep := false
-		for _, w := range wants {
-			if w.ifc.Name == h.iface && w.v.VHID == h.cfg.VHID && w.v.Carpdev == h.cfg.Carpdev {
-				keep = true
-			}
-		}
-		if keep {
+		if wanted[ident{h.iface, h.cfg.VHID, h.cfg.Carpdev}] {
 			kept = append(kept, h)
 		} else {
 			e.teardown(now, h, "")
 		}
 	}
 	e.hosts = kept
-	var ordered []*vhost
+	type name struct {
+		iface string
+		vhid  uint8
+	}
+	byName := make(map[name]*vhost, len(kept))
+	for _, x := range kept {
+		byName[name{x.iface, x.cfg.VHID}] = x // the last, as a scan would find
+	}
+	ordered := make([]*vhost, 0, len(wants))
+	reindex := false // something the indexes hold changed (index.go)
 	for _, w := range wants {
-		var h *vhost
-		for _, x := range e.hosts {
-			if x.iface == w.ifc.Name && x.cfg.VHID == w.v.VHID {
-				h = x
-			}
-		}
+		h := byName[name{w.ifc.Name, w.v.VHID}]
 		if h == nil {
 			h = &vhost{iface: w.ifc.Name, clone: w.ifc.Clone, cfg: w.v, m: carp.NewMachine(e.machineConfig(w.v))}
 			k := counterKey(w.ifc.Name, w.v.VHID)
@@ -172,12 +187,15 @@ func (e *Engine) reconcile(now time.Time) {
 				delete(e.counters, k)
 			}
 		}
-		old := h.cfg
+		old, oldDev, oldVlink := h.cfg, h.carpdev, h.vlink
 		h.cfg = w.v
 		if h.carpdev == "" || w.v.Carpdev != "" {
 			h.carpdev = e.resolveCarpdev(w.v)
 		}
 		h.vlink = e.vlinkName(w.ifc, w.v)
+		if h.carpdev != oldDev || h.vlink != oldVlink || !slices.Equal(old.Addrs, w.v.Addrs) {
+			reindex = true
+		}
 		e.apply(now, h, h.m.SetConfig(now, e.machineConfig(w.v)))
 		if h.m.State() == carp.Master && !slices.Equal(old.Addrs, w.v.Addrs) {
 			e.installAddrs(now, h)
@@ -190,6 +208,9 @@ func (e *Engine) reconcile(now time.Time) {
 		ordered = append(ordered, h)
 	}
 	e.hosts = ordered
+	if reindex || !slices.Equal(prev, ordered) {
+		e.indexHosts()
+	}
 	e.syncGroups()
 	for _, h := range e.hosts {
 		e.setRun(now, h, carp.ReasonInitComplete)
@@ -239,7 +260,7 @@ func (e *Engine) suppress(h *vhost, on bool) {
 		return
 	}
 	before := e.demotion()
-	h.suppressed = on
+	e.setSuppressed(h, on)
 	if on {
 		e.demote(e.demotion()-before, "interface down")
 	} else {
@@ -268,7 +289,13 @@ func (e *Engine) ensureVlink(h *vhost) bool {
 	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_announce", "2", false)
 	h.balanced = e.balancing()
 	h.made = true
-	e.relist("after creating " + h.vlink)
+	// One link asked for, not the whole list again: a line that creates a
+	// vhid costs the same with 1 or 255 others.
+	if l, err := e.k.LinkByName(h.vlink); err == nil {
+		e.putLink(l)
+	} else {
+		e.relist("after creating " + h.vlink)
+	}
 	return true
 }
 
@@ -283,7 +310,7 @@ func (e *Engine) setVlinkUp(h *vhost, up bool) {
 		return
 	}
 	l.AdminUp = up
-	e.links[l.Index] = l
+	e.putLink(l)
 }
 
 // tuneParent stops the parent from answering ARP for the virtual addresses
@@ -346,12 +373,12 @@ func (e *Engine) restoreKernel() {
 func (e *Engine) teardown(now time.Time, h *vhost, reason string) {
 	if h.suppressed {
 		before := e.demotion()
-		h.suppressed = false
+		e.setSuppressed(h, false)
 		e.demote(e.demotion()-before, "vhid removed")
 	}
 	if h.senderr {
 		before := e.demotion()
-		h.senderr = false
+		e.setSenderr(h, false)
 		e.demote(e.demotion()-before, "vhid removed")
 	}
 	e.apply(now, h, h.m.BowOut(now, reason))
@@ -404,6 +431,7 @@ func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
 		ab, as := h.m.AdvertParams()
 		e.send(h, ab, as)
 	}
+	e.touch(h)
 }
 
 // drainMax bounds how long a MASTER that bowed out keeps answering for its
@@ -422,6 +450,7 @@ func (e *Engine) endDrain(h *vhost) {
 	}
 	h.draining = false
 	e.removeAddrs(h)
+	e.touch(h)
 	if ifc := e.cfg.iface(h.iface); h.clone && ifc != nil && ifc.Down {
 		e.setVlinkUp(h, false)
 	}
@@ -647,7 +676,7 @@ func (e *Engine) sendResult(h *vhost, err error) {
 		}
 		if h.sendErrs == sendErrsToDemote && !h.senderr {
 			before := e.demotion()
-			h.senderr = true
+			e.setSenderr(h, true)
 			e.demote(e.demotion()-before, fmt.Sprintf("send error %d on %s", h.sendErrs, h.carpdev))
 		}
 		return
@@ -657,7 +686,7 @@ func (e *Engine) sendResult(h *vhost, err error) {
 		h.sendOKs++
 		if h.sendOKs >= sendOKsToRecover {
 			before := e.demotion()
-			h.senderr = false
+			e.setSenderr(h, false)
 			h.sendOKs = 0
 			e.demote(e.demotion()-before, "send ok on "+h.carpdev)
 		}
@@ -712,10 +741,8 @@ func (e *Engine) demote(delta int, reason string) {
 
 // input handles one received packet.
 func (e *Engine) input(now time.Time, p kernelshim.Packet) {
-	for _, h := range e.hosts {
-		if l, ok := e.linkByLinuxName(h.vlink); ok && l.Index == p.IfIndex {
-			return // the same frame as seen through our own macvlan
-		}
+	if e.ownVlinkIndex(p.IfIndex) {
+		return // the same frame as seen through our own macvlan
 	}
 	if e.isLocal(p.Src) || e.ownAdvert(p.Payload) {
 		return // our own advert, looped back
@@ -726,21 +753,16 @@ func (e *Engine) input(now time.Time, p kernelshim.Packet) {
 	}
 	var found *vhost
 	lookup := func(vhid uint8) ([]byte, []netip.Addr, bool) {
-		for _, h := range e.hosts {
+		for _, h := range e.hostIdx.byVHID[vhid] {
 			v4, v6 := h.cfg.families()
-			if h.carpdev == dev && h.cfg.VHID == vhid && ((p.IPv6 && v6) || (!p.IPv6 && v4)) {
+			if h.carpdev == dev && ((p.IPv6 && v6) || (!p.IPv6 && v4)) {
 				found = h
 				return carp.Key(h.cfg.Key), h.cfg.addrs(), true
 			}
 		}
 		return nil, nil, false
 	}
-	noCARP := true
-	for _, h := range e.hosts {
-		if h.carpdev == dev {
-			noCARP = false
-		}
-	}
+	noCARP := e.hostIdx.devs[dev] == 0
 	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: p.Dst.IsMulticast(), NoCARP: noCARP, ShortHeader: p.ShortHeader}, e.knob("allow") != 0, lookup)
 	if drop == carp.DropNone && !found.counter.Fresh(p.IPv6, hdr.Counter) {
 		// Authentic but already seen: a captured advert played again must
@@ -800,16 +822,21 @@ func (e *Engine) linkChanged(now time.Time, u kernelshim.LinkUpdate) {
 	case u.Resync:
 		e.relist("after a lost link subscription")
 	case u.Deleted:
-		delete(e.links, u.Link.Index)
+		e.dropLink(u.Link.Index)
 	default:
-		e.links[u.Link.Index] = u.Link
+		e.putLink(u.Link)
 	}
 	e.syncGroups()
+	resolved := false
 	for _, h := range e.hosts {
 		if h.carpdev == "" {
 			h.carpdev = e.resolveCarpdev(h.cfg)
+			resolved = resolved || h.carpdev != ""
 		}
 		e.setRun(now, h, carp.ReasonIfUp)
+	}
+	if resolved {
+		e.indexHosts()
 	}
 	e.emitParentLinks()
 	e.syncARPBalance()
@@ -858,27 +885,12 @@ func (e *Engine) syncGroups() {
 // not: when a parent has no address of its own, both hosts send from the
 // vhid's address (see sourceAddr), and the peer's adverts must be heard.
 func (e *Engine) isLocal(a netip.Addr) bool {
-	for _, l := range e.links {
-		if l.Alias == kernelshim.OwnerAlias {
-			continue
-		}
-		for _, p := range l.Addrs {
-			if p.Addr() == a && !e.isVirtual(a) {
-				return true
-			}
-		}
-	}
-	return false
+	return e.linkIdx.local[a] > 0 && !e.isVirtual(a)
 }
 
 // isVirtual reports whether a is a configured virtual address.
 func (e *Engine) isVirtual(a netip.Addr) bool {
-	for _, h := range e.hosts {
-		if h.cfg.hasAddr(netip.PrefixFrom(a, a.BitLen())) >= 0 {
-			return true
-		}
-	}
-	return false
+	return len(e.hostIdx.virtual[a]) > 0
 }
 
 // ownAdvert reports whether payload is the last advert one of our vhids
@@ -888,8 +900,8 @@ func (e *Engine) ownAdvert(payload []byte) bool {
 	if len(payload) < 2 {
 		return false
 	}
-	for _, h := range e.hosts {
-		if h.cfg.VHID == payload[1] && bytes.Equal(h.lastSent, payload) {
+	for _, h := range e.hostIdx.byVHID[payload[1]] {
+		if bytes.Equal(h.lastSent, payload) {
 			return true
 		}
 	}

@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+
+	"github.com/bsdcarp/bsdcarp/kernelshim"
+)
+
+// This file keeps the engine's lookups O(1) per packet and per event: the
+// links by name, the addresses of the host's own links, and the running
+// vhids by vhid, parent and macvlan. The indexes follow e.links (setLinks,
+// putLink, dropLink: the only writers of e.links) and e.hosts (indexHosts,
+// called wherever the vhosts or their vhid, parent, macvlan or addresses
+// change).
+
+// linkIndex is what e.links is looked up by besides the ifindex.
+type linkIndex struct {
+	byName map[string]int     // Linux name -> ifindex
+	local  map[netip.Addr]int // addresses of links carpd did not make -> how many such links hold it
+}
+
+// hostIndex is what e.hosts is looked up by.
+type hostIndex struct {
+	byVHID  map[uint8][]*vhost      // vhid -> its vhosts, in configuration order
+	devs    map[string]int          // BSD parent -> how many vhosts run on it
+	vlinks  map[string][]*vhost     // Linux macvlan name -> the vhosts using it, in configuration order
+	virtual map[netip.Addr][]*vhost // configured virtual address -> the vhosts that have it, likewise
+}
+
+// setLinks replaces the link list (a full dump).
+func (e *Engine) setLinks(ls []kernelshim.Link) {
+	e.links = make(map[int]kernelshim.Link, len(ls))
+	e.linkIdx = linkIndex{byName: make(map[string]int, len(ls)), local: map[netip.Addr]int{}}
+	for _, l := range ls {
+		e.putLink(l)
+	}
+}
+
+// putLink adds or updates one link.
+func (e *Engine) putLink(l kernelshim.Link) {
+	if old, ok := e.links[l.Index]; ok {
+		e.unindexLink(old)
+	}
+	e.links[l.Index] = l
+	if e.linkIdx.byName == nil {
+		e.linkIdx = linkIndex{byName: map[string]int{}, local: map[netip.Addr]int{}}
+	}
+	e.linkIdx.byName[l.Name] = l.Index
+	if l.Alias != kernelshim.OwnerAlias {
+		for _, p := range l.Addrs {
+			e.linkIdx.local[p.Addr()]++
+		}
+	}
+}
+
+// dropLink removes the link with ifindex index.
+func (e *Engine) dropLink(index int) {
+	if old, ok := e.links[index]; ok {
+		delete(e.links, index)
+		e.unindexLink(old)
+	}
+}
+
+// unindexLink takes l (no longer, or no longer so, in e.links) out of the
+// indexes. Should another listed link bear its name (a stale entry whose
+// deletion was not seen), the name leads to that one.
+func (e *Engine) unindexLink(l kernelshim.Link) {
+	if e.linkIdx.byName[l.Name] == l.Index {
+		delete(e.linkIdx.byName, l.Name)
+		for _, o := range e.links {
+			if o.Name == l.Name && o.Index != l.Index {
+				e.linkIdx.byName[o.Name] = o.Index
+				break
+			}
+		}
+	}
+	if l.Alias != kernelshim.OwnerAlias {
+		for _, p := range l.Addrs {
+			if e.linkIdx.local[p.Addr()]--; e.linkIdx.local[p.Addr()] <= 0 {
+				delete(e.linkIdx.local, p.Addr())
+			}
+		}
+	}
+}
+
+// linkByLinuxName is the link named name.
+func (e *Engine) linkByLinuxName(name string) (kernelshim.Link, bool) {
+	i, ok := e.linkIdx.byName[name]
+	if !ok {
+		return kernelshim.Link{}, false
+	}
+	l, ok := e.links[i]
+	return l, ok
+}
+
+// indexHosts rebuilds the host index from e.hosts.
+func (e *Engine) indexHosts() {
+	x := hostIndex{
+		byVHID:  make(map[uint8][]*vhost),
+		devs:    make(map[string]int),
+		vlinks:  make(map[string][]*vhost, len(e.hosts)),
+		virtual: make(map[netip.Addr][]*vhost, len(e.hosts)),
+	}
+	for i, h := range e.hosts {
+		h.pos = i
+		x.byVHID[h.cfg.VHID] = append(x.byVHID[h.cfg.VHID], h)
+		x.devs[h.carpdev]++
+		x.vlinks[h.vlink] = append(x.vlinks[h.vlink], h)
+		for _, p := range h.cfg.Addrs {
+			if hs := x.virtual[p.Addr()]; len(hs) == 0 || hs[len(hs)-1] != h {
+				x.virtual[p.Addr()] = append(hs, h)
+			}
+		}
+	}
+	e.hostIdx = x
+}
+
+// ownVlinkIndex reports whether ifindex is the macvlan of one of our vhids
+// (the link its name leads to).
+func (e *Engine) ownVlinkIndex(ifindex int) bool {
+	l, ok := e.links[ifindex]
+	return ok && len(e.hostIdx.vlinks[l.Name]) > 0 && e.linkIdx.byName[l.Name] == ifindex
+}
+
+// setSuppressed and setSenderr change a vhost's part of the demotion and
+// keep the engine's counts of them (demotion's facts) in step. A vhost is
+// only ever taken out of e.hosts after teardown has cleared both.
+func (e *Engine) setSuppressed(h *vhost, on bool) {
+	if h.suppressed != on {
+		h.suppressed = on
+		e.nSuppressed += countDelta(on)
+	}
+}
+
+func (e *Engine) setSenderr(h *vhost, on bool) {
+	if h.senderr != on {
+		h.senderr = on
+		e.nSenderr += countDelta(on)
+	}
+}
+
+func countDelta(on bool) int {
+	if on {
+		return 1
+	}
+	return -1
+}
+
+// checkIndexes compares the indexes with a rebuild from e.links and
+// e.hosts (tests only, see checkSchedule) and panics on a difference.
+func (e *Engine) checkIndexes() {
+	for i, h := range e.hosts {
+		if h.pos != i {
+			panic(fmt.Sprintf("engine: host index: %s at %d has position %d", h.name(), i, h.pos))
+		}
+	}
+	hosts := e.hostIdx
+	e.indexHosts()
+	if !maps.EqualFunc(hosts.byVHID, e.hostIdx.byVHID, slices.Equal) || !maps.Equal(hosts.devs, e.hostIdx.devs) ||
+		!maps.EqualFunc(hosts.vlinks, e.hostIdx.vlinks, slices.Equal) || !maps.EqualFunc(hosts.virtual, e.hostIdx.virtual, slices.Equal) {
+		panic(fmt.Sprintf("engine: host index out of step: %+v, rebuilt %+v", hosts, e.hostIdx))
+	}
+	local := map[netip.Addr]int{}
+	for i, l := range e.links {
+		if j, ok := e.linkIdx.byName[l.Name]; !ok || e.links[j].Name != l.Name {
+			panic(fmt.Sprintf("engine: link index: %s (%d) leads to %d", l.Name, i, j))
+		}
+		if l.Alias != kernelshim.OwnerAlias {
+			for _, p := range l.Addrs {
+				local[p.Addr()]++
+			}
+		}
+	}
+	for name, i := range e.linkIdx.byName {
+		if e.links[i].Name != name {
+			panic(fmt.Sprintf("engine: link index: %s leads to %d, named %q", name, i, e.links[i].Name))
+		}
+	}
+	if !maps.Equal(local, e.linkIdx.local) {
+		panic(fmt.Sprintf("engine: local addresses out of step: %v, rebuilt %v", e.linkIdx.local, local))
+	}
+}

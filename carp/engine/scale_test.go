@@ -1,0 +1,214 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/bsdcarp/bsdcarp/carp"
+	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
+)
+
+// The engine's per-packet, per-event and per-line costs at scale: vhids
+// 1..perParent on each of parents em0..em<parents-1> (dialect C, `ifconfig
+// emP vhid N advskew 100 pass pN alias 10.P.N.1/32`), on a Memory kernel with
+// the real clock.
+
+// scaleEngine starts an engine with the vhids configured; it stops with tb.
+func scaleEngine(tb testing.TB, parents, perParent int) (*Engine, *memkernel.Memory) {
+	tb.Helper()
+	k := memkernel.NewMemory()
+	k.Clock = time.Now
+	for p := range parents {
+		k.AddLink(kernelshim.Link{Name: fmt.Sprintf("em%d", p), MAC: net.HardwareAddr{2, 0, 0, 0, 1, byte(p)}, MTU: 1500,
+			AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
+			Addrs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(p), 0, 1}), 16)}}, memkernel.NewSegment())
+	}
+	if _, bench := tb.(*testing.B); bench && checkSchedule {
+		// A benchmark measures the engine without the self-check's scans.
+		// Cleanups run last-registered first: this one after Run ended.
+		checkSchedule = false
+		tb.Cleanup(func() { checkSchedule = true })
+	}
+	e, err := New(Options{Kernel: k})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("Run: %v", err)
+		}
+	})
+	<-e.Ready()
+	for p := range parents {
+		for v := 1; v <= perParent; v++ {
+			if err := e.Ifconfig(ctx, scaleLine(p, v, 100)); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	return e, k
+}
+
+// scaleLine is `ifconfig emP vhid v advskew skew pass pV alias 10.P.v.1/32`.
+func scaleLine(p, v, skew int) api.IfconfigRequest {
+	return api.IfconfigRequest{Iface: fmt.Sprintf("em%d", p), Ops: []api.Op{
+		{Kind: api.OpVHID, Int: v}, {Kind: api.OpAdvSkew, Int: skew}, {Kind: api.OpPass, Str: fmt.Sprintf("p%d", v)},
+		{Kind: api.OpAddr, Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(p), byte(v), 1}), 32), Alias: true}}}
+}
+
+// onEngine runs f on the engine goroutine, with the scheduler's self-check
+// off (it scans every vhost, which is what the benchmarks measure the
+// absence of).
+func onEngine(tb testing.TB, e *Engine, f func()) {
+	tb.Helper()
+	err := e.call(context.Background(), func() {
+		was := checkSchedule
+		checkSchedule = false
+		defer func() { checkSchedule = was }()
+		f()
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// peerAdverts are authentic adverts of a better peer (advskew 0) for every
+// vhid of em0, as they arrive on em0.
+func peerAdverts(tb testing.TB, e *Engine, k *memkernel.Memory, perParent int, counter uint64) []kernelshim.Packet {
+	tb.Helper()
+	em0, err := k.LinkByName("em0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make([]kernelshim.Packet, 0, perParent)
+	for v := 1; v <= perParent; v++ {
+		vip := netip.AddrFrom4([4]byte{10, 0, byte(v), 1})
+		payload := carp.BuildAdvert(uint8(v), 1, 0, counter, carp.Key(fmt.Sprintf("p%d", v)), []netip.Addr{vip})
+		out = append(out, kernelshim.Packet{Payload: payload, Src: netip.MustParseAddr("10.0.0.2"), Dst: carp.GroupV4,
+			IfIndex: em0.Index, TTL: carp.TTL})
+	}
+	return out
+}
+
+// TestInputFindsEachVHIDAmongMany: with 255 vhids on em0 and 255 on em1, a
+// peer's authentic advert for each vhid of em0 is taken by that vhid, and
+// one arriving through our own macvlan is not counted at all.
+func TestInputFindsEachVHIDAmongMany(t *testing.T) {
+	e, k := scaleEngine(t, 2, 255)
+	pkts := peerAdverts(t, e, k, 255, 1<<40)
+	vl, err := k.LinkByName("carpv1.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onEngine(t, e, func() {
+		before := e.stats
+		now := e.opts.Now()
+		own := pkts[6]
+		own.IfIndex = vl.Index
+		e.input(now, own)
+		if e.stats != before {
+			t.Errorf("a frame seen through our macvlan was counted: %+v -> %+v", before, e.stats)
+		}
+		for _, p := range pkts {
+			e.input(now, p)
+		}
+		if d := e.stats.IPackets - before.IPackets; d != 255 {
+			t.Errorf("ipackets +%d, want +255", d)
+		}
+		if e.stats.BadVHID != before.BadVHID || e.stats.BadAuth != before.BadAuth || e.stats.Replay != before.Replay {
+			t.Errorf("stats %+v -> %+v", before, e.stats)
+		}
+		for _, h := range e.hosts {
+			if h.carpdev == "em0" && h.m.State() != carp.Backup {
+				t.Errorf("%s: %s after the better peer's advert", h.name(), h.m.State())
+			}
+		}
+	})
+}
+
+// BenchmarkInput255 is the cost of one received advert with 255 vhids on
+// the parent (a BACKUP's steady load).
+func BenchmarkInput255(b *testing.B) {
+	e, k := scaleEngine(b, 1, 255)
+	b.ReportAllocs()
+	c := uint64(1 << 40)
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		pkts := peerAdverts(b, e, k, 255, c)
+		c++
+		b.StartTimer()
+		onEngine(b, e, func() {
+			now := e.opts.Now()
+			for _, p := range pkts {
+				e.input(now, p)
+			}
+		})
+		n += len(pkts)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/packet")
+}
+
+// BenchmarkNextDeadline1020 is the scheduler's cost per event with 1,020
+// vhids (255 on each of 4 parents): one vhost's deadline moves, and the
+// loop asks for the next wake-up.
+func BenchmarkNextDeadline1020(b *testing.B) {
+	e, _ := scaleEngine(b, 4, 255)
+	b.ReportAllocs()
+	onEngine(b, e, func() {
+		i := 0
+		for b.Loop() {
+			h := e.hosts[i%len(e.hosts)]
+			e.touch(h)
+			if _, ok := e.nextDeadline(); !ok {
+				b.Fatal("no deadline")
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkIfconfigLine255 is one configuration line (a new advskew for
+// one vhid) with 255 vhids configured.
+func BenchmarkIfconfigLine255(b *testing.B) {
+	e, _ := scaleEngine(b, 1, 255)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := e.Ifconfig(context.Background(), scaleLine(0, 5, 100+i%50)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkIfconfigNewVHID255 is the line that creates the 256th vhid (on
+// a second parent, since em0 is full) and the one that removes it again.
+func BenchmarkIfconfigNewVHID255(b *testing.B) {
+	e, _ := scaleEngine(b, 2, 0)
+	for v := 1; v <= 255; v++ {
+		if err := e.Ifconfig(context.Background(), scaleLine(0, v, 100)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	del := api.IfconfigRequest{Iface: "em1", Ops: []api.Op{{Kind: api.OpDelAddr, Prefix: netip.MustParsePrefix("10.1.1.1/32")}}}
+	for b.Loop() {
+		if err := e.Ifconfig(context.Background(), scaleLine(1, 1, 100)); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Ifconfig(context.Background(), del); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package engine
+
+import (
+	"container/heap"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// This file is the engine's one scheduler: a min-heap of the running vhosts
+// by their next deadline (vhost.deadline), so that finding the next wake-up
+// and the vhids due at it costs O(log N), not a scan of every vhid per
+// event. A vhost whose deadline may have changed is marked (touch) and
+// re-placed in the heap before the loop next looks at it (reschedule):
+// marking is cheap and may be done more often than needed, so every event
+// that can move a deadline marks the vhosts it acted on (apply marks every
+// vhost whose state machine was asked anything).
+
+// deadline is the earliest time h needs the loop: its state machine's next
+// timer, the end of its drain. (Address refreshes are the engine-wide tick
+// of vhost.go's refresher, not a deadline per vhost.)
+func (h *vhost) deadline() (time.Time, bool) {
+	at, ok := h.m.NextDeadline()
+	consider := func(t time.Time) {
+		if !ok || t.Before(at) {
+			at, ok = t, true
+		}
+	}
+	if h.draining {
+		consider(h.drainUntil)
+	}
+	return at, ok
+}
+
+// vhostHeap orders vhosts by deadline; vhost.slot is the position + 1 (0:
+// not in the heap).
+type vhostHeap []*vhost
+
+func (q vhostHeap) Len() int           { return len(q) }
+func (q vhostHeap) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
+func (q vhostHeap) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].slot, q[j].slot = i+1, j+1
+}
+func (q *vhostHeap) Push(x any) {
+	h := x.(*vhost)
+	h.slot = len(*q) + 1
+	*q = append(*q, h)
+}
+func (q *vhostHeap) Pop() any {
+	old := *q
+	h := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	h.slot = 0
+	return h
+}
+
+// touch marks h for rescheduling: its deadline may have changed.
+func (e *Engine) touch(h *vhost) {
+	if !h.dirty {
+		h.dirty = true
+		e.dirty = append(e.dirty, h)
+	}
+}
+
+// running reports whether h is one of e.hosts (h.pos is kept by indexHosts).
+func (e *Engine) running(h *vhost) bool {
+	return h.pos < len(e.hosts) && e.hosts[h.pos] == h
+}
+
+// reschedule re-places every marked vhost in the heap, or takes it out
+// when it has no deadline or no longer runs. A vhost waiting in advance's
+// list of due ones stays out of the heap until advance has run it.
+func (e *Engine) reschedule() {
+	for _, h := range e.dirty {
+		h.dirty = false
+		if h.due {
+			continue
+		}
+		at, ok := h.deadline()
+		if !ok || !e.running(h) {
+			if h.slot > 0 {
+				heap.Remove(&e.sched, h.slot-1)
+			}
+			continue
+		}
+		h.at = at
+		if h.slot > 0 {
+			heap.Fix(&e.sched, h.slot-1)
+		} else {
+			heap.Push(&e.sched, h)
+		}
+	}
+	clear(e.dirty)
+	e.dirty = e.dirty[:0]
+}
+
+// popDue takes every vhost due at now out of the heap, marked due.
+func (e *Engine) popDue(now time.Time, into []*vhost) []*vhost {
+	for len(e.sched) > 0 && !e.sched[0].at.After(now) {
+		h := heap.Pop(&e.sched).(*vhost)
+		h.due = true
+		into = append(into, h)
+	}
+	return into
+}
+
+func (e *Engine) nextDeadline() (time.Time, bool) {
+	e.reschedule()
+	var best time.Time
+	found := false
+	consider := func(t time.Time) {
+		if !found || t.Before(best) {
+			best, found = t, true
+		}
+	}
+	if len(e.sched) > 0 {
+		consider(e.sched[0].at)
+	}
+	if t, ok := e.refresh.deadline(); ok { // the address-refresh tick (vhost.go)
+		consider(t)
+	}
+	if t, ok := e.saveDeadline(); ok {
+		consider(t)
+	}
+	if len(e.hosts) > 0 {
+		consider(e.countersAt)
+	}
+	if checkSchedule {
+		e.checkIndexes()
+		e.checkSchedule()
+	}
+	return best, found
+}
+
+// advance runs what is due at now: the vhosts due, in configuration order
+// (as one pass over e.hosts would), then the engine's own deadlines. A
+// vhost that an earlier one's action makes due (a demotion) is run in the
+// same pass when it comes later in the configuration, else in the next.
+func (e *Engine) advance(now time.Time) {
+	e.reschedule()
+	due := e.popDue(now, nil)
+	byPos := func(a, b *vhost) int { return a.pos - b.pos }
+	slices.SortFunc(due, byPos)
+	var later []*vhost
+	for i := 0; i < len(due); i++ {
+		h := due[i]
+		h.due = false
+		e.apply(now, h, h.m.Advance(now))
+		if h.draining && !now.Before(h.drainUntil) {
+			e.endDrain(h)
+		}
+		e.touch(h)
+		e.reschedule()
+		later = e.popDue(now, later[:0])
+		for _, x := range later {
+			if x.pos > h.pos {
+				j, _ := slices.BinarySearchFunc(due[i+1:], x, byPos)
+				due = slices.Insert(due, i+1+j, x)
+			} else {
+				x.due = false
+				e.touch(x)
+			}
+		}
+	}
+	e.reschedule()
+	e.refreshTick(now) // the address-refresh tick (vhost.go)
+	e.retrySave(now)
+	if !now.Before(e.countersAt) {
+		e.saveCounters(now)
+	}
+}
+
+// checkSchedule is set by the package's tests: nextDeadline then compares
+// the heap (and the demotion counts of index.go) with a scan of every
+// vhost and panics on a difference.
+var checkSchedule bool
+
+func (e *Engine) checkSchedule() {
+	n := 0
+	for _, h := range e.hosts {
+		at, ok := h.deadline()
+		if !ok {
+			if h.slot > 0 {
+				panic(fmt.Sprintf("engine: scheduler: %s has no deadline but is scheduled", h.name()))
+			}
+			continue
+		}
+		n++
+		if h.slot == 0 || e.sched[h.slot-1] != h || !h.at.Equal(at) {
+			panic(fmt.Sprintf("engine: scheduler: %s due %v, scheduled %v (slot %d)", h.name(), at, h.at, h.slot))
+		}
+	}
+	if s, f := e.countHosts(func(h *vhost) bool { return h.suppressed }), e.countHosts(func(h *vhost) bool { return h.senderr }); s != e.nSuppressed || f != e.nSenderr {
+		panic(fmt.Sprintf("engine: demotion counts: %d suppressed, %d senderr; counted %d, %d", s, f, e.nSuppressed, e.nSenderr))
+	}
+	if n != len(e.sched) {
+		panic(fmt.Sprintf("engine: scheduler: %d vhosts with a deadline, %d scheduled", n, len(e.sched)))
+	}
+}
