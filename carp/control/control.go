@@ -62,6 +62,14 @@ type Request struct {
 	ShowKeys bool                 `json:"show_keys,omitempty"`
 	OID      string               `json:"oid,omitempty"`
 	Value    int64                `json:"value,omitempty"`
+	// Iface narrows an OpStatus answer to one interface: the links,
+	// clones and vhids of that BSD name (knobs and stats as always), all
+	// that "ifconfig IF" prints. NoIfaces leaves links, clones and vhids
+	// out: sysctl and netstat print only knobs and stats. Both only
+	// shorten the answer (255 vhids are ~30 KB of JSON): a server that does
+	// not know them sends everything, which prints the same.
+	Iface    string `json:"iface,omitempty"`
+	NoIfaces bool   `json:"no_ifaces,omitempty"`
 }
 
 // Error codes of a Response.
@@ -440,6 +448,7 @@ func (s *Server) do(req Request, uid uint32) Response {
 		if err != nil {
 			return errResponse(err)
 		}
+		st = narrow(st, req)
 		return Response{Status: &st}
 	case OpIfconfig:
 		if !root {
@@ -471,6 +480,31 @@ func (s *Server) do(req Request, uid uint32) Response {
 	default:
 		return Response{Code: CodeFail, Error: fmt.Sprintf("control: unknown operation %q", req.Op)}
 	}
+}
+
+// narrow keeps of st what a status request asked for (Request.Iface,
+// Request.NoIfaces), in new slices: st's may be shared.
+func narrow(st api.Status, req Request) api.Status {
+	switch {
+	case req.NoIfaces:
+		st.Links, st.Clones, st.VHIDs = nil, nil, nil
+	case req.Iface != "":
+		st.Links = keep(st.Links, func(l api.LinkStatus) bool { return l.Name == req.Iface })
+		st.Clones = keep(st.Clones, func(c api.CloneStatus) bool { return c.Name == req.Iface })
+		st.VHIDs = keep(st.VHIDs, func(v api.VHIDStatus) bool { return v.Iface == req.Iface })
+	}
+	return st
+}
+
+// keep returns the elements of s for which f holds, in a new slice.
+func keep[T any](s []T, f func(T) bool) []T {
+	var out []T
+	for _, x := range s {
+		if f(x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // warning tells a change that took effect but was not saved from a refusal.
