@@ -74,8 +74,12 @@ var (
 )
 
 func mac(key []byte, vhid uint8, addrs []netip.Addr, counter uint64, skipLinkLocal bool) [20]byte {
-	var v4 [][4]byte
-	var v6 [][16]byte
+	// The sorted address lists and the message live on the stack for the
+	// usual handful of addresses: one advert sent or checked allocates
+	// nothing.
+	var v4buf [16][4]byte
+	var v6buf [8][16]byte
+	v4, v6 := v4buf[:0], v6buf[:0]
 	for _, a := range addrs {
 		switch {
 		case !a.IsValid():
@@ -102,20 +106,35 @@ func mac(key []byte, vhid uint8, addrs []netip.Addr, counter uint64, skipLinkLoc
 	slices.SortFunc(v6, func(x, y [16]byte) int { return bytes.Compare(x[:], y[:]) })
 	v6 = slices.Compact(v6)
 
-	h := hmac.New(sha1.New, key)
-	h.Write([]byte{Version, TypeAdvertisement, vhid})
+	// HMAC (RFC 2104) over SHA-1, spelled out so that both hashes run
+	// over stack buffers: H(K^opad || H(K^ipad || message)).
+	var k [sha1.BlockSize]byte
+	if len(key) > sha1.BlockSize {
+		d := sha1.Sum(key)
+		copy(k[:], d[:])
+	} else {
+		copy(k[:], key)
+	}
+	var buf [256]byte
+	m := buf[:0]
+	for _, b := range k {
+		m = append(m, b^0x36)
+	}
+	m = append(m, Version, TypeAdvertisement, vhid)
 	for _, a := range v4 {
-		h.Write(a[:])
+		m = append(m, a[:]...)
 	}
 	for _, a := range v6 {
-		h.Write(a[:])
+		m = append(m, a[:]...)
 	}
-	var c [8]byte
-	binary.BigEndian.PutUint64(c[:], counter)
-	h.Write(c[:])
-	var md [20]byte
-	h.Sum(md[:0])
-	return md
+	m = binary.BigEndian.AppendUint64(m, counter)
+	inner := sha1.Sum(m)
+	var outer [sha1.BlockSize + sha1.Size]byte
+	for i, b := range k {
+		outer[i] = b ^ 0x5c
+	}
+	copy(outer[sha1.BlockSize:], inner[:])
+	return sha1.Sum(outer[:])
 }
 
 // BuildAdvert returns the 36 bytes of a signed advertisement as FreeBSD

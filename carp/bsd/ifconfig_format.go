@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/bsdcarp/bsdcarp/carp/api"
@@ -172,17 +173,47 @@ func formatAddr(p netip.Prefix) string { return formatInet(p, true) }
 // netmask 0x%08x broadcast B", broadcast only on a broadcast interface and
 // not for a /0, a /32 showing itself; "inet6 A prefixlen N".
 func formatInet(p netip.Prefix, broadcast bool) string {
+	return string(appendInet(nil, p, broadcast))
+}
+
+// appendInet appends formatInet's text to b.
+func appendInet(b []byte, p netip.Prefix, broadcast bool) []byte {
 	a := p.Addr()
 	if !a.Is4() {
-		return fmt.Sprintf("inet6 %s prefixlen %d", a.WithZone(""), p.Bits())
+		b = append(b, "inet6 "...)
+		b = appendAddr(b, a.WithZone(""))
+		b = append(b, " prefixlen "...)
+		return strconv.AppendInt(b, int64(p.Bits()), 10)
 	}
 	mask := prefixMask4(p.Bits())
-	s := fmt.Sprintf("inet %s netmask 0x%08x", a, mask)
+	b = append(b, "inet "...)
+	b = a.AppendTo(b)
+	b = append(b, " netmask 0x"...)
+	b = appendHex8(b, mask)
 	if broadcast && p.Bits() != 0 {
 		v := maskBits(a) | ^mask
-		s += " broadcast " + netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+		b = append(b, " broadcast "...)
+		b = netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).AppendTo(b)
 	}
-	return s
+	return b
+}
+
+// appendAddr appends a's text as fmt's %s prints it ("invalid IP" for the
+// zero Addr, which AppendTo leaves out).
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if !a.IsValid() {
+		return append(b, a.String()...)
+	}
+	return a.AppendTo(b)
+}
+
+// appendHex8 appends v as %08x does.
+func appendHex8(b []byte, v uint32) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 28; shift >= 0; shift -= 4 {
+		b = append(b, digits[v>>uint(shift)&0xf])
+	}
+	return b
 }
 
 // FormatList prints the output of "ifconfig -l": the names on one line,

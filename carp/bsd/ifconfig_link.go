@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/bsdcarp/bsdcarp/carp/api"
@@ -128,17 +129,15 @@ type linkAddr struct {
 //   - A loopback ends with "\tgroups: lo" like FreeBSD 10+'s lo0
 //     (ifgroup.c, the if_lo cloner's group).
 func FormatLink(w io.Writer, l api.LinkStatus, st api.Status, showKeys bool) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s metric 0 mtu %d\n", l.Name, formatFlags(linkFlags(l)), l.MTU)
-	if l.MAC != "" && !l.Loopback {
-		fmt.Fprintf(&b, "\tether %s\n", l.MAC)
-	}
-	var addrs []linkAddr
+	// Built with appends into one buffer: with 255 vhids this is
+	// hundreds of lines, for which fmt's per-line cost showed.
+	addrs := make([]linkAddr, 0, len(l.Addrs)+len(st.VHIDs))
 	for _, p := range l.Addrs {
 		addrs = append(addrs, linkAddr{p: p})
 	}
-	var vhids []api.VHIDStatus
-	for _, v := range st.VHIDs {
+	var vhids []int // indexes into st.VHIDs
+	for i := range st.VHIDs {
+		v := &st.VHIDs[i]
 		if v.Iface != l.Name {
 			continue
 		}
@@ -146,35 +145,54 @@ func FormatLink(w io.Writer, l api.LinkStatus, st api.Status, showKeys bool) err
 			addrs = append(addrs, linkAddr{p: p, vhid: v.VHID})
 		}
 		if v.VHID != 0 {
-			vhids = append(vhids, v)
+			vhids = append(vhids, i)
 		}
 	}
 	slices.SortStableFunc(addrs, func(x, y linkAddr) int {
 		return addrFamilyRank(x.p) - addrFamilyRank(y.p)
 	})
-	for _, a := range addrs {
-		b.WriteString("\t" + formatLinkAddr(a, l) + "\n")
+	b := make([]byte, 0, 128+80*len(addrs)+96*len(vhids))
+	b = fmt.Appendf(b, "%s: %s metric 0 mtu %d\n", l.Name, formatFlags(linkFlags(l)), l.MTU)
+	if l.MAC != "" && !l.Loopback {
+		b = append(b, "\tether "...)
+		b = append(b, l.MAC...)
+		b = append(b, '\n')
 	}
-	for _, v := range vhids {
+	for _, a := range addrs {
+		b = append(b, '\t')
+		b = appendLinkAddr(b, a, l)
+		b = append(b, '\n')
+	}
+	for _, i := range vhids {
+		v := &st.VHIDs[i]
 		state := v.State
 		if state == "" {
 			state = "INIT"
 		}
-		fmt.Fprintf(&b, "\tcarp: %s vhid %d advbase %d advskew %d", state, v.VHID, v.AdvBase, v.AdvSkew)
+		b = append(b, "\tcarp: "...)
+		b = append(b, state...)
+		b = append(b, " vhid "...)
+		b = strconv.AppendUint(b, uint64(v.VHID), 10)
+		b = append(b, " advbase "...)
+		b = strconv.AppendUint(b, uint64(v.AdvBase), 10)
+		b = append(b, " advskew "...)
+		b = strconv.AppendUint(b, uint64(v.AdvSkew), 10)
 		if showKeys && v.Key != "" {
-			fmt.Fprintf(&b, " key \"%s\"", v.Key)
+			b = append(b, " key \""...)
+			b = append(b, v.Key...)
+			b = append(b, '"')
 		}
-		b.WriteString("\n\t      peer 224.0.0.18 peer6 ff02::12\n")
-		b.WriteString(mismatchLine("\t", v))
+		b = append(b, "\n\t      peer 224.0.0.18 peer6 ff02::12\n"...)
+		b = append(b, mismatchLine("\t", *v)...)
 	}
 	if l.Loopback {
-		b.WriteString("\tgroups: lo\n")
+		b = append(b, "\tgroups: lo\n"...)
 	} else if l.Carrier {
-		b.WriteString("\tstatus: active\n")
+		b = append(b, "\tstatus: active\n"...)
 	} else {
-		b.WriteString("\tstatus: no carrier\n")
+		b = append(b, "\tstatus: no carrier\n"...)
 	}
-	_, err := io.WriteString(w, b.String())
+	_, err := w.Write(b)
 	return err
 }
 
@@ -187,14 +205,28 @@ func addrFamilyRank(p netip.Prefix) int {
 }
 
 func formatLinkAddr(a linkAddr, l api.LinkStatus) string {
-	s := formatInet(a.p, l.Broadcast)
+	return string(appendLinkAddr(nil, a, l))
+}
+
+// appendLinkAddr appends formatLinkAddr's line to b.
+func appendLinkAddr(b []byte, a linkAddr, l api.LinkStatus) []byte {
 	if ip := a.p.Addr().WithZone(""); ip.Is6() && ip.IsLinkLocalUnicast() {
-		s = fmt.Sprintf("inet6 %s%%%s prefixlen %d scopeid 0x%x", ip, l.Name, a.p.Bits(), l.Index)
+		b = append(b, "inet6 "...)
+		b = ip.AppendTo(b)
+		b = append(b, '%')
+		b = append(b, l.Name...)
+		b = append(b, " prefixlen "...)
+		b = strconv.AppendInt(b, int64(a.p.Bits()), 10)
+		b = append(b, " scopeid 0x"...)
+		b = strconv.AppendInt(b, int64(l.Index), 16)
+	} else {
+		b = appendInet(b, a.p, l.Broadcast)
 	}
 	if a.vhid != 0 {
-		s += fmt.Sprintf(" vhid %d", a.vhid)
+		b = append(b, " vhid "...)
+		b = strconv.AppendUint(b, uint64(a.vhid), 10)
 	}
-	return s
+	return b
 }
 
 // FormatStatus prints every status form of ifconfig that p asks for

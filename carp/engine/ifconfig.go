@@ -127,6 +127,16 @@ func (e *Engine) status(showKeys bool) api.Status {
 		st.Stats = append(st.Stats, api.Counter{Name: n.Name, Value: n.Value})
 	}
 	st.Stats = append(st.Stats, api.Counter{Name: api.StatReplay, Value: e.stats.Replay})
+	// The running vhid of each configured one, found once (the last of a
+	// key wins, as a scan of e.hosts per vhid found it).
+	type hostKey struct {
+		iface string
+		vhid  uint8
+	}
+	hosts := make(map[hostKey]*vhost, len(e.hosts))
+	for _, h := range e.hosts {
+		hosts[hostKey{h.iface, h.cfg.VHID}] = h
+	}
 	for _, ifc := range e.cfg.Ifaces {
 		if ifc.Clone {
 			mtu := 1500
@@ -143,15 +153,13 @@ func (e *Engine) status(showKeys bool) api.Status {
 			if showKeys {
 				vs.Key = v.Key
 			}
-			for _, h := range e.hosts {
-				if h.iface == ifc.Name && h.cfg.VHID == v.VHID {
-					vs.State = h.m.State().String()
-					if a, ok := h.mismatchPeer(now); ok {
-						vs.AuthMismatch = a.String()
-					}
-					if h.m.State() == carp.Init {
-						vs.InitReason = h.why.String()
-					}
+			if h, ok := hosts[hostKey{ifc.Name, v.VHID}]; ok {
+				vs.State = h.m.State().String()
+				if a, ok := h.mismatchPeer(now); ok {
+					vs.AuthMismatch = a.String()
+				}
+				if h.m.State() == carp.Init {
+					vs.InitReason = h.why.String()
 				}
 			}
 			st.VHIDs = append(st.VHIDs, vs)

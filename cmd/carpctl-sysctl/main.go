@@ -50,7 +50,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	c := control.Client{Path: socket}
 	if flags["stats"] {
-		resp, err := c.Do(control.Request{Op: control.OpStatus})
+		resp, err := c.Do(control.Request{Op: control.OpStatus, NoIfaces: true})
 		if err != nil {
 			return fail(err.Error())
 		}
@@ -89,7 +89,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		}
 		cmd.Args = append(fileArgs, cmd.Args...)
 	}
-	resp, err := c.Do(control.Request{Op: control.OpStatus})
+	resp, err := c.Do(control.Request{Op: control.OpStatus, NoIfaces: true})
 	if err != nil {
 		return fail(err.Error())
 	}

@@ -83,7 +83,16 @@ func run(argv []string, stdout, stderr io.Writer) int {
 			return fail(bsd.Text(resp.Err()))
 		}
 	}
-	resp, err := c.Do(control.Request{Op: control.OpStatus, ShowKeys: p.ShowKeys && p.Request == nil})
+	// Ask only for what is printed: one interface's status, or (after
+	// "-g carp carpdemote N") the knobs.
+	req := control.Request{Op: control.OpStatus, ShowKeys: p.ShowKeys && p.Request == nil}
+	switch {
+	case p.Request != nil:
+		req.NoIfaces = true
+	case !p.ListAll && !p.ListNames && p.Group == "":
+		req.Iface = p.Iface
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return fail(err.Error())
 	}
