@@ -231,205 +231,219 @@ func concat(parts ...any) []string {
 // repeat is n copies of line.
 func repeat(n int, line string) []string { return slices.Repeat([]string{line}, n) }
 
-// TestKernelOperationsOfCommandSequences runs rows of commands on one host
-// and compares the whole sequence of kernel operations they cause (the
+// transcriptEm0 is the host's em0 of the transcript rows.
+var transcriptEm0 = kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, MTU: 1500, AdminUp: true, Carrier: true,
+	Running: true, Broadcast: true, Multicast: true, Kind: "veth", Addrs: prefixes("10.0.0.2/24")}
+
+// em0At is transcriptEm0 with other addresses.
+func em0At(addrs ...string) kernelshim.Link {
+	l := transcriptEm0
+	l.Addrs = prefixes(addrs...)
+	return l
+}
+
+// transcriptRow is one row of TestKernelOperationsOfCommandSequences.
+type transcriptRow struct {
+	name   string
+	links  []kernelshim.Link // nil: em0 with 10.0.0.2/24
+	before []tstep
+	fail   memkernel.Op // a kernel operation that refuses with EINVAL during steps
+	steps  []tstep
+	want   []string
+}
+
+// transcriptRows are the command sequences and the complete kernel
+// operations each must cause.
+var transcriptRows = []transcriptRow{
+	{
+		name:  "dialect A: create, vhid with address, destroy",
+		steps: append(runbookA(100), cmdIfconfig("carp0", opDestroy())),
+		want: concat(setupCarp0,
+			"ip link del carp0",
+			"mcast leave em0"),
+	},
+	{
+		name:  "dialect B: the parent found by subnet",
+		links: []kernelshim.Link{em0At("192.168.1.3/24")},
+		steps: []tstep{
+			cmdIfconfig("carp0", opCreate()),
+			cmdIfconfig("carp0", opVHID(1), opPass("testpass"), opAddr("10.7.7.7/24")).refusedWith(api.Refused(api.StepAddAddr, syscall.EADDRNOTAVAIL)),
+			cmdIfconfig("carp0", opVHID(1), opAdvSkew(100), opPass("testpass"), opAddr("192.168.1.50/24")),
+		},
+		// The refused line leaves nothing; the accepted one runs on em0.
+		want: []string{
+			"mcast join em0",
+			"sysctl net/ipv4/conf/em0/arp_ignore=1",
+			"sysctl net/ipv4/conf/em0/arp_announce=2",
+			"ip link add carp0 link em0 type macvlan address 00:00:5e:00:01:01",
+			"sysctl net/ipv4/conf/carp0/arp_ignore=1",
+			"sysctl net/ipv4/conf/carp0/arp_announce=2",
+		},
+	},
+	{
+		name:  "dialect C: vhid on an em0 alias, a second vhid, -alias of the last address",
+		links: []kernelshim.Link{em0At("192.168.1.3/24")},
+		steps: []tstep{
+			cmdIfconfig("em0", opVHID(1), opAdvSkew(100), opPass("testpass"), opAlias("192.168.1.50/32")),
+			cmdWait(carp.MasterDown(1, 100) + time.Millisecond),
+			cmdIfconfig("em0", opVHID(5), opAdvSkew(10)),
+			cmdIfconfig("em0", opDelAddr("192.168.1.50/32")),
+		},
+		// The vhid runs on a hidden macvlan carpv<em0's index>.<vhid>;
+		// vhid 5 has no address and touches nothing; -alias of vhid
+		// 1's last address bows out and removes the macvlan, and em0
+		// stays in the group (vhid 5 is on it).
+		want: []string{
+			"mcast join em0",
+			"sysctl net/ipv4/conf/em0/arp_ignore=1",
+			"sysctl net/ipv4/conf/em0/arp_announce=2",
+			"ip link add carpv1.1 link em0 type macvlan address 00:00:5e:00:01:01",
+			"sysctl net/ipv4/conf/carpv1.1/arp_ignore=1",
+			"sysctl net/ipv4/conf/carpv1.1/arp_announce=2",
+			"ip addr replace 192.168.1.50/32 dev carpv1.1 lft 1s",
+			"arp announce 192.168.1.50 dev carpv1.1 lladdr 00:00:5e:00:01:01",
+			"advert vhid 1 advbase 1 advskew 100 demote 0 dev carpv1.1 192.168.1.3 > 224.0.0.18",
+			"advert vhid 1 advbase 255 advskew 255 demote 0 dev carpv1.1 192.168.1.3 > 224.0.0.18",
+			"ip addr del 192.168.1.50/32 dev carpv1.1",
+			"ip link del carpv1.1",
+		},
+	},
+	{
+		name: "em0: address replaced without alias, added with alias, removed with -alias",
+		steps: []tstep{
+			cmdIfconfig("em0", opAddr("10.0.0.3/24")),
+			cmdIfconfig("em0", opAddr("10.0.0.3/24")),
+			cmdIfconfig("em0", opAlias("10.0.0.9/24")),
+			cmdIfconfig("em0", opAddr("10.0.0.4/24")),
+			cmdIfconfig("em0", opDelAddr("10.0.0.9/32")),
+			cmdIfconfig("em0", opDelAddr("10.9.9.9/32")).refusedWith(api.Refused(api.StepDelAddr, syscall.EADDRNOTAVAIL)),
+		},
+		// An address without alias replaces the first one (once: the
+		// same line again changes nothing); -alias matches the address
+		// whatever its mask.
+		want: []string{
+			"ip addr del 10.0.0.2/24 dev em0",
+			"ip addr replace 10.0.0.3/24 dev em0 lft forever",
+			"ip addr replace 10.0.0.9/24 dev em0 lft forever",
+			"ip addr del 10.0.0.3/24 dev em0",
+			"ip addr replace 10.0.0.4/24 dev em0 lft forever",
+			"ip addr del 10.0.0.9/24 dev em0",
+		},
+	},
+	{
+		name: "em0: mtu, down, up; a refused mtu changes nothing",
+		steps: []tstep{
+			cmdIfconfig("em0", opMTU(9000), opDown()),
+			cmdIfconfig("em0", opUp(), opMTU(20)).refusedWith(api.Refused(api.StepSetMTU, syscall.EINVAL)),
+			cmdIfconfig("em0", opUp()),
+			cmdIfconfig("em0", opMTU(1500)),
+		},
+		want: []string{
+			"ip link set em0 mtu 9000",
+			"ip link set em0 down",
+			"ip link set em0 up",
+			"ip link set em0 mtu 1500",
+		},
+	},
+	{
+		name:   "carp0 down of a MASTER: bow-out, addresses kept until the drain ends, then link down",
+		before: append(runbookA(0), cmdWait(masterDown0)),
+		steps: []tstep{
+			cmdIfconfig("carp0", opDown()),
+			cmdWait(masterDown0),
+		},
+		// The bow-out goes first; the address stays, kept fresh, while a
+		// backup could still take over, then goes, then the link.
+		want: concat(carp0BowOut, repeat(6, carp0Refresh), carp0AddrGone, "ip link set carp0 down"),
+	},
+	{
+		name:   "state backup of a lone MASTER: bow-out, drain, MASTER again after the master-down interval",
+		before: append(runbookA(0), cmdWait(masterDown0)),
+		steps: []tstep{
+			cmdIfconfig("carp0", opState("backup")),
+			cmdWait(masterDown0),
+		},
+		// The address stays, kept fresh, through the drain; with no
+		// other host the master-down timer ends it by taking the
+		// address back (installed, announced) rather than removing it.
+		want: concat(carp0BowOut, repeat(6, carp0Refresh), carp0Addr, carp0Announce, carp0Advert),
+	},
+	{
+		name:   "a vhid becomes MASTER at the master-down interval and stays",
+		before: runbookA(0),
+		steps:  []tstep{cmdWait(masterDown0), cmdWait(carp.AdvInterval(1, 0))},
+		// Address, announcement, first advert; then the address kept
+		// fresh (twice a second, the tick after an advert due at the
+		// same instant) and one advert per interval.
+		want: concat(carp0Addr, carp0Announce, carp0Advert, carp0Refresh, carp0Advert, carp0Refresh),
+	},
+	{
+		name:   "refused lines touch nothing",
+		before: runbookA(100),
+		steps: []tstep{
+			cmdIfconfig("carp0", opPass("new"), opAdvSkew(255)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
+			cmdIfconfig("carp0", opAdvBase(0)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
+			cmdIfconfig("carp0", opCarpdev("em9")).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
+			cmdIfconfig("carp0", opCreate()).refusedWith(api.Refused(api.StepCreate, syscall.EEXIST)),
+			cmdIfconfig("carp7", opVHID(300)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
+			cmdIfconfig("carp1", opCreate(), opVHID(1), opCarpdev("em0"), opAddr("10.0.0.9/24")).refusedWith(api.Refused(api.StepSetVHID, syscall.EEXIST)),
+			cmdIfconfig("em0", opUp(), opMTU(20)).refusedWith(api.Refused(api.StepSetMTU, syscall.EINVAL)),
+		},
+		want: []string{},
+	},
+	{
+		name: "a line the kernel refuses half-way is undone in reverse",
+		fail: memkernel.OpReplaceAddr,
+		steps: []tstep{
+			cmdIfconfig("em0", opMTU(9000), opDown(), opAlias("10.0.0.4/24")).refusedWith(api.Refused(api.StepAddAddr, syscall.EINVAL)),
+		},
+		want: []string{
+			"ip link set em0 mtu 9000",
+			"ip link set em0 down",
+			"ip link set em0 up",
+			"ip link set em0 mtu 1500",
+		},
+	},
+	{
+		name:   "net.inet.carp.allow=0 then 1 on a MASTER",
+		before: append(runbookA(0), cmdWait(masterDown0)),
+		steps: []tstep{
+			cmdSysctl("net.inet.carp.allow", 0),
+			cmdSysctl("net.inet.carp.allow", 1),
+		},
+		// allow=0: a last advert carrying the demotion, the address
+		// removed; allow=1: BACKUP again, which touches nothing.
+		want: []string{
+			"advert vhid 1 advbase 1 advskew 240 demote 0 dev carp0 10.0.0.2 > 224.0.0.18",
+			carp0AddrGone,
+		},
+	},
+	{
+		name:   "stop of the engine with a MASTER",
+		before: append(runbookA(0), cmdWait(masterDown0)),
+		steps:  []tstep{cmdStop()},
+		// Bow-out, address and link removed, em0's settings restored.
+		want: []string{
+			carp0BowOut,
+			carp0AddrGone,
+			"ip link del carp0",
+			"sysctl net/ipv4/conf/em0/arp_announce=0",
+			"sysctl net/ipv4/conf/em0/arp_ignore=0",
+		},
+	},
+}
+
+// TestKernelOperationsOfCommandSequences runs transcriptRows on one host
+// each and compares the whole sequence of kernel operations they cause (the
 // Memory kernel's transcript, adverts interleaved) with the expected one.
 // The before steps set the row up and are not recorded.
 func TestKernelOperationsOfCommandSequences(t *testing.T) {
-	em0 := kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, MTU: 1500, AdminUp: true, Carrier: true,
-		Running: true, Broadcast: true, Multicast: true, Kind: "veth", Addrs: prefixes("10.0.0.2/24")}
-	em0At := func(addrs ...string) kernelshim.Link { l := em0; l.Addrs = prefixes(addrs...); return l }
-	rows := []struct {
-		name   string
-		links  []kernelshim.Link // nil: em0 with 10.0.0.2/24
-		before []tstep
-		fail   memkernel.Op // a kernel operation that refuses with EINVAL during steps
-		steps  []tstep
-		want   []string
-	}{
-		{
-			name:  "dialect A: create, vhid with address, destroy",
-			steps: append(runbookA(100), cmdIfconfig("carp0", opDestroy())),
-			want: concat(setupCarp0,
-				"ip link del carp0",
-				"mcast leave em0"),
-		},
-		{
-			name:  "dialect B: the parent found by subnet",
-			links: []kernelshim.Link{em0At("192.168.1.3/24")},
-			steps: []tstep{
-				cmdIfconfig("carp0", opCreate()),
-				cmdIfconfig("carp0", opVHID(1), opPass("testpass"), opAddr("10.7.7.7/24")).refusedWith(api.Refused(api.StepAddAddr, syscall.EADDRNOTAVAIL)),
-				cmdIfconfig("carp0", opVHID(1), opAdvSkew(100), opPass("testpass"), opAddr("192.168.1.50/24")),
-			},
-			// The refused line leaves nothing; the accepted one runs on em0.
-			want: []string{
-				"mcast join em0",
-				"sysctl net/ipv4/conf/em0/arp_ignore=1",
-				"sysctl net/ipv4/conf/em0/arp_announce=2",
-				"ip link add carp0 link em0 type macvlan address 00:00:5e:00:01:01",
-				"sysctl net/ipv4/conf/carp0/arp_ignore=1",
-				"sysctl net/ipv4/conf/carp0/arp_announce=2",
-			},
-		},
-		{
-			name:  "dialect C: vhid on an em0 alias, a second vhid, -alias of the last address",
-			links: []kernelshim.Link{em0At("192.168.1.3/24")},
-			steps: []tstep{
-				cmdIfconfig("em0", opVHID(1), opAdvSkew(100), opPass("testpass"), opAlias("192.168.1.50/32")),
-				cmdWait(carp.MasterDown(1, 100) + time.Millisecond),
-				cmdIfconfig("em0", opVHID(5), opAdvSkew(10)),
-				cmdIfconfig("em0", opDelAddr("192.168.1.50/32")),
-			},
-			// The vhid runs on a hidden macvlan carpv<em0's index>.<vhid>;
-			// vhid 5 has no address and touches nothing; -alias of vhid
-			// 1's last address bows out and removes the macvlan, and em0
-			// stays in the group (vhid 5 is on it).
-			want: []string{
-				"mcast join em0",
-				"sysctl net/ipv4/conf/em0/arp_ignore=1",
-				"sysctl net/ipv4/conf/em0/arp_announce=2",
-				"ip link add carpv1.1 link em0 type macvlan address 00:00:5e:00:01:01",
-				"sysctl net/ipv4/conf/carpv1.1/arp_ignore=1",
-				"sysctl net/ipv4/conf/carpv1.1/arp_announce=2",
-				"ip addr replace 192.168.1.50/32 dev carpv1.1 lft 1s",
-				"arp announce 192.168.1.50 dev carpv1.1 lladdr 00:00:5e:00:01:01",
-				"advert vhid 1 advbase 1 advskew 100 demote 0 dev carpv1.1 192.168.1.3 > 224.0.0.18",
-				"advert vhid 1 advbase 255 advskew 255 demote 0 dev carpv1.1 192.168.1.3 > 224.0.0.18",
-				"ip addr del 192.168.1.50/32 dev carpv1.1",
-				"ip link del carpv1.1",
-			},
-		},
-		{
-			name: "em0: address replaced without alias, added with alias, removed with -alias",
-			steps: []tstep{
-				cmdIfconfig("em0", opAddr("10.0.0.3/24")),
-				cmdIfconfig("em0", opAddr("10.0.0.3/24")),
-				cmdIfconfig("em0", opAlias("10.0.0.9/24")),
-				cmdIfconfig("em0", opAddr("10.0.0.4/24")),
-				cmdIfconfig("em0", opDelAddr("10.0.0.9/32")),
-				cmdIfconfig("em0", opDelAddr("10.9.9.9/32")).refusedWith(api.Refused(api.StepDelAddr, syscall.EADDRNOTAVAIL)),
-			},
-			// An address without alias replaces the first one (once: the
-			// same line again changes nothing); -alias matches the address
-			// whatever its mask.
-			want: []string{
-				"ip addr del 10.0.0.2/24 dev em0",
-				"ip addr replace 10.0.0.3/24 dev em0 lft forever",
-				"ip addr replace 10.0.0.9/24 dev em0 lft forever",
-				"ip addr del 10.0.0.3/24 dev em0",
-				"ip addr replace 10.0.0.4/24 dev em0 lft forever",
-				"ip addr del 10.0.0.9/24 dev em0",
-			},
-		},
-		{
-			name: "em0: mtu, down, up; a refused mtu changes nothing",
-			steps: []tstep{
-				cmdIfconfig("em0", opMTU(9000), opDown()),
-				cmdIfconfig("em0", opUp(), opMTU(20)).refusedWith(api.Refused(api.StepSetMTU, syscall.EINVAL)),
-				cmdIfconfig("em0", opUp()),
-				cmdIfconfig("em0", opMTU(1500)),
-			},
-			want: []string{
-				"ip link set em0 mtu 9000",
-				"ip link set em0 down",
-				"ip link set em0 up",
-				"ip link set em0 mtu 1500",
-			},
-		},
-		{
-			name:   "carp0 down of a MASTER: bow-out, addresses kept until the drain ends, then link down",
-			before: append(runbookA(0), cmdWait(masterDown0)),
-			steps: []tstep{
-				cmdIfconfig("carp0", opDown()),
-				cmdWait(masterDown0),
-			},
-			// The bow-out goes first; the address stays, kept fresh, while a
-			// backup could still take over, then goes, then the link.
-			want: concat(carp0BowOut, repeat(6, carp0Refresh), carp0AddrGone, "ip link set carp0 down"),
-		},
-		{
-			name:   "state backup of a lone MASTER: bow-out, drain, MASTER again after the master-down interval",
-			before: append(runbookA(0), cmdWait(masterDown0)),
-			steps: []tstep{
-				cmdIfconfig("carp0", opState("backup")),
-				cmdWait(masterDown0),
-			},
-			// The address stays, kept fresh, through the drain; with no
-			// other host the master-down timer ends it by taking the
-			// address back (installed, announced) rather than removing it.
-			want: concat(carp0BowOut, repeat(6, carp0Refresh), carp0Addr, carp0Announce, carp0Advert),
-		},
-		{
-			name:   "a vhid becomes MASTER at the master-down interval and stays",
-			before: runbookA(0),
-			steps:  []tstep{cmdWait(masterDown0), cmdWait(carp.AdvInterval(1, 0))},
-			// Address, announcement, first advert; then the address kept
-			// fresh (twice a second, the tick after an advert due at the
-			// same instant) and one advert per interval.
-			want: concat(carp0Addr, carp0Announce, carp0Advert, carp0Refresh, carp0Advert, carp0Refresh),
-		},
-		{
-			name:   "refused lines touch nothing",
-			before: runbookA(100),
-			steps: []tstep{
-				cmdIfconfig("carp0", opPass("new"), opAdvSkew(255)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
-				cmdIfconfig("carp0", opAdvBase(0)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
-				cmdIfconfig("carp0", opCarpdev("em9")).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
-				cmdIfconfig("carp0", opCreate()).refusedWith(api.Refused(api.StepCreate, syscall.EEXIST)),
-				cmdIfconfig("carp7", opVHID(300)).refusedWith(api.Refused(api.StepSetVHID, syscall.EINVAL)),
-				cmdIfconfig("carp1", opCreate(), opVHID(1), opCarpdev("em0"), opAddr("10.0.0.9/24")).refusedWith(api.Refused(api.StepSetVHID, syscall.EEXIST)),
-				cmdIfconfig("em0", opUp(), opMTU(20)).refusedWith(api.Refused(api.StepSetMTU, syscall.EINVAL)),
-			},
-			want: []string{},
-		},
-		{
-			name: "a line the kernel refuses half-way is undone in reverse",
-			fail: memkernel.OpReplaceAddr,
-			steps: []tstep{
-				cmdIfconfig("em0", opMTU(9000), opDown(), opAlias("10.0.0.4/24")).refusedWith(api.Refused(api.StepAddAddr, syscall.EINVAL)),
-			},
-			want: []string{
-				"ip link set em0 mtu 9000",
-				"ip link set em0 down",
-				"ip link set em0 up",
-				"ip link set em0 mtu 1500",
-			},
-		},
-		{
-			name:   "net.inet.carp.allow=0 then 1 on a MASTER",
-			before: append(runbookA(0), cmdWait(masterDown0)),
-			steps: []tstep{
-				cmdSysctl("net.inet.carp.allow", 0),
-				cmdSysctl("net.inet.carp.allow", 1),
-			},
-			// allow=0: a last advert carrying the demotion, the address
-			// removed; allow=1: BACKUP again, which touches nothing.
-			want: []string{
-				"advert vhid 1 advbase 1 advskew 240 demote 0 dev carp0 10.0.0.2 > 224.0.0.18",
-				carp0AddrGone,
-			},
-		},
-		{
-			name:   "stop of the engine with a MASTER",
-			before: append(runbookA(0), cmdWait(masterDown0)),
-			steps:  []tstep{cmdStop()},
-			// Bow-out, address and link removed, em0's settings restored.
-			want: []string{
-				carp0BowOut,
-				carp0AddrGone,
-				"ip link del carp0",
-				"sysctl net/ipv4/conf/em0/arp_announce=0",
-				"sysctl net/ipv4/conf/em0/arp_ignore=0",
-			},
-		},
-	}
-	for _, row := range rows {
+	for _, row := range transcriptRows {
 		t.Run(row.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				links := row.links
 				if links == nil {
-					links = []kernelshim.Link{em0}
+					links = []kernelshim.Link{transcriptEm0}
 				}
 				k := newMemoryKernel(links...)
 				n := startNode(t, k, "")

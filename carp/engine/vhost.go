@@ -132,41 +132,24 @@ func (e *Engine) machineConfig(v VHIDConfig) carp.Config {
 	}
 }
 
+// wantedVHID is one vhid of the configuration, with its interface.
+type wantedVHID struct {
+	ifc IfaceConfig
+	v   VHIDConfig
+}
+
 // reconcile brings the running vhosts in line with the configuration.
 func (e *Engine) reconcile(now time.Time) {
-	type want struct {
-		ifc IfaceConfig
-		v   VHIDConfig
-	}
-	var wants []want
+	var wants []wantedVHID
 	for _, ifc := range e.cfg.Ifaces {
 		for _, v := range ifc.VHIDs {
 			if v.VHID != 0 {
-				wants = append(wants, want{ifc, v})
+				wants = append(wants, wantedVHID{ifc, v})
 			}
 		}
 	}
-	// Tear down what is gone, or changed identity (vhid, parent). Not
-	// filtered in place: a teardown counts the demotion over e.hosts.
-	type ident struct {
-		iface   string
-		vhid    uint8
-		carpdev string
-	}
-	wanted := make(map[ident]bool, len(wants))
-	for _, w := range wants {
-		wanted[ident{w.ifc.Name, w.v.VHID, w.v.Carpdev}] = true
-	}
 	prev := e.hosts
-	kept := make([]*vhost, 0, len(e.hosts))
-	for _, h := range e.hosts {
-		if wanted[ident{h.iface, h.cfg.VHID, h.cfg.Carpdev}] {
-			kept = append(kept, h)
-		} else {
-			e.teardown(now, h, "")
-		}
-	}
-	e.hosts = kept
+	kept := e.dropUnwanted(now, wants)
 	type name struct {
 		iface string
 		vhid  uint8
@@ -178,33 +161,8 @@ func (e *Engine) reconcile(now time.Time) {
 	ordered := make([]*vhost, 0, len(wants))
 	reindex := false // something the indexes hold changed (index.go)
 	for _, w := range wants {
-		h := byName[name{w.ifc.Name, w.v.VHID}]
-		if h == nil {
-			h = &vhost{iface: w.ifc.Name, clone: w.ifc.Clone, cfg: w.v, m: carp.NewMachine(e.machineConfig(w.v))}
-			k := counterKey(w.ifc.Name, w.v.VHID)
-			if cs, ok := e.counters[k]; ok {
-				h.counter.Restore(cs) // what an earlier run of this boot had seen
-				delete(e.counters, k)
-			}
-		}
-		old, oldDev, oldVlink := h.cfg, h.carpdev, h.vlink
-		h.cfg = w.v
-		if h.carpdev == "" || w.v.Carpdev != "" {
-			h.carpdev = e.resolveCarpdev(w.v)
-		}
-		h.vlink = e.vlinkName(w.ifc, w.v)
-		if h.carpdev != oldDev || h.vlink != oldVlink || !slices.Equal(old.Addrs, w.v.Addrs) {
-			reindex = true
-		}
-		e.apply(now, h, h.m.SetConfig(now, e.machineConfig(w.v)))
-		if h.m.State() == carp.Master && !slices.Equal(old.Addrs, w.v.Addrs) {
-			e.installAddrs(now, h)
-			for _, p := range w.v.Addrs {
-				if !slices.Contains(old.Addrs, p) {
-					e.announce(h, p)
-				}
-			}
-		}
+		h, moved := e.configure(now, byName[name{w.ifc.Name, w.v.VHID}], w)
+		reindex = reindex || moved
 		ordered = append(ordered, h)
 	}
 	e.hosts = ordered
@@ -217,6 +175,62 @@ func (e *Engine) reconcile(now time.Time) {
 	}
 	e.emitParentLinks() // a parent new to the configuration: its carrier now
 	e.syncARPBalance()
+}
+
+// dropUnwanted tears down the vhosts whose vhid is gone from the
+// configuration or changed identity (vhid, parent) and returns the others.
+// e.hosts is not filtered in place: a teardown counts the demotion over it.
+func (e *Engine) dropUnwanted(now time.Time, wants []wantedVHID) []*vhost {
+	type ident struct {
+		iface   string
+		vhid    uint8
+		carpdev string
+	}
+	wanted := make(map[ident]bool, len(wants))
+	for _, w := range wants {
+		wanted[ident{w.ifc.Name, w.v.VHID, w.v.Carpdev}] = true
+	}
+	kept := make([]*vhost, 0, len(e.hosts))
+	for _, h := range e.hosts {
+		if wanted[ident{h.iface, h.cfg.VHID, h.cfg.Carpdev}] {
+			kept = append(kept, h)
+		} else {
+			e.teardown(now, h, "")
+		}
+	}
+	e.hosts = kept
+	return kept
+}
+
+// configure gives the vhost of w (h, or a new one when h is nil) its
+// configuration, and reports whether what the indexes hold of it changed
+// (parent, macvlan, addresses).
+func (e *Engine) configure(now time.Time, h *vhost, w wantedVHID) (*vhost, bool) {
+	if h == nil {
+		h = &vhost{iface: w.ifc.Name, clone: w.ifc.Clone, cfg: w.v, m: carp.NewMachine(e.machineConfig(w.v))}
+		k := counterKey(w.ifc.Name, w.v.VHID)
+		if cs, ok := e.counters[k]; ok {
+			h.counter.Restore(cs) // what an earlier run of this boot had seen
+			delete(e.counters, k)
+		}
+	}
+	old, oldDev, oldVlink := h.cfg, h.carpdev, h.vlink
+	h.cfg = w.v
+	if h.carpdev == "" || w.v.Carpdev != "" {
+		h.carpdev = e.resolveCarpdev(w.v)
+	}
+	h.vlink = e.vlinkName(w.ifc, w.v)
+	moved := h.carpdev != oldDev || h.vlink != oldVlink || !slices.Equal(old.Addrs, w.v.Addrs)
+	e.apply(now, h, h.m.SetConfig(now, e.machineConfig(w.v)))
+	if h.m.State() == carp.Master && !slices.Equal(old.Addrs, w.v.Addrs) {
+		e.installAddrs(now, h)
+		for _, p := range w.v.Addrs {
+			if !slices.Contains(old.Addrs, p) {
+				e.announce(h, p)
+			}
+		}
+	}
+	return h, moved
 }
 
 // resolveCarpdev finds the parent of a vhid: the configured carpdev, or
