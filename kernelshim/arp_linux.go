@@ -10,15 +10,16 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"golang.org/x/sys/unix"
 )
 
 // ListenARP: see the contract in carp/engine's kernel.go. One AF_PACKET socket for ETH_P_ARP, not bound to
 // an interface, so that requests sent to a macvlan's own MAC (which the
 // kernel delivers to the macvlan only) are seen as well as broadcasts.
-func (k *Linux) ListenARP(ctx context.Context, onto chan<- ARPRequest) error {
+func (k *Linux) ListenARP(ctx context.Context, onto chan<- osif.ARPRequest) error {
 	if k.isClosed() {
-		return fmt.Errorf("kernelshim: listen for ARP: %w", ErrClosed)
+		return fmt.Errorf("kernelshim: listen for ARP: %w", osif.ErrClosed)
 	}
 	var fd int
 	err := k.inNS(func() error {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 )
@@ -31,16 +32,16 @@ func TestLinuxARPListenAndReply(t *testing.T) {
 	target := netip.MustParseAddr("192.0.2.77") // nobody's: b's kernel asks
 	mac := net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 0x07}
 
-	listen := func() (chan ARPRequest, context.CancelFunc) {
+	listen := func() (chan osif.ARPRequest, context.CancelFunc) {
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
-		ch := make(chan ARPRequest, 16)
+		ch := make(chan osif.ARPRequest, 16)
 		if err := ka.ListenARP(ctx, ch); err != nil {
 			t.Fatal(err)
 		}
 		return ch, cancel
 	}
-	ask := func(ch chan ARPRequest, target netip.Addr) ARPRequest {
+	ask := func(ch chan osif.ARPRequest, target netip.Addr) osif.ARPRequest {
 		t.Helper()
 		// One ARP request from b; ping fails (no answer yet), as intended.
 		_ = exec.Command("ip", "netns", "exec", b, "ping", "-n", "-q", "-c", "1", "-W", "1", target.String()).Run()

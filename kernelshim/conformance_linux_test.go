@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/internal/netlab"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 	"github.com/bsdcarp/bsdcarp/kernelshim/kerneltest"
@@ -67,9 +68,9 @@ func TestLinuxConformance(t *testing.T) {
 				return kerneltest.Peer{Kernel: pk, Parent: "em0", IPv6: err == nil,
 					Sniff: func(t *testing.T) <-chan []byte { return sniff(t, pns, pk) }}
 			},
-			Addr: func(t *testing.T, link string, p netip.Prefix) (kernelshim.AddrLifetime, bool) {
+			Addr: func(t *testing.T, link string, p netip.Prefix) (osif.AddrLifetime, bool) {
 				t.Helper()
-				var out kernelshim.AddrLifetime
+				var out osif.AddrLifetime
 				found := false
 				err := kernelshim.DoIn(ns, func() error {
 					l, err := netlink.LinkByName(link)
@@ -87,7 +88,7 @@ func TestLinuxConformance(t *testing.T) {
 							continue
 						}
 						found = true
-						out = kernelshim.AddrLifetime{Index: a.LinkIndex, Prefix: p, Flags: uint32(a.Flags)}
+						out = osif.AddrLifetime{Index: a.LinkIndex, Prefix: p, Flags: uint32(a.Flags)}
 						if a.ValidLft != 0 && uint32(a.ValidLft) != 0xffffffff { // INFINITY_LIFE_TIME: permanent
 							out.Lifetime = time.Duration(a.ValidLft) * time.Second
 						}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 )
@@ -102,20 +103,20 @@ func ARPReplyFrame(mac net.HardwareAddr, addr netip.Addr, toMAC net.HardwareAddr
 	return buf.Bytes(), nil
 }
 
-// ParseARPRequest decodes an Ethernet frame into an ARPRequest; ok is false
+// ParseARPRequest decodes an Ethernet frame into an osif.ARPRequest; ok is false
 // for anything but an Ethernet / IPv4 ARP request.
-func ParseARPRequest(frame []byte) (req ARPRequest, ok bool) {
+func ParseARPRequest(frame []byte) (req osif.ARPRequest, ok bool) {
 	const ethLen, arpLen = 14, 28
 	if len(frame) < ethLen+arpLen {
-		return ARPRequest{}, false
+		return osif.ARPRequest{}, false
 	}
 	if frame[12] != 0x08 || frame[13] != 0x06 {
-		return ARPRequest{}, false
+		return osif.ARPRequest{}, false
 	}
 	a := frame[ethLen:]
 	// htype 1 (Ethernet), ptype 0x0800, hlen 6, plen 4, op 1 (request)
 	if a[0] != 0 || a[1] != 1 || a[2] != 0x08 || a[3] != 0 || a[4] != 6 || a[5] != 4 || a[6] != 0 || a[7] != 1 {
-		return ARPRequest{}, false
+		return osif.ARPRequest{}, false
 	}
 	req.Broadcast = net.HardwareAddr(frame[0:6]).String() == broadcastMAC.String()
 	req.SenderMAC = net.HardwareAddr(append([]byte(nil), a[8:14]...))

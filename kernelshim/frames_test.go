@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 )
@@ -63,8 +64,8 @@ func TestAnnounceFrames(t *testing.T) {
 
 func TestLifetimeSeconds(t *testing.T) {
 	for d, want := range map[time.Duration]int{0: 0, -1: 0, 1: 1, time.Second: 1, 1001 * time.Millisecond: 2, 3 * time.Second: 3} {
-		if got := LifetimeSeconds(d); got != want {
-			t.Errorf("LifetimeSeconds(%v) = %d, want %d", d, got, want)
+		if got := osif.LifetimeSeconds(d); got != want {
+			t.Errorf("osif.LifetimeSeconds(%v) = %d, want %d", d, got, want)
 		}
 	}
 }

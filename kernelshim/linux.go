@@ -1,3 +1,11 @@
+// Package kernelshim is bsdcarp's Linux adapter: Linux, the implementation
+// of the engine's kernel interfaces (carp/engine/kernel.go) that carpd runs
+// on: netlink for links, addresses and macvlans, raw IP protocol 112 sockets
+// for adverts, AF_PACKET for gratuitous ARP and unsolicited neighbour
+// advertisements, /proc/sys for sysctls. The values it exchanges are
+// package carp/osif's; the in-memory kernel for tests is package
+// kernelshim/memkernel, and package kernelshim/kerneltest holds the contract
+// both must meet.
 //go:build linux
 
 package kernelshim
@@ -18,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/net/ipv4"
@@ -165,7 +174,7 @@ func (k *Linux) withHandle(f func(h *netlink.Handle) error) error {
 	k.hmu.Lock()
 	defer k.hmu.Unlock()
 	if k.isClosed() {
-		return ErrClosed
+		return osif.ErrClosed
 	}
 	return f(k.h)
 }
@@ -184,7 +193,7 @@ func (k *Linux) nlLink(name string) (netlink.Link, error) {
 	})
 	if err != nil {
 		if isNotFound(err) {
-			return nil, fmt.Errorf("%s: %w", name, ErrNoLink)
+			return nil, fmt.Errorf("%s: %w", name, osif.ErrNoLink)
 		}
 		return nil, err
 	}
@@ -248,7 +257,7 @@ func (k *Linux) addrsByIndex(index int) (map[int][]netip.Prefix, error) {
 	return out, err
 }
 
-func convertLink(l netlink.Link) Link {
+func convertLink(l netlink.Link) osif.Link {
 	a := l.Attrs()
 	kind := l.Type()
 	if kind == "device" {
@@ -258,7 +267,7 @@ func convertLink(l netlink.Link) Link {
 	if len(a.HardwareAddr) > 0 {
 		mac = append(net.HardwareAddr(nil), a.HardwareAddr...)
 	}
-	return Link{
+	return osif.Link{
 		Name:        a.Name,
 		Index:       a.Index,
 		MAC:         mac,
@@ -277,7 +286,7 @@ func convertLink(l netlink.Link) Link {
 }
 
 // Links returns every link of the namespace with its addresses.
-func (k *Linux) Links() ([]Link, error) {
+func (k *Linux) Links() ([]osif.Link, error) {
 	var nls []netlink.Link
 	err := k.withHandle(func(h *netlink.Handle) error {
 		return retryDump(func() error {
@@ -293,7 +302,7 @@ func (k *Linux) Links() ([]Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernelshim: list addresses: %w", err)
 	}
-	out := make([]Link, 0, len(nls))
+	out := make([]osif.Link, 0, len(nls))
 	for _, l := range nls {
 		c := convertLink(l)
 		c.Addrs = addrs[c.Index]
@@ -302,16 +311,16 @@ func (k *Linux) Links() ([]Link, error) {
 	return out, nil
 }
 
-// LinkByName returns one link; ErrNoLink-wrapped when missing.
-func (k *Linux) LinkByName(name string) (Link, error) {
+// LinkByName returns one link; osif.ErrNoLink-wrapped when missing.
+func (k *Linux) LinkByName(name string) (osif.Link, error) {
 	l, err := k.nlLink(name)
 	if err != nil {
-		return Link{}, fmt.Errorf("kernelshim: link %w", err)
+		return osif.Link{}, fmt.Errorf("kernelshim: link %w", err)
 	}
 	c := convertLink(l)
 	addrs, err := k.addrsByIndex(c.Index)
 	if err != nil {
-		return Link{}, fmt.Errorf("kernelshim: addresses of %s: %w", name, err)
+		return osif.Link{}, fmt.Errorf("kernelshim: addresses of %s: %w", name, err)
 	}
 	c.Addrs = addrs[c.Index]
 	return c, nil
@@ -324,13 +333,13 @@ func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 		// second step: a crash between the two leaves a macvlan without
 		// alias but with exactly the virtual MAC we ask for. That is ours too.
 		leftover := old.Type() == "macvlan" && old.Attrs().Alias == "" && bytes.Equal(old.Attrs().HardwareAddr, mac)
-		if old.Attrs().Alias != OwnerAlias && !leftover {
+		if old.Attrs().Alias != osif.OwnerAlias && !leftover {
 			return fmt.Errorf("kernelshim: create macvlan %s: a link of that name exists and is not ours (alias %q)", name, old.Attrs().Alias)
 		}
 		if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkDel(old) }); err != nil && !isNotFound(err) {
 			return fmt.Errorf("kernelshim: create macvlan %s: delete leftover: %w", name, err)
 		}
-	} else if !errors.Is(err, ErrNoLink) {
+	} else if !errors.Is(err, osif.ErrNoLink) {
 		return fmt.Errorf("kernelshim: create macvlan %s: %w", name, err)
 	}
 	p, err := k.nlLink(parent)
@@ -350,7 +359,7 @@ func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 	}
 	// The new link is down: set alias and addr_gen_mode before it comes up,
 	// so that no link-local address is ever generated.
-	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkSetAlias(mv, OwnerAlias) }); err != nil {
+	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkSetAlias(mv, osif.OwnerAlias) }); err != nil {
 		return fail("set alias", err)
 	}
 	if err := k.withHandle(func(h *netlink.Handle) error {
@@ -390,7 +399,7 @@ func (k *Linux) DeleteLink(name string) error {
 	}
 	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkDel(l) }); err != nil {
 		if isNotFound(err) {
-			return fmt.Errorf("kernelshim: delete link %s: %w", name, ErrNoLink)
+			return fmt.Errorf("kernelshim: delete link %s: %w", name, osif.ErrNoLink)
 		}
 		return fmt.Errorf("kernelshim: delete link %s: %w", name, err)
 	}
@@ -431,15 +440,15 @@ func (k *Linux) SetLinkUp(name string, up bool) error {
 }
 
 // ReplaceAddr: see the contract in carp/engine's kernel.go.
-func (k *Linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (AddrLifetime, error) {
+func (k *Linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (osif.AddrLifetime, error) {
 	if !p.IsValid() {
-		return AddrLifetime{}, fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
+		return osif.AddrLifetime{}, fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
 	}
 	l, err := k.nlLink(link)
 	if err != nil {
-		return AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %w", p, err)
+		return osif.AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %w", p, err)
 	}
-	secs := LifetimeSeconds(lifetime)
+	secs := osif.LifetimeSeconds(lifetime)
 	a := &netlink.Addr{IPNet: ipNetOf(p), ValidLft: secs, PreferedLft: secs}
 	if p.Addr().Unmap().Is6() {
 		a.Flags = unix.IFA_F_NODAD
@@ -451,9 +460,9 @@ func (k *Linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration)
 		a.Flags |= unix.IFA_F_NOPREFIXROUTE
 	}
 	if err := k.withHandle(func(h *netlink.Handle) error { return h.AddrReplace(l, a) }); err != nil {
-		return AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %s (lifetime %ds): %w", p, link, secs, err)
+		return osif.AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %s (lifetime %ds): %w", p, link, secs, err)
 	}
-	return AddrLifetime{Index: l.Attrs().Index, Prefix: p, Lifetime: lifetime, Flags: uint32(a.Flags)}, nil
+	return osif.AddrLifetime{Index: l.Attrs().Index, Prefix: p, Lifetime: lifetime, Flags: uint32(a.Flags)}, nil
 }
 
 // parentCovers reports whether l is a stacked link (macvlan) whose parent
@@ -492,11 +501,11 @@ func (k *Linux) DelAddr(link string, p netip.Prefix) error {
 }
 
 // OpenCARP: see the contract in carp/engine's kernel.go.
-func (k *Linux) OpenCARP(ctx context.Context, onto chan<- Packet) error {
+func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
-		return fmt.Errorf("kernelshim: open CARP sockets: %w", ErrClosed)
+		return fmt.Errorf("kernelshim: open CARP sockets: %w", osif.ErrClosed)
 	}
 	if k.opened {
 		return errors.New("kernelshim: open CARP sockets: already open")
@@ -505,11 +514,11 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- Packet) error {
 	var err6 error
 	err := k.inNS(func() error {
 		var err error
-		c4, err = net.ListenPacket(fmt.Sprintf("ip4:%d", Protocol), "0.0.0.0")
+		c4, err = net.ListenPacket(fmt.Sprintf("ip4:%d", osif.Protocol), "0.0.0.0")
 		if err != nil {
 			return err
 		}
-		c6, err6 = net.ListenPacket(fmt.Sprintf("ip6:%d", Protocol), "::")
+		c6, err6 = net.ListenPacket(fmt.Sprintf("ip6:%d", osif.Protocol), "::")
 		return nil
 	})
 	if err != nil {
@@ -642,7 +651,7 @@ func (k *Linux) closeSocketsLocked() {
 	}
 }
 
-func deliver(ctx context.Context, stop <-chan struct{}, onto chan<- Packet, p Packet) bool {
+func deliver(ctx context.Context, stop <-chan struct{}, onto chan<- osif.Packet, p osif.Packet) bool {
 	select {
 	case onto <- p:
 		return true
@@ -652,7 +661,7 @@ func deliver(ctx context.Context, stop <-chan struct{}, onto chan<- Packet, p Pa
 	return false
 }
 
-func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- Packet) {
+func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- osif.Packet) {
 	buf := make([]byte, readBufSize)
 	oob := ipv4.NewControlMessage(ipv4.FlagTTL | ipv4.FlagInterface | ipv4.FlagDst)
 	for {
@@ -680,10 +689,10 @@ func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- Packet) {
 	}
 }
 
-// parse4 turns a raw IPv4 datagram (header included) into a Packet,
+// parse4 turns a raw IPv4 datagram (header included) into a osif.Packet,
 // tolerating short or odd headers: the caller validates.
-func parse4(b []byte, cm *ipv4.ControlMessage, from *net.IPAddr) Packet {
-	p := Packet{IfIndex: cm.IfIndex, TTL: cm.TTL}
+func parse4(b []byte, cm *ipv4.ControlMessage, from *net.IPAddr) osif.Packet {
+	p := osif.Packet{IfIndex: cm.IfIndex, TTL: cm.TTL}
 	if from != nil {
 		if a, ok := netip.AddrFromSlice(from.IP); ok {
 			p.Src = a.Unmap()
@@ -708,7 +717,7 @@ func parse4(b []byte, cm *ipv4.ControlMessage, from *net.IPAddr) Packet {
 	return p
 }
 
-func (k *Linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- Packet) {
+func (k *Linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- osif.Packet) {
 	buf := make([]byte, readBufSize)
 	for {
 		n, cm, src, err := c.ReadFrom(buf)
@@ -726,7 +735,7 @@ func (k *Linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- Packe
 				return
 			}
 		}
-		p := Packet{Payload: append([]byte(nil), buf[:n]...), IPv6: true}
+		p := osif.Packet{Payload: append([]byte(nil), buf[:n]...), IPv6: true}
 		if ia, ok := src.(*net.IPAddr); ok {
 			if a, ok := netip.AddrFromSlice(ia.IP); ok {
 				p.Src = a
@@ -749,7 +758,7 @@ func (k *Linux) sockets() (*ipv4.RawConn, *ipv6.PacketConn, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed || !k.opened {
-		return nil, nil, ErrClosed
+		return nil, nil, osif.ErrClosed
 	}
 	return k.r4, k.p6, nil
 }
@@ -764,8 +773,8 @@ func (k *Linux) iface(name string) (*net.Interface, error) {
 }
 
 var (
-	group4 = &net.IPAddr{IP: net.IP(GroupV4.AsSlice())}
-	group6 = &net.IPAddr{IP: net.IP(GroupV6.AsSlice())}
+	group4 = &net.IPAddr{IP: net.IP(osif.GroupV4.AsSlice())}
+	group6 = &net.IPAddr{IP: net.IP(osif.GroupV6.AsSlice())}
 )
 
 // JoinGroup: see the contract in carp/engine's kernel.go.
@@ -779,11 +788,11 @@ func (k *Linux) JoinGroup(ifname string) error {
 		return fmt.Errorf("kernelshim: join CARP group on %w", err)
 	}
 	if err := r4.JoinGroup(ifi, group4); err != nil && !errors.Is(err, unix.EADDRINUSE) {
-		return fmt.Errorf("kernelshim: join %s on %s: %w", GroupV4, ifname, err)
+		return fmt.Errorf("kernelshim: join %s on %s: %w", osif.GroupV4, ifname, err)
 	}
 	if p6 != nil {
 		if err := p6.JoinGroup(ifi, group6); err != nil && !errors.Is(err, unix.EADDRINUSE) {
-			return fmt.Errorf("kernelshim: join %s on %s: %w", GroupV6, ifname, err)
+			return fmt.Errorf("kernelshim: join %s on %s: %w", osif.GroupV6, ifname, err)
 		}
 	}
 	return nil
@@ -803,11 +812,11 @@ func (k *Linux) LeaveGroup(ifname string) error {
 		return err == nil || errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL)
 	}
 	if err := r4.LeaveGroup(ifi, group4); !notJoined(err) {
-		return fmt.Errorf("kernelshim: leave %s on %s: %w", GroupV4, ifname, err)
+		return fmt.Errorf("kernelshim: leave %s on %s: %w", osif.GroupV4, ifname, err)
 	}
 	if p6 != nil {
 		if err := p6.LeaveGroup(ifi, group6); !notJoined(err) {
-			return fmt.Errorf("kernelshim: leave %s on %s: %w", GroupV6, ifname, err)
+			return fmt.Errorf("kernelshim: leave %s on %s: %w", osif.GroupV6, ifname, err)
 		}
 	}
 	return nil
@@ -836,7 +845,7 @@ func (k *Linux) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []b
 			TotalLen: ipv4.HeaderLen + len(payload),
 			Flags:    ipv4.DontFragment,
 			TTL:      carpTTL,
-			Protocol: Protocol,
+			Protocol: osif.Protocol,
 			Src:      net.IP(src.AsSlice()),
 			Dst:      net.IP(dst.AsSlice()),
 		}
@@ -893,7 +902,7 @@ func (k *Linux) packetSocket() (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
-		return -1, ErrClosed
+		return -1, osif.ErrClosed
 	}
 	if k.pktFd >= 0 {
 		return k.pktFd, nil
@@ -910,9 +919,9 @@ func (k *Linux) packetSocket() (int, error) {
 }
 
 // WatchLinks: see the contract in carp/engine's kernel.go.
-func (k *Linux) WatchLinks(ctx context.Context, onto chan<- LinkUpdate) error {
+func (k *Linux) WatchLinks(ctx context.Context, onto chan<- osif.LinkUpdate) error {
 	if k.isClosed() {
-		return fmt.Errorf("kernelshim: watch links: %w", ErrClosed)
+		return fmt.Errorf("kernelshim: watch links: %w", osif.ErrClosed)
 	}
 	sub, err := k.subscribe()
 	if err != nil {
@@ -940,7 +949,7 @@ func (k *Linux) WatchLinks(ctx context.Context, onto chan<- LinkUpdate) error {
 				k.log.Warn("link watch: resubscribe failed", "err", err)
 			}
 			select {
-			case onto <- LinkUpdate{Resync: true}:
+			case onto <- osif.LinkUpdate{Resync: true}:
 			case <-ctx.Done():
 				k.endSub(sub)
 				return
@@ -1034,7 +1043,7 @@ func (k *Linux) breakSubscriptions() {
 
 // pump forwards updates until the subscription breaks (returns true: the
 // caller resubscribes) or ctx / Close ends the watch (returns false).
-func (k *Linux) pump(ctx context.Context, s *subscription, onto chan<- LinkUpdate) bool {
+func (k *Linux) pump(ctx context.Context, s *subscription, onto chan<- osif.LinkUpdate) bool {
 	defer k.endSub(s)
 	for {
 		select {
@@ -1065,7 +1074,7 @@ func (k *Linux) pump(ctx context.Context, s *subscription, onto chan<- LinkUpdat
 			}); err != nil {
 				continue // the link went away: its RTM_DELLINK follows
 			}
-			lu := LinkUpdate{Link: convertLink(l)}
+			lu := osif.LinkUpdate{Link: convertLink(l)}
 			if addrs, err := k.addrsByIndex(lu.Link.Index); err == nil {
 				lu.Link.Addrs = addrs[lu.Link.Index]
 			}
@@ -1080,7 +1089,7 @@ func (k *Linux) pump(ctx context.Context, s *subscription, onto chan<- LinkUpdat
 			if !ok {
 				return true
 			}
-			lu := LinkUpdate{Link: convertLink(u.Link), Deleted: u.Header.Type == unix.RTM_DELLINK}
+			lu := osif.LinkUpdate{Link: convertLink(u.Link), Deleted: u.Header.Type == unix.RTM_DELLINK}
 			if !lu.Deleted {
 				if addrs, err := k.addrsByIndex(lu.Link.Index); err == nil {
 					lu.Link.Addrs = addrs[lu.Link.Index]

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"golang.org/x/net/ipv4"
@@ -60,7 +61,7 @@ func TestLinuxCARPMulticastAndUnicast(t *testing.T) {
 	if !ok {
 		t.Fatal("IPv4 multicast advert not received")
 	}
-	want := Packet{Payload: advert(1), Src: src4, Dst: dst4, IfIndex: lb.Index, TTL: 255}
+	want := osif.Packet{Payload: advert(1), Src: src4, Dst: dst4, IfIndex: lb.Index, TTL: 255}
 	if !samePacket(p, want) {
 		t.Fatalf("got %+v, want %+v", p, want)
 	}
@@ -96,7 +97,7 @@ func TestLinuxCARPMulticastAndUnicast(t *testing.T) {
 	if !ok {
 		t.Fatal("IPv6 multicast advert not received")
 	}
-	want = Packet{Payload: advert(2), Src: src6, Dst: dst6, IfIndex: lb.Index, TTL: 255, IPv6: true}
+	want = osif.Packet{Payload: advert(2), Src: src6, Dst: dst6, IfIndex: lb.Index, TTL: 255, IPv6: true}
 	if !samePacket(p, want) {
 		t.Fatalf("got %+v, want %+v", p, want)
 	}
@@ -134,12 +135,12 @@ func TestLinuxCARPMulticastAndUnicast(t *testing.T) {
 		t.Fatalf("received after LeaveGroup: %+v", p)
 	}
 
-	if err := ka.SendCARP("nope0", src4, dst4, 0, advert(1)); !errors.Is(err, ErrNoLink) {
-		t.Errorf("send on missing link: %v, want ErrNoLink", err)
+	if err := ka.SendCARP("nope0", src4, dst4, 0, advert(1)); !errors.Is(err, osif.ErrNoLink) {
+		t.Errorf("send on missing link: %v, want osif.ErrNoLink", err)
 	}
 }
 
-func samePacket(a, b Packet) bool {
+func samePacket(a, b osif.Packet) bool {
 	return bytes.Equal(a.Payload, b.Payload) && a.Src == b.Src && a.Dst == b.Dst &&
 		a.IfIndex == b.IfIndex && a.TTL == b.TTL && a.IPv6 == b.IPv6
 }
@@ -156,13 +157,13 @@ func TestLinuxMACVLAN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := func() Link {
+	check := func() osif.Link {
 		t.Helper()
 		l, err := ka.LinkByName("carp0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if l.MAC.String() != mac.String() || l.Kind != "macvlan" || l.Alias != OwnerAlias ||
+		if l.MAC.String() != mac.String() || l.Kind != "macvlan" || l.Alias != osif.OwnerAlias ||
 			!l.AdminUp || l.ParentIndex != parent.Index {
 			t.Fatalf("carp0 = %+v", l)
 		}
@@ -204,8 +205,8 @@ func TestLinuxMACVLAN(t *testing.T) {
 	if err := ka.CreateMACVLAN("foreign0", "veth0", mac); err == nil {
 		t.Fatal("CreateMACVLAN replaced a link that is not ours")
 	}
-	if err := ka.CreateMACVLAN("carp1", "nope0", mac); !errors.Is(err, ErrNoLink) {
-		t.Errorf("missing parent: %v, want ErrNoLink", err)
+	if err := ka.CreateMACVLAN("carp1", "nope0", mac); !errors.Is(err, osif.ErrNoLink) {
+		t.Errorf("missing parent: %v, want osif.ErrNoLink", err)
 	}
 
 	// A virtual address on the macvlan answers ARP with the virtual MAC,
@@ -233,7 +234,7 @@ func TestLinuxMACVLAN(t *testing.T) {
 	}
 	_ = openCARP(t, ka)
 	sniff := newSniffer(t, b, "veth0")
-	if err := ka.SendCARP("carp0", netip.MustParseAddr("192.0.2.1"), GroupV4, 0xe0, advert(1)); err != nil {
+	if err := ka.SendCARP("carp0", netip.MustParseAddr("192.0.2.1"), osif.GroupV4, 0xe0, advert(1)); err != nil {
 		t.Fatalf("send via macvlan: %v", err)
 	}
 	if p, ok := recvPacket(chb, 2*time.Second); !ok || p.Src != netip.MustParseAddr("192.0.2.1") {
@@ -243,7 +244,7 @@ func TestLinuxMACVLAN(t *testing.T) {
 		t.Errorf("advert via macvlan: source MAC %x, want virtual %s", f[6:12], mac)
 	}
 	// IPv6: the link-local source belongs to the parent, not to carp0.
-	if err := ka.SendCARP("carp0", netip.MustParseAddr("fe80::1"), GroupV6, 0xe0, advert(2)); err != nil {
+	if err := ka.SendCARP("carp0", netip.MustParseAddr("fe80::1"), osif.GroupV6, 0xe0, advert(2)); err != nil {
 		t.Fatalf("IPv6 advert out of the macvlan with the parent's link-local source: %v", err)
 	}
 	if p, ok := recvPacket(chb, 2*time.Second); !ok || p.Src != netip.MustParseAddr("fe80::1") || !p.IPv6 || p.TTL != 255 {
@@ -256,11 +257,11 @@ func TestLinuxMACVLAN(t *testing.T) {
 	if err := ka.DeleteLink("carp0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := ka.DeleteLink("carp0"); !errors.Is(err, ErrNoLink) {
-		t.Errorf("second delete: %v, want ErrNoLink", err)
+	if err := ka.DeleteLink("carp0"); !errors.Is(err, osif.ErrNoLink) {
+		t.Errorf("second delete: %v, want osif.ErrNoLink", err)
 	}
-	if _, err := ka.LinkByName("carp0"); !errors.Is(err, ErrNoLink) {
-		t.Errorf("LinkByName after delete: %v, want ErrNoLink", err)
+	if _, err := ka.LinkByName("carp0"); !errors.Is(err, osif.ErrNoLink) {
+		t.Errorf("LinkByName after delete: %v, want osif.ErrNoLink", err)
 	}
 }
 
@@ -310,8 +311,8 @@ func TestLinuxAnnounce(t *testing.T) {
 			strings.Contains(ipn(t, b, "neigh", "show", "2001:db8::10"), mac.String())
 	})
 
-	if err := ka.Announce("nope0", mac, netip.MustParseAddr("192.0.2.10")); !errors.Is(err, ErrNoLink) {
-		t.Errorf("announce on missing link: %v, want ErrNoLink", err)
+	if err := ka.Announce("nope0", mac, netip.MustParseAddr("192.0.2.10")); !errors.Is(err, osif.ErrNoLink) {
+		t.Errorf("announce on missing link: %v, want osif.ErrNoLink", err)
 	}
 }
 
@@ -340,7 +341,7 @@ func TestLinuxAddrLifetime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var batch []AddrLifetime
+	var batch []osif.AddrLifetime
 	for _, p := range batched {
 		a, err := ka.ReplaceAddr("veth0", p, time.Second)
 		if err != nil {
@@ -410,8 +411,8 @@ func TestLinuxAddrLifetime(t *testing.T) {
 			t.Errorf("deleting a missing address: %v", err)
 		}
 	}
-	if err := ka.DelAddr("nope0", refreshed[0]); !errors.Is(err, ErrNoLink) {
-		t.Errorf("DelAddr on missing link: %v, want ErrNoLink", err)
+	if err := ka.DelAddr("nope0", refreshed[0]); !errors.Is(err, osif.ErrNoLink) {
+		t.Errorf("DelAddr on missing link: %v, want osif.ErrNoLink", err)
 	}
 }
 
@@ -421,11 +422,11 @@ func TestLinuxWatchLinks(t *testing.T) {
 	ka := kernelIn(t, a)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch := make(chan LinkUpdate, 64)
+	ch := make(chan osif.LinkUpdate, 64)
 	if err := ka.WatchLinks(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
-	expect := func(what string, match func(LinkUpdate) bool) {
+	expect := func(what string, match func(osif.LinkUpdate) bool) {
 		t.Helper()
 		deadline := time.After(3 * time.Second)
 		for {
@@ -440,38 +441,38 @@ func TestLinuxWatchLinks(t *testing.T) {
 		}
 	}
 	ipn(t, b, "link", "set", "veth0", "down")
-	expect("veth0 carrier lost", func(u LinkUpdate) bool {
+	expect("veth0 carrier lost", func(u osif.LinkUpdate) bool {
 		return u.Link.Name == "veth0" && u.Link.AdminUp && !u.Link.Carrier && !u.Deleted
 	})
 	ipn(t, b, "link", "set", "veth0", "up")
-	expect("veth0 carrier back", func(u LinkUpdate) bool {
+	expect("veth0 carrier back", func(u osif.LinkUpdate) bool {
 		return u.Link.Name == "veth0" && u.Link.Carrier && u.Link.Running
 	})
 	if err := ka.CreateMACVLAN("carp0", "veth0", net.HardwareAddr{0, 0, 0x5e, 0, 1, 2}); err != nil {
 		t.Fatal(err)
 	}
-	expect("carp0 created", func(u LinkUpdate) bool { return u.Link.Name == "carp0" && u.Link.Kind == "macvlan" && !u.Deleted })
+	expect("carp0 created", func(u osif.LinkUpdate) bool { return u.Link.Name == "carp0" && u.Link.Kind == "macvlan" && !u.Deleted })
 	if err := ka.SetLinkUp("carp0", false); err != nil {
 		t.Fatal(err)
 	}
-	expect("carp0 admin down", func(u LinkUpdate) bool { return u.Link.Name == "carp0" && !u.Link.AdminUp })
+	expect("carp0 admin down", func(u osif.LinkUpdate) bool { return u.Link.Name == "carp0" && !u.Link.AdminUp })
 	if err := ka.DeleteLink("carp0"); err != nil {
 		t.Fatal(err)
 	}
-	expect("carp0 deleted", func(u LinkUpdate) bool { return u.Link.Name == "carp0" && u.Deleted })
+	expect("carp0 deleted", func(u osif.LinkUpdate) bool { return u.Link.Name == "carp0" && u.Deleted })
 
 	// An address that arrives after the link (boot order, DHCP) is reported:
 	// it becomes the source of the adverts.
 	ipn(t, a, "addr", "add", "198.51.100.7/24", "dev", "veth0")
-	expect("address added to veth0", func(u LinkUpdate) bool {
+	expect("address added to veth0", func(u osif.LinkUpdate) bool {
 		return u.Link.Name == "veth0" && slices.Contains(u.Link.Addrs, netip.MustParsePrefix("198.51.100.7/24"))
 	})
 
 	// A broken subscription is re-established and announced as a resync.
 	ka.breakSubscriptions()
-	expect("resync after the subscription broke", func(u LinkUpdate) bool { return u.Resync })
+	expect("resync after the subscription broke", func(u osif.LinkUpdate) bool { return u.Resync })
 	ipn(t, b, "link", "set", "veth0", "down")
-	expect("updates flow again after resync", func(u LinkUpdate) bool {
+	expect("updates flow again after resync", func(u osif.LinkUpdate) bool {
 		return u.Link.Name == "veth0" && !u.Link.Carrier
 	})
 
@@ -538,13 +539,13 @@ func TestLinuxCloseNoLeak(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		if err := k.OpenCARP(ctx, make(chan Packet)); err != nil { // unbuffered, never read
+		if err := k.OpenCARP(ctx, make(chan osif.Packet)); err != nil { // unbuffered, never read
 			t.Fatal(err)
 		}
 		if err := k.JoinGroup("veth0"); err != nil {
 			t.Fatal(err)
 		}
-		if err := k.WatchLinks(ctx, make(chan LinkUpdate)); err != nil {
+		if err := k.WatchLinks(ctx, make(chan osif.LinkUpdate)); err != nil {
 			t.Fatal(err)
 		}
 		ipn(t, a, "link", "set", "veth0", "mtu", "1400") // an update nobody reads
@@ -552,8 +553,8 @@ func TestLinuxCloseNoLeak(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
-		if err := k.SendCARP("veth0", netip.MustParseAddr("192.0.2.1"), GroupV4, 0, advert(1)); !errors.Is(err, ErrClosed) {
-			t.Errorf("send after Close: %v, want ErrClosed", err)
+		if err := k.SendCARP("veth0", netip.MustParseAddr("192.0.2.1"), osif.GroupV4, 0, advert(1)); !errors.Is(err, osif.ErrClosed) {
+			t.Errorf("send after Close: %v, want osif.ErrClosed", err)
 		}
 	}
 	waitFor(t, 3*time.Second, "goroutines to return to the baseline", func() bool { return runtime.NumGoroutine() <= base })
@@ -565,16 +566,16 @@ func TestLinuxCloseNoLeak(t *testing.T) {
 	}
 	defer k.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := k.OpenCARP(ctx, make(chan Packet, 1)); err != nil {
+	if err := k.OpenCARP(ctx, make(chan osif.Packet, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.OpenCARP(ctx, make(chan Packet, 1)); err == nil {
+	if err := k.OpenCARP(ctx, make(chan osif.Packet, 1)); err == nil {
 		t.Error("second OpenCARP accepted")
 	}
 	cancel()
 	waitFor(t, 2*time.Second, "OpenCARP possible again after ctx ended", func() bool {
 		c2, cancel2 := context.WithCancel(context.Background())
-		err := k.OpenCARP(c2, make(chan Packet, 1))
+		err := k.OpenCARP(c2, make(chan osif.Packet, 1))
 		if err != nil {
 			cancel2()
 			return false

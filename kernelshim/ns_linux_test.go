@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"golang.org/x/sys/unix"
 )
 
@@ -208,20 +209,20 @@ func (s *sniffer) next(timeout time.Duration, match func([]byte) bool) []byte {
 	}
 }
 
-func recvPacket(ch <-chan Packet, timeout time.Duration) (Packet, bool) {
+func recvPacket(ch <-chan osif.Packet, timeout time.Duration) (osif.Packet, bool) {
 	select {
 	case p := <-ch:
 		return p, true
 	case <-time.After(timeout):
-		return Packet{}, false
+		return osif.Packet{}, false
 	}
 }
 
-func openCARP(t *testing.T, k *Linux) <-chan Packet {
+func openCARP(t *testing.T, k *Linux) <-chan osif.Packet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ch := make(chan Packet, 16)
+	ch := make(chan osif.Packet, 16)
 	if err := k.OpenCARP(ctx, ch); err != nil {
 		t.Fatalf("OpenCARP: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,14 +67,14 @@ func (k *Linux) refreshSocket() (int, error) {
 }
 
 // RefreshAddrs: see the contract in carp/engine's kernel.go.
-func (k *Linux) RefreshAddrs(batch []AddrLifetime) error {
+func (k *Linux) RefreshAddrs(batch []osif.AddrLifetime) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	k.rmu.Lock()
 	defer k.rmu.Unlock()
 	if k.isClosed() {
-		return fmt.Errorf("kernelshim: refresh addresses: %w", ErrClosed)
+		return fmt.Errorf("kernelshim: refresh addresses: %w", osif.ErrClosed)
 	}
 	fd, err := k.refreshSocket()
 	if err != nil {
@@ -88,7 +89,7 @@ func (k *Linux) RefreshAddrs(batch []AddrLifetime) error {
 		j := i
 		for j < len(batch) && (j == i || len(b) < refreshBatchBytes-256) {
 			if !batch[j].Prefix.IsValid() {
-				errs = append(errs, &AddrError{Entry: j, Addr: batch[j], Err: errors.New("invalid prefix")})
+				errs = append(errs, &osif.AddrError{Entry: j, Addr: batch[j], Err: errors.New("invalid prefix")})
 			} else {
 				b = appendNewAddr(b, base+uint32(j), false, batch[j])
 			}
@@ -125,9 +126,9 @@ func nlmAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_AL
 
 // readRefreshReplies reads, without blocking, the replies queued for one
 // sendmsg up to the ACK of its last message (sequence number ackSeq), and
-// returns an *AddrError per failed entry. Replies of earlier calls (left by
+// returns an *osif.AddrError per failed entry. Replies of earlier calls (left by
 // a call that failed half-way) are skipped by their sequence numbers.
-func (k *Linux) readRefreshReplies(fd int, batch []AddrLifetime, base, ackSeq uint32) []error {
+func (k *Linux) readRefreshReplies(fd int, batch []osif.AddrLifetime, base, ackSeq uint32) []error {
 	if k.rbuf == nil {
 		k.rbuf = make([]byte, 64<<10)
 	}
@@ -165,9 +166,9 @@ func (k *Linux) readRefreshReplies(fd int, batch []AddrLifetime, base, ackSeq ui
 						errno := unix.Errno(-code)
 						var cause error = errno
 						if errno == unix.ENODEV {
-							cause = fmt.Errorf("%w (%w)", ErrNoLink, errno)
+							cause = fmt.Errorf("%w (%w)", osif.ErrNoLink, errno)
 						}
-						errs = append(errs, &AddrError{Entry: int(i), Addr: batch[i], Err: cause})
+						errs = append(errs, &osif.AddrError{Entry: int(i), Addr: batch[i], Err: cause})
 					}
 				}
 				if seq == ackSeq {
@@ -193,7 +194,7 @@ func (k *Linux) readRefreshReplies(fd int, batch []AddrLifetime, base, ackSeq ui
 // link a.Index with a's flags and lifetime: the message `ip addr replace`
 // (and vishvananda/netlink's AddrReplace, which ReplaceAddr uses) sends.
 // a.Prefix must be valid.
-func appendNewAddr(b []byte, seq uint32, ack bool, a AddrLifetime) []byte {
+func appendNewAddr(b []byte, seq uint32, ack bool, a osif.AddrLifetime) []byte {
 	ne := binary.NativeEndian
 	addr := a.Prefix.Addr().Unmap()
 	family := uint8(unix.AF_INET6)
@@ -233,7 +234,7 @@ func appendNewAddr(b []byte, seq uint32, ack bool, a AddrLifetime) []byte {
 		attr(unix.IFA_BROADCAST, 4)
 		b = binary.BigEndian.AppendUint32(b, v)
 	}
-	if secs := LifetimeSeconds(a.Lifetime); secs > 0 {
+	if secs := osif.LifetimeSeconds(a.Lifetime); secs > 0 {
 		attr(unix.IFA_CACHEINFO, unix.SizeofIfaCacheinfo)
 		b = ne.AppendUint32(b, uint32(secs)) // ifa_prefered
 		b = ne.AppendUint32(b, uint32(secs)) // ifa_valid

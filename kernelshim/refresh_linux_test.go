@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -17,10 +18,10 @@ import (
 // RTM_NEWADDR messages ReplaceAddr sends through AddrReplace: family,
 // prefix length, index, addresses, flags, broadcast, lifetimes.
 func TestRefreshBatchEncoding(t *testing.T) {
-	entries := []AddrLifetime{
-		{Index: 7, Prefix: netip.MustParsePrefix("192.0.2.10/24"), Lifetime: time.Second, Flags: AddrNoPrefixRoute},
+	entries := []osif.AddrLifetime{
+		{Index: 7, Prefix: netip.MustParsePrefix("192.0.2.10/24"), Lifetime: time.Second, Flags: osif.AddrNoPrefixRoute},
 		{Index: 8, Prefix: netip.MustParsePrefix("198.51.100.1/32"), Lifetime: 1500 * time.Millisecond},
-		{Index: 9, Prefix: netip.MustParsePrefix("2001:db8::10/64"), Lifetime: 3 * time.Second, Flags: AddrNoDAD | AddrNoPrefixRoute},
+		{Index: 9, Prefix: netip.MustParsePrefix("2001:db8::10/64"), Lifetime: 3 * time.Second, Flags: osif.AddrNoDAD | osif.AddrNoPrefixRoute},
 		{Index: 10, Prefix: netip.MustParsePrefix("203.0.113.5/24")}, // permanent: no IFA_CACHEINFO
 	}
 	var b []byte
@@ -68,7 +69,7 @@ func TestRefreshBatchEncoding(t *testing.T) {
 		case entries[3].Prefix:
 			want[unix.IFA_BROADCAST] = "cb0071ff" // 203.0.113.255
 		}
-		if secs := LifetimeSeconds(a.Lifetime); secs > 0 {
+		if secs := osif.LifetimeSeconds(a.Lifetime); secs > 0 {
 			ci := nl.IfaCacheInfo{IfaCacheinfo: unix.IfaCacheinfo{Prefered: uint32(secs), Valid: uint32(secs)}}
 			want[unix.IFA_CACHEINFO] = fmt.Sprintf("%x", ci.Serialize())
 		}
@@ -84,10 +85,10 @@ func TestRefreshBatchEncoding(t *testing.T) {
 // BenchmarkRefreshBatchEncoding encodes the refresh of 255 IPv4 addresses
 // (one MASTER of 255 vhids): one sendmsg's worth.
 func BenchmarkRefreshBatchEncoding(b *testing.B) {
-	batch := make([]AddrLifetime, 255)
+	batch := make([]osif.AddrLifetime, 255)
 	for i := range batch {
-		batch[i] = AddrLifetime{Index: 10 + i, Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 99, byte(i/250 + 1), byte(i%250 + 1)}), 32),
-			Lifetime: time.Second, Flags: AddrNoPrefixRoute}
+		batch[i] = osif.AddrLifetime{Index: 10 + i, Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 99, byte(i/250 + 1), byte(i%250 + 1)}), 32),
+			Lifetime: time.Second, Flags: osif.AddrNoPrefixRoute}
 	}
 	var buf []byte
 	b.ReportAllocs()

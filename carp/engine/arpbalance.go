@@ -7,7 +7,7 @@ import (
 	"slices"
 
 	"github.com/bsdcarp/bsdcarp/carp"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 // ARP balancing (net.inet.carp.arpbalance), as FreeBSD's carp_iamatch did
@@ -90,7 +90,7 @@ func (e *Engine) syncARPBalance() {
 
 // arpInput answers one ARP request if this host is the one the
 // arpbalance rule chooses.
-func (e *Engine) arpInput(r kernelshim.ARPRequest) {
+func (e *Engine) arpInput(r osif.ARPRequest) {
 	if e.knob("arpbalance") == 0 || !r.TargetIP.Is4() || !r.SenderIP.Is4() {
 		return
 	}
@@ -103,7 +103,7 @@ func (e *Engine) arpInput(r kernelshim.ARPRequest) {
 	// re-checking its cache entry) is seen on that vhid's macvlan only.
 	dev := ""
 	if r.Broadcast {
-		if l.Alias == kernelshim.OwnerAlias {
+		if l.Alias == osif.OwnerAlias {
 			return
 		}
 		dev = e.bsdName(l.Name)

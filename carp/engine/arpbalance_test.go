@@ -12,7 +12,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -73,7 +73,7 @@ func ask(t *testing.T, c arpClient, hosts ...*node) {
 	t.Helper()
 	for _, n := range hosts {
 		for _, link := range []string{"em0", "carp0", "carp1"} {
-			if !n.k.InjectARP(link, kernelshim.ARPRequest{Broadcast: true, SenderMAC: c.mac, SenderIP: c.ip, TargetIP: balancedIP}) {
+			if !n.k.InjectARP(link, osif.ARPRequest{Broadcast: true, SenderMAC: c.mac, SenderIP: c.ip, TargetIP: balancedIP}) {
 				t.Fatalf("request on %s not taken: no ARP listener", link)
 			}
 		}
@@ -130,7 +130,7 @@ func TestARPBalanceOneReplyPerRequestFromTheChosenMaster(t *testing.T) {
 		// A request sent to a virtual MAC (a neighbour re-checking its
 		// entry) arrives on that macvlan only, and is answered by the rule.
 		fw1.k.ResetTranscript()
-		if !fw1.k.InjectARP("carp0", kernelshim.ARPRequest{SenderMAC: clientEven.mac, SenderIP: clientEven.ip, TargetIP: balancedIP}) {
+		if !fw1.k.InjectARP("carp0", osif.ARPRequest{SenderMAC: clientEven.mac, SenderIP: clientEven.ip, TargetIP: balancedIP}) {
 			t.Fatal("unicast request not taken")
 		}
 		synctest.Wait()

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 // Options configure an Engine.
@@ -60,27 +60,27 @@ type Engine struct {
 	cfg            *Config
 	stats          carp.Stats
 	hosts          []*vhost // in configuration order
-	links          map[int]kernelshim.Link
-	linkIdx        linkIndex              // e.links by name and address (index.go)
-	hostIdx        hostIndex              // e.hosts by vhid, parent and macvlan (index.go)
-	sched          vhostHeap              // running vhosts by deadline (sched.go)
-	dirty          []*vhost               // vhosts whose deadline may have changed (sched.go)
-	nSuppressed    int                    // vhosts with suppressed set (index.go)
-	nSenderr       int                    // vhosts with senderr set (index.go)
-	tuned          map[string]bool        // Linux parents whose ARP settings this run has set
-	downDevs       map[string]bool        // BSD carpdev names currently counted as down
-	kernelOriginal map[string]string      // /proc/sys paths we changed -> original value
-	lastLog        map[string]time.Time   // rate limit for bad-packet logs
-	joined         map[string]int         // Linux parents whose CARP group we joined -> ifindex then
-	pkts           chan kernelshim.Packet // from the shim's reader
-	linkUpdates    chan kernelshim.LinkUpdate
+	links          map[int]osif.Link
+	linkIdx        linkIndex            // e.links by name and address (index.go)
+	hostIdx        hostIndex            // e.hosts by vhid, parent and macvlan (index.go)
+	sched          vhostHeap            // running vhosts by deadline (sched.go)
+	dirty          []*vhost             // vhosts whose deadline may have changed (sched.go)
+	nSuppressed    int                  // vhosts with suppressed set (index.go)
+	nSenderr       int                  // vhosts with senderr set (index.go)
+	tuned          map[string]bool      // Linux parents whose ARP settings this run has set
+	downDevs       map[string]bool      // BSD carpdev names currently counted as down
+	kernelOriginal map[string]string    // /proc/sys paths we changed -> original value
+	lastLog        map[string]time.Time // rate limit for bad-packet logs
+	joined         map[string]int       // Linux parents whose CARP group we joined -> ifindex then
+	pkts           chan osif.Packet     // from the shim's reader
+	linkUpdates    chan osif.LinkUpdate
 	save           saver           // config.json on disk, see save.go
 	parentCarrier  map[string]bool // BSD parent -> carrier last seen, for IFNET events (events.go)
 	eventsDropped  eventCounter
-	shimCtx        context.Context            // the Kernel's subscriptions live until it ends
-	arpReqs        chan kernelshim.ARPRequest // from ListenARP, only with arpbalance (arpbalance.go)
-	arpStop        context.CancelFunc         // stops the ARP listener; nil when none
-	refresh        refresher                  // the address-refresh tick (vhost.go)
+	shimCtx        context.Context      // the Kernel's subscriptions live until it ends
+	arpReqs        chan osif.ARPRequest // from ListenARP, only with arpbalance (arpbalance.go)
+	arpStop        context.CancelFunc   // stops the ARP listener; nil when none
+	refresh        refresher            // the address-refresh tick (vhost.go)
 
 	// Advert counters kept across a restart (counters.go).
 	counters      map[string]carp.CounterState // loaded at start, handed to each vhid once
@@ -126,15 +126,15 @@ func New(opts Options) (*Engine, error) {
 		calls:          make(chan func()),
 		ready:          make(chan struct{}),
 		done:           make(chan struct{}),
-		links:          map[int]kernelshim.Link{},
+		links:          map[int]osif.Link{},
 		tuned:          map[string]bool{},
 		kernelOriginal: map[string]string{},
 		lastLog:        map[string]time.Time{},
 		joined:         map[string]int{},
-		pkts:           make(chan kernelshim.Packet, packetQueue),
+		pkts:           make(chan osif.Packet, packetQueue),
 		countersOut:    make(chan []byte, 1),
-		linkUpdates:    make(chan kernelshim.LinkUpdate, linkQueue),
-		arpReqs:        make(chan kernelshim.ARPRequest, arpQueue),
+		linkUpdates:    make(chan osif.LinkUpdate, linkQueue),
+		arpReqs:        make(chan osif.ARPRequest, arpQueue),
 	}
 	cfg, err := loadConfig(opts.StateDir)
 	if err != nil {
@@ -321,22 +321,10 @@ func (e *Engine) safeShutdown(why string) {
 }
 
 // linuxName maps a BSD interface name to the Linux one.
-func (e *Engine) linuxName(bsd string) string {
-	if l, ok := e.opts.IfMap[bsd]; ok {
-		return l
-	}
-	return bsd
-}
+func (e *Engine) linuxName(bsd string) string { return e.hostView().linuxName(bsd) }
 
 // bsdName maps a Linux interface name back to the admin's name.
-func (e *Engine) bsdName(linux string) string {
-	for b, l := range e.opts.IfMap {
-		if l == linux {
-			return b
-		}
-	}
-	return linux
-}
+func (e *Engine) bsdName(linux string) string { return e.hostView().bsdName(linux) }
 
 func (e *Engine) resyncLinks() error {
 	ls, err := e.k.Links()
@@ -359,7 +347,7 @@ func (e *Engine) relist(when string) {
 // configuration no longer has: nothing is left behind.
 func (e *Engine) removeStrayLinks() {
 	for _, l := range e.links {
-		if l.Alias != kernelshim.OwnerAlias {
+		if l.Alias != osif.OwnerAlias {
 			continue
 		}
 		wanted := false
@@ -371,7 +359,7 @@ func (e *Engine) removeStrayLinks() {
 			}
 		}
 		if !wanted {
-			if err := e.k.DeleteLink(l.Name); err != nil && !errors.Is(err, kernelshim.ErrNoLink) {
+			if err := e.k.DeleteLink(l.Name); err != nil && !errors.Is(err, osif.ErrNoLink) {
 				e.errorf("carpd: remove stale link %s: %v", l.Name, err)
 			}
 		}

@@ -18,8 +18,8 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/internal/loglines"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -55,7 +55,7 @@ func newNode(t *testing.T, seg *memkernel.Segment, addr, stateDir string) *node 
 	t.Helper()
 	k := memkernel.NewMemory()
 	k.Clock = time.Now
-	k.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(len(addr))}, MTU: 1500,
+	k.AddLink(osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(len(addr))}, MTU: 1500,
 		AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
 		Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}, seg)
 	return startNode(t, k, stateDir)
@@ -205,7 +205,7 @@ func TestGracefulStopBowsOutAndLeavesNothing(t *testing.T) {
 		if !strings.Contains(fw2.logs.String(), "BACKUP -> MASTER (master will time out)") {
 			t.Errorf("fw2 log:\n%s", fw2.logs.String())
 		}
-		if _, err := fw1.k.LinkByName("carp0"); !errors.Is(err, kernelshim.ErrNoLink) {
+		if _, err := fw1.k.LinkByName("carp0"); !errors.Is(err, osif.ErrNoLink) {
 			t.Errorf("carp0 still exists on fw1 after stop: %v", err)
 		}
 		if v := fw1.k.Sysctl("net/ipv4/conf/em0/arp_ignore"); v != "0" {
@@ -316,10 +316,10 @@ func TestBadAdvertsAreCountedAndNeverFlipState(t *testing.T) {
 		// An attacker on the segment without the password sends a "better"
 		// advert (advskew 0) every 100 ms.
 		evil := memkernel.NewMemory()
-		evil.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.66/24")}}, seg)
+		evil.AddLink(osif.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.66/24")}}, seg)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		if err := evil.OpenCARP(ctx, make(chan kernelshim.Packet, 1)); err != nil {
+		if err := evil.OpenCARP(ctx, make(chan osif.Packet, 1)); err != nil {
 			t.Fatal(err)
 		}
 		vip := []netip.Addr{netip.MustParseAddr("10.0.0.1")}
@@ -354,8 +354,8 @@ func TestCarrierLossDemotesAndFailsOverOtherVHIDs(t *testing.T) {
 		mk := func(lanAddr, wanAddr string) *node {
 			k := memkernel.NewMemory()
 			k.Clock = time.Now
-			k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix(lanAddr)}}, lan)
-			k.AddLink(kernelshim.Link{Name: "em1", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix(wanAddr)}}, wan)
+			k.AddLink(osif.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix(lanAddr)}}, lan)
+			k.AddLink(osif.Link{Name: "em1", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix(wanAddr)}}, wan)
 			return startNode(t, k, "")
 		}
 		fw1, fw2 := mk("172.16.0.1/24", "192.0.2.1/24"), mk("172.16.0.2/24", "192.0.2.2/24")
@@ -439,7 +439,7 @@ func TestPlainIfconfigOnAPhysicalInterface(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		k := memkernel.NewMemory()
 		k.Clock = time.Now
-		k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500}, memkernel.NewSegment())
+		k.AddLink(osif.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500}, memkernel.NewSegment())
 		n := startNode(t, k, "")
 		defer n.stop(t)
 		p := netip.MustParsePrefix
@@ -560,7 +560,7 @@ func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
 		if len(st.VHIDs) != 1 || st.VHIDs[0].VHID != 5 {
 			t.Fatalf("after removing vhid 1's last address: %+v, want only vhid 5", st.VHIDs)
 		}
-		if _, err := n.k.LinkByName(hidden); !errors.Is(err, kernelshim.ErrNoLink) {
+		if _, err := n.k.LinkByName(hidden); !errors.Is(err, osif.ErrNoLink) {
 			t.Fatalf("hidden macvlan %s left behind: %v", hidden, err)
 		}
 	})

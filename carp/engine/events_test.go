@@ -12,8 +12,8 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/internal/loglines"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -45,7 +45,7 @@ func eventNode(t *testing.T, seg *memkernel.Segment, addr string, n int) (*node,
 	t.Helper()
 	k := memkernel.NewMemory()
 	k.Clock = time.Now
-	k.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 1, byte(len(addr))}, MTU: 1500,
+	k.AddLink(osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 1, byte(len(addr))}, MTU: 1500,
 		AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
 		Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}, seg)
 	evs := make(chan Event, n)

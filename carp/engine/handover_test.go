@@ -13,7 +13,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -28,7 +28,7 @@ type sideEffects struct {
 
 func recordSideEffects(k *memkernel.Memory) *sideEffects {
 	s := &sideEffects{k: k, seen: len(k.Transcript())}
-	k.SetSendHook(func(_ string, p kernelshim.Packet) {
+	k.SetSendHook(func(_ string, p osif.Packet) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.catchUp()

@@ -11,7 +11,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 // Ifconfig applies one ifconfig command line. The whole line is validated
@@ -60,7 +60,7 @@ func (e *Engine) ifconfig(req api.IfconfigRequest) error {
 
 // hostView is the engine's current view of the host's links, for plan.
 func (e *Engine) hostView() hostView {
-	return hostView{links: e.links, ifmap: e.opts.IfMap}
+	return hostView{links: e.links, byName: e.linkIdx.byName, ifmap: e.opts.IfMap}
 }
 
 // MaxGroupDemote is the largest value of a group's demotion counter
@@ -221,7 +221,7 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 func (e *Engine) linkStatus() []api.LinkStatus {
 	idx := make([]int, 0, len(e.links))
 	for i, l := range e.links {
-		if l.Alias != kernelshim.OwnerAlias {
+		if l.Alias != osif.OwnerAlias {
 			idx = append(idx, i)
 		}
 	}

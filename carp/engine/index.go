@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 // This file keeps the engine's lookups O(1) per packet and per event: the
@@ -31,8 +31,8 @@ type hostIndex struct {
 }
 
 // setLinks replaces the link list (a full dump).
-func (e *Engine) setLinks(ls []kernelshim.Link) {
-	e.links = make(map[int]kernelshim.Link, len(ls))
+func (e *Engine) setLinks(ls []osif.Link) {
+	e.links = make(map[int]osif.Link, len(ls))
 	e.linkIdx = linkIndex{byName: make(map[string]int, len(ls)), local: map[netip.Addr]int{}}
 	for _, l := range ls {
 		e.putLink(l)
@@ -40,7 +40,7 @@ func (e *Engine) setLinks(ls []kernelshim.Link) {
 }
 
 // putLink adds or updates one link.
-func (e *Engine) putLink(l kernelshim.Link) {
+func (e *Engine) putLink(l osif.Link) {
 	if old, ok := e.links[l.Index]; ok {
 		e.unindexLink(old)
 	}
@@ -49,7 +49,7 @@ func (e *Engine) putLink(l kernelshim.Link) {
 		e.linkIdx = linkIndex{byName: map[string]int{}, local: map[netip.Addr]int{}}
 	}
 	e.linkIdx.byName[l.Name] = l.Index
-	if l.Alias != kernelshim.OwnerAlias {
+	if l.Alias != osif.OwnerAlias {
 		for _, p := range l.Addrs {
 			e.linkIdx.local[p.Addr()]++
 		}
@@ -67,7 +67,7 @@ func (e *Engine) dropLink(index int) {
 // unindexLink takes l (no longer, or no longer so, in e.links) out of the
 // indexes. Should another listed link bear its name (a stale entry whose
 // deletion was not seen), the name leads to that one.
-func (e *Engine) unindexLink(l kernelshim.Link) {
+func (e *Engine) unindexLink(l osif.Link) {
 	if e.linkIdx.byName[l.Name] == l.Index {
 		delete(e.linkIdx.byName, l.Name)
 		for _, o := range e.links {
@@ -77,7 +77,7 @@ func (e *Engine) unindexLink(l kernelshim.Link) {
 			}
 		}
 	}
-	if l.Alias != kernelshim.OwnerAlias {
+	if l.Alias != osif.OwnerAlias {
 		for _, p := range l.Addrs {
 			if e.linkIdx.local[p.Addr()]--; e.linkIdx.local[p.Addr()] <= 0 {
 				delete(e.linkIdx.local, p.Addr())
@@ -87,13 +87,8 @@ func (e *Engine) unindexLink(l kernelshim.Link) {
 }
 
 // linkByLinuxName is the link named name.
-func (e *Engine) linkByLinuxName(name string) (kernelshim.Link, bool) {
-	i, ok := e.linkIdx.byName[name]
-	if !ok {
-		return kernelshim.Link{}, false
-	}
-	l, ok := e.links[i]
-	return l, ok
+func (e *Engine) linkByLinuxName(name string) (osif.Link, bool) {
+	return e.hostView().linkByLinux(name)
 }
 
 // indexHosts rebuilds the host index from e.hosts.
@@ -168,7 +163,7 @@ func (e *Engine) checkIndexes() {
 		if j, ok := e.linkIdx.byName[l.Name]; !ok || e.links[j].Name != l.Name {
 			panic(fmt.Sprintf("engine: link index: %s (%d) leads to %d", l.Name, i, j))
 		}
-		if l.Alias != kernelshim.OwnerAlias {
+		if l.Alias != osif.OwnerAlias {
 			for _, p := range l.Addrs {
 				local[p.Addr()]++
 			}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -313,14 +313,14 @@ func testInitReasonVLinkFailed(t *testing.T) {
 		k := memkernel.NewMemory()
 		k.Clock = time.Now
 		seg := memkernel.NewSegment()
-		k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.1.3/24")}}, seg)
+		k.AddLink(osif.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.1.3/24")}}, seg)
 		em0, err := k.LinkByName("em0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		// A link carpd did not make holds the name of the vhid's
 		// hidden macvlan (dialect C): creating it fails.
-		k.AddLink(kernelshim.Link{Name: fmt.Sprintf("carpv%d.1", em0.Index), AdminUp: true, Carrier: true, MTU: 1500}, seg)
+		k.AddLink(osif.Link{Name: fmt.Sprintf("carpv%d.1", em0.Index), AdminUp: true, Carrier: true, MTU: 1500}, seg)
 		n := startNode(t, k, "")
 		defer n.stop(t)
 		n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: "testpass"},

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 // The engine's view of the operating system, declared here by its consumer.
@@ -18,13 +18,13 @@ import (
 // their addresses.
 type Links interface {
 	// Links returns every link of the namespace with its addresses.
-	Links() ([]kernelshim.Link, error)
+	Links() ([]osif.Link, error)
 	// LinkByName returns one link with its addresses; ErrNoLink-wrapped
 	// when missing.
-	LinkByName(name string) (kernelshim.Link, error)
+	LinkByName(name string) (osif.Link, error)
 	// CreateMACVLAN creates a macvlan `name` on `parent`, mode bridge, with
 	// MAC `mac`, IPv6 addr_gen_mode none (no link-local, no SLAAC), alias
-	// kernelshim.OwnerAlias, admin up. A link of that name left by a
+	// osif.OwnerAlias, admin up. A link of that name left by a
 	// crashed engine (alias OwnerAlias, or a macvlan without alias with
 	// exactly this MAC) is deleted and re-created; any other link of that
 	// name is refused with an error. A missing parent gives an
@@ -38,23 +38,23 @@ type Links interface {
 	// wrapped, ErrNoLink-wrapped when missing.
 	SetMTU(name string, mtu int) error
 	// ReplaceAddr adds or replaces an address with a valid and preferred
-	// lifetime (kernelshim.LifetimeSeconds; 0 means permanent). IPv6
-	// addresses get kernelshim.AddrNoDAD; an address on a macvlan whose
+	// lifetime (osif.LifetimeSeconds; 0 means permanent). IPv6
+	// addresses get osif.AddrNoDAD; an address on a macvlan whose
 	// parent has an address of the same family whose subnet contains it
-	// gets kernelshim.AddrNoPrefixRoute (the parent already routes that
+	// gets osif.AddrNoPrefixRoute (the parent already routes that
 	// subnet). It returns the address as installed (link index, flags)
 	// for RefreshAddrs. Used for virtual addresses so that they expire
 	// from the kernel if the engine dies and stops refreshing.
-	ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (kernelshim.AddrLifetime, error)
+	ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (osif.AddrLifetime, error)
 	// RefreshAddrs writes every entry of batch (as ReplaceAddr returned
 	// it, with the lifetime to set) again in one go: valid and preferred
 	// lifetime set to Lifetime from now, the flags as given, an address
 	// missing from its link added again. It looks nothing up. It returns
-	// nil, or an error joining (errors.Join) one *kernelshim.AddrError per
+	// nil, or an error joining (errors.Join) one *osif.AddrError per
 	// entry not refreshed (wrapping ErrNoLink when the link index no longer
 	// exists; the other entries are refreshed all the same) and, when the
 	// kernel could not be asked or answered, one error saying so.
-	RefreshAddrs(batch []kernelshim.AddrLifetime) error
+	RefreshAddrs(batch []osif.AddrLifetime) error
 	// DelAddr removes an address; a missing address is not an error, a
 	// missing link is (ErrNoLink-wrapped).
 	DelAddr(link string, p netip.Prefix) error
@@ -68,7 +68,7 @@ type CARPIO interface {
 	// delivers received packets to onto until ctx ends or the kernel is
 	// closed. onto is never closed by the kernel. Multicast loop is off,
 	// TTL / hop limit 255 on send. Calling it twice is an error.
-	OpenCARP(ctx context.Context, onto chan<- kernelshim.Packet) error
+	OpenCARP(ctx context.Context, onto chan<- osif.Packet) error
 	// JoinGroup joins 224.0.0.18 (and ff02::12 when IPv6 is open) on the
 	// named interface so that its adverts are received. Joining twice is not
 	// an error. Needs OpenCARP first.
@@ -97,7 +97,7 @@ type ARP interface {
 	// A broadcast one macvlan sends is received by the other macvlans on
 	// its parent (bridge mode), so it is delivered once for each of them.
 	// Calling it again after the previous ctx ended opens a new listener.
-	ListenARP(ctx context.Context, onto chan<- kernelshim.ARPRequest) error
+	ListenARP(ctx context.Context, onto chan<- osif.ARPRequest) error
 	// ReplyARP sends, as a whole Ethernet frame on `link`, an ARP reply
 	// saying that addr is at mac, from mac to toMAC (toIP is the target
 	// protocol address, the requester's).
@@ -109,7 +109,7 @@ type LinkWatcher interface {
 	// WatchLinks delivers link changes to onto until ctx ends or the kernel
 	// is closed (onto is never closed by the kernel). When the subscription
 	// fails it is re-established and one LinkUpdate{Resync: true} is sent.
-	WatchLinks(ctx context.Context, onto chan<- kernelshim.LinkUpdate) error
+	WatchLinks(ctx context.Context, onto chan<- osif.LinkUpdate) error
 }
 
 // Sysctls is the part of the kernel that writes /proc/sys values.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/internal/loglines"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -33,7 +33,7 @@ func newCauseNode(t *testing.T, seg *memkernel.Segment, addr string, ifmap map[s
 	k := memkernel.NewMemory()
 	k.Clock = time.Now
 	for i, name := range []string{"em0", "em1"} {
-		l := kernelshim.Link{Name: name, MAC: net.HardwareAddr{2, 0, 0, 0, byte(i), byte(len(addr))}, MTU: 1500,
+		l := osif.Link{Name: name, MAC: net.HardwareAddr{2, 0, 0, 0, byte(i), byte(len(addr))}, MTU: 1500,
 			AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth"}
 		if name == "em0" {
 			l.Addrs = []netip.Prefix{netip.MustParsePrefix(addr)}
@@ -73,7 +73,7 @@ func masterNode(t *testing.T, ifmap map[string]string) *causeNode {
 // leftNothing checks that carp0, its address and the ARP settings are gone.
 func leftNothing(t *testing.T, k *memkernel.Memory) {
 	t.Helper()
-	if _, err := k.LinkByName("carp0"); !errors.Is(err, kernelshim.ErrNoLink) {
+	if _, err := k.LinkByName("carp0"); !errors.Is(err, osif.ErrNoLink) {
 		t.Errorf("carp0 still exists: %v", err)
 	}
 	if v := k.Sysctl("net/ipv4/conf/em0/arp_ignore"); v != "0" {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -60,7 +60,7 @@ func TestCloneOnDemand(t *testing.T) {
 			t.Errorf("a refused destroy made carp4: %+v", st.Clones)
 		}
 		// A Linux link of that name carpd does not own blocks it.
-		n.k.AddLink(kernelshim.Link{Name: "carp9", MTU: 1500, Kind: "veth"}, nil)
+		n.k.AddLink(osif.Link{Name: "carp9", MTU: 1500, Kind: "veth"}, nil)
 		synctest.Wait()
 		err = n.e.Ifconfig(ctx, api.IfconfigRequest{Iface: "carp9", Ops: []api.Op{{Kind: api.OpVHID, Int: 9}}})
 		if !refused(err, api.Refused(api.StepCreate, syscall.EEXIST)) {

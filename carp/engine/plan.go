@@ -9,7 +9,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 // This file turns one ifconfig line into what it does, without doing it:
@@ -19,10 +19,13 @@ import (
 // exec.go runs the kernel steps.
 
 // hostView is the read-only part of the host a plan needs: the links by
-// ifindex as the engine last listed them and the BSD->Linux interface map.
+// ifindex as the engine last listed them, their index by name (nil: look
+// them up by scanning) and the BSD->Linux interface map. The engine's own
+// name lookups go through it too (Engine.hostView).
 type hostView struct {
-	links map[int]kernelshim.Link
-	ifmap map[string]string
+	links  map[int]osif.Link
+	byName map[string]int
+	ifmap  map[string]string
 }
 
 // linuxName maps an admin's (BSD) interface name to the Linux one.
@@ -44,17 +47,25 @@ func (h hostView) bsdName(linux string) string {
 }
 
 // linkByLinux is the link named linux.
-func (h hostView) linkByLinux(linux string) (kernelshim.Link, bool) {
+func (h hostView) linkByLinux(linux string) (osif.Link, bool) {
+	if h.byName != nil {
+		i, ok := h.byName[linux]
+		if !ok {
+			return osif.Link{}, false
+		}
+		l, ok := h.links[i]
+		return l, ok
+	}
 	for _, l := range h.links {
 		if l.Name == linux {
 			return l, true
 		}
 	}
-	return kernelshim.Link{}, false
+	return osif.Link{}, false
 }
 
 // link is the Linux link of the BSD interface bsd.
-func (h hostView) link(bsd string) (kernelshim.Link, bool) {
+func (h hostView) link(bsd string) (osif.Link, bool) {
 	return h.linkByLinux(h.linuxName(bsd))
 }
 
@@ -67,7 +78,7 @@ func (h hostView) resolveCarpdev(v VHIDConfig) string {
 	}
 	for _, vip := range v.Addrs {
 		for _, l := range h.links {
-			if l.Alias != kernelshim.OwnerAlias && inSubnetOf(l.Addrs, vip.Addr()) {
+			if l.Alias != osif.OwnerAlias && inSubnetOf(l.Addrs, vip.Addr()) {
 				return h.bsdName(l.Name)
 			}
 		}
@@ -139,8 +150,8 @@ type planner struct {
 	c    *Config
 	name string
 	ifc  *IfaceConfig
-	cur  *VHIDConfig     // the vhid the following words apply to
-	link kernelshim.Link // the Linux link before the line
+	cur  *VHIDConfig // the vhid the following words apply to
+	link osif.Link   // the Linux link before the line
 	plan linePlan
 	done bool // the line destroyed the interface
 }
@@ -247,7 +258,7 @@ func (p *planner) create() error {
 // FreeBSD. A Linux link of that name that carpd did not make (or left
 // behind) would make the clone fail later, silently: it is refused now.
 func (p *planner) addClone() error {
-	if l, ok := p.host.linkByLinux(p.name); ok && l.Alias != kernelshim.OwnerAlias {
+	if l, ok := p.host.linkByLinux(p.name); ok && l.Alias != osif.OwnerAlias {
 		return api.Refused(api.StepCreate, syscall.EEXIST)
 	}
 	p.c.Ifaces = append(p.c.Ifaces, IfaceConfig{Name: p.name, Clone: true})

@@ -9,7 +9,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 // planHost is the host the planner's rows run against: em0 is Linux's
@@ -20,12 +20,12 @@ func planHost() hostView {
 	pf := netip.MustParsePrefix
 	return hostView{
 		ifmap: map[string]string{"em0": "eth0"},
-		links: map[int]kernelshim.Link{
+		links: map[int]osif.Link{
 			2: {Name: "eth0", Index: 2, AdminUp: true, MTU: 1500,
 				Addrs: []netip.Prefix{pf("192.0.2.10/24"), pf("192.0.2.11/24"), pf("2001:db8::10/64"), pf("fe80::1/64")}},
 			3: {Name: "em1", Index: 3, AdminUp: true, MTU: 9000, Addrs: []netip.Prefix{pf("198.51.100.10/24")}},
 			4: {Name: "carp7", Index: 4},
-			5: {Name: "bc-vh", Index: 5, Alias: kernelshim.OwnerAlias, Addrs: []netip.Prefix{pf("203.0.113.5/24")}},
+			5: {Name: "bc-vh", Index: 5, Alias: osif.OwnerAlias, Addrs: []netip.Prefix{pf("203.0.113.5/24")}},
 		},
 	}
 }

@@ -15,23 +15,23 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
 // capture records what a kernel sends, as a host with a mirror port would.
 type capture struct {
 	mu   sync.Mutex
-	pkts []kernelshim.Packet
+	pkts []osif.Packet
 }
 
-func (c *capture) hook(_ string, p kernelshim.Packet) {
+func (c *capture) hook(_ string, p osif.Packet) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pkts = append(c.pkts, p)
 }
 
-func (c *capture) last(t *testing.T) kernelshim.Packet {
+func (c *capture) last(t *testing.T) osif.Packet {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -44,10 +44,10 @@ func (c *capture) last(t *testing.T) kernelshim.Packet {
 // attacker is a third host on the segment that sends raw payloads.
 func attacker(t *testing.T, seg *memkernel.Segment) func(src netip.Addr, payload []byte) {
 	evil := memkernel.NewMemory()
-	evil.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.66/24")}}, seg)
+	evil.AddLink(osif.Link{Name: "em0", AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.66/24")}}, seg)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if err := evil.OpenCARP(ctx, make(chan kernelshim.Packet, 1)); err != nil {
+	if err := evil.OpenCARP(ctx, make(chan osif.Packet, 1)); err != nil {
 		t.Fatal(err)
 	}
 	return func(src netip.Addr, payload []byte) {
@@ -199,7 +199,7 @@ func TestAdvertSourceIsTheVHIDAddressWhenTheParentHasNone(t *testing.T) {
 		mk := func() *node {
 			k := memkernel.NewMemory()
 			k.Clock = time.Now
-			k.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500}, seg)
+			k.AddLink(osif.Link{Name: "em0", AdminUp: true, Carrier: true, MTU: 1500}, seg)
 			return startNode(t, k, "")
 		}
 		a, b := mk(), mk()

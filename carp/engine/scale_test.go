@@ -10,7 +10,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -25,7 +25,7 @@ func scaleEngine(tb testing.TB, parents, perParent int) (*Engine, *memkernel.Mem
 	k := memkernel.NewMemory()
 	k.Clock = time.Now
 	for p := range parents {
-		k.AddLink(kernelshim.Link{Name: fmt.Sprintf("em%d", p), MAC: net.HardwareAddr{2, 0, 0, 0, 1, byte(p)}, MTU: 1500,
+		k.AddLink(osif.Link{Name: fmt.Sprintf("em%d", p), MAC: net.HardwareAddr{2, 0, 0, 0, 1, byte(p)}, MTU: 1500,
 			AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
 			Addrs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(p), 0, 1}), 16)}}, memkernel.NewSegment())
 	}
@@ -84,17 +84,17 @@ func onEngine(tb testing.TB, e *Engine, f func()) {
 
 // peerAdverts are authentic adverts of a better peer (advskew 0) for every
 // vhid of em0, as they arrive on em0.
-func peerAdverts(tb testing.TB, e *Engine, k *memkernel.Memory, perParent int, counter uint64) []kernelshim.Packet {
+func peerAdverts(tb testing.TB, e *Engine, k *memkernel.Memory, perParent int, counter uint64) []osif.Packet {
 	tb.Helper()
 	em0, err := k.LinkByName("em0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	out := make([]kernelshim.Packet, 0, perParent)
+	out := make([]osif.Packet, 0, perParent)
 	for v := 1; v <= perParent; v++ {
 		vip := netip.AddrFrom4([4]byte{10, 0, byte(v), 1})
 		payload := carp.BuildAdvert(uint8(v), 1, 0, counter, carp.Key(fmt.Sprintf("p%d", v)), []netip.Addr{vip})
-		out = append(out, kernelshim.Packet{Payload: payload, Src: netip.MustParseAddr("10.0.0.2"), Dst: carp.GroupV4,
+		out = append(out, osif.Packet{Payload: payload, Src: netip.MustParseAddr("10.0.0.2"), Dst: carp.GroupV4,
 			IfIndex: em0.Index, TTL: carp.TTL})
 	}
 	return out

@@ -23,8 +23,8 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/internal/loglines"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -231,14 +231,14 @@ func (c *crashKernel) SetMTU(name string, mtu int) error {
 	return c.Memory.SetMTU(name, mtu)
 }
 
-func (c *crashKernel) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (kernelshim.AddrLifetime, error) {
+func (c *crashKernel) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (osif.AddrLifetime, error) {
 	if err := c.check(); err != nil {
-		return kernelshim.AddrLifetime{}, err
+		return osif.AddrLifetime{}, err
 	}
 	return c.Memory.ReplaceAddr(link, p, lifetime)
 }
 
-func (c *crashKernel) RefreshAddrs(batch []kernelshim.AddrLifetime) error {
+func (c *crashKernel) RefreshAddrs(batch []osif.AddrLifetime) error {
 	if err := c.check(); err != nil {
 		return err
 	}
@@ -328,7 +328,7 @@ type simHost struct {
 
 type simCapture struct {
 	host, epoch int
-	p           kernelshim.Packet
+	p           osif.Packet
 }
 
 type sim struct {
@@ -348,7 +348,7 @@ type sim struct {
 	isolated []bool
 	group    []int
 	loss     float64
-	inflight map[int]kernelshim.Packet // advert being sent by each host
+	inflight map[int]osif.Packet // advert being sent by each host
 	caps     []simCapture
 }
 
@@ -379,7 +379,7 @@ func seenChain(hs []uint64, c uint64) bool {
 
 // lossDraw maps a delivery to [0,1) deterministically, whatever order the
 // engines' goroutines send in.
-func lossDraw(seed uint64, from, to int, p kernelshim.Packet) float64 {
+func lossDraw(seed uint64, from, to int, p osif.Packet) float64 {
 	h := fnv.New64a()
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], seed)
@@ -420,7 +420,7 @@ func (s *sim) drop(from, to *memkernel.Memory) bool {
 
 // sent is the send hook of host i: it captures the advert for the attacker
 // and records it as seen by its sender (carp.Counter.Next: on both families).
-func (s *sim) sent(i int, p kernelshim.Packet) {
+func (s *sim) sent(i int, p osif.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.hosts[i]
@@ -959,7 +959,7 @@ func simulate(t *testing.T, seed uint64, c *simCounts) {
 	n := 2 + rng.IntN(3)
 	s := &sim{t: t, seed: seed, rng: rng, base: time.Now(), preempt: rng.IntN(2) == 1, c: c,
 		byMem: map[*memkernel.Memory]int{}, isolated: make([]bool, n), group: make([]int, n),
-		inflight: map[int]kernelshim.Packet{}}
+		inflight: map[int]osif.Packet{}}
 	c.runs++
 	c.hosts += n
 	s.addVHIDs(n)
@@ -968,12 +968,12 @@ func simulate(t *testing.T, seed uint64, c *simCounts) {
 	seg.SetLoss(s.drop)
 	s.addHosts(n, seg)
 	s.evil = memkernel.NewMemory()
-	s.evil.AddLink(kernelshim.Link{Name: "em0", AdminUp: true, Carrier: true,
+	s.evil.AddLink(osif.Link{Name: "em0", AdminUp: true, Carrier: true,
 		Addrs: []netip.Prefix{netip.PrefixFrom(evil4, 24), netip.PrefixFrom(evil6, 64)}}, seg)
 	s.byMem[s.evil] = -1
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := s.evil.OpenCARP(ctx, make(chan kernelshim.Packet, 1)); err != nil {
+	if err := s.evil.OpenCARP(ctx, make(chan osif.Packet, 1)); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
@@ -1049,9 +1049,9 @@ func (s *sim) addHosts(n int, seg *memkernel.Segment) {
 			offset: time.Duration(s.rng.Int64N(int64(48*time.Hour))) - 24*time.Hour,
 			rate:   0.96 + 0.04*s.rng.Float64(),
 		}
-		k.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(i + 1)}, MTU: 1500,
+		k.AddLink(osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(i + 1)}, MTU: 1500,
 			AdminUp: true, Carrier: true, Addrs: []netip.Prefix{netip.PrefixFrom(h.addr4, 24), netip.PrefixFrom(h.addr6, 64)}}, seg)
-		k.SetSendHook(func(_ string, p kernelshim.Packet) { s.sent(i, p) })
+		k.SetSendHook(func(_ string, p osif.Packet) { s.sent(i, p) })
 		s.byMem[k] = i
 		s.hosts = append(s.hosts, h)
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/internal/loglines"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -18,7 +18,7 @@ import (
 // included.
 func BenchmarkStatus255(b *testing.B) {
 	k := memkernel.NewMemory()
-	k.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, MTU: 1500,
+	k.AddLink(osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, MTU: 1500,
 		AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
 		Addrs: []netip.Prefix{netip.MustParsePrefix("10.99.0.1/16")}}, memkernel.NewSegment())
 	e, err := New(Options{Kernel: k, Logger: loglines.New(io.Discard, false)})

@@ -15,7 +15,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -23,13 +23,13 @@ import (
 type memoryKernel interface {
 	Transcript() []string
 	ResetTranscript()
-	SetSendHook(func(out string, p kernelshim.Packet))
+	SetSendHook(func(out string, p osif.Packet))
 }
 
 // newMemoryKernel is the in-memory kernel of the transcript tests, on the
 // synctest clock, with links each on a segment of its own. It is the one
 // place that names the in-memory kernel's package.
-func newMemoryKernel(links ...kernelshim.Link) *memkernel.Memory {
+func newMemoryKernel(links ...osif.Link) *memkernel.Memory {
 	k := memkernel.NewMemory()
 	k.Clock = time.Now
 	for _, l := range links {
@@ -53,7 +53,7 @@ type kernelOps struct {
 func recordKernelOps(k memoryKernel) *kernelOps {
 	r := &kernelOps{k: k}
 	k.ResetTranscript()
-	k.SetSendHook(func(out string, p kernelshim.Packet) {
+	k.SetSendHook(func(out string, p osif.Packet) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.catchUp()
@@ -232,11 +232,11 @@ func concat(parts ...any) []string {
 func repeat(n int, line string) []string { return slices.Repeat([]string{line}, n) }
 
 // transcriptEm0 is the host's em0 of the transcript rows.
-var transcriptEm0 = kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, MTU: 1500, AdminUp: true, Carrier: true,
+var transcriptEm0 = osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, MTU: 1500, AdminUp: true, Carrier: true,
 	Running: true, Broadcast: true, Multicast: true, Kind: "veth", Addrs: prefixes("10.0.0.2/24")}
 
 // em0At is transcriptEm0 with other addresses.
-func em0At(addrs ...string) kernelshim.Link {
+func em0At(addrs ...string) osif.Link {
 	l := transcriptEm0
 	l.Addrs = prefixes(addrs...)
 	return l
@@ -245,7 +245,7 @@ func em0At(addrs ...string) kernelshim.Link {
 // transcriptRow is one row of TestKernelOperationsOfCommandSequences.
 type transcriptRow struct {
 	name   string
-	links  []kernelshim.Link // nil: em0 with 10.0.0.2/24
+	links  []osif.Link // nil: em0 with 10.0.0.2/24
 	before []tstep
 	fail   memkernel.Op // a kernel operation that refuses with EINVAL during steps
 	steps  []tstep
@@ -264,7 +264,7 @@ var transcriptRows = []transcriptRow{
 	},
 	{
 		name:  "dialect B: the parent found by subnet",
-		links: []kernelshim.Link{em0At("192.168.1.3/24")},
+		links: []osif.Link{em0At("192.168.1.3/24")},
 		steps: []tstep{
 			cmdIfconfig("carp0", opCreate()),
 			cmdIfconfig("carp0", opVHID(1), opPass("testpass"), opAddr("10.7.7.7/24")).refusedWith(api.Refused(api.StepAddAddr, syscall.EADDRNOTAVAIL)),
@@ -282,7 +282,7 @@ var transcriptRows = []transcriptRow{
 	},
 	{
 		name:  "dialect C: vhid on an em0 alias, a second vhid, -alias of the last address",
-		links: []kernelshim.Link{em0At("192.168.1.3/24")},
+		links: []osif.Link{em0At("192.168.1.3/24")},
 		steps: []tstep{
 			cmdIfconfig("em0", opVHID(1), opAdvSkew(100), opPass("testpass"), opAlias("192.168.1.50/32")),
 			cmdWait(carp.MasterDown(1, 100) + time.Millisecond),
@@ -443,7 +443,7 @@ func TestKernelOperationsOfCommandSequences(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				links := row.links
 				if links == nil {
-					links = []kernelshim.Link{transcriptEm0}
+					links = []osif.Link{transcriptEm0}
 				}
 				k := newMemoryKernel(links...)
 				n := startNode(t, k, "")

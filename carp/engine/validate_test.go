@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp/api"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -215,7 +215,7 @@ func TestIfconfigRefusesWhatCouldNotLoadAgain(t *testing.T) {
 		}
 		// Linux allows a name BSD cannot hold: its plain settings still
 		// work, a vhid on it is refused.
-		n.k.AddLink(kernelshim.Link{Name: "lané", MTU: 1500, AdminUp: true, Carrier: true, Running: true, Kind: "veth"}, nil)
+		n.k.AddLink(osif.Link{Name: "lané", MTU: 1500, AdminUp: true, Carrier: true, Running: true, Kind: "veth"}, nil)
 		synctest.Wait()
 		if err := n.e.Ifconfig(ctx, api.IfconfigRequest{Iface: "lané", Ops: []api.Op{{Kind: api.OpMTU, Int: 1400}}}); err != nil {
 			t.Errorf("mtu on a link with a non-ASCII name: %v", err)

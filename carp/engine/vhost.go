@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 // vhost is the running side of one VHIDConfig.
@@ -42,7 +42,7 @@ type vhost struct {
 	// refresh tick; Index 0 when that failed (installed again by name at
 	// the next refresh). installed must be written again by nextRefresh
 	// (half a lifetime after the last time).
-	lifetimes []kernelshim.AddrLifetime
+	lifetimes []osif.AddrLifetime
 
 	why initReason // why the vhid is in INIT, as last noted (noteInit); initNone while it may run
 
@@ -398,7 +398,7 @@ func (e *Engine) teardown(now time.Time, h *vhost, reason string) {
 	e.apply(now, h, h.m.BowOut(now, reason))
 	e.removeAddrs(h)
 	if h.made {
-		if err := e.k.DeleteLink(h.vlink); err != nil && !errors.Is(err, kernelshim.ErrNoLink) {
+		if err := e.k.DeleteLink(h.vlink); err != nil && !errors.Is(err, osif.ErrNoLink) {
 			e.errorf("carpd: delete %s: %v", h.vlink, err)
 		}
 		h.made = false
@@ -490,7 +490,7 @@ func (e *Engine) installAddrs(now time.Time, h *vhost) {
 		}
 	}
 	h.installed = slices.Clone(h.cfg.Addrs)
-	h.lifetimes = make([]kernelshim.AddrLifetime, len(h.installed))
+	h.lifetimes = make([]osif.AddrLifetime, len(h.installed))
 	e.writeAddrs(now, h)
 	e.refresh.start(now)
 }
@@ -524,7 +524,7 @@ const refreshEvery = 500 * time.Millisecond
 // instead of a timer and three netlink round trips per address.
 type refresher struct {
 	at     time.Time // the next tick; zero while none is needed
-	batch  []kernelshim.AddrLifetime
+	batch  []osif.AddrLifetime
 	owners []addrRef // owners[i] is where batch[i] came from
 }
 
@@ -583,13 +583,13 @@ func (e *Engine) refreshTick(now time.Time) {
 	}
 	r.at = now.Add(refreshEvery)
 	for _, err := range unjoin(e.k.RefreshAddrs(r.batch)) {
-		var ae *kernelshim.AddrError
+		var ae *osif.AddrError
 		if !errors.As(err, &ae) || ae.Entry < 0 || ae.Entry >= len(r.owners) {
 			e.errorf("carpd: %v", err)
 			continue
 		}
 		o := r.owners[ae.Entry]
-		if errors.Is(ae.Err, kernelshim.ErrNoLink) {
+		if errors.Is(ae.Err, osif.ErrNoLink) {
 			// The macvlan was re-created (a new index): install the
 			// address again on the link of that name.
 			o.h.lifetimes[o.i].Index = 0
@@ -754,7 +754,7 @@ func (e *Engine) demote(delta int, reason string) {
 }
 
 // input handles one received packet.
-func (e *Engine) input(now time.Time, p kernelshim.Packet) {
+func (e *Engine) input(now time.Time, p osif.Packet) {
 	if e.ownVlinkIndex(p.IfIndex) {
 		return // the same frame as seen through our own macvlan
 	}
@@ -807,7 +807,7 @@ const (
 
 // logDrop logs a bad packet at net.inet.carp.log >= 2, at most once a second
 // per kind and interface so a flood cannot fill the log.
-func (e *Engine) logDrop(now time.Time, d carp.Drop, vhid uint8, dev string, p kernelshim.Packet) {
+func (e *Engine) logDrop(now time.Time, d carp.Drop, vhid uint8, dev string, p osif.Packet) {
 	if d == carp.DropDisabled || e.knob("log") < 2 {
 		return
 	}
@@ -831,7 +831,7 @@ func (e *Engine) logDrop(now time.Time, d carp.Drop, vhid uint8, dev string, p k
 }
 
 // linkChanged follows carrier and admin changes of parents and our links.
-func (e *Engine) linkChanged(now time.Time, u kernelshim.LinkUpdate) {
+func (e *Engine) linkChanged(now time.Time, u osif.LinkUpdate) {
 	switch {
 	case u.Resync:
 		e.relist("after a lost link subscription")

@@ -16,21 +16,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 // Kernel is what the cases call on the kernel under test.
 type Kernel interface {
-	Links() ([]kernelshim.Link, error)
-	LinkByName(name string) (kernelshim.Link, error)
+	Links() ([]osif.Link, error)
+	LinkByName(name string) (osif.Link, error)
 	CreateMACVLAN(name, parent string, mac net.HardwareAddr) error
 	DeleteLink(name string) error
 	SetLinkUp(name string, up bool) error
 	SetMTU(name string, mtu int) error
-	ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (kernelshim.AddrLifetime, error)
-	RefreshAddrs(batch []kernelshim.AddrLifetime) error
+	ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (osif.AddrLifetime, error)
+	RefreshAddrs(batch []osif.AddrLifetime) error
 	DelAddr(link string, p netip.Prefix) error
-	WatchLinks(ctx context.Context, onto chan<- kernelshim.LinkUpdate) error
+	WatchLinks(ctx context.Context, onto chan<- osif.LinkUpdate) error
 	SetSysctl(path, value string) (old string, err error)
 	PacketIO // packets.go
 }
@@ -54,7 +54,7 @@ type Fixture struct {
 	// under test's back: the link's index, the remaining valid lifetime
 	// (0 for a permanent address) and the flags; false when p is not on
 	// link.
-	Addr func(t *testing.T, link string, p netip.Prefix) (kernelshim.AddrLifetime, bool)
+	Addr func(t *testing.T, link string, p netip.Prefix) (osif.AddrLifetime, bool)
 }
 
 var (
@@ -93,12 +93,12 @@ func Run(t *testing.T, setup func(t *testing.T) Fixture) {
 
 func wantNoLink(t *testing.T, what string, err error) {
 	t.Helper()
-	if !errors.Is(err, kernelshim.ErrNoLink) {
+	if !errors.Is(err, osif.ErrNoLink) {
 		t.Errorf("%s: err = %v, want one wrapping ErrNoLink", what, err)
 	}
 }
 
-func mustLink(t *testing.T, k Kernel, name string) kernelshim.Link {
+func mustLink(t *testing.T, k Kernel, name string) osif.Link {
 	t.Helper()
 	l, err := k.LinkByName(name)
 	if err != nil {
@@ -107,7 +107,7 @@ func mustLink(t *testing.T, k Kernel, name string) kernelshim.Link {
 	return l
 }
 
-func create(t *testing.T, f Fixture, name string) kernelshim.Link {
+func create(t *testing.T, f Fixture, name string) osif.Link {
 	t.Helper()
 	if err := f.Kernel.CreateMACVLAN(name, f.Parent, vmac); err != nil {
 		t.Fatalf("CreateMACVLAN(%s, %s, %s): %v", name, f.Parent, vmac, err)
@@ -123,10 +123,10 @@ func linkByNameMissing(t *testing.T, f Fixture) {
 func createMACVLAN(t *testing.T, f Fixture) {
 	parent := mustLink(t, f.Kernel, f.Parent)
 	l := create(t, f, "carp0")
-	if l.Kind != "macvlan" || l.Alias != kernelshim.OwnerAlias || !l.AdminUp || l.MAC.String() != vmac.String() ||
+	if l.Kind != "macvlan" || l.Alias != osif.OwnerAlias || !l.AdminUp || l.MAC.String() != vmac.String() ||
 		l.ParentIndex != parent.Index || l.MTU != parent.MTU {
 		t.Errorf("carp0 = %+v; want a macvlan on %s (index %d, MTU %d), alias %q, up, MAC %s",
-			l, f.Parent, parent.Index, parent.MTU, kernelshim.OwnerAlias, vmac)
+			l, f.Parent, parent.Index, parent.MTU, osif.OwnerAlias, vmac)
 	}
 	for _, p := range l.Addrs {
 		if p.Addr().IsLinkLocalUnicast() {
@@ -137,7 +137,7 @@ func createMACVLAN(t *testing.T, f Fixture) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(links, func(x kernelshim.Link) bool { return x.Name == "carp0" && x.Index == l.Index }) {
+	if !slices.ContainsFunc(links, func(x osif.Link) bool { return x.Name == "carp0" && x.Index == l.Index }) {
 		t.Errorf("Links() lacks carp0: %+v", links)
 	}
 }
@@ -148,10 +148,10 @@ func createOverOwnLeftover(t *testing.T, f Fixture) {
 	for _, c := range []struct {
 		mac   net.HardwareAddr
 		alias string
-	}{{other, kernelshim.OwnerAlias}, {vmac, ""}} {
+	}{{other, osif.OwnerAlias}, {vmac, ""}} {
 		f.AddMACVLAN(t, "carp0", c.mac, c.alias)
 		l := create(t, f, "carp0")
-		if l.Alias != kernelshim.OwnerAlias || l.MAC.String() != vmac.String() || !l.AdminUp {
+		if l.Alias != osif.OwnerAlias || l.MAC.String() != vmac.String() || !l.AdminUp {
 			t.Errorf("over a leftover (MAC %s, alias %q): carp0 = %+v", c.mac, c.alias, l)
 		}
 		if err := f.Kernel.DeleteLink("carp0"); err != nil {
@@ -259,7 +259,7 @@ func setLinkUp(t *testing.T, f Fixture) {
 	wantNoLink(t, "SetLinkUp(nope0)", k.SetLinkUp("nope0", true))
 }
 
-func count(l kernelshim.Link, p netip.Prefix) int {
+func count(l osif.Link, p netip.Prefix) int {
 	n := 0
 	for _, a := range l.Addrs {
 		if a == p {
@@ -321,18 +321,18 @@ func refreshAddrs(t *testing.T, f Fixture) {
 		p     netip.Prefix
 		flags uint32
 	}{
-		{netip.MustParsePrefix("192.0.2.10/24"), kernelshim.AddrNoPrefixRoute},
+		{netip.MustParsePrefix("192.0.2.10/24"), osif.AddrNoPrefixRoute},
 		{netip.MustParsePrefix("198.51.100.10/24"), 0},
-		{netip.MustParsePrefix("2001:db8::10/64"), kernelshim.AddrNoDAD},
+		{netip.MustParsePrefix("2001:db8::10/64"), osif.AddrNoDAD},
 	}
-	const flagMask = kernelshim.AddrNoDAD | kernelshim.AddrNoPrefixRoute
-	var batch []kernelshim.AddrLifetime
+	const flagMask = osif.AddrNoDAD | osif.AddrNoPrefixRoute
+	var batch []osif.AddrLifetime
 	for _, a := range addrs {
 		got, err := k.ReplaceAddr("carp0", a.p, 30*time.Second)
 		if err != nil {
 			t.Fatalf("ReplaceAddr(carp0, %s): %v", a.p, err)
 		}
-		want := kernelshim.AddrLifetime{Index: carp0.Index, Prefix: a.p, Lifetime: 30 * time.Second, Flags: a.flags}
+		want := osif.AddrLifetime{Index: carp0.Index, Prefix: a.p, Lifetime: 30 * time.Second, Flags: a.flags}
 		if got != want {
 			t.Errorf("ReplaceAddr(carp0, %s) = %+v, want %+v", a.p, got, want)
 		}
@@ -385,13 +385,13 @@ func refreshAddrs(t *testing.T, f Fixture) {
 		t.Fatal(err)
 	}
 	gone.Lifetime = 40 * time.Second
-	mixed := []kernelshim.AddrLifetime{batch[0], gone, batch[2]}
+	mixed := []osif.AddrLifetime{batch[0], gone, batch[2]}
 	mixed[0].Lifetime, mixed[2].Lifetime = 40*time.Second, 40*time.Second
 	err = k.RefreshAddrs(mixed)
 	wantNoLink(t, "RefreshAddrs with an entry on a deleted link", err)
-	var ae *kernelshim.AddrError
+	var ae *osif.AddrError
 	if !errors.As(err, &ae) || ae.Entry != 1 || ae.Addr != gone {
-		t.Errorf("RefreshAddrs with entry 1 on a deleted link: err = %v, want a *kernelshim.AddrError for entry 1 (%+v)", err, gone)
+		t.Errorf("RefreshAddrs with entry 1 on a deleted link: err = %v, want a *osif.AddrError for entry 1 (%+v)", err, gone)
 	}
 	for _, i := range []int{0, 2} {
 		lifetime("refreshed for 40 s next to a failing entry", addrs[i].p, addrs[i].flags, 30*time.Second, 40*time.Second)
@@ -430,11 +430,11 @@ func setSysctl(t *testing.T, f Fixture) {
 func watchLinks(t *testing.T, f Fixture) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch := make(chan kernelshim.LinkUpdate, 64)
+	ch := make(chan osif.LinkUpdate, 64)
 	if err := f.Kernel.WatchLinks(ctx, ch); err != nil {
 		t.Fatalf("WatchLinks: %v", err)
 	}
-	await := func(what string, match func(kernelshim.LinkUpdate) bool) {
+	await := func(what string, match func(osif.LinkUpdate) bool) {
 		t.Helper()
 		deadline := time.After(5 * time.Second)
 		for {
@@ -449,13 +449,13 @@ func watchLinks(t *testing.T, f Fixture) {
 		}
 	}
 	l := create(t, f, "carp0")
-	await("the created carp0", func(u kernelshim.LinkUpdate) bool {
+	await("the created carp0", func(u osif.LinkUpdate) bool {
 		return !u.Deleted && u.Link.Name == "carp0" && u.Link.Index == l.Index && u.Link.Kind == "macvlan"
 	})
 	if err := f.Kernel.DeleteLink("carp0"); err != nil {
 		t.Fatal(err)
 	}
-	await("the deleted carp0", func(u kernelshim.LinkUpdate) bool {
+	await("the deleted carp0", func(u osif.LinkUpdate) bool {
 		return u.Deleted && u.Link.Name == "carp0" && u.Link.Index == l.Index
 	})
 }

@@ -18,17 +18,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 // PacketIO is the packet side of the kernel under test.
 type PacketIO interface {
-	OpenCARP(ctx context.Context, onto chan<- kernelshim.Packet) error
+	OpenCARP(ctx context.Context, onto chan<- osif.Packet) error
 	JoinGroup(ifname string) error
 	LeaveGroup(ifname string) error
 	SendCARP(out string, src, dst netip.Addr, tos uint8, payload []byte) error
 	Announce(link string, mac net.HardwareAddr, addr netip.Addr) error
-	ListenARP(ctx context.Context, onto chan<- kernelshim.ARPRequest) error
+	ListenARP(ctx context.Context, onto chan<- osif.ARPRequest) error
 	ReplyARP(link string, mac net.HardwareAddr, addr netip.Addr, toMAC net.HardwareAddr, toIP netip.Addr) error
 }
 
@@ -88,22 +88,22 @@ func advert(n byte) []byte {
 	return b
 }
 
-func openCARP(t *testing.T, k PacketIO) chan kernelshim.Packet {
+func openCARP(t *testing.T, k PacketIO) chan osif.Packet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ch := make(chan kernelshim.Packet, 64)
+	ch := make(chan osif.Packet, 64)
 	if err := k.OpenCARP(ctx, ch); err != nil {
 		t.Fatalf("OpenCARP: %v", err)
 	}
 	return ch
 }
 
-func listenARP(t *testing.T, k PacketIO) chan kernelshim.ARPRequest {
+func listenARP(t *testing.T, k PacketIO) chan osif.ARPRequest {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ch := make(chan kernelshim.ARPRequest, 64)
+	ch := make(chan osif.ARPRequest, 64)
 	if err := k.ListenARP(ctx, ch); err != nil {
 		t.Fatalf("ListenARP: %v", err)
 	}
@@ -125,7 +125,7 @@ func send(t *testing.T, k PacketIO, out string, src, dst netip.Addr, payload []b
 }
 
 // wantPacket takes the next packet from ch and checks it is want.
-func wantPacket(t *testing.T, ch <-chan kernelshim.Packet, what string, want kernelshim.Packet) {
+func wantPacket(t *testing.T, ch <-chan osif.Packet, what string, want osif.Packet) {
 	t.Helper()
 	select {
 	case p := <-ch:
@@ -140,16 +140,16 @@ func wantPacket(t *testing.T, ch <-chan kernelshim.Packet, what string, want ker
 
 func carpErrors(t *testing.T, f Fixture) {
 	k := f.Kernel
-	src, dst := netip.MustParseAddr("192.0.2.1"), kernelshim.GroupV4
-	if err := k.JoinGroup(f.Parent); !errors.Is(err, kernelshim.ErrClosed) {
+	src, dst := netip.MustParseAddr("192.0.2.1"), osif.GroupV4
+	if err := k.JoinGroup(f.Parent); !errors.Is(err, osif.ErrClosed) {
 		t.Errorf("JoinGroup before OpenCARP: err = %v, want one wrapping ErrClosed", err)
 	}
-	if err := k.SendCARP(f.Parent, src, dst, 0, advert(1)); !errors.Is(err, kernelshim.ErrClosed) {
+	if err := k.SendCARP(f.Parent, src, dst, 0, advert(1)); !errors.Is(err, osif.ErrClosed) {
 		t.Errorf("SendCARP before OpenCARP: err = %v, want one wrapping ErrClosed", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch := make(chan kernelshim.Packet, 1)
+	ch := make(chan osif.Packet, 1)
 	if err := k.OpenCARP(ctx, ch); err != nil {
 		t.Fatalf("OpenCARP: %v", err)
 	}
@@ -167,7 +167,7 @@ func carpErrors(t *testing.T, f Fixture) {
 			t.Errorf("JoinGroup(%s) (twice is no error): %v", f.Parent, err)
 		}
 	}
-	if err := k.SendCARP(f.Parent, src, kernelshim.GroupV6, 0, advert(1)); err == nil {
+	if err := k.SendCARP(f.Parent, src, osif.GroupV6, 0, advert(1)); err == nil {
 		t.Error("SendCARP from an IPv4 source to an IPv6 group succeeded")
 	}
 	wantNoLink(t, "Announce(nope0)", k.Announce("nope0", vmac, src))
@@ -175,7 +175,7 @@ func carpErrors(t *testing.T, f Fixture) {
 		t.Error("Announce with a 3-byte MAC succeeded")
 	}
 	wantNoLink(t, "ReplyARP(nope0)", k.ReplyARP("nope0", vmac, src, other, netip.MustParseAddr("192.0.2.2")))
-	if err := k.ReplyARP(f.Parent, vmac, kernelshim.GroupV6, other, src); err == nil {
+	if err := k.ReplyARP(f.Parent, vmac, osif.GroupV6, other, src); err == nil {
 		t.Error("ReplyARP for an IPv6 address succeeded")
 	}
 	// Once its context has ended, the kernel can be opened again.
@@ -201,12 +201,12 @@ func carpErrors(t *testing.T, f Fixture) {
 func carpAdverts(t *testing.T, f Fixture, v6 bool) {
 	a, b, p := peer(t, f)
 	cha, chb := openCARP(t, a), openCARP(t, b)
-	aSrc, bSrc, group := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), kernelshim.GroupV4
+	aSrc, bSrc, group := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), osif.GroupV4
 	bits := "/24"
 	if v6 {
 		// Link-local addresses, without DAD (ReplaceAddr), as carpd's
 		// adverts leave from the carpdev's link-local address.
-		aSrc, bSrc, group, bits = netip.MustParseAddr("fe80::1"), netip.MustParseAddr("fe80::2"), kernelshim.GroupV6, "/64"
+		aSrc, bSrc, group, bits = netip.MustParseAddr("fe80::1"), netip.MustParseAddr("fe80::2"), osif.GroupV6, "/64"
 		if !p.IPv6 {
 			if err := a.SendCARP(f.Parent, aSrc, group, 0, advert(1)); err == nil {
 				t.Fatal("no IPv6, yet SendCARP to ff02::12 succeeded")
@@ -217,8 +217,8 @@ func carpAdverts(t *testing.T, f Fixture, v6 bool) {
 	replace(t, f.Kernel, f.Parent, aSrc.String()+bits)
 	replace(t, p.Kernel, p.Parent, bSrc.String()+bits)
 	al, bl := mustLink(t, f.Kernel, f.Parent), mustLink(t, p.Kernel, p.Parent)
-	at := func(n byte, src, dst netip.Addr, l kernelshim.Link) kernelshim.Packet {
-		return kernelshim.Packet{Payload: advert(n), Src: src, Dst: dst, IfIndex: l.Index, TTL: 255, IPv6: v6}
+	at := func(n byte, src, dst netip.Addr, l osif.Link) osif.Packet {
+		return osif.Packet{Payload: advert(n), Src: src, Dst: dst, IfIndex: l.Index, TTL: 255, IPv6: v6}
 	}
 	if err := a.JoinGroup(f.Parent); err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func carpAdverts(t *testing.T, f Fixture, v6 bool) {
 func carpJoinedOnMACVLAN(t *testing.T, f Fixture) {
 	a, b, p := peer(t, f)
 	_, chb := openCARP(t, a), openCARP(t, b)
-	aSrc, bSrc, group := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), kernelshim.GroupV4
+	aSrc, bSrc, group := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), osif.GroupV4
 	replace(t, f.Kernel, f.Parent, aSrc.String()+"/24")
 	replace(t, p.Kernel, p.Parent, bSrc.String()+"/24")
 	if err := b.CreateMACVLAN("carp0", p.Parent, other); err != nil {
@@ -270,7 +270,7 @@ func carpJoinedOnMACVLAN(t *testing.T, f Fixture) {
 		t.Fatalf("peer JoinGroup(carp0): %v", err)
 	}
 	send(t, a, f.Parent, aSrc, group, advert(1))
-	want := kernelshim.Packet{Payload: advert(1), Src: aSrc, Dst: group, IfIndex: bm.Index, TTL: 255}
+	want := osif.Packet{Payload: advert(1), Src: aSrc, Dst: group, IfIndex: bm.Index, TTL: 255}
 	wantPacket(t, chb, "at the peer joined on its macvlan", want)
 
 	if err := b.JoinGroup(p.Parent); err != nil {
@@ -308,7 +308,7 @@ func carpJoinedOnMACVLAN(t *testing.T, f Fixture) {
 // wantARP takes requests from ch until one whose TargetIP is among
 // targets arrives (kernels may ask for other addresses meanwhile) and
 // checks it is want.
-func wantARP(t *testing.T, ch <-chan kernelshim.ARPRequest, what string, want kernelshim.ARPRequest, targets ...netip.Addr) {
+func wantARP(t *testing.T, ch <-chan osif.ARPRequest, what string, want osif.ARPRequest, targets ...netip.Addr) {
 	t.Helper()
 	deadline := time.After(waitFor)
 	for {
@@ -357,13 +357,13 @@ func announceSeenByPeer(t *testing.T, f Fixture) {
 		t.Fatalf("Announce(%s, %s): %v", f.Parent, vip, err)
 	}
 	wantARP(t, chb, "the announcement at the peer",
-		kernelshim.ARPRequest{IfIndex: bl.Index, Broadcast: true, SenderMAC: vmac, SenderIP: vip, TargetIP: vip}, vip, vip2)
+		osif.ARPRequest{IfIndex: bl.Index, Broadcast: true, SenderMAC: vmac, SenderIP: vip, TargetIP: vip}, vip, vip2)
 	// The sender's listener skipped its own: the peer's is its first.
 	if err := b.Announce(p.Parent, other, vip2); err != nil {
 		t.Fatalf("peer Announce(%s, %s): %v", p.Parent, vip2, err)
 	}
 	wantARP(t, cha, "at the sender (the peer's announcement, not its own)",
-		kernelshim.ARPRequest{IfIndex: al.Index, Broadcast: true, SenderMAC: other, SenderIP: vip2, TargetIP: vip2}, vip, vip2)
+		osif.ARPRequest{IfIndex: al.Index, Broadcast: true, SenderMAC: other, SenderIP: vip2, TargetIP: vip2}, vip, vip2)
 
 	sniff := p.Sniff(t)
 	v6 := netip.MustParseAddr("2001:db8::50")
@@ -399,9 +399,9 @@ func announceFromMACVLAN(t *testing.T, f Fixture) {
 		t.Fatalf("Announce(carp0, %s): %v", vip, err)
 	}
 	wantARP(t, chb, "the announcement at the peer",
-		kernelshim.ARPRequest{IfIndex: bl.Index, Broadcast: true, SenderMAC: vmac, SenderIP: vip, TargetIP: vip}, vip, vip2)
+		osif.ARPRequest{IfIndex: bl.Index, Broadcast: true, SenderMAC: vmac, SenderIP: vip, TargetIP: vip}, vip, vip2)
 	wantARP(t, cha, "the announcement at the sender's other macvlan",
-		kernelshim.ARPRequest{IfIndex: l1.Index, Broadcast: true, SenderMAC: vmac, SenderIP: vip, TargetIP: vip}, vip, vip2)
+		osif.ARPRequest{IfIndex: l1.Index, Broadcast: true, SenderMAC: vmac, SenderIP: vip, TargetIP: vip}, vip, vip2)
 
 	// Marker: the peer's announcement; no other copy of the sender's own
 	// comes before its three copies.

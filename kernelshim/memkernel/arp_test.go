@@ -7,18 +7,18 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 func TestMemoryARP(t *testing.T) {
 	m := memHost(nil, "192.0.2.1/24")
-	req := kernelshim.ARPRequest{Broadcast: true, SenderMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, SenderIP: netip.MustParseAddr("192.0.2.2"),
+	req := osif.ARPRequest{Broadcast: true, SenderMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, SenderIP: netip.MustParseAddr("192.0.2.2"),
 		TargetIP: netip.MustParseAddr("192.0.2.100")}
 	if m.InjectARP("em0", req) || m.ARPListening() {
 		t.Fatal("a request was taken with no listener")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan kernelshim.ARPRequest, 1)
+	ch := make(chan osif.ARPRequest, 1)
 	if err := m.ListenARP(ctx, ch); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/kernelshim/kerneltest"
 )
 
@@ -24,19 +24,19 @@ func TestConformance(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				m.AddLink(kernelshim.Link{Name: name, MAC: mac, MTU: p.MTU, AdminUp: true, Carrier: true,
+				m.AddLink(osif.Link{Name: name, MAC: mac, MTU: p.MTU, AdminUp: true, Carrier: true,
 					Broadcast: true, Multicast: true, Kind: "macvlan", ParentIndex: p.Index, Alias: alias}, nil)
 			},
 			Peer: func(t *testing.T) kerneltest.Peer {
 				b := NewMemory()
-				b.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, MTU: 1500, AdminUp: true,
+				b.AddLink(osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, MTU: 1500, AdminUp: true,
 					Carrier: true, Broadcast: true, Multicast: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.3/24")}}, seg)
 				t.Cleanup(func() { b.Close() })
 				return kerneltest.Peer{Kernel: b, Parent: "em0", IPv6: true, Sniff: func(t *testing.T) <-chan []byte {
 					return tapFrames(t, b)
 				}}
 			},
-			Addr: func(t *testing.T, link string, p netip.Prefix) (kernelshim.AddrLifetime, bool) {
+			Addr: func(t *testing.T, link string, p netip.Prefix) (osif.AddrLifetime, bool) {
 				return m.AddrLifetime(link, p)
 			},
 		}

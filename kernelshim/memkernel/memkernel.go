@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -94,18 +95,18 @@ func (s *Segment) receivers(from *Memory) []segPort {
 
 // memLink is one link of a Memory kernel.
 type memLink struct {
-	kernelshim.Link          // Addrs unused here; see addrs
-	carrier         bool     // physical carrier (the reported Carrier also needs AdminUp)
-	parent          string   // macvlan parent name
-	seg             *Segment // physical links only
-	addrs           []memAddr
-	joined          bool
+	osif.Link          // Addrs unused here; see addrs
+	carrier   bool     // physical carrier (the reported Carrier also needs AdminUp)
+	parent    string   // macvlan parent name
+	seg       *Segment // physical links only
+	addrs     []memAddr
+	joined    bool
 }
 
 type memAddr struct {
 	p       netip.Prefix
 	expires time.Time // zero: permanent
-	flags   uint32    // kernelshim.AddrNoDAD, AddrNoPrefixRoute
+	flags   uint32    // osif.AddrNoDAD, AddrNoPrefixRoute
 }
 
 // MemoryStats counts what a Memory kernel did with adverts.
@@ -133,15 +134,15 @@ type Memory struct {
 	closed     bool
 	open       bool
 	openCtx    context.Context
-	onto       chan<- kernelshim.Packet
+	onto       chan<- osif.Packet
 	watchers   map[*memWatcher]struct{}
 	stats      MemoryStats
 	sendErr    error
-	sendHook   func(out string, p kernelshim.Packet)
+	sendHook   func(out string, p osif.Packet)
 	sendTTL    int             // TTL of sent packets; 0 means 255
 	failures   map[Op]error    // injected refusals, see Fail
 	arpCtx     context.Context // ListenARP's, nil when not listening
-	arpOnto    chan<- kernelshim.ARPRequest
+	arpOnto    chan<- osif.ARPRequest
 	// frameTap, when set (by this package's tests), sees every Ethernet
 	// frame (Announce, ReplyARP of another kernel) arriving on one of
 	// this kernel's physical links, as a packet socket on it would.
@@ -174,7 +175,7 @@ func (m *Memory) logf(format string, args ...any) {
 // added before, a macvlan on it (as a crashed engine leaves one). A zero
 // Index is assigned; Carrier is taken as the physical carrier state; l.Addrs become
 // permanent addresses. Adding is not recorded in the transcript.
-func (m *Memory) AddLink(l kernelshim.Link, seg *Segment) {
+func (m *Memory) AddLink(l osif.Link, seg *Segment) {
 	m.mu.Lock()
 	if l.Index == 0 {
 		l.Index = m.nextIndex
@@ -203,7 +204,7 @@ func (m *Memory) AddLink(l kernelshim.Link, seg *Segment) {
 	if seg != nil {
 		seg.attach(m, l.Name)
 	}
-	m.emit(kernelshim.LinkUpdate{Link: snap})
+	m.emit(osif.LinkUpdate{Link: snap})
 }
 
 // SetCarrier changes the physical carrier of a link (and of the macvlans on
@@ -216,11 +217,11 @@ func (m *Memory) SetCarrier(name string, up bool) {
 		return
 	}
 	l.carrier = up
-	ups := []kernelshim.LinkUpdate{{Link: m.snapshotLocked(l)}}
+	ups := []osif.LinkUpdate{{Link: m.snapshotLocked(l)}}
 	for _, n := range m.order {
 		if c := m.links[n]; c != nil && c.parent == name {
 			c.carrier = up
-			ups = append(ups, kernelshim.LinkUpdate{Link: m.snapshotLocked(c)})
+			ups = append(ups, osif.LinkUpdate{Link: m.snapshotLocked(c)})
 		}
 	}
 	m.mu.Unlock()
@@ -342,7 +343,7 @@ func (m *Memory) failure(op Op) error {
 
 // SetSendHook calls f (synchronously, without locks held) for every advert
 // this kernel sends successfully.
-func (m *Memory) SetSendHook(f func(out string, p kernelshim.Packet)) {
+func (m *Memory) SetSendHook(f func(out string, p osif.Packet)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sendHook = f
@@ -356,9 +357,9 @@ func (m *Memory) SetSendTTL(ttl int) {
 	m.sendTTL = ttl
 }
 
-// Resync sends kernelshim.LinkUpdate{Resync: true} to every watcher, as the Linux
+// Resync sends osif.LinkUpdate{Resync: true} to every watcher, as the Linux
 // kernel does after its netlink subscription broke.
-func (m *Memory) Resync() { m.emit(kernelshim.LinkUpdate{Resync: true}) }
+func (m *Memory) Resync() { m.emit(osif.LinkUpdate{Resync: true}) }
 
 func (m *Memory) addrsLocked(l *memLink) []netip.Prefix {
 	now := m.now()
@@ -372,7 +373,7 @@ func (m *Memory) addrsLocked(l *memLink) []netip.Prefix {
 	return out
 }
 
-func (m *Memory) snapshotLocked(l *memLink) kernelshim.Link {
+func (m *Memory) snapshotLocked(l *memLink) osif.Link {
 	c := l.Link
 	c.MAC = slices.Clone(l.MAC)
 	c.Carrier = l.carrier && l.AdminUp
@@ -383,23 +384,23 @@ func (m *Memory) snapshotLocked(l *memLink) kernelshim.Link {
 
 func (m *Memory) linkLocked(name string) (*memLink, error) {
 	if m.closed {
-		return nil, kernelshim.ErrClosed
+		return nil, osif.ErrClosed
 	}
 	l, ok := m.links[name]
 	if !ok {
-		return nil, fmt.Errorf("%s: %w", name, kernelshim.ErrNoLink)
+		return nil, fmt.Errorf("%s: %w", name, osif.ErrNoLink)
 	}
 	return l, nil
 }
 
 // Links: see the contract in carp/engine's kernel.go.
-func (m *Memory) Links() ([]kernelshim.Link, error) {
+func (m *Memory) Links() ([]osif.Link, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, fmt.Errorf("kernelshim: list links: %w", kernelshim.ErrClosed)
+		return nil, fmt.Errorf("kernelshim: list links: %w", osif.ErrClosed)
 	}
-	out := make([]kernelshim.Link, 0, len(m.order))
+	out := make([]osif.Link, 0, len(m.order))
 	for _, n := range m.order {
 		out = append(out, m.snapshotLocked(m.links[n]))
 	}
@@ -407,12 +408,12 @@ func (m *Memory) Links() ([]kernelshim.Link, error) {
 }
 
 // LinkByName: see the contract in carp/engine's kernel.go.
-func (m *Memory) LinkByName(name string) (kernelshim.Link, error) {
+func (m *Memory) LinkByName(name string) (osif.Link, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, err := m.linkLocked(name)
 	if err != nil {
-		return kernelshim.Link{}, fmt.Errorf("kernelshim: link %w", err)
+		return osif.Link{}, fmt.Errorf("kernelshim: link %w", err)
 	}
 	return m.snapshotLocked(l), nil
 }
@@ -420,7 +421,7 @@ func (m *Memory) LinkByName(name string) (kernelshim.Link, error) {
 // CreateMACVLAN: see the contract in carp/engine's kernel.go.
 func (m *Memory) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 	m.mu.Lock()
-	var ups []kernelshim.LinkUpdate
+	var ups []osif.LinkUpdate
 	defer func() {
 		m.mu.Unlock()
 		for _, u := range ups {
@@ -428,13 +429,13 @@ func (m *Memory) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error 
 		}
 	}()
 	if m.closed {
-		return fmt.Errorf("kernelshim: create macvlan %s: %w", name, kernelshim.ErrClosed)
+		return fmt.Errorf("kernelshim: create macvlan %s: %w", name, osif.ErrClosed)
 	}
 	if old, ok := m.links[name]; ok {
 		// As on Linux: a macvlan without alias but with exactly this MAC
 		// is the leftover of a crash between creation and alias, ours too.
 		leftover := old.Kind == "macvlan" && old.Alias == "" && slices.Equal(old.MAC, mac)
-		if old.Alias != kernelshim.OwnerAlias && !leftover {
+		if old.Alias != osif.OwnerAlias && !leftover {
 			return fmt.Errorf("kernelshim: create macvlan %s: a link of that name exists and is not ours (alias %q)", name, old.Alias)
 		}
 		ups = append(ups, m.deleteLocked(old)...)
@@ -453,10 +454,10 @@ func (m *Memory) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error 
 		}
 	}
 	l := &memLink{
-		Link: kernelshim.Link{
+		Link: osif.Link{
 			Name: name, Index: m.nextIndex, MAC: slices.Clone(mac), MTU: p.MTU,
 			AdminUp: true, Broadcast: true, Multicast: true,
-			Kind: "macvlan", ParentIndex: p.Index, Alias: kernelshim.OwnerAlias,
+			Kind: "macvlan", ParentIndex: p.Index, Alias: osif.OwnerAlias,
 		},
 		carrier: p.carrier,
 		parent:  parent,
@@ -468,15 +469,15 @@ func (m *Memory) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error 
 	m.links[name] = l
 	m.order = append(m.order, name)
 	m.logf("ip link add %s link %s type macvlan address %s", name, parent, mac)
-	ups = append(ups, kernelshim.LinkUpdate{Link: m.snapshotLocked(l)})
+	ups = append(ups, osif.LinkUpdate{Link: m.snapshotLocked(l)})
 	return nil
 }
 
 // deleteLocked removes a link and returns the updates. As on Linux, the
 // macvlans on a deleted link go with it (recorded as their own deletion).
 // Lock order: m.mu, then Segment.mu.
-func (m *Memory) deleteLocked(l *memLink) []kernelshim.LinkUpdate {
-	var ups []kernelshim.LinkUpdate
+func (m *Memory) deleteLocked(l *memLink) []osif.LinkUpdate {
+	var ups []osif.LinkUpdate
 	for _, n := range slices.Clone(m.order) {
 		if c := m.links[n]; c != nil && c.parent == l.Name {
 			ups = append(ups, m.deleteLocked(c)...)
@@ -490,7 +491,7 @@ func (m *Memory) deleteLocked(l *memLink) []kernelshim.LinkUpdate {
 	}
 	snap := m.snapshotLocked(l)
 	snap.Addrs = nil
-	return append(ups, kernelshim.LinkUpdate{Link: snap, Deleted: true})
+	return append(ups, osif.LinkUpdate{Link: snap, Deleted: true})
 }
 
 // DeleteLink: see the contract in carp/engine's kernel.go.
@@ -532,7 +533,7 @@ func (m *Memory) SetMTU(name string, mtu int) error {
 	}
 	l.MTU = mtu
 	m.logf("ip link set %s mtu %d", name, mtu)
-	u := kernelshim.LinkUpdate{Link: m.snapshotLocked(l)}
+	u := osif.LinkUpdate{Link: m.snapshotLocked(l)}
 	m.mu.Unlock()
 	m.emit(u)
 	return nil
@@ -556,42 +557,42 @@ func (m *Memory) SetLinkUp(name string, up bool) error {
 		word = "up"
 	}
 	m.logf("ip link set %s %s", name, word)
-	u := kernelshim.LinkUpdate{Link: m.snapshotLocked(l)}
+	u := osif.LinkUpdate{Link: m.snapshotLocked(l)}
 	m.mu.Unlock()
 	m.emit(u)
 	return nil
 }
 
 // ReplaceAddr: see the contract in carp/engine's kernel.go.
-func (m *Memory) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (kernelshim.AddrLifetime, error) {
+func (m *Memory) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (osif.AddrLifetime, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.failure(OpReplaceAddr); err != nil {
-		return kernelshim.AddrLifetime{}, err
+		return osif.AddrLifetime{}, err
 	}
 	if !p.IsValid() {
-		return kernelshim.AddrLifetime{}, fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
+		return osif.AddrLifetime{}, fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
 	}
 	l, err := m.linkLocked(link)
 	if err != nil {
-		return kernelshim.AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %w", p, err)
+		return osif.AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %w", p, err)
 	}
 	var flags uint32
 	if p.Addr().Unmap().Is6() {
-		flags = kernelshim.AddrNoDAD
+		flags = osif.AddrNoDAD
 	}
 	if m.parentCoversLocked(l, p) {
-		flags |= kernelshim.AddrNoPrefixRoute
+		flags |= osif.AddrNoPrefixRoute
 	}
 	lft := m.setAddrLocked(l, p, lifetime, flags)
 	m.logf("ip addr replace %s dev %s lft %s", p, link, lft)
-	return kernelshim.AddrLifetime{Index: l.Index, Prefix: p, Lifetime: lifetime, Flags: flags}, nil
+	return osif.AddrLifetime{Index: l.Index, Prefix: p, Lifetime: lifetime, Flags: flags}, nil
 }
 
 // setAddrLocked adds or replaces p on l with lifetime and flags and returns
 // the lifetime as the transcript writes it.
 func (m *Memory) setAddrLocked(l *memLink, p netip.Prefix, lifetime time.Duration, flags uint32) string {
-	secs := kernelshim.LifetimeSeconds(lifetime)
+	secs := osif.LifetimeSeconds(lifetime)
 	a := memAddr{p: p, flags: flags}
 	lft := "forever"
 	if secs > 0 {
@@ -609,7 +610,7 @@ func (m *Memory) setAddrLocked(l *memLink, p netip.Prefix, lifetime time.Duratio
 
 // parentCoversLocked reports whether l is a macvlan whose parent has an
 // address of p's family whose subnet contains p's (as Linux's ReplaceAddr
-// decides kernelshim.AddrNoPrefixRoute).
+// decides osif.AddrNoPrefixRoute).
 func (m *Memory) parentCoversLocked(l *memLink, p netip.Prefix) bool {
 	parent, ok := m.links[l.parent]
 	if l.Kind != "macvlan" || !ok {
@@ -624,19 +625,19 @@ func (m *Memory) parentCoversLocked(l *memLink, p netip.Prefix) bool {
 }
 
 // RefreshAddrs: see the contract in carp/engine's kernel.go.
-func (m *Memory) RefreshAddrs(batch []kernelshim.AddrLifetime) error {
+func (m *Memory) RefreshAddrs(batch []osif.AddrLifetime) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return fmt.Errorf("kernelshim: refresh addresses: %w", kernelshim.ErrClosed)
+		return fmt.Errorf("kernelshim: refresh addresses: %w", osif.ErrClosed)
 	}
 	var errs []error
 	if err := m.failure(OpRefreshAddrs); err != nil {
 		for i, a := range batch {
-			errs = append(errs, &kernelshim.AddrError{Entry: i, Addr: a, Err: err})
+			errs = append(errs, &osif.AddrError{Entry: i, Addr: a, Err: err})
 		}
 		return errors.Join(errs...)
 	}
@@ -650,15 +651,15 @@ func (m *Memory) RefreshAddrs(batch []kernelshim.AddrLifetime) error {
 		}
 		switch {
 		case !a.Prefix.IsValid():
-			errs = append(errs, &kernelshim.AddrError{Entry: i, Addr: a, Err: errors.New("invalid prefix")})
+			errs = append(errs, &osif.AddrError{Entry: i, Addr: a, Err: errors.New("invalid prefix")})
 		case l == nil:
-			errs = append(errs, &kernelshim.AddrError{Entry: i, Addr: a, Err: kernelshim.ErrNoLink})
+			errs = append(errs, &osif.AddrError{Entry: i, Addr: a, Err: osif.ErrNoLink})
 		default:
 			entry := fmt.Sprintf("%s dev %s lft %s", a.Prefix, l.Name, m.setAddrLocked(l, a.Prefix, a.Lifetime, a.Flags))
-			if a.Flags&kernelshim.AddrNoPrefixRoute != 0 {
+			if a.Flags&osif.AddrNoPrefixRoute != 0 {
 				entry += " noprefixroute"
 			}
-			if a.Flags&kernelshim.AddrNoDAD != 0 {
+			if a.Flags&osif.AddrNoDAD != 0 {
 				entry += " nodad"
 			}
 			done = append(done, entry)
@@ -673,24 +674,24 @@ func (m *Memory) RefreshAddrs(batch []kernelshim.AddrLifetime) error {
 // AddrLifetime returns p as installed on link: the link's index, the
 // remaining valid lifetime (0 for a permanent address) and the flags; false
 // when p is not there.
-func (m *Memory) AddrLifetime(link string, p netip.Prefix) (kernelshim.AddrLifetime, bool) {
+func (m *Memory) AddrLifetime(link string, p netip.Prefix) (osif.AddrLifetime, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, ok := m.links[link]
 	if !ok {
-		return kernelshim.AddrLifetime{}, false
+		return osif.AddrLifetime{}, false
 	}
 	m.addrsLocked(l)
 	for _, a := range l.addrs {
 		if a.p == p {
-			out := kernelshim.AddrLifetime{Index: l.Index, Prefix: p, Flags: a.flags}
+			out := osif.AddrLifetime{Index: l.Index, Prefix: p, Flags: a.flags}
 			if !a.expires.IsZero() {
 				out.Lifetime = a.expires.Sub(m.now())
 			}
 			return out, true
 		}
 	}
-	return kernelshim.AddrLifetime{}, false
+	return osif.AddrLifetime{}, false
 }
 
 // DelAddr: see the contract in carp/engine's kernel.go.
@@ -710,11 +711,11 @@ func (m *Memory) DelAddr(link string, p netip.Prefix) error {
 }
 
 // OpenCARP: see the contract in carp/engine's kernel.go.
-func (m *Memory) OpenCARP(ctx context.Context, onto chan<- kernelshim.Packet) error {
+func (m *Memory) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return fmt.Errorf("kernelshim: open CARP sockets: %w", kernelshim.ErrClosed)
+		return fmt.Errorf("kernelshim: open CARP sockets: %w", osif.ErrClosed)
 	}
 	// A previous opener whose context has ended is closed, even if the
 	// goroutine that tidies up after it has not run yet.
@@ -749,7 +750,7 @@ func (m *Memory) setJoined(ifname string, on bool) error {
 		verb = "join"
 	}
 	if !m.open {
-		return fmt.Errorf("kernelshim: %s CARP group on %s: %w", verb, ifname, kernelshim.ErrClosed)
+		return fmt.Errorf("kernelshim: %s CARP group on %s: %w", verb, ifname, osif.ErrClosed)
 	}
 	l, err := m.linkLocked(ifname)
 	if err != nil {
@@ -789,7 +790,7 @@ func (m *Memory) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []
 	}
 	if !m.open {
 		m.mu.Unlock()
-		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, kernelshim.ErrClosed)
+		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, osif.ErrClosed)
 	}
 	l, err := m.linkLocked(out)
 	if err != nil {
@@ -811,7 +812,7 @@ func (m *Memory) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []
 	}
 	m.mu.Unlock()
 
-	p := kernelshim.Packet{Payload: slices.Clone(payload), Src: src, Dst: dst, TTL: ttl, IPv6: dst.Is6()}
+	p := osif.Packet{Payload: slices.Clone(payload), Src: src, Dst: dst, TTL: ttl, IPv6: dst.Is6()}
 	if hook != nil {
 		hook(out, p)
 	}
@@ -825,7 +826,7 @@ func (m *Memory) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []
 }
 
 // receive delivers p arriving on physical link `link` if this kernel wants it.
-func (m *Memory) receive(link string, p kernelshim.Packet) {
+func (m *Memory) receive(link string, p osif.Packet) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.open || m.closed {
@@ -967,12 +968,12 @@ func (m *Memory) receiveFrame(from *Memory, seg *Segment, link string, dst net.H
 // arpCopiesLocked returns, when frame is an ARP request and a listener is
 // in force, the copies of it that arrive on links: on each for a
 // broadcast, on the one whose MAC is dst otherwise.
-func (m *Memory) arpCopiesLocked(links []*memLink, dst net.HardwareAddr, frame []byte) ([]kernelshim.ARPRequest, chan<- kernelshim.ARPRequest) {
+func (m *Memory) arpCopiesLocked(links []*memLink, dst net.HardwareAddr, frame []byte) ([]osif.ARPRequest, chan<- osif.ARPRequest) {
 	req, ok := kernelshim.ParseARPRequest(frame)
 	if !ok || m.arpCtx == nil || m.arpCtx.Err() != nil {
 		return nil, nil
 	}
-	var reqs []kernelshim.ARPRequest
+	var reqs []osif.ARPRequest
 	for _, f := range links {
 		if req.Broadcast || slices.Equal(f.MAC, dst) {
 			r := req
@@ -984,7 +985,7 @@ func (m *Memory) arpCopiesLocked(links []*memLink, dst net.HardwareAddr, frame [
 	return reqs, m.arpOnto
 }
 
-func deliverARP(onto chan<- kernelshim.ARPRequest, reqs []kernelshim.ARPRequest) {
+func deliverARP(onto chan<- osif.ARPRequest, reqs []osif.ARPRequest) {
 	for _, r := range reqs {
 		select { // a full listener drops it, as a full socket buffer does
 		case onto <- r:
@@ -1014,11 +1015,11 @@ func (m *Memory) siblingsLocked(l *memLink) []*memLink {
 // and from other kernels on a segment (their Announce of an IPv4 address).
 // A full onto drops the requests of other kernels, as a full socket buffer
 // does.
-func (m *Memory) ListenARP(ctx context.Context, onto chan<- kernelshim.ARPRequest) error {
+func (m *Memory) ListenARP(ctx context.Context, onto chan<- osif.ARPRequest) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return fmt.Errorf("kernelshim: listen for ARP: %w", kernelshim.ErrClosed)
+		return fmt.Errorf("kernelshim: listen for ARP: %w", osif.ErrClosed)
 	}
 	if err := m.failure(OpListenARP); err != nil {
 		return fmt.Errorf("kernelshim: listen for ARP: %w", err)
@@ -1041,7 +1042,7 @@ func (m *Memory) ARPListening() bool {
 // InjectARP delivers an ARP request as if it had arrived on link (a
 // broadcast arrives on the physical link; give a macvlan for one sent to
 // its MAC). It reports whether a listener took it.
-func (m *Memory) InjectARP(link string, req kernelshim.ARPRequest) bool {
+func (m *Memory) InjectARP(link string, req osif.ARPRequest) bool {
 	m.mu.Lock()
 	l, err := m.linkLocked(link)
 	listening := !m.closed && m.arpCtx != nil && m.arpCtx.Err() == nil
@@ -1082,11 +1083,11 @@ func (m *Memory) ReplyARP(link string, mac net.HardwareAddr, addr netip.Addr, to
 // (the engine may cause updates from inside its own event loop).
 type memWatcher struct {
 	mu    sync.Mutex
-	queue []kernelshim.LinkUpdate
+	queue []osif.LinkUpdate
 	kick  chan struct{}
 }
 
-func (w *memWatcher) push(u kernelshim.LinkUpdate) {
+func (w *memWatcher) push(u osif.LinkUpdate) {
 	w.mu.Lock()
 	w.queue = append(w.queue, u)
 	w.mu.Unlock()
@@ -1096,7 +1097,7 @@ func (w *memWatcher) push(u kernelshim.LinkUpdate) {
 	}
 }
 
-func (m *Memory) emit(u kernelshim.LinkUpdate) {
+func (m *Memory) emit(u osif.LinkUpdate) {
 	m.mu.Lock()
 	ws := make([]*memWatcher, 0, len(m.watchers))
 	for w := range m.watchers {
@@ -1110,12 +1111,12 @@ func (m *Memory) emit(u kernelshim.LinkUpdate) {
 
 // WatchLinks: see the contract in carp/engine's kernel.go. Updates are queued without bound and delivered in
 // order; a watcher never blocks the kernel.
-func (m *Memory) WatchLinks(ctx context.Context, onto chan<- kernelshim.LinkUpdate) error {
+func (m *Memory) WatchLinks(ctx context.Context, onto chan<- osif.LinkUpdate) error {
 	w := &memWatcher{kick: make(chan struct{}, 1)}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return fmt.Errorf("kernelshim: watch links: %w", kernelshim.ErrClosed)
+		return fmt.Errorf("kernelshim: watch links: %w", osif.ErrClosed)
 	}
 	m.watchers[w] = struct{}{}
 	m.mu.Unlock()
@@ -1154,7 +1155,7 @@ func (m *Memory) SetSysctl(path, value string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return "", fmt.Errorf("kernelshim: sysctl %s: %w", path, kernelshim.ErrClosed)
+		return "", fmt.Errorf("kernelshim: sysctl %s: %w", path, osif.ErrClosed)
 	}
 	if path == "" || strings.Contains(path, "..") {
 		return "", fmt.Errorf("kernelshim: sysctl %q: bad path", path)

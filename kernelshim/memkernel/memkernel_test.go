@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bsdcarp/bsdcarp/kernelshim"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 type fakeClock struct {
@@ -33,16 +33,16 @@ var vmac = net.HardwareAddr{0, 0, 0x5e, 0, 1, 1}
 
 func memHost(seg *Segment, addr string) *Memory {
 	m := NewMemory()
-	m.AddLink(kernelshim.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, MTU: 1500, AdminUp: true, Carrier: true,
+	m.AddLink(osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, MTU: 1500, AdminUp: true, Carrier: true,
 		Broadcast: true, Multicast: true, Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}, seg)
 	return m
 }
 
-func open(t *testing.T, k *Memory) chan kernelshim.Packet {
+func open(t *testing.T, k *Memory) chan osif.Packet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ch := make(chan kernelshim.Packet, 4)
+	ch := make(chan osif.Packet, 4)
 	if err := k.OpenCARP(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
@@ -62,11 +62,11 @@ func TestMemoryTranscriptAndLinks(t *testing.T) {
 	if err := m.CreateMACVLAN("em0", "carp0", vmac); err == nil {
 		t.Fatal("replaced a foreign link")
 	}
-	if err := m.CreateMACVLAN("carp1", "em9", vmac); !errors.Is(err, kernelshim.ErrNoLink) {
+	if err := m.CreateMACVLAN("carp1", "em9", vmac); !errors.Is(err, osif.ErrNoLink) {
 		t.Fatalf("missing parent: %v", err)
 	}
 	l, err := m.LinkByName("carp0")
-	if err != nil || l.Kind != "macvlan" || l.Alias != kernelshim.OwnerAlias || !l.AdminUp || !l.Carrier || l.MAC.String() != vmac.String() || l.ParentIndex != 1 {
+	if err != nil || l.Kind != "macvlan" || l.Alias != osif.OwnerAlias || !l.AdminUp || !l.Carrier || l.MAC.String() != vmac.String() || l.ParentIndex != 1 {
 		t.Fatalf("carp0 = %+v, %v", l, err)
 	}
 	vip := netip.MustParsePrefix("10.0.0.1/24")
@@ -106,7 +106,7 @@ func TestMemoryTranscriptAndLinks(t *testing.T) {
 	if err := m.DeleteLink("carp0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.DeleteLink("carp0"); !errors.Is(err, kernelshim.ErrNoLink) {
+	if err := m.DeleteLink("carp0"); !errors.Is(err, osif.ErrNoLink) {
 		t.Fatalf("second delete: %v", err)
 	}
 	want := []string{
@@ -149,14 +149,14 @@ func TestMemorySegmentDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := netip.MustParseAddr("10.0.0.2")
-	if err := a.SendCARP("em0", src, kernelshim.GroupV4, 0xe0, []byte{0x21, 1}); err != nil {
+	if err := a.SendCARP("em0", src, osif.GroupV4, 0xe0, []byte{0x21, 1}); err != nil {
 		t.Fatal(err)
 	}
 	// b hears it on em0 (index 1), c on the macvlan that joined (index 2).
-	for i, ch := range []chan kernelshim.Packet{chb, chc} {
+	for i, ch := range []chan osif.Packet{chb, chc} {
 		select {
 		case p := <-ch:
-			if p.Src != src || p.Dst != kernelshim.GroupV4 || p.TTL != 255 || p.IfIndex != 1+i || p.IPv6 || !bytes.Equal(p.Payload, []byte{0x21, 1}) {
+			if p.Src != src || p.Dst != osif.GroupV4 || p.TTL != 255 || p.IfIndex != 1+i || p.IPv6 || !bytes.Equal(p.Payload, []byte{0x21, 1}) {
 				t.Fatalf("got %+v", p)
 			}
 		default:
@@ -176,7 +176,7 @@ func TestMemorySegmentDelivery(t *testing.T) {
 	<-chc
 	// Partition a from b.
 	seg.SetLoss(func(from, to *Memory) bool { return from == a && to == b })
-	_ = a.SendCARP("em0", src, kernelshim.GroupV4, 0, []byte{2})
+	_ = a.SendCARP("em0", src, osif.GroupV4, 0, []byte{2})
 	if len(chb) != 0 || len(chc) != 1 || seg.Dropped() != 1 {
 		t.Fatalf("partition: b=%d c=%d dropped=%d", len(chb), len(chc), seg.Dropped())
 	}
@@ -187,13 +187,13 @@ func TestMemorySegmentDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SetCarrier("em0", false)
-	_ = a.SendCARP("em0", src, kernelshim.GroupV4, 0, []byte{3})
+	_ = a.SendCARP("em0", src, osif.GroupV4, 0, []byte{3})
 	if len(chb) != 0 || len(chc) != 0 {
 		t.Fatal("delivered to a leaver or a link without carrier")
 	}
 	c.SetCarrier("em0", true)
 	for range 10 {
-		_ = a.SendCARP("em0", src, kernelshim.GroupV4, 0, []byte{4})
+		_ = a.SendCARP("em0", src, osif.GroupV4, 0, []byte{4})
 	}
 	if st := c.Stats(); st.Delivered != 7 || st.Dropped != 6 || len(chc) != 4 {
 		t.Fatalf("stats %+v len %d", st, len(chc))
@@ -203,13 +203,13 @@ func TestMemorySegmentDelivery(t *testing.T) {
 	}
 	// Send errors and hooks.
 	a.SetSendError(errors.New("ENOBUFS"))
-	if err := a.SendCARP("em0", src, kernelshim.GroupV4, 0, nil); err == nil {
+	if err := a.SendCARP("em0", src, osif.GroupV4, 0, nil); err == nil {
 		t.Fatal("SetSendError ignored")
 	}
 	a.SetSendError(nil)
 	var hooked []string
-	a.SetSendHook(func(out string, p kernelshim.Packet) { hooked = append(hooked, out+" "+p.Dst.String()) })
-	_ = a.SendCARP("em0", src, kernelshim.GroupV4, 0, nil)
+	a.SetSendHook(func(out string, p osif.Packet) { hooked = append(hooked, out+" "+p.Dst.String()) })
+	_ = a.SendCARP("em0", src, osif.GroupV4, 0, nil)
 	if !slices.Equal(hooked, []string{"em0 224.0.0.18"}) {
 		t.Fatalf("hook %v", hooked)
 	}
@@ -219,7 +219,7 @@ func TestMemorySegmentDelivery(t *testing.T) {
 	for len(chb) > 0 {
 		<-chb
 	}
-	_ = a.SendCARP("em0", src, kernelshim.GroupV4, 0, nil)
+	_ = a.SendCARP("em0", src, osif.GroupV4, 0, nil)
 	if len(chb) != 1 {
 		t.Fatal("b lost its delivery after c closed")
 	}
@@ -229,7 +229,7 @@ func TestMemoryWatchLinks(t *testing.T) {
 	m := memHost(nil, "10.0.0.2/24")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch := make(chan kernelshim.LinkUpdate) // unbuffered: the kernel must not block on it
+	ch := make(chan osif.LinkUpdate) // unbuffered: the kernel must not block on it
 	if err := m.WatchLinks(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestMemoryConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range rounds {
-				if err := h.SendCARP("em0", self, kernelshim.GroupV4, 0, []byte{byte(j)}); err != nil {
+				if err := h.SendCARP("em0", self, osif.GroupV4, 0, []byte{byte(j)}); err != nil {
 					errs <- err
 				}
 				if _, err := h.ReplaceAddr("em0", vip, time.Minute); err != nil {

@@ -1,14 +1,10 @@
-// Package kernelshim is bsdcarp's Linux adapter: the data types that cross
-// the OS boundary (Link, LinkUpdate, Packet, ARPRequest, the errors and
-// constants) and Linux, the implementation carpd runs on (netlink for links,
-// addresses and macvlans, raw IP protocol 112 sockets for adverts, AF_PACKET
-// for gratuitous ARP and unsolicited neighbour advertisements, /proc/sys for
-// sysctls).
-//
-// The interfaces are declared by their consumer (carp/engine's kernel.go);
-// the in-memory kernel for tests is package kernelshim/memkernel, and
-// package kernelshim/kerneltest holds the contract both must meet.
-package kernelshim
+// Package osif holds the values that cross carpd's OS boundary: links and
+// their updates, received CARP packets and ARP requests, address lifetimes,
+// the boundary's errors and constants. The engine declares the interfaces
+// that carry them (carp/engine/kernel.go); kernelshim implements them on
+// Linux and kernelshim/memkernel in memory. Standard library only, so that
+// the engine links neither netlink nor the Linux adapter.
+package osif
 
 import (
 	"errors"
