@@ -90,6 +90,12 @@ type Linux struct {
 	rseq uint32
 	wbuf []byte
 	rbuf []byte
+
+	// sendIdx caches the ifindex of the links SendCARP sends out of, so
+	// that an advert costs one sendmsg and no netlink round trip; an entry
+	// is dropped when a send through it fails (the link was re-created).
+	smu     sync.Mutex
+	sendIdx map[string]int
 }
 
 type nsID struct{ dev, ino uint64 }
@@ -328,6 +334,7 @@ func (k *Linux) LinkByName(name string) (osif.Link, error) {
 
 // CreateMACVLAN: see the contract in carp/engine's kernel.go.
 func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
+	k.forgetSendIndex(name)
 	if old, err := k.nlLink(name); err == nil {
 		// The kernel ignores an alias given at creation, so it is set in a
 		// second step: a crash between the two leaves a macvlan without
@@ -393,6 +400,7 @@ func (k *Linux) isOurs(index int) bool {
 
 // DeleteLink: see the contract in carp/engine's kernel.go.
 func (k *Linux) DeleteLink(name string) error {
+	k.forgetSendIndex(name)
 	l, err := k.nlLink(name)
 	if err != nil {
 		return fmt.Errorf("kernelshim: delete link %w", err)
@@ -832,11 +840,53 @@ func (k *Linux) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []b
 	if err != nil {
 		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, err)
 	}
-	l, err := k.nlLink(out)
+	idx, cached, err := k.sendIndex(out)
 	if err != nil {
 		return fmt.Errorf("kernelshim: send CARP on %w", err)
 	}
-	idx := l.Attrs().Index
+	err = k.sendCARP(r4, p6, out, idx, src, dst, tos, payload)
+	if err != nil && cached {
+		// The link may have been re-created under the same name: look it
+		// up again and send once more.
+		k.forgetSendIndex(out)
+		if idx, _, lerr := k.sendIndex(out); lerr == nil {
+			err = k.sendCARP(r4, p6, out, idx, src, dst, tos, payload)
+		}
+	}
+	return err
+}
+
+// sendIndex is the ifindex of link name, from the cache when it is there
+// (cached reports that).
+func (k *Linux) sendIndex(name string) (idx int, cached bool, err error) {
+	k.smu.Lock()
+	idx, ok := k.sendIdx[name]
+	k.smu.Unlock()
+	if ok {
+		return idx, true, nil
+	}
+	l, err := k.nlLink(name)
+	if err != nil {
+		return 0, false, err
+	}
+	idx = l.Attrs().Index
+	k.smu.Lock()
+	if k.sendIdx == nil {
+		k.sendIdx = map[string]int{}
+	}
+	k.sendIdx[name] = idx
+	k.smu.Unlock()
+	return idx, false, nil
+}
+
+func (k *Linux) forgetSendIndex(name string) {
+	k.smu.Lock()
+	delete(k.sendIdx, name)
+	k.smu.Unlock()
+}
+
+// sendCARP sends one advert out of the link of index idx.
+func (k *Linux) sendCARP(r4 *ipv4.RawConn, p6 *ipv6.PacketConn, out string, idx int, src, dst netip.Addr, tos uint8, payload []byte) error {
 	if dst.Is4() {
 		h := &ipv4.Header{
 			Version:  ipv4.Version,

@@ -603,3 +603,42 @@ func TestParse4FlagsAnIncompleteHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestLinuxSendAfterLinkRecreated: SendCARP caches the ifindex of the link
+// it sends out of; a link deleted and made again under the same name
+// behind the kernel's back (a new ifindex) must not lose an advert.
+func TestLinuxSendAfterLinkRecreated(t *testing.T) {
+	requireRoot(t)
+	a, b := vethPair(t)
+	ka, kb := kernelIn(t, a), kernelIn(t, b)
+	chb := openCARP(t, kb)
+	openCARP(t, ka)
+	if err := kb.JoinGroup("veth0"); err != nil {
+		t.Fatal(err)
+	}
+	mac := "00:00:5e:00:01:07"
+	ipn(t, a, "link", "add", "link", "veth0", "name", "carp7", "address", mac, "type", "macvlan", "mode", "bridge")
+	ipn(t, a, "link", "set", "carp7", "up")
+	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("224.0.0.18")
+	for round := range 2 {
+		if err := ka.SendCARP("carp7", src, dst, 0xe0, advert(7)); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if _, ok := recvPacket(chb, 2*time.Second); !ok {
+			t.Fatalf("round %d: advert out of carp7 not received", round)
+		}
+		if round == 0 {
+			before, err := ka.LinkByName("carp7")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ipn(t, a, "link", "del", "carp7")
+			ipn(t, a, "link", "add", "link", "veth0", "name", "carp7", "address", mac, "type", "macvlan", "mode", "bridge")
+			ipn(t, a, "link", "set", "carp7", "up")
+			after, err := ka.LinkByName("carp7")
+			if err != nil || after.Index == before.Index {
+				t.Fatalf("carp7 re-created with index %d (was %d): %v", after.Index, before.Index, err)
+			}
+		}
+	}
+}
