@@ -23,46 +23,48 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -count 1 -timeout 60m ./internal/e2e/ | tee "$out"
 awk -v secs="$BENCH_SCALE_SECS" '
-function ratio(a, b) { return b > 0 ? sprintf("%.1fx", a / b) : (a > 0 ? "inf" : "-") }
-function pct(v) { return sprintf("%.2f%%", v) }
+function has(n, sys, k) { return (n, sys, k) in v }
+function num(n, sys, k, fmt) { return has(n, sys, k) ? sprintf(fmt, v[n, sys, k]) : "FAIL" }
+function ratio(n, k, b, a) {
+	if (!has(n, "bsdcarp", k) || !has(n, b, a)) return "-"
+	a = v[n, b, a]; k = v[n, "bsdcarp", k]
+	return a > 0 ? sprintf("%.1fx", k / a) : (k > 0 ? "inf" : "-")
+}
 /^BenchmarkScale\/N=[0-9]+\/(bsdcarp|keepalived)(-[0-9]+)?[ \t]/ {
 	split($1, p, "/"); n = substr(p[2], 3); sys = p[3]; sub(/-[0-9]+$/, "", sys)
-	if (!(n in seen)) { seen[n] = 1; order[++nn] = n }
 	for (i = 3; i < NF; i++) if ($(i+1) ~ /[a-z]/) v[n, sys, $(i+1)] = $i
+}
+/^(--- FAIL: )?BenchmarkScale\/N=[0-9]+\// {
+	s = $0; sub(/^--- FAIL: /, "", s); split(s, p, "/"); n = substr(p[2], 3)
+	if (!(n in seen)) { seen[n] = 1; order[++nn] = n }
+	if ($0 ~ /^--- FAIL/) bad = 1
 }
 END {
 	if (nn == 0) { print "bench-scale: no results" > "/dev/stderr"; exit 1 }
-	printf "\nCPU over %s s (%% of one core) and RSS (MiB); ratio = bsdcarp / keepalived\n", secs
-	printf "%6s | %9s %10s %7s | %9s %10s %7s | %13s %7s | %13s %7s | %s\n", "N", "MASTER bc", "keepalived", "ratio", "BACKUP bc", "keepalived", "ratio", "RSS M bc/ka", "ratio", "RSS B bc/ka", "ratio", "stable bc/ka"
+	printf "\nCPU over %s s (%% of one core) and RSS (MiB) of each side'"'"'s daemon (keepalived: all its processes); ratio = bsdcarp / keepalived; FAIL: see the log above\n", secs
+	printf "%6s | %9s %10s %7s | %9s %10s %7s | %8s %10s %7s | %8s %10s %7s | %s\n", "N", "MASTER bc", "keepalived", "ratio", "BACKUP bc", "keepalived", "ratio", "RSS M bc", "keepalived", "ratio", "RSS B bc", "keepalived", "ratio", "stable bc/ka"
 	for (j = 1; j <= nn; j++) {
 		n = order[j]
-		if ((n, "bsdcarp", "master-cpu%") in v && (n, "keepalived", "master-cpu%") in v) {
-			bm = v[n, "bsdcarp", "master-cpu%"]; km = v[n, "keepalived", "master-cpu%"]
-			bb = v[n, "bsdcarp", "backup-cpu%"]; kb = v[n, "keepalived", "backup-cpu%"]
-			rbm = v[n, "bsdcarp", "master-MiB"]; rkm = v[n, "keepalived", "master-MiB"]
-			rbb = v[n, "bsdcarp", "backup-MiB"]; rkb = v[n, "keepalived", "backup-MiB"]
-			printf "%6s | %9s %10s %7s | %9s %10s %7s | %6.1f/%6.1f %7s | %6.1f/%6.1f %7s | %d/%d\n", n,
-				pct(bm), pct(km), ratio(bm, km), pct(bb), pct(kb), ratio(bb, kb),
-				rbm, rkm, ratio(rbm, rkm), rbb, rkb, ratio(rbb, rkb),
-				v[n, "bsdcarp", "stable"], v[n, "keepalived", "stable"]
-		} else {
-			printf "%6s | missing results\n", n
-			bad = 1
-		}
+		printf "%6s | %9s %10s %7s | %9s %10s %7s | %8s %10s %7s | %8s %10s %7s | %s/%s\n", n,
+			num(n, "bsdcarp", "master-cpu%", "%.2f%%"), num(n, "keepalived", "master-cpu%", "%.2f%%"), ratio(n, "master-cpu%", "keepalived", "master-cpu%"),
+			num(n, "bsdcarp", "backup-cpu%", "%.2f%%"), num(n, "keepalived", "backup-cpu%", "%.2f%%"), ratio(n, "backup-cpu%", "keepalived", "backup-cpu%"),
+			num(n, "bsdcarp", "master-MiB", "%.1f"), num(n, "keepalived", "master-MiB", "%.1f"), ratio(n, "master-MiB", "keepalived", "master-MiB"),
+			num(n, "bsdcarp", "backup-MiB", "%.1f"), num(n, "keepalived", "backup-MiB", "%.1f"), ratio(n, "backup-MiB", "keepalived", "backup-MiB"),
+			num(n, "bsdcarp", "stable", "%d"), num(n, "keepalived", "stable", "%d")
 	}
 	printf "\ntime until the master side holds all N (s): bsdcarp from its first configuration line, keepalived from its start\n"
 	for (j = 1; j <= nn; j++) {
 		n = order[j]
-		printf "%6s | bsdcarp %7.2f | keepalived %7.2f\n", n, v[n, "bsdcarp", "master-up-s"], v[n, "keepalived", "master-up-s"]
+		printf "%6s | bsdcarp %7s | keepalived %7s\n", n, num(n, "bsdcarp", "master-up-s", "%.2f"), num(n, "keepalived", "master-up-s", "%.2f")
 	}
-	printf "\nbsdcarp configuration line (ms): single `ifconfig emX vhid ... alias` median and mean; per line of a sh script of N lines\n"
+	printf "\nbsdcarp configuration line (ms): single `ifconfig emX vhid ... alias` (last min(N,20) of the master side) median and mean; per line of the backup side'"'"'s sh script of N lines\n"
 	for (j = 1; j <= nn; j++) {
 		n = order[j]
-		printf "%6s | single median %7.2f | mean %7.2f | script %7.2f/line\n", n,
-			v[n, "bsdcarp", "cfg-line-ms"], v[n, "bsdcarp", "cfg-line-mean-ms"], v[n, "bsdcarp", "cfg-script-ms/line"]
+		printf "%6s | single median %7s | mean %7s | script %7s/line\n", n,
+			num(n, "bsdcarp", "cfg-line-ms", "%.2f"), num(n, "bsdcarp", "cfg-line-mean-ms", "%.2f"), num(n, "bsdcarp", "cfg-script-ms/line", "%.2f")
 	}
-	printf "\nbsdcarp status commands on the master side (median ms) against ip(8) in the same namespace\n"
-	printf "%6s | %-24s %8s | %-17s %8s | %6s\n", "N", "command", "ms", "ip(8)", "ms", "ratio"
+	printf "\nbsdcarp status commands on the master side, with carp0 added (median ms), against ip(8) in the same namespace\n"
+	printf "%6s | %-24s %8s | %-19s %8s | %6s\n", "N", "command", "ms", "ip(8)", "ms", "ratio"
 	cmds["ifconfig-em0"] = "ifconfig em0";          base["ifconfig-em0"] = "ip-em0"
 	cmds["ifconfig-a"] = "ifconfig -a";             base["ifconfig-a"] = "ip-all"
 	cmds["ifconfig-carp0"] = "ifconfig carp0";      base["ifconfig-carp0"] = "ip-carp0"
@@ -73,8 +75,8 @@ END {
 	for (j = 1; j <= nn; j++) {
 		n = order[j]
 		for (c = 1; c <= 5; c++) {
-			m = v[n, "bsdcarp", cl[c] "-ms"]; r = v[n, "bsdcarp", base[cl[c]] "-ms"]
-			printf "%6s | %-24s %8.2f | %-17s %8.2f | %6s\n", n, cmds[cl[c]], m, ipn[base[cl[c]]], r, ratio(m, r)
+			printf "%6s | %-24s %8s | %-19s %8s | %6s\n", n, cmds[cl[c]], num(n, "bsdcarp", cl[c] "-ms", "%.2f"),
+				ipn[base[cl[c]]], num(n, "bsdcarp", base[cl[c]] "-ms", "%.2f"), ratio(n, cl[c] "-ms", "bsdcarp", base[cl[c]] "-ms")
 		}
 	}
 	exit bad
