@@ -6,7 +6,7 @@ export CGO_ENABLED = 0
 
 CMDS = carpd ifconfig-carp carpctl-sysctl
 
-.PHONY: all build test sim demo bench bench-replay bench-handover fuzz vet clean install
+.PHONY: all build test sim demo bench bench-replay bench-handover bench-scale fuzz vet clean install
 
 all: build
 
@@ -43,6 +43,11 @@ bench-replay: build
 ## bench-handover: replies lost by a 1 ms ping across planned handovers, bsdcarp vs ucarp; needs root
 bench-handover: build
 	scripts/bench-handover.sh
+
+## bench-scale: CPU, RSS and status latency at 1, 16, 255, 1020 vhids, bsdcarp vs keepalived; needs root
+## (SIZES="1 16" SECS=5 RUNS=10 for a short run)
+bench-scale: build
+	scripts/bench-scale.sh
 
 vet:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
