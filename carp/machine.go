@@ -283,6 +283,26 @@ func (m *Machine) Advance(now time.Time) Output {
 	return Output{}
 }
 
+// AdvanceEarly is Advance, except that a MASTER whose next advertisement is
+// due by now+early sends it now and is re-armed from now. An advertisement
+// is never late and at most early before its time, so that an engine can
+// send the adverts of many vhids in one wake-up: a peer's master-down
+// timer (3 x advbase) only runs longer for an early one. Timers of other
+// states are never advanced early.
+func (m *Machine) AdvanceEarly(now time.Time, early time.Duration) Output {
+	if m.state == Master && m.adv.due(now.Add(early)) {
+		m.adv.arm(now.Add(m.ours()))
+		return Output{Advertise: true}
+	}
+	return m.Advance(now)
+}
+
+// AdvertDue reports whether the machine is MASTER with its next
+// advertisement due by t.
+func (m *Machine) AdvertDue(t time.Time) bool {
+	return m.state == Master && m.adv.due(t)
+}
+
 // NextDeadline returns the earliest armed timer, and false when none is
 // armed (INIT).
 func (m *Machine) NextDeadline() (time.Time, bool) {

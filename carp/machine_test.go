@@ -550,3 +550,33 @@ func TestTwoHostsElectAndFailOver(t *testing.T) {
 		})
 	}
 }
+
+// TestAdvanceEarly: a MASTER's advert goes out up to early before its time
+// and the next is armed from the send; a BACKUP's master-down timer never
+// fires early.
+func TestAdvanceEarly(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	m := NewMachine(Config{AdvBase: 1, IPv4: true})
+	m.SetRunnable(t0, true, ReasonInitComplete)
+	down, _ := m.NextDeadline()
+	if out := m.AdvanceEarly(down.Add(-time.Millisecond), 50*time.Millisecond); out.Transition != nil {
+		t.Fatalf("BACKUP taken over early: %+v", out)
+	}
+	if out := m.Advance(down); m.State() != Master {
+		t.Fatalf("not MASTER at master-down: %+v", out)
+	}
+	next, _ := m.NextDeadline()
+	if m.AdvertDue(next.Add(-time.Millisecond)) || !m.AdvertDue(next) {
+		t.Fatal("AdvertDue does not follow the advert timer")
+	}
+	early := next.Add(-40 * time.Millisecond)
+	if out := m.AdvanceEarly(early, 50*time.Millisecond); !out.Advertise {
+		t.Fatalf("advert due in 40ms not sent with early 50ms: %+v", out)
+	}
+	if again, _ := m.NextDeadline(); !again.Equal(early.Add(time.Second)) {
+		t.Fatalf("next advert armed at %v, want %v (one interval after the early send)", again, early.Add(time.Second))
+	}
+	if out := m.AdvanceEarly(early.Add(900*time.Millisecond), 50*time.Millisecond); out.Advertise {
+		t.Fatal("advert 100ms before its time sent with early 50ms")
+	}
+}

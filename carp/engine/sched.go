@@ -96,6 +96,36 @@ func (e *Engine) reschedule() {
 	e.dirty = e.dirty[:0]
 }
 
+// advertEarly is how much before its time a MASTER's advert may leave
+// (carp.Machine.AdvanceEarly) when the loop is awake anyway: the adverts of
+// vhids due within it go out together, so that after one round the
+// MASTERs of one advbase form at most 1 s / advertEarly groups, and the
+// loop wakes that often instead of once per vhid (each wake-up of a Go
+// program costs more than the advert it sends). Only MASTER adverts move:
+// a BACKUP's master-down timer never fires early or late.
+const advertEarly = 50 * time.Millisecond
+
+// popEarly adds to into the vhosts whose MASTER advert is due within
+// advertEarly of now, out of the heap and marked due; the others it looks
+// at go back.
+func (e *Engine) popEarly(now time.Time, into []*vhost) []*vhost {
+	by := now.Add(advertEarly)
+	var back []*vhost
+	for len(e.sched) > 0 && !e.sched[0].at.After(by) {
+		h := heap.Pop(&e.sched).(*vhost)
+		if h.m.AdvertDue(by) {
+			h.due = true
+			into = append(into, h)
+		} else {
+			back = append(back, h)
+		}
+	}
+	for _, h := range back {
+		heap.Push(&e.sched, h)
+	}
+	return into
+}
+
 // popDue takes every vhost due at now out of the heap, marked due.
 func (e *Engine) popDue(now time.Time, into []*vhost) []*vhost {
 	for len(e.sched) > 0 && !e.sched[0].at.After(now) {
@@ -140,14 +170,14 @@ func (e *Engine) nextDeadline() (time.Time, bool) {
 // same pass when it comes later in the configuration, else in the next.
 func (e *Engine) advance(now time.Time) {
 	e.reschedule()
-	due := e.popDue(now, nil)
+	due := e.popEarly(now, e.popDue(now, nil))
 	byPos := func(a, b *vhost) int { return a.pos - b.pos }
 	slices.SortFunc(due, byPos)
 	var later []*vhost
 	for i := 0; i < len(due); i++ {
 		h := due[i]
 		h.due = false
-		e.apply(now, h, h.m.Advance(now))
+		e.apply(now, h, h.m.AdvanceEarly(now, advertEarly))
 		if h.draining && !now.Before(h.drainUntil) {
 			e.endDrain(h)
 		}
