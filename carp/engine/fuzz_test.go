@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,7 +61,7 @@ func FuzzLoadConfig(f *testing.F) {
 		if err := again.Validate(); err != nil {
 			t.Fatalf("reloaded configuration fails Validate: %v", err)
 		}
-		resaved, err := json.MarshalIndent(again, "", "  ")
+		resaved, err := encodeConfig(again)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -77,9 +77,12 @@ func (e *Engine) initSave() {
 	}
 }
 
-// encodeConfig is config.json's content.
+// encodeConfig is config.json's content: compact JSON, one line (it is
+// written at every configuration line, and indenting a thousand vhids
+// cost more than the rest of the write; `jq . config.json` shows it
+// indented).
 func encodeConfig(c *Config) ([]byte, error) {
-	b, err := json.MarshalIndent(c, "", "  ")
+	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("engine: encode configuration: %w", err)
 	}

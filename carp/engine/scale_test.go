@@ -22,6 +22,13 @@ import (
 // scaleEngine starts an engine with the vhids configured; it stops with tb.
 func scaleEngine(tb testing.TB, parents, perParent int) (*Engine, *memkernel.Memory) {
 	tb.Helper()
+	return scaleEngineIn(tb, "", parents, perParent)
+}
+
+// scaleEngineIn is scaleEngine saving its configuration in stateDir ("":
+// not saved).
+func scaleEngineIn(tb testing.TB, stateDir string, parents, perParent int) (*Engine, *memkernel.Memory) {
+	tb.Helper()
 	k := memkernel.NewMemory()
 	k.Clock = time.Now
 	for p := range parents {
@@ -35,7 +42,7 @@ func scaleEngine(tb testing.TB, parents, perParent int) (*Engine, *memkernel.Mem
 		checkSchedule = false
 		tb.Cleanup(func() { checkSchedule = true })
 	}
-	e, err := New(Options{Kernel: k})
+	e, err := New(Options{Kernel: k, StateDir: stateDir})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -182,6 +189,21 @@ func BenchmarkNextDeadline1020(b *testing.B) {
 // one vhid) with 255 vhids configured.
 func BenchmarkIfconfigLine255(b *testing.B) {
 	e, _ := scaleEngine(b, 1, 255)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := e.Ifconfig(context.Background(), scaleLine(0, 5, 100+i%50)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkIfconfigLine1020Saved is one configuration line (advskew of an
+// existing vhid) with 1,020 vhids on four parents, the configuration saved
+// in a state directory as carpd does.
+func BenchmarkIfconfigLine1020Saved(b *testing.B) {
+	e, _ := scaleEngineIn(b, b.TempDir(), 4, 255)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
