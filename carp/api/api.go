@@ -184,3 +184,38 @@ func (r IfconfigRequest) Step() Step {
 	}
 	return StepSetVHID
 }
+
+// StatusQuery says what a status request wants: the keys (root callers
+// that asked, ifconfig -k), one interface only (ifconfig IF), or no
+// interfaces at all (sysctl, netstat: knobs and counters). The engine
+// builds only what is wanted.
+type StatusQuery struct {
+	ShowKeys bool
+	Iface    string // one interface (BSD name) with its vhids; "" for all
+	NoIfaces bool   // knobs and counters only
+}
+
+// Wants reports whether the interface named name (a link, a clone, or the
+// interface a vhid is configured on) belongs in the answer.
+func (q StatusQuery) Wants(name string) bool {
+	return !q.NoIfaces && (q.Iface == "" || q.Iface == name)
+}
+
+// Narrow keeps of st what q wants, in new slices (st's may be shared).
+func (q StatusQuery) Narrow(st Status) Status {
+	st.Links = keep(st.Links, func(l LinkStatus) bool { return q.Wants(l.Name) })
+	st.Clones = keep(st.Clones, func(c CloneStatus) bool { return q.Wants(c.Name) })
+	st.VHIDs = keep(st.VHIDs, func(v VHIDStatus) bool { return q.Wants(v.Iface) })
+	return st
+}
+
+// keep returns the elements of s for which f holds, in a new slice.
+func keep[T any](s []T, f func(T) bool) []T {
+	var out []T
+	for _, x := range s {
+		if f(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}

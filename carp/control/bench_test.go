@@ -69,7 +69,9 @@ func BenchmarkStatusDecode255(b *testing.B) {
 // staticEngine answers every status request with the same status.
 type staticEngine struct{ st api.Status }
 
-func (s staticEngine) Status(context.Context, bool) (api.Status, error) { return s.st, nil }
+func (s staticEngine) Status(_ context.Context, q api.StatusQuery) (api.Status, error) {
+	return q.Narrow(s.st), nil
+}
 func (s staticEngine) Ifconfig(context.Context, api.IfconfigRequest) error {
 	return nil
 }

@@ -100,7 +100,7 @@ type Response struct {
 // Engine is what the server needs of carpd's engine.
 type Engine interface {
 	Ifconfig(ctx context.Context, req api.IfconfigRequest) error
-	Status(ctx context.Context, showKeys bool) (api.Status, error)
+	Status(ctx context.Context, q api.StatusQuery) (api.Status, error)
 	SetSysctl(ctx context.Context, oid string, v int64) (old, now int64, err error)
 }
 
@@ -441,11 +441,10 @@ func (s *Server) do(req Request, uid uint32) Response {
 	defer cancel()
 	switch req.Op {
 	case OpStatus:
-		st, err := s.eng.Status(ctx, req.ShowKeys && root)
+		st, err := s.eng.Status(ctx, api.StatusQuery{ShowKeys: req.ShowKeys && root, Iface: req.Iface, NoIfaces: req.NoIfaces})
 		if err != nil {
 			return errResponse(err)
 		}
-		st = narrow(st, req)
 		return Response{Status: &st}
 	case OpIfconfig:
 		if !root {
@@ -477,31 +476,6 @@ func (s *Server) do(req Request, uid uint32) Response {
 	default:
 		return Response{Code: CodeFail, Error: fmt.Sprintf("control: unknown operation %q", req.Op)}
 	}
-}
-
-// narrow keeps of st what a status request asked for (Request.Iface,
-// Request.NoIfaces), in new slices: st's may be shared.
-func narrow(st api.Status, req Request) api.Status {
-	switch {
-	case req.NoIfaces:
-		st.Links, st.Clones, st.VHIDs = nil, nil, nil
-	case req.Iface != "":
-		st.Links = keep(st.Links, func(l api.LinkStatus) bool { return l.Name == req.Iface })
-		st.Clones = keep(st.Clones, func(c api.CloneStatus) bool { return c.Name == req.Iface })
-		st.VHIDs = keep(st.VHIDs, func(v api.VHIDStatus) bool { return v.Iface == req.Iface })
-	}
-	return st
-}
-
-// keep returns the elements of s for which f holds, in a new slice.
-func keep[T any](s []T, f func(T) bool) []T {
-	var out []T
-	for _, x := range s {
-		if f(x) {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // warning tells a change that took effect but was not saved from a refusal.

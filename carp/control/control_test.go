@@ -27,13 +27,13 @@ func (f *fakeEngine) Ifconfig(_ context.Context, r api.IfconfigRequest) error {
 	return nil
 }
 
-func (f *fakeEngine) Status(_ context.Context, showKeys bool) (api.Status, error) {
-	f.showKeys = append(f.showKeys, showKeys)
+func (f *fakeEngine) Status(_ context.Context, q api.StatusQuery) (api.Status, error) {
+	f.showKeys = append(f.showKeys, q.ShowKeys)
 	st := api.Status{VHIDs: []api.VHIDStatus{{Iface: "carp0", VHID: 1}}}
-	if showKeys {
+	if q.ShowKeys {
 		st.VHIDs[0].Key = "secret"
 	}
-	return st, nil
+	return q.Narrow(st), nil
 }
 
 func (f *fakeEngine) SetSysctl(_ context.Context, oid string, v int64) (int64, int64, error) {

@@ -37,12 +37,12 @@ func TestNarrowedStatusPrintsTheSame(t *testing.T) {
 	for _, name := range []string{"lo", "em0", "carp0", "carp1", "em1"} {
 		st := narrowStatus()
 		want := format(st, name)
-		got := format(narrow(narrowStatus(), Request{Op: OpStatus, Iface: name}), name)
+		got := format(api.StatusQuery{Iface: name}.Narrow(narrowStatus()), name)
 		if got != want {
 			t.Errorf("ifconfig %s from the narrowed status:\n%s\nfrom the whole:\n%s", name, got, want)
 		}
 	}
-	st := narrow(narrowStatus(), Request{Op: OpStatus, Iface: "carp1"})
+	st := api.StatusQuery{Iface: "carp1"}.Narrow(narrowStatus())
 	if len(st.Links) != 0 || len(st.Clones) != 1 || len(st.VHIDs) != 1 || len(st.Knobs) == 0 || len(st.Stats) == 0 {
 		t.Fatalf("narrowed to carp1: %+v", st)
 	}

@@ -97,7 +97,7 @@ func (n *node) ifconfig(t *testing.T, iface string, ops ...api.Op) {
 
 func (n *node) state(t *testing.T, iface string) string {
 	t.Helper()
-	st, err := n.e.Status(context.Background(), false)
+	st, err := n.e.Status(context.Background(), api.StatusQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestRejectedCommandChangesNothing(t *testing.T) {
 		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", dir)
 		defer n.stop(t)
 		runbook284(t, n, 100)
-		before, _ := n.e.Status(context.Background(), true)
+		before, _ := n.e.Status(context.Background(), api.StatusQuery{ShowKeys: true})
 		saved, _ := os.ReadFile(filepath.Join(dir, configFile))
 		cases := []struct {
 			name string
@@ -242,7 +242,7 @@ func TestRejectedCommandChangesNothing(t *testing.T) {
 				t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
 			}
 		}
-		after, _ := n.e.Status(context.Background(), true)
+		after, _ := n.e.Status(context.Background(), api.StatusQuery{ShowKeys: true})
 		if !equalStatus(before, after) {
 			t.Errorf("status changed by rejected commands:\n%+v\n%+v", before, after)
 		}
@@ -274,12 +274,12 @@ func TestRestartRestoresSavedConfiguration(t *testing.T) {
 		if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.preempt", 1); err != nil {
 			t.Fatal(err)
 		}
-		before, _ := n.e.Status(context.Background(), true)
+		before, _ := n.e.Status(context.Background(), api.StatusQuery{ShowKeys: true})
 		n.stop(t)
 		// Same kernel, new engine, same state dir: as after a crash or reboot.
 		m := startNode(t, n.k, dir)
 		defer m.stop(t)
-		after, _ := m.e.Status(context.Background(), true)
+		after, _ := m.e.Status(context.Background(), api.StatusQuery{ShowKeys: true})
 		if !equalStatus(before, after) {
 			t.Fatalf("restored status differs:\n%+v\n%+v", before, after)
 		}
@@ -337,7 +337,7 @@ func TestBadAdvertsAreCountedAndNeverFlipState(t *testing.T) {
 		if got := fw.state(t, "carp0"); got != "MASTER" {
 			t.Fatalf("state after forged adverts = %s, want MASTER", got)
 		}
-		st, _ := fw.e.Status(context.Background(), false)
+		st, _ := fw.e.Status(context.Background(), api.StatusQuery{})
 		counts := map[string]uint64{}
 		for _, c := range st.Stats {
 			counts[c.Name] = c.Value
@@ -418,14 +418,14 @@ func TestAllowZeroStopsEveryVHIDAndDemotesOncePerVHID(t *testing.T) {
 		if len(n.k.Addrs("carp0")) != 0 {
 			t.Fatalf("addresses kept with allow=0: %v", n.k.Addrs("carp0"))
 		}
-		st, _ := n.e.Status(context.Background(), false)
+		st, _ := n.e.Status(context.Background(), api.StatusQuery{})
 		if got := knobValue(st, "net.inet.carp.demotion"); got != 240 {
 			t.Fatalf("demotion with allow=0 = %d, want 240 (ifdown_demotion_factor, once)", got)
 		}
 		if _, _, err := n.e.SetSysctl(context.Background(), "net.inet.carp.allow", 1); err != nil {
 			t.Fatal(err)
 		}
-		st, _ = n.e.Status(context.Background(), false)
+		st, _ = n.e.Status(context.Background(), api.StatusQuery{})
 		if got := knobValue(st, "net.inet.carp.demotion"); got != 0 {
 			t.Fatalf("demotion after allow=1 = %d, want 0", got)
 		}
@@ -478,7 +478,7 @@ func TestPlainIfconfigOnAPhysicalInterface(t *testing.T) {
 		if !refused(err, api.Refused(api.StepDelAddr, syscall.EADDRNOTAVAIL)) {
 			t.Fatalf("-alias of a missing address: %v", err)
 		}
-		st, _ := n.e.Status(context.Background(), false)
+		st, _ := n.e.Status(context.Background(), api.StatusQuery{})
 		if len(st.VHIDs) != 0 || len(st.Clones) != 0 {
 			t.Fatalf("plain ifconfig created carp configuration: %+v", st)
 		}
@@ -497,7 +497,7 @@ func TestDialectBFindsItsParentBySubnet(t *testing.T) {
 		n.ifconfig(t, "carp0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpAdvSkew, Int: 100}, api.Op{Kind: api.OpPass, Str: "testpass"}, api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("192.168.1.50/24")})
 		time.Sleep(carp.MasterDown(1, 100) + time.Millisecond)
 		synctest.Wait()
-		st, _ := n.e.Status(context.Background(), false)
+		st, _ := n.e.Status(context.Background(), api.StatusQuery{})
 		if len(st.VHIDs) != 1 || st.VHIDs[0].State != "MASTER" || st.VHIDs[0].Carpdev != "" {
 			t.Fatalf("status = %+v, want one MASTER vhid without a carpdev word", st.VHIDs)
 		}
@@ -547,7 +547,7 @@ func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
 		if !strings.Contains(n.logs.String(), "MASTER -> BACKUP (user requested via ifconfig)") {
 			t.Errorf("log:\n%s", n.logs.String())
 		}
-		st, _ := n.e.Status(context.Background(), false)
+		st, _ := n.e.Status(context.Background(), api.StatusQuery{})
 		if st.VHIDs[0].AdvSkew != 50 || st.VHIDs[0].Iface != "em0" || st.VHIDs[0].Carpdev != "em0" {
 			t.Fatalf("status = %+v", st.VHIDs)
 		}
@@ -556,7 +556,7 @@ func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
 		// ifconfig em0 inet 192.168.1.50 -alias: vhid 1 goes with its last
 		// address; vhid 5 is not touched.
 		n.ifconfig(t, "em0", api.Op{Kind: api.OpDelAddr, Prefix: netip.MustParsePrefix("192.168.1.50/32")})
-		st, _ = n.e.Status(context.Background(), false)
+		st, _ = n.e.Status(context.Background(), api.StatusQuery{})
 		if len(st.VHIDs) != 1 || st.VHIDs[0].VHID != 5 {
 			t.Fatalf("after removing vhid 1's last address: %+v, want only vhid 5", st.VHIDs)
 		}
@@ -595,7 +595,7 @@ func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
 		if !refused(err, api.Refused(api.StepSetMTU, syscall.EINVAL)) {
 			t.Fatalf("refused mtu after a vhid: %v", err)
 		}
-		if st, _ := n.e.Status(context.Background(), false); len(st.VHIDs) != 0 {
+		if st, _ := n.e.Status(context.Background(), api.StatusQuery{}); len(st.VHIDs) != 0 {
 			t.Fatalf("vhid kept after its line was refused: %+v", st.VHIDs)
 		}
 		n.k.Fail(memkernel.OpSetMTU, nil)
@@ -604,7 +604,7 @@ func TestKernelRefusalUndoesTheWholeLine(t *testing.T) {
 		if !refused(err, api.Refused(api.StepSetDown, syscall.EPERM)) {
 			t.Fatalf("refused down: %v (FreeBSD's setifflags reports it through Perror)", err)
 		}
-		st, _ := n.e.Status(context.Background(), false)
+		st, _ := n.e.Status(context.Background(), api.StatusQuery{})
 		if len(st.VHIDs) != 0 || !slices.Equal(n.k.Addrs("em0"), []netip.Prefix{p("192.168.1.3/24")}) {
 			t.Fatalf("a refused line left changes: %+v %v", st.VHIDs, n.k.Addrs("em0"))
 		}

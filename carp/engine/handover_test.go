@@ -211,7 +211,7 @@ func TestBowOutWithoutPeerDrainsAtMostTheMasterDownInterval(t *testing.T) {
 // counters returns the engine's carpstats by name.
 func (n *node) counters(t *testing.T) map[string]uint64 {
 	t.Helper()
-	st, err := n.e.Status(context.Background(), false)
+	st, err := n.e.Status(context.Background(), api.StatusQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}

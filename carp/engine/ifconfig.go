@@ -114,15 +114,15 @@ func boundKey(k string) string {
 
 // Status returns a snapshot. Keys are included only when showKeys is set;
 // the control server sets it only for root callers that asked (-k).
-func (e *Engine) Status(ctx context.Context, showKeys bool) (api.Status, error) {
+func (e *Engine) Status(ctx context.Context, q api.StatusQuery) (api.Status, error) {
 	var st api.Status
-	err := e.call(ctx, func() { st = e.status(showKeys) })
+	err := e.call(ctx, func() { st = e.status(q) })
 	return st, err
 }
 
-func (e *Engine) status(showKeys bool) api.Status {
+func (e *Engine) status(q api.StatusQuery) api.Status {
 	now := e.opts.Now()
-	st := api.Status{Knobs: e.knobs(), Links: e.linkStatus()}
+	st := api.Status{Knobs: e.knobs(), Links: e.linkStatus(q)}
 	for _, n := range e.stats.Named() {
 		st.Stats = append(st.Stats, api.Counter{Name: n.Name, Value: n.Value})
 	}
@@ -133,11 +133,16 @@ func (e *Engine) status(showKeys bool) api.Status {
 		iface string
 		vhid  uint8
 	}
-	hosts := make(map[hostKey]*vhost, len(e.hosts))
+	hosts := make(map[hostKey]*vhost)
 	for _, h := range e.hosts {
-		hosts[hostKey{h.iface, h.cfg.VHID}] = h
+		if q.Wants(h.iface) {
+			hosts[hostKey{h.iface, h.cfg.VHID}] = h
+		}
 	}
 	for _, ifc := range e.cfg.Ifaces {
+		if !q.Wants(ifc.Name) {
+			continue
+		}
 		if ifc.Clone {
 			mtu := 1500
 			if l, ok := e.linkByLinuxName(e.linuxName(ifc.Name)); ok && l.MTU > 0 {
@@ -150,7 +155,7 @@ func (e *Engine) status(showKeys bool) api.Status {
 				continue
 			}
 			vs := api.VHIDStatus{Iface: ifc.Name, Carpdev: v.Carpdev, VHID: v.VHID, AdvBase: v.AdvBase, AdvSkew: v.AdvSkew, State: carp.Init.String(), Addrs: slices.Clone(v.Addrs)}
-			if showKeys {
+			if q.ShowKeys {
 				vs.Key = v.Key
 			}
 			if h, ok := hosts[hostKey{ifc.Name, v.VHID}]; ok {
@@ -218,11 +223,20 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 
 // linkStatus lists the host's interfaces by their BSD names, in ifindex
 // order, leaving out the links carpd made (clones are shown as clones).
-func (e *Engine) linkStatus() []api.LinkStatus {
-	idx := make([]int, 0, len(e.links))
-	for i, l := range e.links {
-		if l.Alias != osif.OwnerAlias {
-			idx = append(idx, i)
+func (e *Engine) linkStatus(q api.StatusQuery) []api.LinkStatus {
+	var idx []int
+	switch {
+	case q.NoIfaces:
+	case q.Iface != "":
+		if l, ok := e.linkByLinuxName(e.linuxName(q.Iface)); ok && l.Alias != osif.OwnerAlias {
+			idx = append(idx, l.Index)
+		}
+	default:
+		idx = make([]int, 0, len(e.links))
+		for i, l := range e.links {
+			if l.Alias != osif.OwnerAlias {
+				idx = append(idx, i)
+			}
 		}
 	}
 	slices.Sort(idx)

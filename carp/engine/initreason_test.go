@@ -128,7 +128,7 @@ func TestDemotionFromFacts(t *testing.T) {
 // vhidStatus returns the status of the vhid configured on iface.
 func (n *node) vhidStatus(t *testing.T, iface string) api.VHIDStatus {
 	t.Helper()
-	st, err := n.e.Status(context.Background(), false)
+	st, err := n.e.Status(context.Background(), api.StatusQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestDemotionFollowsTheFacts(t *testing.T) {
 		ctx := context.Background()
 		demotion := func() int64 {
 			t.Helper()
-			st, err := n.e.Status(ctx, false)
+			st, err := n.e.Status(ctx, api.StatusQuery{})
 			if err != nil {
 				t.Fatal(err)
 			}

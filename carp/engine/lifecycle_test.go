@@ -150,7 +150,7 @@ func TestReloadSwapsTheMapWithoutAStateChange(t *testing.T) {
 		if want := "old9=em9 removed, wan0=em1 added"; summary != want {
 			t.Errorf("summary %q, want %q", summary, want)
 		}
-		st, err := n.e.Status(ctx, false)
+		st, err := n.e.Status(ctx, api.StatusQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,7 +25,7 @@ func TestCloneOnDemand(t *testing.T) {
 		ctx := context.Background()
 		n.ifconfig(t, "carp3", api.Op{Kind: api.OpVHID, Int: 3}, api.Op{Kind: api.OpPass, Str: "x"}, api.Op{Kind: api.OpCarpdev, Str: "em0"},
 			api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("192.168.7.50/24")})
-		st, err := n.e.Status(ctx, false)
+		st, err := n.e.Status(ctx, api.StatusQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestCloneOnDemand(t *testing.T) {
 		}
 		// A bare "up" or "down" creates it too, as on OpenBSD.
 		n.ifconfig(t, "carp5", api.Op{Kind: api.OpDown})
-		st, _ = n.e.Status(ctx, false)
+		st, _ = n.e.Status(ctx, api.StatusQuery{})
 		if !slices.ContainsFunc(st.Clones, func(c api.CloneStatus) bool { return c.Name == "carp5" && !c.Up }) {
 			t.Errorf("clones after ifconfig carp5 down: %+v", st.Clones)
 		}
@@ -73,7 +73,7 @@ func TestCloneOnDemand(t *testing.T) {
 
 func demotionOf(t *testing.T, n *node) int64 {
 	t.Helper()
-	st, err := n.e.Status(context.Background(), false)
+	st, err := n.e.Status(context.Background(), api.StatusQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func attacker(t *testing.T, seg *memkernel.Segment) func(src netip.Addr, payload
 
 func counter(t *testing.T, n *node, name string) uint64 {
 	t.Helper()
-	st, err := n.e.Status(context.Background(), false)
+	st, err := n.e.Status(context.Background(), api.StatusQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestAuthMismatchIsLoggedAtDefaultLevelAndShown(t *testing.T) {
 		if n := strings.Count(b.logs.String(), want); n < 2 || n > 5 {
 			t.Errorf("b logged the mismatch %d times in 2 minutes, want a few (rate-limited):\n%s", n, b.logs.String())
 		}
-		st, _ := b.e.Status(context.Background(), false)
+		st, _ := b.e.Status(context.Background(), api.StatusQuery{})
 		if st.VHIDs[0].AuthMismatch != "10.0.0.2" {
 			t.Errorf("status AuthMismatch = %q, want 10.0.0.2", st.VHIDs[0].AuthMismatch)
 		}
@@ -186,7 +186,7 @@ func TestAuthMismatchIsLoggedAtDefaultLevelAndShown(t *testing.T) {
 		a.stop(t)
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
-		st, _ = b.e.Status(context.Background(), false)
+		st, _ = b.e.Status(context.Background(), api.StatusQuery{})
 		if st.VHIDs[0].AuthMismatch != "" {
 			t.Errorf("AuthMismatch still %q after the peer went silent", st.VHIDs[0].AuthMismatch)
 		}
@@ -244,14 +244,14 @@ func TestSendErrorsDemoteAndAreSaidAtTheDefaultLevel(t *testing.T) {
 		if !strings.Contains(logs, "carp: demoted by 240 to 240 (send error 3 on em0)") {
 			t.Errorf("no senderr demotion in the log:\n%s", logs)
 		}
-		st, _ := a.e.Status(context.Background(), false)
+		st, _ := a.e.Status(context.Background(), api.StatusQuery{})
 		if got := knobValue(st, "net.inet.carp.demotion"); got != 480 {
 			t.Errorf("demotion = %d with both vhids failing, want 2 x 240", got)
 		}
 		a.k.SetSendError(nil)
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
-		st, _ = a.e.Status(context.Background(), false)
+		st, _ = a.e.Status(context.Background(), api.StatusQuery{})
 		if got := knobValue(st, "net.inet.carp.demotion"); got != 0 {
 			t.Errorf("demotion = %d after sends work again, want 0", got)
 		}

@@ -103,7 +103,7 @@ func TestFailoverCommandsTakeEffectWhenTheStateDirIsFull(t *testing.T) {
 		fw1.stop(t)
 		m := startNode(t, fw1.k, dir)
 		defer m.stop(t)
-		st, _ := m.e.Status(context.Background(), false)
+		st, _ := m.e.Status(context.Background(), api.StatusQuery{})
 		if len(st.Clones) != 1 || st.Clones[0].Up {
 			t.Errorf("restarted from the retried save: clones %+v, want carp0 down", st.Clones)
 		}
@@ -147,7 +147,7 @@ func checkCommandsWhileFull(t *testing.T, fw1, fw2 *node, file string) {
 	if !errors.As(err, &se) || old != 0 || now != 240 {
 		t.Fatalf("sysctl demotion=240 with a full state dir = %d -> %d, %v; want 0 -> 240 and a *api.SaveError", old, now, err)
 	}
-	st, _ := fw1.e.Status(context.Background(), false)
+	st, _ := fw1.e.Status(context.Background(), api.StatusQuery{})
 	if got := knobValue(st, api.SysctlPrefix+"demotion"); got != 240 {
 		t.Errorf("demotion in effect = %d, want 240", got)
 	}
@@ -222,7 +222,7 @@ func TestStateDirThatCannotBeCreatedIsSavedOnceItCanBe(t *testing.T) {
 			t.Fatalf("not saved once the directory could be made: %v\n%s", err, n.logs.String())
 		}
 		// What was saved is the whole configuration in effect.
-		before, _ := n.e.Status(context.Background(), true)
+		before, _ := n.e.Status(context.Background(), api.StatusQuery{ShowKeys: true})
 		c, err := loadConfig(dir)
 		if err != nil {
 			t.Fatal(err)

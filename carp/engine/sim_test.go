@@ -548,7 +548,7 @@ func (s *sim) snapshot() []hostSnap {
 		if h.nd == nil {
 			continue
 		}
-		st, err := h.nd.e.Status(context.Background(), false)
+		st, err := h.nd.e.Status(context.Background(), api.StatusQuery{})
 		if err != nil {
 			s.t.Fatal(err)
 		}

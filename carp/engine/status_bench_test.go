@@ -44,7 +44,7 @@ func BenchmarkStatus255(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		st, err := e.Status(ctx, false)
+		st, err := e.Status(ctx, api.StatusQuery{})
 		if err != nil || len(st.VHIDs) != 255 {
 			b.Fatal(err, len(st.VHIDs))
 		}

@@ -236,7 +236,7 @@ func TestIfconfigRefusesWhatCouldNotLoadAgain(t *testing.T) {
 		key := strings.Repeat("é", 200)
 		n.ifconfig(t, "carp0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: key}, api.Op{Kind: api.OpCarpdev, Str: "em0"},
 			api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/24")})
-		st, err := n.e.Status(ctx, true)
+		st, err := n.e.Status(ctx, api.StatusQuery{ShowKeys: true})
 		if err != nil {
 			t.Fatal(err)
 		}
