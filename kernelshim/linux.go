@@ -96,6 +96,11 @@ type Linux struct {
 	// is dropped when a send through it fails (the link was re-created).
 	smu     sync.Mutex
 	sendIdx map[string]int
+
+	// parentCovers' dump of every address, and when it was taken (amu).
+	amu     sync.Mutex
+	addrs   map[int][]netip.Prefix
+	addrsAt time.Time
 }
 
 type nsID struct{ dev, ino uint64 }
@@ -482,7 +487,7 @@ func (k *Linux) parentCovers(l netlink.Link, p netip.Prefix) bool {
 	if l.Type() != "macvlan" || parent == 0 || parent == l.Attrs().Index {
 		return false
 	}
-	addrs, err := k.addrsByIndex(parent)
+	addrs, err := k.recentAddrs()
 	if err != nil {
 		return false
 	}
@@ -492,6 +497,29 @@ func (k *Linux) parentCovers(l netlink.Link, p netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// addrsFresh is how long parentCovers reuses one dump of the namespace's
+// addresses: a takeover installs the addresses of every vhid at once, and a
+// dump per address made that quadratic (1,020 vhids: a second late). The
+// answer only decides IFA_F_NOPREFIXROUTE at install; a parent address
+// changed within this time is seen at the next install.
+const addrsFresh = time.Second
+
+// recentAddrs returns the addresses of every link by ifindex, from a dump
+// at most addrsFresh old.
+func (k *Linux) recentAddrs() (map[int][]netip.Prefix, error) {
+	k.amu.Lock()
+	defer k.amu.Unlock()
+	if k.addrs != nil && time.Since(k.addrsAt) < addrsFresh {
+		return k.addrs, nil
+	}
+	m, err := k.addrsByIndex(0)
+	if err != nil {
+		return nil, err
+	}
+	k.addrs, k.addrsAt = m, time.Now()
+	return m, nil
 }
 
 // DelAddr: see the contract in carp/engine's kernel.go.
