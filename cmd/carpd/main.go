@@ -48,6 +48,7 @@ func main() {
 	// One logger for carpd, the engine and the kernel adapter: lines on
 	// stderr as log.LstdFlags|log.Lmicroseconds wrote them.
 	lg := loglines.New(os.Stderr, true)
+	limitMemory()
 	stopProfiles, err := startProfiles()
 	if err != nil {
 		lg.Error(fmt.Sprintf("carpd: %v", err))
