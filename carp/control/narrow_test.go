@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/carp/api/apitest"
 	"github.com/bsdcarp/bsdcarp/carp/bsd"
 )
 
 // narrowStatus has every kind of interface "ifconfig IF" prints: links,
 // a dialect A clone, a dialect B clone and vhids on a link.
 func narrowStatus() api.Status {
-	st := benchStatus(5)
+	st := apitest.Status(5)
 	st.Clones = append(st.Clones, api.CloneStatus{Name: "carp1", Up: true})
 	st.VHIDs = append(st.VHIDs, api.VHIDStatus{Iface: "carp1", VHID: 9, AdvBase: 1, State: api.StateMaster, AuthMismatch: "10.99.0.9",
 		Addrs: []netip.Prefix{netip.MustParsePrefix("10.99.9.1/24")}})
