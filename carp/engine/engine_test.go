@@ -63,13 +63,21 @@ func newNode(t *testing.T, seg *memkernel.Segment, addr, stateDir string) *node 
 
 func startNode(t *testing.T, k *memkernel.Memory, stateDir string) *node {
 	t.Helper()
+	return startNodeWith(t, Options{Kernel: k, StateDir: stateDir})
+}
+
+// startNodeWith starts an engine with opts (its Kernel a *memkernel.Memory)
+// logging into the node's buffer, and waits until it is ready.
+func startNodeWith(t *testing.T, opts Options) *node {
+	t.Helper()
 	logs := &syncBuffer{}
-	e, err := New(Options{Kernel: k, StateDir: stateDir, Logger: loglines.New(logs, false)})
+	opts.Logger = loglines.New(logs, false)
+	e, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{k: k, e: e, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	n := &node{k: opts.Kernel.(*memkernel.Memory), e: e, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { n.done <- e.Run(ctx) }()
 	select {
 	case <-e.Ready():

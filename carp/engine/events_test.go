@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"slices"
@@ -13,7 +12,6 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/carp/osif"
-	"github.com/bsdcarp/bsdcarp/internal/loglines"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -49,20 +47,7 @@ func eventNode(t *testing.T, seg *memkernel.Segment, addr string, n int) (*node,
 		AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
 		Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}, seg)
 	evs := make(chan Event, n)
-	logs := &syncBuffer{}
-	e, err := New(Options{Kernel: k, Logger: loglines.New(logs, false), Events: evs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	nd := &node{k: k, e: e, logs: logs, cancel: cancel, done: make(chan error, 1)}
-	go func() { nd.done <- e.Run(ctx) }()
-	select {
-	case <-e.Ready():
-	case err := <-nd.done:
-		t.Fatalf("Run ended before it was ready: %v", err)
-	}
-	return nd, evs
+	return startNodeWith(t, Options{Kernel: k, Events: evs}), evs
 }
 
 // drain returns the events queued so far, as text.

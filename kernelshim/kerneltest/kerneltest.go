@@ -16,24 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/engine"
 	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
-// Kernel is what the cases call on the kernel under test.
-type Kernel interface {
-	Links() ([]osif.Link, error)
-	LinkByName(name string) (osif.Link, error)
-	CreateMACVLAN(name, parent string, mac net.HardwareAddr) error
-	DeleteLink(name string) error
-	SetLinkUp(name string, up bool) error
-	SetMTU(name string, mtu int) error
-	ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (osif.AddrLifetime, error)
-	RefreshAddrs(batch []osif.AddrLifetime) error
-	DelAddr(link string, p netip.Prefix) error
-	WatchLinks(ctx context.Context, onto chan<- osif.LinkUpdate) error
-	SetSysctl(path, value string) (old string, err error)
-	PacketIO // packets.go
-}
+// Kernel is what the cases call on the kernel under test: the engine's own
+// declaration of what it needs of the OS (carp/engine/kernel.go), so that
+// the contract checked here is the one the engine uses.
+type Kernel = engine.Kernel
 
 // Fixture is one fresh kernel under test and what a case needs around it.
 type Fixture struct {

@@ -18,18 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bsdcarp/bsdcarp/carp/engine"
 	"github.com/bsdcarp/bsdcarp/carp/osif"
 )
 
 // PacketIO is the packet side of the kernel under test.
 type PacketIO interface {
-	OpenCARP(ctx context.Context, onto chan<- osif.Packet) error
-	JoinGroup(ifname string) error
-	LeaveGroup(ifname string) error
-	SendCARP(out string, src, dst netip.Addr, tos uint8, payload []byte) error
-	Announce(link string, mac net.HardwareAddr, addr netip.Addr) error
-	ListenARP(ctx context.Context, onto chan<- osif.ARPRequest) error
-	ReplyARP(link string, mac net.HardwareAddr, addr netip.Addr, toMAC net.HardwareAddr, toIP netip.Addr) error
+	engine.CARPIO
+	engine.ARP
 }
 
 // Peer is a second kernel of the same implementation as a Fixture's,
