@@ -39,11 +39,6 @@ import (
 // and left to the caller's validation.
 const readBufSize = 1500 + 512
 
-// carpTTL is CARP_DFLTTL of FreeBSD's sys/netinet/ip_carp.h: adverts leave
-// with IPv4 TTL (IPv6 hop limit) 255, and receivers drop multicast adverts
-// with any other (carp_input()), so none can come from beyond the link.
-const carpTTL = 255
-
 // errorPause is how long a reader waits after a receive error, and the link
 // watcher between attempts to resubscribe, so that a lasting error does not
 // make it spin.
@@ -91,11 +86,19 @@ type Linux struct {
 	wbuf []byte
 	rbuf []byte
 
-	// sendIdx caches the ifindex of the links SendCARP sends out of, so
-	// that an advert costs one sendmsg and no netlink round trip; an entry
-	// is dropped when a send through it fails (the link was re-created).
-	smu     sync.Mutex
-	sendIdx map[string]int
+	// sendLinks caches what SendCARP needs of the links it sends out of,
+	// so that an advert costs one sendmsg and no netlink round trip; an
+	// entry is dropped when a send through it fails (the link was
+	// re-created), when carpd changes the link and when a link update
+	// names it (see forgetSendLink).
+	smu       sync.Mutex
+	sendLinks map[string]sendLink
+
+	// fmu guards the buffer and address multicast adverts are built in
+	// and sent from on the AF_PACKET socket (see sendFrame).
+	fmu   sync.Mutex
+	frame []byte
+	fsa   unix.SockaddrLinklayer
 
 	// parentCovers' dump of every address, and when it was taken (amu).
 	amu     sync.Mutex
@@ -339,7 +342,7 @@ func (k *Linux) LinkByName(name string) (osif.Link, error) {
 
 // CreateMACVLAN: see the contract in carp/engine's kernel.go.
 func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
-	k.forgetSendIndex(name)
+	k.forgetSendLink(name, 0)
 	if old, err := k.nlLink(name); err == nil {
 		// The kernel ignores an alias given at creation, so it is set in a
 		// second step: a crash between the two leaves a macvlan without
@@ -405,7 +408,7 @@ func (k *Linux) isOurs(index int) bool {
 
 // DeleteLink: see the contract in carp/engine's kernel.go.
 func (k *Linux) DeleteLink(name string) error {
-	k.forgetSendIndex(name)
+	k.forgetSendLink(name, 0)
 	l, err := k.nlLink(name)
 	if err != nil {
 		return fmt.Errorf("kernelshim: delete link %w", err)
@@ -436,6 +439,7 @@ func (k *Linux) SetMTU(name string, mtu int) error {
 
 // SetLinkUp: see the contract in carp/engine's kernel.go.
 func (k *Linux) SetLinkUp(name string, up bool) error {
+	defer k.forgetSendLink(name, 0) // SendCARP sends frames only out of a link that is up
 	l, err := k.nlLink(name)
 	if err != nil {
 		return fmt.Errorf("kernelshim: set link %w", err)
@@ -859,6 +863,14 @@ func (k *Linux) LeaveGroup(ifname string) error {
 }
 
 // SendCARP: see the contract in carp/engine's kernel.go.
+//
+// An advert to a multicast group leaves as a whole Ethernet frame on the
+// AF_PACKET socket, out of the parent of a macvlan `out` (of `out` itself
+// when it is an Ethernet link but no macvlan), from `out`'s MAC: what the
+// macvlan would put on the parent's wire, without the route lookup,
+// netfilter and the copy to every sibling macvlan (bridge mode) a send
+// through the raw IP socket costs. Anything else, and every advert when
+// the AF_PACKET socket cannot be opened, goes through the raw IP sockets.
 func (k *Linux) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []byte) error {
 	src, dst = src.Unmap(), dst.Unmap()
 	if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {
@@ -868,49 +880,117 @@ func (k *Linux) SendCARP(out string, src, dst netip.Addr, tos uint8, payload []b
 	if err != nil {
 		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, err)
 	}
-	idx, cached, err := k.sendIndex(out)
+	if dst.Is6() && p6 == nil {
+		return fmt.Errorf("kernelshim: send CARP %s -> %s on %s: IPv6 socket not open", src, dst, out)
+	}
+	sl, cached, err := k.sendLink(out)
 	if err != nil {
 		return fmt.Errorf("kernelshim: send CARP on %w", err)
 	}
-	err = k.sendCARP(r4, p6, out, idx, src, dst, tos, payload)
+	err = k.sendAdvert(r4, p6, out, sl, src, dst, tos, payload)
 	if err != nil && cached {
 		// The link may have been re-created under the same name: look it
 		// up again and send once more.
-		k.forgetSendIndex(out)
-		if idx, _, lerr := k.sendIndex(out); lerr == nil {
-			err = k.sendCARP(r4, p6, out, idx, src, dst, tos, payload)
+		k.forgetSendLink(out, 0)
+		if sl, _, lerr := k.sendLink(out); lerr == nil {
+			err = k.sendAdvert(r4, p6, out, sl, src, dst, tos, payload)
 		}
 	}
 	return err
 }
 
-// sendIndex is the ifindex of link name, from the cache when it is there
-// (cached reports that).
-func (k *Linux) sendIndex(name string) (idx int, cached bool, err error) {
+// sendLink is what SendCARP needs to know of the link it sends out of.
+type sendLink struct {
+	index int // the link's ifindex, for the raw IP sockets
+	// wire is the ifindex of the Ethernet link whose wire the link's
+	// frames go out on (a macvlan's parent, else the link itself) and mac
+	// the link's MAC; wire is 0 when multicast adverts cannot be sent as
+	// frames: not an Ethernet link, administratively down (the raw socket
+	// reports that as before) or a macvlan whose parent is in another
+	// namespace.
+	wire int
+	mac  [6]byte
+}
+
+// sendLink returns the sendLink of link name, from the cache when it is
+// there (cached reports that).
+func (k *Linux) sendLink(name string) (sl sendLink, cached bool, err error) {
 	k.smu.Lock()
-	idx, ok := k.sendIdx[name]
+	sl, ok := k.sendLinks[name]
 	k.smu.Unlock()
 	if ok {
-		return idx, true, nil
+		return sl, true, nil
 	}
 	l, err := k.nlLink(name)
 	if err != nil {
-		return 0, false, err
+		return sendLink{}, false, err
 	}
-	idx = l.Attrs().Index
+	a := l.Attrs()
+	sl.index = a.Index
+	if a.EncapType == "ether" && len(a.HardwareAddr) == 6 && a.RawFlags&unix.IFF_UP != 0 {
+		sl.wire = a.Index
+		copy(sl.mac[:], a.HardwareAddr)
+		if l.Type() == "macvlan" {
+			sl.wire = a.ParentIndex
+			if a.NetNsID >= 0 || a.ParentIndex == 0 {
+				sl.wire = 0 // the parent's ifindex is not one of this namespace
+			}
+		}
+	}
 	k.smu.Lock()
-	if k.sendIdx == nil {
-		k.sendIdx = map[string]int{}
+	if k.sendLinks == nil {
+		k.sendLinks = map[string]sendLink{}
 	}
-	k.sendIdx[name] = idx
+	k.sendLinks[name] = sl
 	k.smu.Unlock()
-	return idx, false, nil
+	return sl, false, nil
 }
 
-func (k *Linux) forgetSendIndex(name string) {
+// forgetSendLink drops the cached sendLink of link name and, for an index
+// other than 0, that of any link of that ifindex (a link renamed).
+func (k *Linux) forgetSendLink(name string, index int) {
 	k.smu.Lock()
-	delete(k.sendIdx, name)
+	delete(k.sendLinks, name)
+	if index != 0 {
+		for n, sl := range k.sendLinks {
+			if sl.index == index {
+				delete(k.sendLinks, n)
+			}
+		}
+	}
 	k.smu.Unlock()
+}
+
+// sendAdvert sends one advert out of link out (sl).
+func (k *Linux) sendAdvert(r4 *ipv4.RawConn, p6 *ipv6.PacketConn, out string, sl sendLink, src, dst netip.Addr, tos uint8, payload []byte) error {
+	if sl.wire != 0 && dst.IsMulticast() {
+		if fd, err := k.packetSocket(); err == nil {
+			return k.sendFrame(fd, out, sl, src, dst, tos, payload)
+		}
+	}
+	return k.sendCARP(r4, p6, out, sl.index, src, dst, tos, payload)
+}
+
+// sendFrame sends one advert to a multicast group as a whole Ethernet
+// frame on the AF_PACKET socket fd, out of sl's wire from sl's MAC.
+func (k *Linux) sendFrame(fd int, out string, sl sendLink, src, dst netip.Addr, tos uint8, payload []byte) error {
+	k.fmu.Lock()
+	defer k.fmu.Unlock()
+	f, err := AppendAdvertFrame(k.frame[:0], sl.mac, src, dst, tos, payload)
+	if err != nil {
+		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, err)
+	}
+	k.frame = f
+	proto := uint16(etherTypeIPv4)
+	if dst.Is6() {
+		proto = etherTypeIPv6
+	}
+	k.fsa = unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: sl.wire, Halen: 6}
+	copy(k.fsa.Addr[:], f[:6])
+	if err := unix.Sendto(fd, f, 0, &k.fsa); err != nil {
+		return fmt.Errorf("kernelshim: send CARP %s -> %s on %s: %w", src, dst, out, err)
+	}
+	return nil
 }
 
 // sendCARP sends one advert out of the link of index idx.
@@ -1168,6 +1248,9 @@ func (k *Linux) pump(ctx context.Context, s *subscription, onto chan<- osif.Link
 				return true
 			}
 			lu := osif.LinkUpdate{Link: convertLink(u.Link), Deleted: u.Header.Type == unix.RTM_DELLINK}
+			// The link changed (deleted, renamed, down, another MAC)
+			// maybe behind carpd's back: SendCARP looks it up again.
+			k.forgetSendLink(lu.Link.Name, lu.Link.Index)
 			if !lu.Deleted {
 				if addrs, err := k.addrsByIndex(lu.Link.Index); err == nil {
 					lu.Link.Addrs = addrs[lu.Link.Index]

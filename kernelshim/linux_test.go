@@ -642,3 +642,134 @@ func TestLinuxSendAfterLinkRecreated(t *testing.T) {
 		}
 	}
 }
+
+// TestLinuxAdvertFramesOnParent: an advert out of a macvlan leaves on its
+// parent's wire from the macvlan's (virtual) MAC, to the group's multicast
+// MAC, with FreeBSD's headers; the sender's sibling macvlans do not get a
+// copy (its raw socket, joined on one of them, hears the peer's advert
+// first); and sending allocates nothing.
+func TestLinuxAdvertFramesOnParent(t *testing.T) {
+	requireRoot(t)
+	a, b := vethPair(t)
+	ka, kb := kernelIn(t, a), kernelIn(t, b)
+	cha, chb := openCARP(t, ka), openCARP(t, kb)
+	if err := kb.JoinGroup("veth0"); err != nil {
+		t.Fatal(err)
+	}
+	mac0, mac1 := net.HardwareAddr{0, 0, 0x5e, 0, 1, 1}, net.HardwareAddr{0, 0, 0x5e, 0, 1, 2}
+	for name, mac := range map[string]net.HardwareAddr{"carp0": mac0, "carp1": mac1} {
+		if err := ka.CreateMACVLAN(name, "veth0", mac); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ka.JoinGroup("carp1"); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := kb.LinkByName("veth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// On the sender's parent, as tshark there sees them.
+	sniff := newSniffer(t, a, "veth0")
+
+	src4 := netip.MustParseAddr("192.0.2.1")
+	if err := ka.SendCARP("carp0", src4, osif.GroupV4, 0xe0, advert(1)); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := recvPacket(chb, 2*time.Second); !ok || !samePacket(p, osif.Packet{Payload: advert(1), Src: src4, Dst: osif.GroupV4, IfIndex: lb.Index, TTL: 255}) {
+		t.Fatalf("IPv4 advert at the peer: %+v ok=%v", p, ok)
+	}
+	f := sniff.next(2*time.Second, func(f []byte) bool { return len(f) >= 34 && f[12] == 0x08 && f[13] == 0x00 && f[23] == 112 })
+	if f == nil {
+		t.Fatal("no IPv4 advert on the parent")
+	}
+	if !bytes.Equal(f[0:6], []byte{0x01, 0x00, 0x5e, 0, 0, 0x12}) || !bytes.Equal(f[6:12], mac0) {
+		t.Errorf("IPv4 advert from %x to %x, want from %s to 01:00:5e:00:00:12", f[6:12], f[0:6], mac0)
+	}
+	if ip := f[14:]; ip[0] != 0x45 || ip[1] != 0xe0 || binary.BigEndian.Uint16(ip[2:]) != 56 || binary.BigEndian.Uint16(ip[6:]) != 0x4000 ||
+		ip[8] != 255 || ipChecksum(ip[:20]) != 0 || !bytes.Equal(ip[20:56], advert(1)) {
+		t.Errorf("IPv4 advert % x: want ihl 5, tos e0, len 56, DF, ttl 255, a good checksum, the payload", ip[:56])
+	}
+
+	src6 := netip.MustParseAddr("fe80::1")
+	if err := ka.SendCARP("carp0", src6, osif.GroupV6, 0xe0, advert(2)); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := recvPacket(chb, 2*time.Second); !ok || !samePacket(p, osif.Packet{Payload: advert(2), Src: src6, Dst: osif.GroupV6, IfIndex: lb.Index, TTL: 255, IPv6: true}) {
+		t.Fatalf("IPv6 advert at the peer: %+v ok=%v", p, ok)
+	}
+	f = sniff.next(2*time.Second, func(f []byte) bool { return len(f) >= 54 && f[12] == 0x86 && f[13] == 0xdd && f[20] == 112 })
+	if f == nil {
+		t.Fatal("no IPv6 advert on the parent")
+	}
+	if !bytes.Equal(f[0:6], []byte{0x33, 0x33, 0, 0, 0, 0x12}) || !bytes.Equal(f[6:12], mac0) {
+		t.Errorf("IPv6 advert from %x to %x, want from %s to 33:33:00:00:00:12", f[6:12], f[0:6], mac0)
+	}
+	if tc := (binary.BigEndian.Uint32(f[14:]) >> 20) & 0xff; tc != 0xe0 || f[21] != 255 || binary.BigEndian.Uint16(f[18:]) != 36 || !bytes.Equal(f[54:90], advert(2)) {
+		t.Errorf("IPv6 advert % x: want tclass e0, hop limit 255, payload length 36, the payload", f[14:90])
+	}
+
+	// Marker: the peer's advert reaches the sender on carp1 before any copy
+	// of the sender's own.
+	if err := kb.SendCARP("veth0", netip.MustParseAddr("192.0.2.2"), osif.GroupV4, 0xe0, advert(3)); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := recvPacket(cha, 2*time.Second); !ok || !bytes.Equal(p.Payload, advert(3)) {
+		t.Fatalf("the sender's first packet: %+v ok=%v, want the peer's advert 3", p, ok)
+	}
+
+	if err := kb.LeaveGroup("veth0"); err != nil {
+		t.Fatal(err)
+	}
+	payload := advert(4)
+	if n := testing.AllocsPerRun(50, func() {
+		if err := ka.SendCARP("carp0", src4, osif.GroupV4, 0xe0, payload); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per advert, want 0", n)
+	}
+}
+
+// TestLinuxSendFollowsLinkChanges: a macvlan set down or deleted behind
+// carpd's back is seen by SendCARP (through the link watch) as it was when
+// every advert went through the macvlan: no advert leaves from it.
+func TestLinuxSendFollowsLinkChanges(t *testing.T) {
+	requireRoot(t)
+	a, _ := vethPair(t)
+	ka := kernelIn(t, a)
+	openCARP(t, ka)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := make(chan osif.LinkUpdate, 64)
+	if err := ka.WatchLinks(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for _, name := range []string{"carp0", "carp1"} {
+		ipn(t, a, "link", "add", "link", "veth0", "name", name, "type", "macvlan", "mode", "bridge")
+		ipn(t, a, "link", "set", name, "up")
+	}
+	src := netip.MustParseAddr("192.0.2.1")
+	for _, name := range []string{"carp0", "carp1"} {
+		if err := ka.SendCARP(name, src, osif.GroupV4, 0xe0, advert(1)); err != nil {
+			t.Fatalf("SendCARP(%s): %v", name, err)
+		}
+	}
+	ipn(t, a, "link", "set", "carp0", "down")
+	waitFor(t, 3*time.Second, "SendCARP out of carp0, down, fails", func() bool {
+		return ka.SendCARP("carp0", src, osif.GroupV4, 0xe0, advert(1)) != nil
+	})
+	ipn(t, a, "link", "del", "carp1")
+	waitFor(t, 3*time.Second, "SendCARP out of carp1, deleted, fails with ErrNoLink", func() bool {
+		return errors.Is(ka.SendCARP("carp1", src, osif.GroupV4, 0xe0, advert(1)), osif.ErrNoLink)
+	})
+}
