@@ -1,8 +1,9 @@
 // Package kernelshim is bsdcarp's Linux adapter: Linux, the implementation
 // of the engine's kernel interfaces (carp/engine/kernel.go) that carpd runs
 // on: netlink for links, addresses and macvlans, raw IP protocol 112 sockets
-// for adverts, AF_PACKET for gratuitous ARP and unsolicited neighbour
-// advertisements, /proc/sys for sysctls. The values it exchanges are
+// to receive adverts (and send unicast ones), AF_PACKET to send multicast
+// adverts, gratuitous ARP and unsolicited neighbour advertisements,
+// /proc/sys for sysctls. The values it exchanges are
 // package carp/osif's; the in-memory kernel for tests is package
 // kernelshim/memkernel, and package kernelshim/kerneltest holds the contract
 // both must meet.
@@ -74,7 +75,7 @@ type Linux struct {
 	r4     *ipv4.RawConn
 	c6     *net.IPConn
 	p6     *ipv6.PacketConn
-	pktFd  int // AF_PACKET socket for Announce, -1 until first use
+	pktFd  int // AF_PACKET send socket (Announce, ReplyARP, SendCARP), -1 until first use
 	subs   map[*subscription]struct{}
 	ours   map[int]bool // ifindexes of the macvlans this kernel created
 
