@@ -520,7 +520,11 @@ func (p *planner) finish() error {
 // checkUnique rejects two vhids with the same number on the same parent, as
 // FreeBSD's kernel does when a vhid is set.
 func checkUnique(c *Config, host hostView) error {
-	seen := map[string]string{}
+	type parentVHID struct {
+		dev  string
+		vhid uint8
+	}
+	seen := map[parentVHID]string{}
 	for _, ifc := range c.Ifaces {
 		for _, v := range ifc.VHIDs {
 			if v.VHID == 0 {
@@ -530,7 +534,7 @@ func checkUnique(c *Config, host hostView) error {
 			if dev == "" {
 				continue
 			}
-			k := fmt.Sprintf("%s/%d", dev, v.VHID)
+			k := parentVHID{dev, v.VHID}
 			if other, ok := seen[k]; ok && other != ifc.Name {
 				return api.Refused(api.StepSetVHID, syscall.EEXIST)
 			}
