@@ -143,10 +143,24 @@ type wantedVHID struct {
 func (e *Engine) reconcile(now time.Time) { e.reconcileOnly(now, "") }
 
 // touchedBy is whether a reconcile limited to interface only ("" for all)
-// configures and re-runs h: a vhid of that interface, one running on it as
-// its parent, or one whose parent is not resolved yet.
-func (h *vhost) touchedBy(only string) bool {
-	return only == "" || h.iface == only || h.carpdev == only || h.carpdev == ""
+// configures and re-runs h, which w configures: a vhid of that interface
+// whose configuration changed (a clone's: any), one running on that
+// interface as its parent, one whose parent is not resolved yet, and one
+// in INIT (it tries again, as at every line).
+func (h *vhost) touchedBy(only string, w wantedVHID) bool {
+	switch {
+	case only == "" || h.carpdev == only || h.carpdev == "" || h.why != initNone:
+		return true
+	case h.iface == only:
+		return w.ifc.Clone || !sameVHID(h.cfg, w.v)
+	}
+	return false
+}
+
+// sameVHID is whether a and b are the same configuration.
+func sameVHID(a, b VHIDConfig) bool {
+	return a.VHID == b.VHID && a.Carpdev == b.Carpdev && a.AdvBase == b.AdvBase && a.AdvSkew == b.AdvSkew &&
+		a.Key == b.Key && slices.Equal(a.Addrs, b.Addrs)
 }
 
 // reconcileOnly is reconcile after a change to the configuration of
@@ -175,25 +189,25 @@ func (e *Engine) reconcileOnly(now time.Time, only string) {
 	}
 	ordered := make([]*vhost, 0, len(wants))
 	reindex := false // something the indexes hold changed (index.go)
+	var run []*vhost // the vhosts configured here, in order: all, or a few
 	for _, w := range wants {
 		h := byName[name{w.ifc.Name, w.v.VHID}]
-		if h != nil && !h.touchedBy(only) {
+		if h != nil && !h.touchedBy(only, w) {
 			ordered = append(ordered, h)
 			continue
 		}
 		h, moved := e.configure(now, h, w)
 		reindex = reindex || moved
 		ordered = append(ordered, h)
+		run = append(run, h)
 	}
 	e.hosts = ordered
 	if reindex || !slices.Equal(prev, ordered) {
 		e.indexHosts()
 	}
 	e.syncGroups()
-	for _, h := range e.hosts {
-		if h.touchedBy(only) {
-			e.setRun(now, h, carp.ReasonInitComplete)
-		}
+	for _, h := range run {
+		e.setRun(now, h, carp.ReasonInitComplete)
 	}
 	e.emitParentLinks() // a parent new to the configuration: its carrier now
 	e.syncARPBalance()
