@@ -56,15 +56,20 @@ func (c *Config) clone() *Config {
 		n.Knobs[k] = v
 	}
 	for _, ifc := range c.Ifaces {
-		ni := ifc
-		ni.VHIDs = make([]VHIDConfig, len(ifc.VHIDs))
-		for i, v := range ifc.VHIDs {
-			v.Addrs = slices.Clone(v.Addrs)
-			ni.VHIDs[i] = v
-		}
-		n.Ifaces = append(n.Ifaces, ni)
+		n.Ifaces = append(n.Ifaces, ifc.clone())
 	}
 	return n
+}
+
+// clone is a deep copy of ifc.
+func (ifc IfaceConfig) clone() IfaceConfig {
+	ni := ifc
+	ni.VHIDs = make([]VHIDConfig, len(ifc.VHIDs))
+	for i, v := range ifc.VHIDs {
+		v.Addrs = slices.Clone(v.Addrs)
+		ni.VHIDs[i] = v
+	}
+	return ni
 }
 
 func (c *Config) iface(name string) *IfaceConfig {
