@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 )
@@ -57,6 +58,22 @@ func (c *Config) clone() *Config {
 	}
 	for _, ifc := range c.Ifaces {
 		n.Ifaces = append(n.Ifaces, ifc.clone())
+	}
+	return n
+}
+
+// cloneFor is a copy of c in which interface name (if present) may be
+// changed: that one is deep-copied, the others share their vhids with c,
+// which no one changes in place (a change is a new Config).
+func (c *Config) cloneFor(name string) *Config {
+	n := &Config{Version: c.Version, Knobs: maps.Clone(c.Knobs), Ifaces: slices.Clone(c.Ifaces)}
+	if n.Knobs == nil {
+		n.Knobs = map[string]int64{}
+	}
+	for i := range n.Ifaces {
+		if n.Ifaces[i].Name == name {
+			n.Ifaces[i] = n.Ifaces[i].clone()
+		}
 	}
 	return n
 }

@@ -159,7 +159,8 @@ type planner struct {
 // plan applies req to a copy of cfg. An error (an *api.Error, or an
 // *invalidLine wrapping one) means the line is refused and changes nothing.
 func plan(cfg *Config, host hostView, req api.IfconfigRequest) (linePlan, error) {
-	p := &planner{host: host, c: cfg.clone(), name: req.Iface}
+	// Only req.Iface changes: the others are shared with cfg.
+	p := &planner{host: host, c: cfg.cloneFor(req.Iface), name: req.Iface}
 	if err := p.target(req.Ops); err != nil {
 		return linePlan{}, err
 	}

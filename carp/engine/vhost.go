@@ -169,7 +169,11 @@ func sameVHID(a, b VHIDConfig) bool {
 // are configured and re-run. A line then costs about the same with 1 or
 // 1,020 vhids configured.
 func (e *Engine) reconcileOnly(now time.Time, only string) {
-	var wants []wantedVHID
+	n := 0
+	for _, ifc := range e.cfg.Ifaces {
+		n += len(ifc.VHIDs)
+	}
+	wants := make([]wantedVHID, 0, n)
 	for _, ifc := range e.cfg.Ifaces {
 		for _, v := range ifc.VHIDs {
 			if v.VHID != 0 {
