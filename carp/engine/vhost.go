@@ -183,19 +183,15 @@ func (e *Engine) reconcileOnly(now time.Time, only string) {
 	}
 	prev := e.hosts
 	kept := e.dropUnwanted(now, wants)
-	type name struct {
-		iface string
-		vhid  uint8
-	}
-	byName := make(map[name]*vhost, len(kept))
+	var byName byIfaceVHID[*vhost]
 	for _, x := range kept {
-		byName[name{x.iface, x.cfg.VHID}] = x // the last, as a scan would find
+		byName.set(x.iface, x.cfg.VHID, x) // the last, as a scan would find
 	}
 	ordered := make([]*vhost, 0, len(wants))
 	reindex := false // something the indexes hold changed (index.go)
 	var run []*vhost // the vhosts configured here, in order: all, or a few
 	for _, w := range wants {
-		h := byName[name{w.ifc.Name, w.v.VHID}]
+		h := byName.get(w.ifc.Name, w.v.VHID)
 		if h != nil && !h.touchedBy(only, w) {
 			ordered = append(ordered, h)
 			continue
@@ -221,18 +217,18 @@ func (e *Engine) reconcileOnly(now time.Time, only string) {
 // configuration or changed identity (vhid, parent) and returns the others.
 // e.hosts is not filtered in place: a teardown counts the demotion over it.
 func (e *Engine) dropUnwanted(now time.Time, wants []wantedVHID) []*vhost {
-	type ident struct {
-		iface   string
-		vhid    uint8
+	// The configuration holds each vhid of an interface once (Validate).
+	type want struct {
+		ok      bool
 		carpdev string
 	}
-	wanted := make(map[ident]bool, len(wants))
+	var wanted byIfaceVHID[want]
 	for _, w := range wants {
-		wanted[ident{w.ifc.Name, w.v.VHID, w.v.Carpdev}] = true
+		wanted.set(w.ifc.Name, w.v.VHID, want{true, w.v.Carpdev})
 	}
 	kept := make([]*vhost, 0, len(e.hosts))
 	for _, h := range e.hosts {
-		if wanted[ident{h.iface, h.cfg.VHID, h.cfg.Carpdev}] {
+		if w := wanted.get(h.iface, h.cfg.VHID); w.ok && w.carpdev == h.cfg.Carpdev {
 			kept = append(kept, h)
 		} else {
 			e.teardown(now, h, "")
