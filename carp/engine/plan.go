@@ -521,11 +521,7 @@ func (p *planner) finish() error {
 // checkUnique rejects two vhids with the same number on the same parent, as
 // FreeBSD's kernel does when a vhid is set.
 func checkUnique(c *Config, host hostView) error {
-	type parentVHID struct {
-		dev  string
-		vhid uint8
-	}
-	seen := map[parentVHID]string{}
+	var seen byIfaceVHID[string] // parent, vhid -> the interface that has it
 	for _, ifc := range c.Ifaces {
 		for _, v := range ifc.VHIDs {
 			if v.VHID == 0 {
@@ -535,11 +531,10 @@ func checkUnique(c *Config, host hostView) error {
 			if dev == "" {
 				continue
 			}
-			k := parentVHID{dev, v.VHID}
-			if other, ok := seen[k]; ok && other != ifc.Name {
+			if other := seen.get(dev, v.VHID); other != "" && other != ifc.Name {
 				return api.Refused(api.StepSetVHID, syscall.EEXIST)
 			}
-			seen[k] = ifc.Name
+			seen.set(dev, v.VHID, ifc.Name)
 		}
 	}
 	return nil

@@ -78,13 +78,10 @@ func (c *Config) Validate() error {
 	// Field names are built only for an error: a line validates the
 	// whole configuration, and formatting one per vhid cost more than the
 	// checks (1,020 vhids).
-	type parentVHID struct {
-		dev  string
-		vhid uint8
-	}
-	seen := map[string]int{}           // interface name -> index
-	parents := map[parentVHID][2]int{} // parent and vhid -> indexes of its first use
-	vhids := map[uint8]int{}           // of one interface, reused
+	type use struct{ i, j int }  // ifaces[i].vhids[j], with i + 1 (0: none)
+	seen := map[string]int{}     // interface name -> index
+	var parents byIfaceVHID[use] // parent and vhid -> its first use
+	var vhids [256]int           // of one interface: vhid -> j + 1
 	for i, ifc := range c.Ifaces {
 		f := func() string { return "ifaces[" + strconv.Itoa(i) + "]" }
 		if err := ValidIfName(ifc.Name); err != nil {
@@ -106,27 +103,28 @@ func (c *Config) Validate() error {
 		if ifc.Clone && len(ifc.VHIDs) > 1 {
 			return fieldErr(f()+".vhids", "a carp clone has one vhid, not %d", len(ifc.VHIDs))
 		}
-		clear(vhids)
+		if !ifc.Clone {
+			clear(vhids[:])
+		}
 		for j, v := range ifc.VHIDs {
 			if err := validVHID(i, j, ifc, v); err != nil {
 				return err
 			}
 			if !ifc.Clone {
-				if k, dup := vhids[v.VHID]; dup {
-					return fieldErr(vhidField(i, j)+".vhid", "%d is listed twice on %s (also vhids[%d])", v.VHID, ifc.Name, k)
+				if k := vhids[v.VHID]; k > 0 {
+					return fieldErr(vhidField(i, j)+".vhid", "%d is listed twice on %s (also vhids[%d])", v.VHID, ifc.Name, k-1)
 				}
-				vhids[v.VHID] = j
+				vhids[v.VHID] = j + 1
 			}
 			// A clone without carpdev finds its parent by subnet at run
 			// time: the engine checks those when it resolves them.
 			if v.VHID == 0 || v.Carpdev == "" {
 				continue
 			}
-			key := parentVHID{v.Carpdev, v.VHID}
-			if other, dup := parents[key]; dup {
-				return fieldErr(vhidField(i, j)+".vhid", "vhid %d on %s is already configured by %s", v.VHID, v.Carpdev, vhidField(other[0], other[1]))
+			if other := parents.get(v.Carpdev, v.VHID); other.i > 0 {
+				return fieldErr(vhidField(i, j)+".vhid", "vhid %d on %s is already configured by %s", v.VHID, v.Carpdev, vhidField(other.i-1, other.j))
 			}
-			parents[key] = [2]int{i, j}
+			parents.set(v.Carpdev, v.VHID, use{i + 1, j})
 		}
 	}
 	return nil
