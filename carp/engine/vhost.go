@@ -144,17 +144,18 @@ func (e *Engine) reconcile(now time.Time) { e.reconcileOnly(now, "") }
 
 // touchedBy is whether a reconcile limited to interface only ("" for all)
 // configures and re-runs h, which w configures: a vhid of that interface
-// whose configuration changed (a clone's: any), one running on that
-// interface as its parent, one whose parent is not resolved yet, and one
-// in INIT (it tries again, as at every line).
+// whose configuration changed (a clone's: any), a vhid of another
+// interface running on that one as its parent (a clone with carpdev),
+// one whose parent is not resolved yet, and one in INIT (it tries again,
+// as at every line).
 func (h *vhost) touchedBy(only string, w wantedVHID) bool {
 	switch {
-	case only == "" || h.carpdev == only || h.carpdev == "" || h.why != initNone:
+	case only == "" || h.carpdev == "" || h.why != initNone:
 		return true
 	case h.iface == only:
 		return w.ifc.Clone || !sameVHID(h.cfg, w.v)
 	}
-	return false
+	return h.carpdev == only
 }
 
 // sameVHID is whether a and b are the same configuration.
