@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 )
@@ -56,15 +57,36 @@ func (c *Config) clone() *Config {
 		n.Knobs[k] = v
 	}
 	for _, ifc := range c.Ifaces {
-		ni := ifc
-		ni.VHIDs = make([]VHIDConfig, len(ifc.VHIDs))
-		for i, v := range ifc.VHIDs {
-			v.Addrs = slices.Clone(v.Addrs)
-			ni.VHIDs[i] = v
-		}
-		n.Ifaces = append(n.Ifaces, ni)
+		n.Ifaces = append(n.Ifaces, ifc.clone())
 	}
 	return n
+}
+
+// cloneFor is a copy of c in which interface name (if present) may be
+// changed: that one is deep-copied, the others share their vhids with c,
+// which no one changes in place (a change is a new Config).
+func (c *Config) cloneFor(name string) *Config {
+	n := &Config{Version: c.Version, Knobs: maps.Clone(c.Knobs), Ifaces: slices.Clone(c.Ifaces)}
+	if n.Knobs == nil {
+		n.Knobs = map[string]int64{}
+	}
+	for i := range n.Ifaces {
+		if n.Ifaces[i].Name == name {
+			n.Ifaces[i] = n.Ifaces[i].clone()
+		}
+	}
+	return n
+}
+
+// clone is a deep copy of ifc.
+func (ifc IfaceConfig) clone() IfaceConfig {
+	ni := ifc
+	ni.VHIDs = make([]VHIDConfig, len(ifc.VHIDs))
+	for i, v := range ifc.VHIDs {
+		v.Addrs = slices.Clone(v.Addrs)
+		ni.VHIDs[i] = v
+	}
+	return ni
 }
 
 func (c *Config) iface(name string) *IfaceConfig {

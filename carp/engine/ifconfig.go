@@ -47,7 +47,12 @@ func (e *Engine) ifconfig(req api.IfconfigRequest) error {
 	// must not stop a failover (persist reports and retries).
 	e.cfg = pl.next
 	now := e.opts.Now()
-	e.reconcile(now)
+	if len(pl.steps) == 0 {
+		// Only req.Iface's configuration changed, no Linux link.
+		e.reconcileOnly(now, req.Iface)
+	} else {
+		e.reconcile(now)
+	}
 	for _, st := range pl.forced {
 		for _, h := range e.hosts {
 			if h.iface == req.Iface && (h.clone || h.cfg.VHID == pl.forceVHID) {

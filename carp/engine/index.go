@@ -178,3 +178,41 @@ func (e *Engine) checkIndexes() {
 		panic(fmt.Sprintf("engine: local addresses out of step: %v, rebuilt %v", e.linkIdx.local, local))
 	}
 }
+
+// byIfaceVHID maps an interface name and a vhid to a T. The vhids of one
+// interface come together (in the configuration, in e.hosts), so the name
+// is hashed once per interface rather than once per vhid: with 1,020 vhids,
+// maps keyed by name and vhid were most of a configuration line's work.
+type byIfaceVHID[T any] struct {
+	m    map[string]*[256]T
+	last string
+	tab  *[256]T // last's table, nil when it has none
+}
+
+// table is iface's table; with create, made when missing.
+func (b *byIfaceVHID[T]) table(iface string, create bool) *[256]T {
+	if b.tab != nil && iface == b.last {
+		return b.tab
+	}
+	t := b.m[iface]
+	if t == nil && create {
+		if b.m == nil {
+			b.m = make(map[string]*[256]T)
+		}
+		t = new([256]T)
+		b.m[iface] = t
+	}
+	b.last, b.tab = iface, t
+	return t
+}
+
+func (b *byIfaceVHID[T]) set(iface string, vhid uint8, v T) { b.table(iface, true)[vhid] = v }
+
+// get is what set stored for iface and vhid, or T's zero value.
+func (b *byIfaceVHID[T]) get(iface string, vhid uint8) T {
+	var v T
+	if t := b.table(iface, false); t != nil {
+		v = t[vhid]
+	}
+	return v
+}

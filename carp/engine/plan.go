@@ -159,7 +159,8 @@ type planner struct {
 // plan applies req to a copy of cfg. An error (an *api.Error, or an
 // *invalidLine wrapping one) means the line is refused and changes nothing.
 func plan(cfg *Config, host hostView, req api.IfconfigRequest) (linePlan, error) {
-	p := &planner{host: host, c: cfg.clone(), name: req.Iface}
+	// Only req.Iface changes: the others are shared with cfg.
+	p := &planner{host: host, c: cfg.cloneFor(req.Iface), name: req.Iface}
 	if err := p.target(req.Ops); err != nil {
 		return linePlan{}, err
 	}
@@ -520,7 +521,7 @@ func (p *planner) finish() error {
 // checkUnique rejects two vhids with the same number on the same parent, as
 // FreeBSD's kernel does when a vhid is set.
 func checkUnique(c *Config, host hostView) error {
-	seen := map[string]string{}
+	var seen byIfaceVHID[string] // parent, vhid -> the interface that has it
 	for _, ifc := range c.Ifaces {
 		for _, v := range ifc.VHIDs {
 			if v.VHID == 0 {
@@ -530,11 +531,10 @@ func checkUnique(c *Config, host hostView) error {
 			if dev == "" {
 				continue
 			}
-			k := fmt.Sprintf("%s/%d", dev, v.VHID)
-			if other, ok := seen[k]; ok && other != ifc.Name {
+			if other := seen.get(dev, v.VHID); other != "" && other != ifc.Name {
 				return api.Refused(api.StepSetVHID, syscall.EEXIST)
 			}
-			seen[k] = ifc.Name
+			seen.set(dev, v.VHID, ifc.Name)
 		}
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -199,6 +201,22 @@ func BenchmarkIfconfigLine255(b *testing.B) {
 	}
 }
 
+// BenchmarkIfconfigLine1020 is one configuration line (advskew of an
+// existing vhid) with 1,020 vhids on four parents, nothing saved: the
+// engine's own work, which should not grow with the vhids of other
+// interfaces.
+func BenchmarkIfconfigLine1020(b *testing.B) {
+	e, _ := scaleEngine(b, 4, 255)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := e.Ifconfig(context.Background(), scaleLine(3, 5, 100+i%50)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
 // BenchmarkIfconfigLine1020Saved is one configuration line (advskew of an
 // existing vhid) with 1,020 vhids on four parents, the configuration saved
 // in a state directory as carpd does.
@@ -231,6 +249,59 @@ func BenchmarkIfconfigNewVHID255(b *testing.B) {
 		}
 		if err := e.Ifconfig(context.Background(), del); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A line re-runs only the vhosts it changed (reconcileOnly): a full
+// reconcile right after it must find nothing left to do, whatever the
+// line changed (a vhid's advskew, key or addresses, a new vhid, a removed
+// one) on either of two parents.
+func TestLineLeavesNothingForAFullReconcile(t *testing.T) {
+	e, _ := scaleEngine(t, 2, 8)
+	type snap struct {
+		h       *vhost
+		cfg     VHIDConfig
+		carpdev string
+		vlink   string
+		state   carp.State
+		why     initReason
+	}
+	snapshot := func() []snap {
+		var s []snap
+		for _, h := range e.hosts {
+			c := h.cfg
+			c.Addrs = slices.Clone(c.Addrs)
+			s = append(s, snap{h, c, h.carpdev, h.vlink, h.m.State(), h.why})
+		}
+		return s
+	}
+	del := func(p, v int) api.IfconfigRequest {
+		return api.IfconfigRequest{Iface: fmt.Sprintf("em%d", p), Ops: []api.Op{
+			{Kind: api.OpDelAddr, Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(p), byte(v), 1}), 32)}}}
+	}
+	lines := []api.IfconfigRequest{
+		scaleLine(0, 3, 50),  // advskew
+		scaleLine(1, 3, 100), // the same again: no change
+		{Iface: "em1", Ops: []api.Op{{Kind: api.OpVHID, Int: 2}, {Kind: api.OpPass, Str: "other"}}},
+		{Iface: "em0", Ops: []api.Op{{Kind: api.OpVHID, Int: 4},
+			{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.4.2/32"), Alias: true}}},
+		scaleLine(1, 9, 0), // a new vhid
+		del(0, 5),          // a vhid removed with its only address
+		scaleLine(0, 5, 100),
+	}
+	for i, l := range lines {
+		if err := e.Ifconfig(context.Background(), l); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		var before, after []snap
+		onEngine(t, e, func() {
+			before = snapshot()
+			e.reconcile(e.opts.Now())
+			after = snapshot()
+		})
+		if !reflect.DeepEqual(before, after) {
+			t.Fatalf("line %d (%s %+v): a full reconcile changed the vhosts:\n%+v\n->\n%+v", i, l.Iface, l.Ops, before, after)
 		}
 	}
 }

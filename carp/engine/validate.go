@@ -75,54 +75,64 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	seen := map[string]int{}       // interface name -> index
-	parents := map[string]string{} // "parent/vhid" -> field of its first use
+	// Field names are built only for an error: a line validates the
+	// whole configuration, and formatting one per vhid cost more than the
+	// checks (1,020 vhids).
+	type use struct{ i, j int }  // ifaces[i].vhids[j], with i + 1 (0: none)
+	seen := map[string]int{}     // interface name -> index
+	var parents byIfaceVHID[use] // parent and vhid -> its first use
+	var vhids [256]int           // of one interface: vhid -> j + 1
 	for i, ifc := range c.Ifaces {
-		f := fmt.Sprintf("ifaces[%d]", i)
+		f := func() string { return "ifaces[" + strconv.Itoa(i) + "]" }
 		if err := ValidIfName(ifc.Name); err != nil {
-			return fieldErr(f+".name", "%v", err)
+			return fieldErr(f()+".name", "%v", err)
 		}
 		if j, dup := seen[ifc.Name]; dup {
-			return fieldErr(f+".name", "%s is listed twice (also ifaces[%d])", ifc.Name, j)
+			return fieldErr(f()+".name", "%s is listed twice (also ifaces[%d])", ifc.Name, j)
 		}
 		seen[ifc.Name] = i
 		if clone := api.IsCloneName(ifc.Name); ifc.Clone != clone {
 			if clone {
-				return fieldErr(f+".clone", "false, but %s is a carp clone name", ifc.Name)
+				return fieldErr(f()+".clone", "false, but %s is a carp clone name", ifc.Name)
 			}
-			return fieldErr(f+".clone", "true, but %s is not a carpN name", ifc.Name)
+			return fieldErr(f()+".clone", "true, but %s is not a carpN name", ifc.Name)
 		}
 		if ifc.Down && !ifc.Clone {
-			return fieldErr(f+".down", "only a carp clone is set down by carpd")
+			return fieldErr(f()+".down", "only a carp clone is set down by carpd")
 		}
 		if ifc.Clone && len(ifc.VHIDs) > 1 {
-			return fieldErr(f+".vhids", "a carp clone has one vhid, not %d", len(ifc.VHIDs))
+			return fieldErr(f()+".vhids", "a carp clone has one vhid, not %d", len(ifc.VHIDs))
 		}
-		vhids := map[uint8]int{}
+		if !ifc.Clone {
+			clear(vhids[:])
+		}
 		for j, v := range ifc.VHIDs {
-			vf := fmt.Sprintf("%s.vhids[%d]", f, j)
-			if err := validVHID(vf, ifc, v); err != nil {
+			if err := validVHID(i, j, ifc, v); err != nil {
 				return err
 			}
 			if !ifc.Clone {
-				if k, dup := vhids[v.VHID]; dup {
-					return fieldErr(vf+".vhid", "%d is listed twice on %s (also vhids[%d])", v.VHID, ifc.Name, k)
+				if k := vhids[v.VHID]; k > 0 {
+					return fieldErr(vhidField(i, j)+".vhid", "%d is listed twice on %s (also vhids[%d])", v.VHID, ifc.Name, k-1)
 				}
-				vhids[v.VHID] = j
+				vhids[v.VHID] = j + 1
 			}
 			// A clone without carpdev finds its parent by subnet at run
 			// time: the engine checks those when it resolves them.
 			if v.VHID == 0 || v.Carpdev == "" {
 				continue
 			}
-			key := v.Carpdev + "/" + strconv.Itoa(int(v.VHID))
-			if other, dup := parents[key]; dup {
-				return fieldErr(vf+".vhid", "vhid %d on %s is already configured by %s", v.VHID, v.Carpdev, other)
+			if other := parents.get(v.Carpdev, v.VHID); other.i > 0 {
+				return fieldErr(vhidField(i, j)+".vhid", "vhid %d on %s is already configured by %s", v.VHID, v.Carpdev, vhidField(other.i-1, other.j))
 			}
-			parents[key] = vf
+			parents.set(v.Carpdev, v.VHID, use{i + 1, j})
 		}
 	}
 	return nil
+}
+
+// vhidField is the name of vhid j of interface i in errors.
+func vhidField(i, j int) string {
+	return "ifaces[" + strconv.Itoa(i) + "].vhids[" + strconv.Itoa(j) + "]"
 }
 
 // validKnob checks one saved net.inet.carp value as sysctl(8) would check a
@@ -146,43 +156,42 @@ func validKnob(name string, v int64) error {
 	return nil
 }
 
-func validVHID(f string, ifc IfaceConfig, v VHIDConfig) error {
+func validVHID(i, j int, ifc IfaceConfig, v VHIDConfig) error {
 	// A clone may still wait for its vhid (`ifconfig carp0 create` then
 	// an address first): vhid 0 is how the engine keeps it.
 	if v.VHID == 0 && !ifc.Clone {
-		return fieldErr(f+".vhid", "0 is out of range 1..%d", carp.MaxVHID)
+		return fieldErr(vhidField(i, j)+".vhid", "0 is out of range 1..%d", carp.MaxVHID)
 	}
 	switch {
 	case ifc.Clone && v.Carpdev != "":
 		if err := ValidIfName(v.Carpdev); err != nil {
-			return fieldErr(f+".carpdev", "%v", err)
+			return fieldErr(vhidField(i, j)+".carpdev", "%v", err)
 		}
 		if api.IsCloneName(v.Carpdev) {
-			return fieldErr(f+".carpdev", "%s is a carp clone, not a physical interface", v.Carpdev)
+			return fieldErr(vhidField(i, j)+".carpdev", "%s is a carp clone, not a physical interface", v.Carpdev)
 		}
 	case !ifc.Clone && v.Carpdev != ifc.Name:
-		return fieldErr(f+".carpdev", "%q, but a vhid of %s runs on %s itself", v.Carpdev, ifc.Name, ifc.Name)
+		return fieldErr(vhidField(i, j)+".carpdev", "%q, but a vhid of %s runs on %s itself", v.Carpdev, ifc.Name, ifc.Name)
 	}
 	if v.AdvBase < 1 {
-		return fieldErr(f+".advbase", "%d is out of range 1..%d", v.AdvBase, math.MaxUint8)
+		return fieldErr(vhidField(i, j)+".advbase", "%d is out of range 1..%d", v.AdvBase, math.MaxUint8)
 	}
 	if v.AdvSkew > carp.MaxAdvSkew {
-		return fieldErr(f+".advskew", "%d is out of range 0..%d", v.AdvSkew, carp.MaxAdvSkew)
+		return fieldErr(vhidField(i, j)+".advskew", "%d is out of range 0..%d", v.AdvSkew, carp.MaxAdvSkew)
 	}
 	// Never print the key itself.
 	if len(v.Key) > MaxKeyBytes {
-		return fieldErr(f+".key", "%d bytes, longer than %d", len(v.Key), MaxKeyBytes)
+		return fieldErr(vhidField(i, j)+".key", "%d bytes, longer than %d", len(v.Key), MaxKeyBytes)
 	}
 	if strings.IndexByte(v.Key, 0) >= 0 {
-		return fieldErr(f+".key", "contains a NUL byte")
+		return fieldErr(vhidField(i, j)+".key", "contains a NUL byte")
 	}
 	for k, p := range v.Addrs {
-		af := fmt.Sprintf("%s.addrs[%d]", f, k)
 		if err := validVirtualAddr(p); err != nil {
-			return fieldErr(af, "%v", err)
+			return fieldErr(vhidField(i, j)+".addrs["+strconv.Itoa(k)+"]", "%v", err)
 		}
-		if i := slices.IndexFunc(v.Addrs[:k], func(q netip.Prefix) bool { return q.Addr() == p.Addr() }); i >= 0 {
-			return fieldErr(af, "%s is listed twice (also addrs[%d])", p.Addr(), i)
+		if d := slices.IndexFunc(v.Addrs[:k], func(q netip.Prefix) bool { return q.Addr() == p.Addr() }); d >= 0 {
+			return fieldErr(vhidField(i, j)+".addrs["+strconv.Itoa(k)+"]", "%s is listed twice (also addrs[%d])", p.Addr(), d)
 		}
 	}
 	return nil
