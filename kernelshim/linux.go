@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -82,6 +83,10 @@ type Linux struct {
 	pktFd  int // AF_PACKET socket for Announce, -1 until first use
 	subs   map[*subscription]struct{}
 	ours   map[int]bool // ifindexes of the macvlans this kernel created
+
+	// Address notifications the link watch read, and those of them about
+	// our own links (which its socket filter should have dropped), for tests.
+	addrNotes, ownAddrNotes atomic.Uint64
 
 	// RefreshAddrs's netlink socket (-1 until first use), its next
 	// sequence number and buffers, under rmu (see refresh_linux.go).
@@ -392,6 +397,7 @@ func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 			k.ours = map[int]bool{}
 		}
 		k.ours[l.Attrs().Index] = true
+		k.ourLinksChangedLocked()
 		k.mu.Unlock()
 	}
 	return nil
@@ -418,6 +424,7 @@ func (k *Linux) DeleteLink(name string) error {
 	}
 	k.mu.Lock()
 	delete(k.ours, l.Attrs().Index)
+	k.ourLinksChangedLocked()
 	k.mu.Unlock()
 	return nil
 }
@@ -1042,7 +1049,8 @@ func (k *Linux) WatchLinks(ctx context.Context, onto chan<- osif.LinkUpdate) err
 
 type subscription struct {
 	ch   chan netlink.LinkUpdate
-	ach  chan netlink.AddrUpdate // address changes: a parent's source address may come after its link
+	ach  chan int // link index of address changes: a parent's source address may come after its link
+	aw   *addrWatch
 	done chan struct{}
 	errc chan error
 	once sync.Once
@@ -1059,7 +1067,7 @@ func (s *subscription) drain() {
 func (k *Linux) subscribe() (*subscription, error) {
 	s := &subscription{
 		ch:   make(chan netlink.LinkUpdate, updateQueue),
-		ach:  make(chan netlink.AddrUpdate, updateQueue),
+		ach:  make(chan int, updateQueue),
 		done: make(chan struct{}),
 		errc: make(chan error, 1),
 	}
@@ -1074,13 +1082,21 @@ func (k *Linux) subscribe() (*subscription, error) {
 		linkErr = netlink.LinkSubscribeWithOptions(s.ch, s.done, netlink.LinkSubscribeOptions{
 			ErrorCallback: onErr, ReceiveBufferSize: netlinkRcvBuf,
 		})
-		if linkErr == nil {
-			addrErr = netlink.AddrSubscribeWithOptions(s.ach, s.done, netlink.AddrSubscribeOptions{
-				ErrorCallback: onErr, ReceiveBufferSize: netlinkRcvBuf,
-			})
-		}
 		return nil
 	})
+	if linkErr == nil {
+		// Under k.mu from the filter's ifindexes to k.subs, so that no
+		// change of k.ours falls between them (see ourLinksChangedLocked).
+		k.mu.Lock()
+		s.aw, addrErr = k.openAddrWatch(k.ourIndexesLocked())
+		if addrErr == nil {
+			if k.subs == nil {
+				k.subs = map[*subscription]struct{}{}
+			}
+			k.subs[s] = struct{}{}
+		}
+		k.mu.Unlock()
+	}
 	switch {
 	case linkErr != nil:
 		return nil, linkErr // nothing was started
@@ -1091,13 +1107,33 @@ func (k *Linux) subscribe() (*subscription, error) {
 		s.drain()
 		return nil, addrErr
 	}
-	k.mu.Lock()
-	if k.subs == nil {
-		k.subs = map[*subscription]struct{}{}
-	}
-	k.subs[s] = struct{}{}
-	k.mu.Unlock()
+	go func() { <-s.done; s.aw.f.Close() }() // ends readAddrWatch's read
+	go k.readAddrWatch(s.aw, s.ach, s.done, onErr)
 	return s, nil
+}
+
+// ourIndexesLocked lists k.ours; k.mu is held.
+func (k *Linux) ourIndexesLocked() []int {
+	idx := make([]int, 0, len(k.ours))
+	for i := range k.ours {
+		idx = append(idx, i)
+	}
+	return idx
+}
+
+// ourLinksChangedLocked rebuilds the address notification filter of every
+// subscription after k.ours changed; k.mu is held. A failure costs only
+// CPU: the reader drops our links' notifications all the same.
+func (k *Linux) ourLinksChangedLocked() {
+	if len(k.subs) == 0 {
+		return
+	}
+	idx := k.ourIndexesLocked()
+	for s := range k.subs {
+		if err := s.aw.setFilter(idx); err != nil {
+			k.log.Debug("link watch: address notification filter", "err", err)
+		}
+	}
 }
 
 // endSub stops a subscription and waits for its netlink goroutine.
@@ -1135,19 +1171,20 @@ func (k *Linux) pump(ctx context.Context, s *subscription, onto chan<- osif.Link
 			}
 			k.log.Warn("link watch: subscription error, resubscribing", "err", err)
 			return true
-		case a, ok := <-s.ach:
+		case index, ok := <-s.ach:
 			if !ok {
 				return true
 			}
 			// Our own virtual addresses are refreshed several times a
-			// second: their updates are of no interest to anyone.
-			if k.isOurs(a.LinkIndex) {
+			// second: their updates are of no interest to anyone (the
+			// watch drops most before they get here).
+			if k.isOurs(index) {
 				continue
 			}
 			var l netlink.Link
 			if err := k.withHandle(func(h *netlink.Handle) error {
 				var err error
-				l, err = h.LinkByIndex(a.LinkIndex)
+				l, err = h.LinkByIndex(index)
 				return err
 			}); err != nil {
 				continue // the link went away: its RTM_DELLINK follows
