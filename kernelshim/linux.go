@@ -40,6 +40,11 @@ import (
 // and left to the caller's validation.
 const readBufSize = 1500 + 512
 
+// readBatch is how many datagrams a reader takes from its socket in one
+// recvmmsg: adverts queued together cost one wake-up of the reader, and the
+// engine takes them off its queue in one go.
+const readBatch = 16
+
 // carpTTL is CARP_DFLTTL of FreeBSD's sys/netinet/ip_carp.h: adverts leave
 // with IPv4 TTL (IPv6 hop limit) 255, and receivers drop multicast adverts
 // with any other (carp_input()), so none can come from beyond the link.
@@ -704,11 +709,25 @@ func deliver(ctx context.Context, stop <-chan struct{}, onto chan<- osif.Packet,
 	return false
 }
 
+// readBuffers returns readBatch messages, each with its own datagram buffer
+// of readBufSize bytes and control message buffer of oobLen bytes, reused by
+// every read (ipv4.Message and ipv6.Message are the same type).
+func readBuffers(oobLen int) []ipv4.Message {
+	ms := make([]ipv4.Message, readBatch)
+	buf := make([]byte, readBatch*readBufSize)
+	oob := make([]byte, readBatch*oobLen)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{buf[i*readBufSize : (i+1)*readBufSize : (i+1)*readBufSize]}
+		ms[i].OOB = oob[i*oobLen : (i+1)*oobLen : (i+1)*oobLen]
+	}
+	return ms
+}
+
 func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- osif.Packet) {
-	buf := make([]byte, readBufSize)
-	oob := ipv4.NewControlMessage(ipv4.FlagTTL | ipv4.FlagInterface | ipv4.FlagDst)
+	pc := ipv4.NewPacketConn(c) // on a raw socket: datagrams with their IPv4 header
+	ms := readBuffers(len(ipv4.NewControlMessage(ipv4.FlagTTL | ipv4.FlagInterface | ipv4.FlagDst)))
 	for {
-		n, oobn, _, from, err := c.ReadMsgIP(buf, oob)
+		n, err := pc.ReadBatch(ms, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return
@@ -723,11 +742,14 @@ func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- osif.Packe
 				return
 			}
 		}
-		var cm ipv4.ControlMessage
-		_ = cm.Parse(oob[:oobn])
-		p := parse4(buf[:n], &cm, from)
-		if !deliver(ctx, k.close, onto, p) {
-			return
+		for _, m := range ms[:n] {
+			var cm ipv4.ControlMessage
+			_ = cm.Parse(m.OOB[:m.NN])
+			from, _ := m.Addr.(*net.IPAddr)
+			p := parse4(m.Buffers[0][:m.N], &cm, from)
+			if !deliver(ctx, k.close, onto, p) {
+				return
+			}
 		}
 	}
 }
@@ -761,9 +783,9 @@ func parse4(b []byte, cm *ipv4.ControlMessage, from *net.IPAddr) osif.Packet {
 }
 
 func (k *Linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- osif.Packet) {
-	buf := make([]byte, readBufSize)
+	ms := readBuffers(len(ipv6.NewControlMessage(ipv6.FlagHopLimit | ipv6.FlagInterface | ipv6.FlagDst)))
 	for {
-		n, cm, src, err := c.ReadFrom(buf)
+		n, err := c.ReadBatch(ms, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return
@@ -778,21 +800,28 @@ func (k *Linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- osif.
 				return
 			}
 		}
-		p := osif.Packet{Payload: append([]byte(nil), buf[:n]...), IPv6: true}
-		if ia, ok := src.(*net.IPAddr); ok {
-			if a, ok := netip.AddrFromSlice(ia.IP); ok {
-				p.Src = a
+		for _, m := range ms[:n] {
+			p := osif.Packet{Payload: append([]byte(nil), m.Buffers[0][:m.N]...), IPv6: true}
+			if ia, ok := m.Addr.(*net.IPAddr); ok {
+				if a, ok := netip.AddrFromSlice(ia.IP); ok {
+					p.Src = a
+				}
 			}
-		}
-		if cm != nil {
-			p.IfIndex = cm.IfIndex
-			p.TTL = cm.HopLimit
-			if a, ok := netip.AddrFromSlice(cm.Dst); ok {
-				p.Dst = a
+			if m.NN > 0 {
+				var cm ipv6.ControlMessage
+				if err := cm.Parse(m.OOB[:m.NN]); err != nil {
+					k.log.Warn("CARP IPv6 receive", "err", fmt.Errorf("control message: %w", err))
+					continue
+				}
+				p.IfIndex = cm.IfIndex
+				p.TTL = cm.HopLimit
+				if a, ok := netip.AddrFromSlice(cm.Dst); ok {
+					p.Dst = a
+				}
 			}
-		}
-		if !deliver(ctx, k.close, onto, p) {
-			return
+			if !deliver(ctx, k.close, onto, p) {
+				return
+			}
 		}
 	}
 }
