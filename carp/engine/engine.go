@@ -240,6 +240,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			f()
 		case p := <-e.pkts:
 			e.input(e.opts.Now(), p)
+			e.drainPackets()
 		case u := <-e.linkUpdates:
 			e.linkChanged(e.opts.Now(), u)
 		case r := <-e.arpReqs:
@@ -252,6 +253,21 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			case <-timer.C:
 			default:
 			}
+		}
+	}
+}
+
+// drainPackets takes in the packets already queued behind the one just
+// taken (the reader hands over a whole recvmmsg's worth at once), at most
+// one queue's worth, so that a burst costs one turn of the loop rather than
+// one each.
+func (e *Engine) drainPackets() {
+	for range packetQueue {
+		select {
+		case p := <-e.pkts:
+			e.input(e.opts.Now(), p)
+		default:
+			return
 		}
 	}
 }
