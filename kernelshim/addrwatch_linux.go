@@ -176,7 +176,7 @@ func indexRanges(idx []int) [][2]uint32 {
 	return out
 }
 
-// read delivers the link index of every address notification that is not
+// readAddrWatch delivers the link index of every address notification that is not
 // about one of our links to ch, and closes ch when the socket fails or is
 // closed; a failure (ENOBUFS: notifications were lost) goes to onErr first.
 func (k *Linux) readAddrWatch(w *addrWatch, ch chan<- int, done <-chan struct{}, onErr func(error)) {
