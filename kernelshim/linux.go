@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +40,10 @@ import (
 // bytes (IPv4) or 36 (IPv6 payload); anything longer is delivered truncated
 // and left to the caller's validation.
 const readBufSize = 1500 + 512
+
+// readBatch is how many datagrams a reader takes from its socket in one
+// recvmmsg: adverts queued together cost one wake-up of the reader.
+const readBatch = 16
 
 // errorPause is how long a reader waits after a receive error, and the link
 // watcher between attempts to resubscribe, so that a lasting error does not
@@ -78,6 +83,10 @@ type Linux struct {
 	pktFd  int // AF_PACKET send socket (Announce, ReplyARP, SendCARP), -1 until first use
 	subs   map[*subscription]struct{}
 	ours   map[int]bool // ifindexes of the macvlans this kernel created
+
+	// Address notifications the link watch read, and those of them about
+	// our own links (which its socket filter should have dropped), for tests.
+	addrNotes, ownAddrNotes atomic.Uint64
 
 	// RefreshAddrs's netlink socket (-1 until first use), its next
 	// sequence number and buffers, under rmu (see refresh_linux.go).
@@ -396,6 +405,7 @@ func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 			k.ours = map[int]bool{}
 		}
 		k.ours[l.Attrs().Index] = true
+		k.ourLinksChangedLocked()
 		k.mu.Unlock()
 	}
 	return nil
@@ -422,6 +432,7 @@ func (k *Linux) DeleteLink(name string) error {
 	}
 	k.mu.Lock()
 	delete(k.ours, l.Attrs().Index)
+	k.ourLinksChangedLocked()
 	k.mu.Unlock()
 	return nil
 }
@@ -702,11 +713,25 @@ func deliver(ctx context.Context, stop <-chan struct{}, onto chan<- osif.Packet,
 	return false
 }
 
+// readBuffers returns readBatch messages, each with its own datagram buffer
+// of readBufSize bytes and control message buffer of oobLen bytes, reused by
+// every read (ipv4.Message and ipv6.Message are the same type).
+func readBuffers(oobLen int) []ipv4.Message {
+	ms := make([]ipv4.Message, readBatch)
+	buf := make([]byte, readBatch*readBufSize)
+	oob := make([]byte, readBatch*oobLen)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{buf[i*readBufSize : (i+1)*readBufSize : (i+1)*readBufSize]}
+		ms[i].OOB = oob[i*oobLen : (i+1)*oobLen : (i+1)*oobLen]
+	}
+	return ms
+}
+
 func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- osif.Packet) {
-	buf := make([]byte, readBufSize)
-	oob := ipv4.NewControlMessage(ipv4.FlagTTL | ipv4.FlagInterface | ipv4.FlagDst)
+	pc := ipv4.NewPacketConn(c) // on a raw socket: datagrams with their IPv4 header
+	ms := readBuffers(len(ipv4.NewControlMessage(ipv4.FlagTTL | ipv4.FlagInterface | ipv4.FlagDst)))
 	for {
-		n, oobn, _, from, err := c.ReadMsgIP(buf, oob)
+		n, err := pc.ReadBatch(ms, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return
@@ -721,11 +746,14 @@ func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- osif.Packe
 				return
 			}
 		}
-		var cm ipv4.ControlMessage
-		_ = cm.Parse(oob[:oobn])
-		p := parse4(buf[:n], &cm, from)
-		if !deliver(ctx, k.close, onto, p) {
-			return
+		for _, m := range ms[:n] {
+			var cm ipv4.ControlMessage
+			_ = cm.Parse(m.OOB[:m.NN])
+			from, _ := m.Addr.(*net.IPAddr)
+			p := parse4(m.Buffers[0][:m.N], &cm, from)
+			if !deliver(ctx, k.close, onto, p) {
+				return
+			}
 		}
 	}
 }
@@ -759,9 +787,9 @@ func parse4(b []byte, cm *ipv4.ControlMessage, from *net.IPAddr) osif.Packet {
 }
 
 func (k *Linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- osif.Packet) {
-	buf := make([]byte, readBufSize)
+	ms := readBuffers(len(ipv6.NewControlMessage(ipv6.FlagHopLimit | ipv6.FlagInterface | ipv6.FlagDst)))
 	for {
-		n, cm, src, err := c.ReadFrom(buf)
+		n, err := c.ReadBatch(ms, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return
@@ -776,21 +804,28 @@ func (k *Linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- osif.
 				return
 			}
 		}
-		p := osif.Packet{Payload: append([]byte(nil), buf[:n]...), IPv6: true}
-		if ia, ok := src.(*net.IPAddr); ok {
-			if a, ok := netip.AddrFromSlice(ia.IP); ok {
-				p.Src = a
+		for _, m := range ms[:n] {
+			p := osif.Packet{Payload: append([]byte(nil), m.Buffers[0][:m.N]...), IPv6: true}
+			if ia, ok := m.Addr.(*net.IPAddr); ok {
+				if a, ok := netip.AddrFromSlice(ia.IP); ok {
+					p.Src = a
+				}
 			}
-		}
-		if cm != nil {
-			p.IfIndex = cm.IfIndex
-			p.TTL = cm.HopLimit
-			if a, ok := netip.AddrFromSlice(cm.Dst); ok {
-				p.Dst = a
+			if m.NN > 0 {
+				var cm ipv6.ControlMessage
+				if err := cm.Parse(m.OOB[:m.NN]); err != nil {
+					k.log.Warn("CARP IPv6 receive", "err", fmt.Errorf("control message: %w", err))
+					continue
+				}
+				p.IfIndex = cm.IfIndex
+				p.TTL = cm.HopLimit
+				if a, ok := netip.AddrFromSlice(cm.Dst); ok {
+					p.Dst = a
+				}
 			}
-		}
-		if !deliver(ctx, k.close, onto, p) {
-			return
+			if !deliver(ctx, k.close, onto, p) {
+				return
+			}
 		}
 	}
 }
@@ -1123,7 +1158,8 @@ func (k *Linux) WatchLinks(ctx context.Context, onto chan<- osif.LinkUpdate) err
 
 type subscription struct {
 	ch   chan netlink.LinkUpdate
-	ach  chan netlink.AddrUpdate // address changes: a parent's source address may come after its link
+	ach  chan int // link index of address changes: a parent's source address may come after its link
+	aw   *addrWatch
 	done chan struct{}
 	errc chan error
 	once sync.Once
@@ -1140,7 +1176,7 @@ func (s *subscription) drain() {
 func (k *Linux) subscribe() (*subscription, error) {
 	s := &subscription{
 		ch:   make(chan netlink.LinkUpdate, updateQueue),
-		ach:  make(chan netlink.AddrUpdate, updateQueue),
+		ach:  make(chan int, updateQueue),
 		done: make(chan struct{}),
 		errc: make(chan error, 1),
 	}
@@ -1155,13 +1191,21 @@ func (k *Linux) subscribe() (*subscription, error) {
 		linkErr = netlink.LinkSubscribeWithOptions(s.ch, s.done, netlink.LinkSubscribeOptions{
 			ErrorCallback: onErr, ReceiveBufferSize: netlinkRcvBuf,
 		})
-		if linkErr == nil {
-			addrErr = netlink.AddrSubscribeWithOptions(s.ach, s.done, netlink.AddrSubscribeOptions{
-				ErrorCallback: onErr, ReceiveBufferSize: netlinkRcvBuf,
-			})
-		}
 		return nil
 	})
+	if linkErr == nil {
+		// Under k.mu from the filter's ifindexes to k.subs, so that no
+		// change of k.ours falls between them (see ourLinksChangedLocked).
+		k.mu.Lock()
+		s.aw, addrErr = k.openAddrWatch(k.ourIndexesLocked())
+		if addrErr == nil {
+			if k.subs == nil {
+				k.subs = map[*subscription]struct{}{}
+			}
+			k.subs[s] = struct{}{}
+		}
+		k.mu.Unlock()
+	}
 	switch {
 	case linkErr != nil:
 		return nil, linkErr // nothing was started
@@ -1172,13 +1216,33 @@ func (k *Linux) subscribe() (*subscription, error) {
 		s.drain()
 		return nil, addrErr
 	}
-	k.mu.Lock()
-	if k.subs == nil {
-		k.subs = map[*subscription]struct{}{}
-	}
-	k.subs[s] = struct{}{}
-	k.mu.Unlock()
+	go func() { <-s.done; s.aw.f.Close() }() // ends readAddrWatch's read
+	go k.readAddrWatch(s.aw, s.ach, s.done, onErr)
 	return s, nil
+}
+
+// ourIndexesLocked lists k.ours; k.mu is held.
+func (k *Linux) ourIndexesLocked() []int {
+	idx := make([]int, 0, len(k.ours))
+	for i := range k.ours {
+		idx = append(idx, i)
+	}
+	return idx
+}
+
+// ourLinksChangedLocked rebuilds the address notification filter of every
+// subscription after k.ours changed; k.mu is held. A failure costs only
+// CPU: the reader drops our links' notifications all the same.
+func (k *Linux) ourLinksChangedLocked() {
+	if len(k.subs) == 0 {
+		return
+	}
+	idx := k.ourIndexesLocked()
+	for s := range k.subs {
+		if err := s.aw.setFilter(idx); err != nil {
+			k.log.Debug("link watch: address notification filter", "err", err)
+		}
+	}
 }
 
 // endSub stops a subscription and waits for its netlink goroutine.
@@ -1216,19 +1280,20 @@ func (k *Linux) pump(ctx context.Context, s *subscription, onto chan<- osif.Link
 			}
 			k.log.Warn("link watch: subscription error, resubscribing", "err", err)
 			return true
-		case a, ok := <-s.ach:
+		case index, ok := <-s.ach:
 			if !ok {
 				return true
 			}
 			// Our own virtual addresses are refreshed several times a
-			// second: their updates are of no interest to anyone.
-			if k.isOurs(a.LinkIndex) {
+			// second: their updates are of no interest to anyone (the
+			// watch drops most before they get here).
+			if k.isOurs(index) {
 				continue
 			}
 			var l netlink.Link
 			if err := k.withHandle(func(h *netlink.Handle) error {
 				var err error
-				l, err = h.LinkByIndex(a.LinkIndex)
+				l, err = h.LinkByIndex(index)
 				return err
 			}); err != nil {
 				continue // the link went away: its RTM_DELLINK follows

@@ -773,3 +773,56 @@ func TestLinuxSendFollowsLinkChanges(t *testing.T) {
 		return errors.Is(ka.SendCARP("carp1", src, osif.GroupV4, 0xe0, advert(1)), osif.ErrNoLink)
 	})
 }
+
+// TestLinuxCARPBurst: adverts that queue up in the socket while the
+// receiver is busy (more than one recvmmsg batch of each family) all arrive,
+// in order, each with its own fields.
+func TestLinuxCARPBurst(t *testing.T) {
+	requireRoot(t)
+	a, b := vethPair(t)
+	ka, kb := kernelIn(t, a), kernelIn(t, b)
+	openCARP(t, ka)
+	chb := openCARP(t, kb)
+	if err := kb.JoinGroup("veth0"); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := kb.LinkByName("veth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src4, src6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("fe80::1")
+	const burst = 3 * readBatch
+	var want4, want6 []osif.Packet
+	for i := range burst {
+		if err := ka.SendCARP("veth0", src4, osif.GroupV4, 0xe0, advert(byte(i+1))); err != nil {
+			t.Fatal(err)
+		}
+		want4 = append(want4, osif.Packet{Payload: advert(byte(i + 1)), Src: src4, Dst: osif.GroupV4, IfIndex: lb.Index, TTL: 255})
+		if err := ka.SendCARP("veth0", src6, osif.GroupV6, 0xe0, advert(byte(100+i))); err != nil {
+			t.Fatal(err)
+		}
+		want6 = append(want6, osif.Packet{Payload: advert(byte(100 + i)), Src: src6, Dst: osif.GroupV6, IfIndex: lb.Index, TTL: 255, IPv6: true})
+	}
+	var got4, got6 []osif.Packet
+	for len(got4)+len(got6) < 2*burst {
+		p, ok := recvPacket(chb, 2*time.Second)
+		if !ok {
+			t.Fatalf("received %d IPv4 and %d IPv6 adverts of %d each", len(got4), len(got6), burst)
+		}
+		if p.IPv6 {
+			got6 = append(got6, p)
+		} else {
+			got4 = append(got4, p)
+		}
+	}
+	for _, c := range []struct {
+		got, want []osif.Packet
+	}{{got4, want4}, {got6, want6}} {
+		if !slices.EqualFunc(c.got, c.want, samePacket) {
+			t.Errorf("got %+v\nwant %+v", c.got, c.want)
+		}
+	}
+	if p, ok := recvPacket(chb, 200*time.Millisecond); ok {
+		t.Errorf("one more packet than sent: %+v", p)
+	}
+}
