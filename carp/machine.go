@@ -96,6 +96,14 @@ type Config struct {
 	// master-down timer and either firing makes the vhid MASTER. With
 	// neither set the machine behaves as IPv4 only.
 	IPv4, IPv6 bool
+	// VRRP selects VRRPv3 (RFC 9568, FreeBSD's `carpver 3`): Priority and
+	// Interval replace AdvBase, AdvSkew and Demotion, and the adverts are
+	// handled by ReceiveVRRP.
+	VRRP bool
+	// Priority (1..254) and Interval (centiseconds, 1..4095) of a VRRPv3
+	// vhid.
+	Priority uint8
+	Interval uint16
 }
 
 type family int
@@ -139,6 +147,10 @@ type Machine struct {
 	state State
 	adv   timer
 	md    [2]timer // indexed by family
+	// masterInterval is VRRPv3's Master_Adver_Interval: the interval the
+	// master advertises, learnt from its adverts (our own until one is
+	// heard); the master-down interval is computed from it.
+	masterInterval uint16
 }
 
 // NewMachine returns a machine in INIT with no timer armed.
@@ -159,9 +171,32 @@ func (m *Machine) AdvertParams() (advbase, advskew uint8) {
 	return m.cfg.AdvBase, EffectiveSkew(m.cfg.AdvSkew, m.cfg.Demotion)
 }
 
-// ours is the local time value FreeBSD compares with a received advert.
+// VRRPParams returns the priority and interval to put in the VRRPv3
+// adverts this machine sends (demotion does not apply to VRRPv3, as in
+// FreeBSD).
+func (m *Machine) VRRPParams() (prio uint8, interval uint16) {
+	return m.cfg.Priority, m.cfg.Interval
+}
+
+// MasterInterval returns the advertisement interval in centiseconds a
+// VRRPv3 backup has learnt from its master (its own before it heard one).
+func (m *Machine) MasterInterval() uint16 { return m.masterInterval }
+
+// ours is the interval at which this machine advertises as MASTER: for
+// CARP also the time value FreeBSD compares with a received advert.
 func (m *Machine) ours() time.Duration {
+	if m.cfg.VRRP {
+		return IntervalDuration(m.cfg.Interval)
+	}
 	return AdvInterval(m.AdvertParams())
+}
+
+// masterDown is how long a BACKUP waits for the master's next advert.
+func (m *Machine) masterDown() time.Duration {
+	if m.cfg.VRRP {
+		return VRRPMasterDown(m.cfg.Priority, m.masterInterval)
+	}
+	return MasterDown(m.cfg.AdvBase, m.cfg.AdvSkew)
 }
 
 // SetConfig applies new parameters. A MASTER whose advertised parameters
@@ -173,22 +208,29 @@ func (m *Machine) ours() time.Duration {
 func (m *Machine) SetConfig(now time.Time, cfg Config) Output {
 	old := m.cfg
 	oldBase, oldSkew := m.AdvertParams()
+	oldPrio, oldInterval := m.VRRPParams()
+	oldDown := m.masterDown()
 	m.cfg = cfg
+	if cfg.VRRP && (!old.VRRP || m.state != Backup) {
+		m.masterInterval = cfg.Interval
+	}
 	var out Output
 	switch m.state {
 	case Master:
-		if b, s := m.AdvertParams(); b != oldBase || s != oldSkew {
+		b, s := m.AdvertParams()
+		p, i := m.VRRPParams()
+		if b != oldBase || s != oldSkew || p != oldPrio || i != oldInterval || cfg.VRRP != old.VRRP {
 			out.Advertise = true
 			m.adv.arm(now.Add(m.ours()))
 		}
 	case Backup:
-		changed := MasterDown(old.AdvBase, old.AdvSkew) != MasterDown(cfg.AdvBase, cfg.AdvSkew)
+		changed := oldDown != m.masterDown()
 		for f := fam4; f <= fam6; f++ {
 			switch {
 			case !cfg.has(f):
 				m.md[f].stop()
 			case !old.has(f) || !m.md[f].on || changed:
-				m.md[f].arm(now.Add(MasterDown(cfg.AdvBase, cfg.AdvSkew)))
+				m.md[f].arm(now.Add(m.masterDown()))
 			}
 		}
 	}
@@ -257,7 +299,62 @@ func (m *Machine) Receive(now time.Time, ipv6 bool, advbase, advskew uint8) Outp
 		// master is alive. (FreeBSD never gets here: such an advert is
 		// dropped as badvhid.)
 		if m.cfg.has(f) {
-			m.md[f].arm(now.Add(MasterDown(m.cfg.AdvBase, m.cfg.AdvSkew)))
+			m.md[f].arm(now.Add(m.masterDown()))
+		}
+	}
+	return Output{}
+}
+
+// ReceiveVRRP applies a valid VRRPv3 advert (RFC 9568 section 6.4) with the
+// sender's priority and interval (centiseconds), received over IPv6 or
+// IPv4; senderWins tells whether the sender's address is higher than the
+// local source address of that family (the RFC's tie-break):
+//
+//	MASTER: priority 0 -> advertise at once (the old master left);
+//	        priority above ours, or equal and senderWins -> BACKUP
+//	        (FreeBSD's reason "more frequent advertisement received"),
+//	        learning the sender's interval.
+//	BACKUP: learns the sender's interval (Master_Adver_Interval);
+//	        priority 0 -> master-down in Skew_Time (the old master left:
+//	        the best backup takes over first);
+//	        Preempt and priority below ours -> MASTER at once
+//	        ("preempting a slower master", as FreeBSD does; the RFC
+//	        would wait for the master-down timer);
+//	        otherwise re-arm this family's master-down timer.
+//	INIT:   ignored.
+//
+// Unlike FreeBSD, an equal priority is decided by the address, so two
+// masters of equal priority cannot both stay MASTER, and the interval
+// takes no part in who wins (mixed intervals could otherwise flap).
+func (m *Machine) ReceiveVRRP(now time.Time, ipv6 bool, prio uint8, interval uint16, senderWins bool) Output {
+	f := fam4
+	if ipv6 {
+		f = fam6
+	}
+	if interval == 0 {
+		interval = 1 // not a valid interval: never let it zero a timer
+	}
+	switch m.state {
+	case Master:
+		switch {
+		case prio == 0:
+			m.adv.arm(now.Add(m.ours()))
+			return Output{Advertise: true}
+		case prio > m.cfg.Priority || prio == m.cfg.Priority && senderWins:
+			m.masterInterval = interval
+			return m.toBackup(now, ReasonMoreFrequent)
+		}
+	case Backup:
+		m.masterInterval = interval
+		switch {
+		case prio == 0:
+			if m.cfg.has(f) {
+				m.md[f].arm(now.Add(VRRPSkew(m.cfg.Priority, m.masterInterval)))
+			}
+		case m.cfg.Preempt && prio < m.cfg.Priority:
+			return m.toMaster(now, ReasonPreempt)
+		case m.cfg.has(f):
+			m.md[f].arm(now.Add(m.masterDown()))
 		}
 	}
 	return Output{}
@@ -385,7 +482,13 @@ func (m *Machine) toInit(reason string) Output {
 // stops and every configured family's master-down timer is armed.
 func (m *Machine) toBackup(now time.Time, reason string) Output {
 	m.stopAll()
-	d := MasterDown(m.cfg.AdvBase, m.cfg.AdvSkew)
+	if m.cfg.VRRP && m.state != Master {
+		// RFC 9568 6.4.1: a backup starts from its own interval; one
+		// that was MASTER keeps the interval of the advert that made it
+		// yield (set by ReceiveVRRP).
+		m.masterInterval = m.cfg.Interval
+	}
+	d := m.masterDown()
 	for f := fam4; f <= fam6; f++ {
 		if m.cfg.has(f) {
 			m.md[f].arm(now.Add(d))
