@@ -34,11 +34,30 @@ const (
 	OpAddr    OpKind = "addr"    // Prefix: add an address (Alias: keep existing ones)
 	OpDelAddr OpKind = "-alias"  // Prefix: remove an address (the bits may be unknown: match the address)
 	OpMTU     OpKind = "mtu"     // Int: set the MTU of a physical interface
+	// FreeBSD 14's VRRPv3 mode and unicast peers (ifconfig carpver,
+	// vrrpprio, vrrpinterval, peer, peer6, mcast, mcast6).
+	OpVersion      OpKind = "carpver"      // Int: 2 (CARP) or 3 (VRRPv3)
+	OpVRRPPrio     OpKind = "vrrpprio"     // Int: 1..254
+	OpVRRPInterval OpKind = "vrrpinterval" // Int: centiseconds, 1..4095
+	OpPeer         OpKind = "peer"         // Str: IPv4 peer; the CARP group 224.0.0.18 means multicast
+	OpPeer6        OpKind = "peer6"        // Str: IPv6 peer; the CARP group ff02::12 means multicast
 	// OpGroupDemote is OpenBSD's "ifconfig -g carp [-]carpdemote [N]": Int
 	// is added to the carp group's demotion counter, which bsdcarp keeps as
 	// net.inet.carp.demotion. Iface is the group name; it is the only op of
 	// its request.
 	OpGroupDemote OpKind = "carpdemote"
+)
+
+// The multicast destinations of adverts (the peers a vhid has until peer
+// or peer6 names another), as ifconfig prints and takes them, and the
+// largest vrrpinterval (the 12-bit field of RFC 9568).
+const (
+	MulticastPeer    = "224.0.0.18"
+	MulticastPeer6   = "ff02::12"
+	MaxVRRPInterval  = 4095
+	MaxVRRPPriority  = 254
+	DefaultVRRPPrio  = 100
+	DefaultVRRPIntvl = 100
 )
 
 // Op is one parsed element of an ifconfig command line.
@@ -94,6 +113,28 @@ type VHIDStatus struct {
 	// Init* words below; "" when the vhid is not in INIT. FreeBSD's
 	// ifconfig prints no such thing: carp/bsd does not show it.
 	InitReason string `json:"init_reason,omitempty"`
+	// Version is 3 for a VRRPv3 vhid (carpver 3), with its Priority and
+	// Interval (centiseconds); 0 or 2 for CARP.
+	Version  uint8  `json:"version,omitempty"`
+	Priority uint8  `json:"vrrp_prio,omitempty"`
+	Interval uint16 `json:"vrrp_interval,omitempty"`
+	// Peer and Peer6 are where the adverts of each family go (ifconfig
+	// peer, peer6); "" means the multicast group.
+	Peer  string `json:"peer,omitempty"`
+	Peer6 string `json:"peer6,omitempty"`
+}
+
+// PeerLine returns the peers of v as FreeBSD prints them on the line after
+// a CARP vhid's: "peer 224.0.0.18 peer6 ff02::12" for multicast.
+func (v *VHIDStatus) PeerLine() string {
+	p, p6 := v.Peer, v.Peer6
+	if p == "" {
+		p = MulticastPeer
+	}
+	if p6 == "" {
+		p6 = MulticastPeer6
+	}
+	return "peer " + p + " peer6 " + p6
 }
 
 // The words of VHIDStatus.InitReason, stable for scripts. They follow the

@@ -74,6 +74,11 @@ func FormatInterface(w io.Writer, name string, st api.Status, showKeys bool) err
 		if state == "" {
 			state = "INIT"
 		}
+		if v.Version == 3 {
+			fmt.Fprintf(&b, "%svrrp: %s vrid %d prio %d interval %d\n", cloneIndent, state, v.VHID, v.Priority, v.Interval)
+			b.WriteString(mismatchLine(cloneIndent, v))
+			continue
+		}
 		b.WriteString(cloneIndent + "carp: " + state)
 		if v.Carpdev != "" {
 			b.WriteString(" carpdev " + v.Carpdev)
@@ -132,8 +137,11 @@ func formatCloneB(w io.Writer, clone api.CloneStatus, st api.Status) error {
 		if state == "" {
 			state = "INIT"
 		}
-		carpLines = append(carpLines, fmt.Sprintf("\tcarp: %s vhid %d advbase %d advskew %d\n",
-			state, v.VHID, v.AdvBase, v.AdvSkew)+mismatchLine("\t", v))
+		line := fmt.Sprintf("\tcarp: %s vhid %d advbase %d advskew %d\n", state, v.VHID, v.AdvBase, v.AdvSkew)
+		if v.Version == 3 {
+			line = fmt.Sprintf("\tvrrp: %s vrid %d prio %d interval %d\n", state, v.VHID, v.Priority, v.Interval)
+		}
+		carpLines = append(carpLines, line+mismatchLine("\t", v))
 	}
 	flags := uint32(iffLoopback)
 	if clone.Up {

@@ -117,8 +117,9 @@ type linkAddr struct {
 //   - One carp block per vhid in creation order (ifcarp.c carp_status()):
 //     "\tcarp: %s vhid %d advbase %d advskew %d", ` key "%s"` only with -k
 //     (showKeys, which the caller grants to root only) and a key set, then
-//     "\t      peer %s peer6 %s" (bsdcarp only sends to the CARP multicast
-//     groups: peer 224.0.0.18 peer6 ff02::12).
+//     "\t      peer %s peer6 %s" (the multicast groups 224.0.0.18 and
+//     ff02::12 unless peer or peer6 set another). A VRRPv3 vhid prints
+//     "\tvrrp: %s vrid %d prio %d interval %d" alone instead.
 //   - No "options=" and no "nd6 options=" line: the capabilities and ND
 //     flags of a Linux link have no truthful FreeBSD value. No "media:" line
 //     either: Linux does not report the media of every link (virtual links
@@ -169,6 +170,21 @@ func FormatLink(w io.Writer, l api.LinkStatus, st api.Status, showKeys bool) err
 		if state == "" {
 			state = "INIT"
 		}
+		if v.Version == 3 {
+			// sbin/ifconfig/carp.c: "\tvrrp: %s vrid %d prio %d
+			// interval %d\n", no key and no peer line.
+			b = append(b, "\tvrrp: "...)
+			b = append(b, state...)
+			b = append(b, " vrid "...)
+			b = strconv.AppendUint(b, uint64(v.VHID), 10)
+			b = append(b, " prio "...)
+			b = strconv.AppendUint(b, uint64(v.Priority), 10)
+			b = append(b, " interval "...)
+			b = strconv.AppendUint(b, uint64(v.Interval), 10)
+			b = append(b, '\n')
+			b = append(b, mismatchLine("\t", *v)...)
+			continue
+		}
 		b = append(b, "\tcarp: "...)
 		b = append(b, state...)
 		b = append(b, " vhid "...)
@@ -182,7 +198,9 @@ func FormatLink(w io.Writer, l api.LinkStatus, st api.Status, showKeys bool) err
 			b = append(b, v.Key...)
 			b = append(b, '"')
 		}
-		b = append(b, "\n\t      peer 224.0.0.18 peer6 ff02::12\n"...)
+		b = append(b, "\n\t      "...)
+		b = append(b, v.PeerLine()...)
+		b = append(b, '\n')
 		b = append(b, mismatchLine("\t", *v)...)
 	}
 	if l.Loopback {

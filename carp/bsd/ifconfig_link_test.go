@@ -142,6 +142,15 @@ func TestFormatLinkCases(t *testing.T) {
 			"em0: flags=1008843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST,LOWER_UP> metric 0 mtu 1500\n" +
 				"\tinet6 fe80::50%em0 prefixlen 64 scopeid 0x2 vhid 4\n" +
 				"\tcarp: BACKUP vhid 4 advbase 1 advskew 0\n\t      peer 224.0.0.18 peer6 ff02::12\n\tstatus: active\n"},
+		{"unicast peers (FreeBSD 14)", plain,
+			api.Status{VHIDs: []api.VHIDStatus{{Iface: "em0", VHID: 1, AdvBase: 1, AdvSkew: 100, State: "MASTER", Peer: "192.168.1.4", Peer6: "2001:db8::4"}}},
+			"em0: flags=1008843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST,LOWER_UP> metric 0 mtu 1500\n" +
+				"\tcarp: MASTER vhid 1 advbase 1 advskew 100\n\t      peer 192.168.1.4 peer6 2001:db8::4\n\tstatus: active\n"},
+		{"VRRPv3 vhid: vrrp line, no key, no peer line", plain,
+			api.Status{VHIDs: []api.VHIDStatus{{Iface: "em0", VHID: 1, Version: 3, Priority: 100, Interval: 100, State: "MASTER", Key: "k", Addrs: pfx("192.168.1.50/32")}}},
+			"em0: flags=1008843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST,LOWER_UP> metric 0 mtu 1500\n" +
+				"\tinet 192.168.1.50 netmask 0xffffffff broadcast 192.168.1.50 vhid 1\n" +
+				"\tvrrp: MASTER vrid 1 prio 100 interval 100\n\tstatus: active\n"},
 		{"a /31 and a /0", with(func(l *api.LinkStatus) { l.Addrs = pfx("10.0.0.0/31", "10.9.9.9/0") }), api.Status{},
 			"em0: flags=1008843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST,LOWER_UP> metric 0 mtu 1500\n" +
 				"\tinet 10.0.0.0 netmask 0xfffffffe broadcast 10.0.0.1\n\tinet 10.9.9.9 netmask 0x00000000\n\tstatus: active\n"},

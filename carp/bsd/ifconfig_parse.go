@@ -200,9 +200,13 @@ func init() {
 		"prefixlen": {1, (*ifParser).setPrefixlen},
 		"mtu":       {1, (*ifParser).setMTU},
 
-		// FreeBSD 14 carp words without an engine op yet.
-		"peer": {1, nil}, "peer6": {1, nil}, "mcast": {0, nil}, "mcast6": {0, nil},
-		"carpver": {1, nil}, "vrrpprio": {1, nil}, "vrrpinterval": {1, nil},
+		// FreeBSD 14 unicast peers and VRRPv3 (-peer and -peer6 are
+		// bsdcarp's spellings of mcast and mcast6).
+		"peer": {1, (*ifParser).setPeer}, "peer6": {1, (*ifParser).setPeer6},
+		"mcast": {0, (*ifParser).setMcast}, "-peer": {0, (*ifParser).setMcast},
+		"mcast6": {0, (*ifParser).setMcast6}, "-peer6": {0, (*ifParser).setMcast6},
+		"carpver": {1, (*ifParser).setVersion}, "vrrpprio": {1, (*ifParser).setVRRPPrio},
+		"vrrpinterval": {1, (*ifParser).setVRRPInterval},
 		// OpenBSD carp words.
 		"-carpdev": {0, nil}, "carppeer": {1, nil}, "-carppeer": {0, nil},
 		"balancing": {1, nil}, "carpnodes": {1, nil},
@@ -377,6 +381,91 @@ func (p *ifParser) setAdvSkew(arg string) error {
 		return api.Refused(api.StepSetVHID, syscall.EINVAL)
 	}
 	p.ops = append(p.ops, api.Op{Kind: api.OpAdvSkew, Int: n})
+	return nil
+}
+
+// The FreeBSD 14 words below (sbin/ifconfig/carp.c) do not need a vhid
+// before them on the line: without one FreeBSD's ifconfig never sends them,
+// so on a physical interface they are ignored as there. A carp clone has
+// its vhid implied.
+
+// hasVHID reports whether the line names a vhid the word can apply to.
+func (p *ifParser) hasVHID() bool { return p.clone || p.vhidSeen }
+
+// setVersion is carpver: 2 (CARP) or 3 (VRRPv3), checked by ifconfig.
+func (p *ifParser) setVersion(arg string) error {
+	n, ok := atoi(arg)
+	if !ok || (n != 2 && n != 3) {
+		return cliErr("version must be 2 or 3")
+	}
+	if p.hasVHID() {
+		p.ops = append(p.ops, api.Op{Kind: api.OpVersion, Int: n})
+	}
+	return nil
+}
+
+// setVRRPPrio is vrrpprio: FreeBSD's ifconfig does not check it; the
+// engine refuses what is not 1..254 as the kernel would (EINVAL).
+func (p *ifParser) setVRRPPrio(arg string) error {
+	n, ok := atoi(arg)
+	if !ok {
+		return api.Refused(api.StepSetVHID, syscall.EINVAL)
+	}
+	if p.hasVHID() {
+		p.ops = append(p.ops, api.Op{Kind: api.OpVRRPPrio, Int: n})
+	}
+	return nil
+}
+
+// setVRRPInterval is vrrpinterval, in centiseconds: ifconfig refuses 0 and
+// what the 12-bit field cannot hold (4095 itself is accepted, whatever the
+// message says).
+func (p *ifParser) setVRRPInterval(arg string) error {
+	n, ok := atoi(arg)
+	if !ok || n <= 0 || n > api.MaxVRRPInterval {
+		return cliErr(fmt.Sprintf("vrrpinterval must be greater than 0 and less than %d", api.MaxVRRPInterval))
+	}
+	if p.hasVHID() {
+		p.ops = append(p.ops, api.Op{Kind: api.OpVRRPInterval, Int: n})
+	}
+	return nil
+}
+
+// setPeer is peer ADDR: adverts go to this IPv4 address instead of
+// 224.0.0.18. FreeBSD's ifconfig takes anything through inet_addr(3) and
+// sends a typo to 255.255.255.255; bsdcarp refuses it instead, in the words
+// ifconfig has for peer6.
+func (p *ifParser) setPeer(arg string) error {
+	a, err := netip.ParseAddr(arg)
+	if err != nil || !a.Is4() {
+		return cliErr("Invalid IPv4 address " + arg)
+	}
+	return p.addPeer(api.OpPeer, a)
+}
+
+// setPeer6 is peer6 ADDR (getaddrinfo with AI_NUMERICHOST in FreeBSD).
+func (p *ifParser) setPeer6(arg string) error {
+	a, err := netip.ParseAddr(arg)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return cliErr("Invalid IPv6 address " + arg)
+	}
+	return p.addPeer(api.OpPeer6, a.WithZone(""))
+}
+
+// setMcast is mcast (and -peer): back to the multicast group.
+func (p *ifParser) setMcast(string) error {
+	return p.addPeer(api.OpPeer, netip.MustParseAddr(api.MulticastPeer))
+}
+
+// setMcast6 is mcast6 (and -peer6).
+func (p *ifParser) setMcast6(string) error {
+	return p.addPeer(api.OpPeer6, netip.MustParseAddr(api.MulticastPeer6))
+}
+
+func (p *ifParser) addPeer(k api.OpKind, a netip.Addr) error {
+	if p.hasVHID() {
+		p.ops = append(p.ops, api.Op{Kind: k, Str: a.String()})
+	}
 	return nil
 }
 

@@ -17,9 +17,9 @@ func opsString(ops []api.Op) string {
 	for _, op := range ops {
 		s := string(op.Kind)
 		switch op.Kind {
-		case api.OpVHID, api.OpAdvBase, api.OpAdvSkew, api.OpMTU:
+		case api.OpVHID, api.OpAdvBase, api.OpAdvSkew, api.OpMTU, api.OpVersion, api.OpVRRPPrio, api.OpVRRPInterval:
 			s += fmt.Sprintf(" %d", op.Int)
-		case api.OpPass, api.OpCarpdev, api.OpState:
+		case api.OpPass, api.OpCarpdev, api.OpState, api.OpPeer, api.OpPeer6:
 			s += " " + op.Str
 		case api.OpAddr, api.OpDelAddr:
 			if op.Prefix.IsValid() {
@@ -161,6 +161,17 @@ func TestIfconfigDialectC(t *testing.T) {
 		{"change parameters", "em0 vhid 1 advskew 50", "vhid 1; advskew 50"},
 		{"remove address", "em0 inet 192.168.1.50 -alias", "-alias 192.168.1.50/32"},
 		{"vhid 255 accepted", "em0 vhid 255", "vhid 255"},
+		// FreeBSD 14: VRRPv3 and unicast peers.
+		{"vrrp vhid", "em0 vhid 1 carpver 3 vrrpprio 150 vrrpinterval 1 alias 192.168.1.50/32",
+			"vhid 1; carpver 3; vrrpprio 150; vrrpinterval 1; addr 192.168.1.50/32 alias"},
+		{"carpver 2", "em0 vhid 1 carpver 2", "vhid 1; carpver 2"},
+		{"vrrpinterval 4095 accepted", "em0 vhid 1 vrrpinterval 4095", "vhid 1; vrrpinterval 4095"},
+		{"vrrpprio range is the engine's", "em0 vhid 1 vrrpprio 300", "vhid 1; vrrpprio 300"},
+		{"peer", "em0 vhid 1 peer 192.168.1.4", "vhid 1; peer 192.168.1.4"},
+		{"peer6", "em0 vhid 1 peer6 2001:db8::4", "vhid 1; peer6 2001:db8::4"},
+		{"mcast", "em0 vhid 1 mcast mcast6", "vhid 1; peer 224.0.0.18; peer6 ff02::12"},
+		{"-peer and -peer6 are mcast and mcast6", "em0 vhid 1 -peer -peer6", "vhid 1; peer 224.0.0.18; peer6 ff02::12"},
+		{"without a vhid FreeBSD ignores them", "em0 carpver 3 vrrpprio 9 vrrpinterval 5 peer 10.0.0.1 mcast6", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -236,7 +247,16 @@ func TestIfconfigErrors(t *testing.T) {
 		{"unsupported media", "carp0 media autoselect", "'media' is not supported by bsdcarp"},
 		{"mtu on a carp clone unsupported", "carp0 vhid 1 mtu 9000", "'mtu' is not supported by bsdcarp"},
 		{"unsupported txcsum", "em0 -txcsum", "'-txcsum' is not supported by bsdcarp"},
-		{"unsupported peer", "em0 vhid 1 peer 192.168.1.4", "'peer' is not supported by bsdcarp"},
+		{"carpver 4", "em0 vhid 1 carpver 4", "version must be 2 or 3"},
+		{"carpver junk", "em0 vhid 1 carpver three", "version must be 2 or 3"},
+		{"carpver checked without a vhid", "em0 carpver 1", "version must be 2 or 3"},
+		{"vrrpinterval 0", "em0 vhid 1 vrrpinterval 0", "vrrpinterval must be greater than 0 and less than 4095"},
+		{"vrrpinterval 4096", "em0 vhid 1 vrrpinterval 4096", "vrrpinterval must be greater than 0 and less than 4095"},
+		{"vrrpprio junk", "em0 vhid 1 vrrpprio high", "SIOCSVH: Invalid argument"},
+		{"peer not IPv4", "em0 vhid 1 peer 2001:db8::1", "Invalid IPv4 address 2001:db8::1"},
+		{"peer typo", "em0 vhid 1 peer 192.168.1", "Invalid IPv4 address 192.168.1"},
+		{"peer6 not IPv6", "em0 vhid 1 peer6 192.168.1.4", "Invalid IPv6 address 192.168.1.4"},
+		{"missing peer argument", "em0 vhid 1 peer", "'peer' requires argument"},
 		{"unsupported without its argument", "carp0 mediaopt", "'mediaopt' is not supported by bsdcarp"},
 		{"netmask alone", "carp0 netmask 255.255.255.0", "'netmask without an address' is not supported by bsdcarp"},
 		{"first error wins", "carp0 vhid 0 state bogus", "vhid must be greater than 0"},
