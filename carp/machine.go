@@ -381,13 +381,13 @@ func (m *Machine) Advance(now time.Time) Output {
 }
 
 // AdvanceEarly is Advance, except that a MASTER whose next advertisement is
-// due by now+early sends it now and is re-armed from now. An advertisement
+// due by now+early (see AdvertDueWithin) sends it now and is re-armed from now. An advertisement
 // is never late and at most early before its time, so that an engine can
 // send the adverts of many vhids in one wake-up: a peer's master-down
 // timer (3 x advbase) only runs longer for an early one. Timers of other
 // states are never advanced early.
 func (m *Machine) AdvanceEarly(now time.Time, early time.Duration) Output {
-	if m.state == Master && m.adv.due(now.Add(early)) {
+	if m.AdvertDueWithin(now, early) {
 		m.adv.arm(now.Add(m.ours()))
 		return Output{Advertise: true}
 	}
@@ -398,6 +398,14 @@ func (m *Machine) AdvanceEarly(now time.Time, early time.Duration) Output {
 // advertisement due by t.
 func (m *Machine) AdvertDue(t time.Time) bool {
 	return m.state == Master && m.adv.due(t)
+}
+
+// AdvertDueWithin reports whether the machine is MASTER with its next
+// advertisement due by now+early, early being at most a twentieth of its
+// interval (50 ms at 1 s, 0.5 ms at VRRPv3's 10 ms): an advert is never
+// moved by more than 5% of its interval.
+func (m *Machine) AdvertDueWithin(now time.Time, early time.Duration) bool {
+	return m.AdvertDue(now.Add(min(early, m.ours()/20)))
 }
 
 // NextDeadline returns the earliest armed timer, and false when none is

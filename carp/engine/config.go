@@ -4,6 +4,8 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+
+	"github.com/bsdcarp/bsdcarp/carp"
 )
 
 // Config is the engine's whole configuration: what `ifconfig` and `sysctl`
@@ -42,6 +44,52 @@ type VHIDConfig struct {
 	AdvSkew uint8          `json:"advskew"`
 	Key     string         `json:"key,omitempty"`
 	Addrs   []netip.Prefix `json:"addrs,omitempty"`
+	// Version is 3 for a VRRPv3 vhid (ifconfig carpver 3); 0 (as saved
+	// before VRRP) or 2 for CARP. It cannot change once the vhid exists.
+	Version uint8 `json:"carpver,omitempty"`
+	// Prio and Interval (centiseconds) of a VRRPv3 vhid; 0 means the
+	// default (VRRPDefaultPriority, VRRPDefaultInterval).
+	Prio     uint8  `json:"vrrpprio,omitempty"`
+	Interval uint16 `json:"vrrpinterval,omitempty"`
+	// Peer and Peer6 are the unicast peers adverts of each family go to
+	// (ifconfig peer, peer6); unset means the multicast group.
+	Peer  netip.Addr `json:"peer,omitzero"`
+	Peer6 netip.Addr `json:"peer6,omitzero"`
+}
+
+// isVRRP reports whether v runs VRRPv3 rather than CARP.
+func (v *VHIDConfig) isVRRP() bool { return v.Version == carp.VRRPVersion }
+
+// vrrpPrio is v's VRRPv3 priority, the default when unset.
+func (v *VHIDConfig) vrrpPrio() uint8 {
+	if v.Prio == 0 {
+		return carp.VRRPDefaultPriority
+	}
+	return v.Prio
+}
+
+// vrrpInterval is v's VRRPv3 interval in centiseconds, the default when
+// unset.
+func (v *VHIDConfig) vrrpInterval() uint16 {
+	if v.Interval == 0 {
+		return carp.VRRPDefaultInterval
+	}
+	return v.Interval
+}
+
+// advertDst is where v's adverts of a family go: its unicast peer, or the
+// CARP group.
+func (v *VHIDConfig) advertDst(ipv6 bool) netip.Addr {
+	if ipv6 {
+		if v.Peer6.IsValid() {
+			return v.Peer6
+		}
+		return carp.GroupV6
+	}
+	if v.Peer.IsValid() {
+		return v.Peer
+	}
+	return carp.GroupV4
 }
 
 // Defaults from carp(4).

@@ -160,7 +160,8 @@ func (e *Engine) status(q api.StatusQuery) api.Status {
 				continue
 			}
 			vs := api.VHIDStatus{Iface: ifc.Name, Carpdev: v.Carpdev, VHID: v.VHID, AdvBase: v.AdvBase, AdvSkew: v.AdvSkew, State: carp.Init.String(), Addrs: slices.Clone(v.Addrs)}
-			if q.ShowKeys {
+			vrrpStatus(&v, &vs)
+			if q.ShowKeys && !v.isVRRP() {
 				vs.Key = v.Key
 			}
 			if h, ok := hosts[hostKey{ifc.Name, v.VHID}]; ok {

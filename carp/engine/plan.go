@@ -151,6 +151,8 @@ type planner struct {
 	name string
 	ifc  *IfaceConfig
 	cur  *VHIDConfig // the vhid the following words apply to
+	// curNew: cur did not exist before the line (its version may be set).
+	curNew bool
 	link osif.Link   // the Linux link before the line
 	plan linePlan
 	done bool // the line destroyed the interface
@@ -171,6 +173,7 @@ func plan(cfg *Config, host hostView, req api.IfconfigRequest) (linePlan, error)
 			p.ifc.VHIDs = []VHIDConfig{{AdvBase: DefaultAdvBase, AdvSkew: DefaultAdvSkew}}
 		}
 		p.cur = &p.ifc.VHIDs[0]
+		p.curNew = p.cur.VHID == 0
 	}
 	for i, op := range req.Ops {
 		if err := p.word(i, op); err != nil {
@@ -285,6 +288,8 @@ func (p *planner) word(i int, op api.Op) error {
 		return p.vhid(op.Int)
 	case api.OpPass, api.OpAdvBase, api.OpAdvSkew, api.OpState:
 		return p.vhidParam(op)
+	case api.OpVersion, api.OpVRRPPrio, api.OpVRRPInterval, api.OpPeer, api.OpPeer6:
+		return p.vrrpParam(op)
 	case api.OpCarpdev:
 		return p.carpdev(op.Str)
 	case api.OpUp, api.OpDown, api.OpMTU:
@@ -308,10 +313,12 @@ func (p *planner) vhid(n int) error {
 	}
 	vhid := uint8(n)
 	if p.ifc.Clone {
+		p.curNew = p.cur.VHID != vhid
 		p.cur.VHID = vhid
 		return nil
 	}
 	idx := slices.IndexFunc(p.ifc.VHIDs, func(v VHIDConfig) bool { return v.VHID == vhid })
+	p.curNew = idx < 0
 	if idx < 0 {
 		p.ifc.VHIDs = append(p.ifc.VHIDs, VHIDConfig{VHID: vhid, Carpdev: p.name, AdvBase: DefaultAdvBase, AdvSkew: DefaultAdvSkew})
 		idx = len(p.ifc.VHIDs) - 1
@@ -344,6 +351,67 @@ func (p *planner) vhidParam(op api.Op) error {
 			return &api.Error{Reason: api.ReasonUnknownState}
 		}
 		p.plan.forced = append(p.plan.forced, st)
+	}
+	return nil
+}
+
+// vrrpParam is one of FreeBSD 14's carpver, vrrpprio, vrrpinterval, peer
+// and peer6. The kernel (carp_ioctl_set) refuses with EINVAL a version
+// other than 2 or 3, and any change of an existing vhid's version: a vhid
+// changes protocol by being removed and made again.
+func (p *planner) vrrpParam(op api.Op) error {
+	if p.cur == nil {
+		return nil // ifconfig sends these only with a vhid
+	}
+	switch op.Kind {
+	case api.OpVersion:
+		if op.Int != carp.Version && op.Int != carp.VRRPVersion {
+			return errInval
+		}
+		v := uint8(op.Int)
+		old := p.cur.Version
+		if old == 0 {
+			old = carp.Version
+		}
+		if !p.curNew && v != old {
+			return errInval
+		}
+		p.cur.Version = v
+	case api.OpVRRPPrio:
+		if op.Int < 1 || op.Int > carp.VRRPMaxPriority {
+			return errInval
+		}
+		p.cur.Prio = uint8(op.Int)
+	case api.OpVRRPInterval:
+		if op.Int < 1 || op.Int > carp.VRRPMaxInterval {
+			return errInval
+		}
+		p.cur.Interval = uint16(op.Int)
+	case api.OpPeer, api.OpPeer6:
+		return p.peer(op)
+	}
+	return nil
+}
+
+// peer is peer / peer6 (mcast / mcast6 send the group): a unicast address
+// of the word's family, or the group, which means multicast again.
+func (p *planner) peer(op api.Op) error {
+	a, err := netip.ParseAddr(op.Str)
+	six := op.Kind == api.OpPeer6
+	if err != nil || a.Is6() != six || a.Is4In6() {
+		return errInval
+	}
+	switch {
+	case !six && a == carp.GroupV4:
+		p.cur.Peer = netip.Addr{}
+	case six && a == carp.GroupV6:
+		p.cur.Peer6 = netip.Addr{}
+	case !usablePeer(a):
+		return errInval
+	case six:
+		p.cur.Peer6 = a
+	default:
+		p.cur.Peer = a
 	}
 	return nil
 }

@@ -113,7 +113,7 @@ func (e *Engine) popEarly(now time.Time, into []*vhost) []*vhost {
 	var back []*vhost
 	for len(e.sched) > 0 && !e.sched[0].at.After(by) {
 		h := heap.Pop(&e.sched).(*vhost)
-		if h.m.AdvertDue(by) {
+		if h.m.AdvertDueWithin(now, advertEarly) {
 			h.due = true
 			into = append(into, h)
 		} else {

@@ -179,6 +179,9 @@ func validVHID(i, j int, ifc IfaceConfig, v VHIDConfig) error {
 	if v.AdvSkew > carp.MaxAdvSkew {
 		return fieldErr(vhidField(i, j)+".advskew", "%d is out of range 0..%d", v.AdvSkew, carp.MaxAdvSkew)
 	}
+	if err := validVRRP(f, v); err != nil {
+		return err
+	}
 	// Never print the key itself.
 	if len(v.Key) > MaxKeyBytes {
 		return fieldErr(vhidField(i, j)+".key", "%d bytes, longer than %d", len(v.Key), MaxKeyBytes)
@@ -195,6 +198,29 @@ func validVHID(i, j int, ifc IfaceConfig, v VHIDConfig) error {
 		}
 	}
 	return nil
+}
+
+// validVRRP checks the version, the VRRPv3 parameters and the peers.
+func validVRRP(f string, v VHIDConfig) error {
+	switch {
+	case v.Version != 0 && v.Version != carp.Version && v.Version != carp.VRRPVersion:
+		return fieldErr(f+".carpver", "%d is not 2 or 3", v.Version)
+	case v.Prio > carp.VRRPMaxPriority:
+		return fieldErr(f+".vrrpprio", "%d is out of range 1..%d", v.Prio, carp.VRRPMaxPriority)
+	case v.Interval > carp.VRRPMaxInterval:
+		return fieldErr(f+".vrrpinterval", "%d is out of range 1..%d", v.Interval, carp.VRRPMaxInterval)
+	case v.Peer.IsValid() && (!v.Peer.Is4() || !usablePeer(v.Peer)):
+		return fieldErr(f+".peer", "%s is not a unicast IPv4 address", v.Peer)
+	case v.Peer6.IsValid() && (!v.Peer6.Is6() || v.Peer6.Is4In6() || !usablePeer(v.Peer6)):
+		return fieldErr(f+".peer6", "%s is not a unicast IPv6 address", v.Peer6)
+	}
+	return nil
+}
+
+// usablePeer reports whether a can be a unicast peer: a unicast address
+// (the multicast group is kept as no peer at all).
+func usablePeer(a netip.Addr) bool {
+	return !a.IsMulticast() && !a.IsUnspecified() && a.Zone() == "" && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
 // validVirtualAddr checks an address a vhid may own: a unicast address of

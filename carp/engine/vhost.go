@@ -130,6 +130,9 @@ func (e *Engine) machineConfig(v VHIDConfig) carp.Config {
 		Demotion: e.demotion(),
 		IPv4:     v4,
 		IPv6:     v6,
+		VRRP:     v.isVRRP(),
+		Priority: v.vrrpPrio(),
+		Interval: v.vrrpInterval(),
 	}
 }
 
@@ -473,7 +476,7 @@ func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
 			}
 		case t.From == carp.Master && out.BowOut && len(h.installed) > 0:
 			h.draining = true
-			h.drainUntil = now.Add(drainMax(h.cfg.AdvBase, h.cfg.AdvSkew))
+			h.drainUntil = now.Add(drainMax(h))
 		case t.From == carp.Master:
 			e.removeAddrs(h)
 		}
@@ -488,8 +491,11 @@ func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
 // drainMax bounds how long a MASTER that bowed out keeps answering for its
 // addresses while no new MASTER is heard: the master-down interval, in which
 // any backup has taken over (at once, for a bow-out) or never will.
-func drainMax(advbase, advskew uint8) time.Duration {
-	return carp.MasterDown(advbase, advskew)
+func drainMax(h *vhost) time.Duration {
+	if h.cfg.isVRRP() {
+		return carp.VRRPMasterDown(h.cfg.vrrpPrio(), h.cfg.vrrpInterval())
+	}
+	return carp.MasterDown(h.cfg.AdvBase, h.cfg.AdvSkew)
 }
 
 // endDrain gives up the addresses of a vhid that bowed out, once the new
@@ -665,7 +671,11 @@ func (e *Engine) removeAddrs(h *vhost) {
 	h.lifetimes = nil
 }
 
-// send transmits one advertisement per address family of the vhid.
+// send transmits one advertisement per address family of the vhid: CARP,
+// or VRRPv3 for a carpver 3 vhid (priority 0 for the bow-out values), to
+// the multicast group from the virtual MAC, or to the family's unicast
+// peer out of the parent itself (FreeBSD tags only multicast adverts with
+// the virtual MAC).
 func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 	if !h.made || h.carpdev == "" {
 		return
@@ -674,30 +684,66 @@ func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 	if !ok {
 		return
 	}
-	key := carp.Key(h.cfg.Key)
-	payload := carp.BuildAdvert(h.cfg.VHID, advbase, advskew, h.counter.Next(e.opts.Rand), key, h.cfg.addrs())
-	h.lastSent = payload
+	var payload []byte
+	if !h.cfg.isVRRP() {
+		payload = carp.BuildAdvert(h.cfg.VHID, advbase, advskew, h.counter.Next(e.opts.Rand), carp.Key(h.cfg.Key), h.cfg.addrs())
+		h.lastSent = payload
+	}
 	tos := uint8(e.knob("dscp") << 2)
 	v4, v6 := h.cfg.families()
 	var err error
-	if v4 || !v6 {
-		err = e.k.SendCARP(h.vlink, sourceAddr(parent.Addrs, h.cfg.Addrs, true), carp.GroupV4, tos, payload)
-		if err == nil {
-			e.stats.OPackets++
+	for _, six := range [2]bool{false, true} {
+		if (six && !v6) || (!six && !v4 && v6) {
+			continue
 		}
-		e.countNoMem(err)
-	}
-	if v6 {
-		// The frame leaves from the virtual MAC like FreeBSD's (the shim
-		// binds freely, so the source need not be on the macvlan).
-		if err6 := e.k.SendCARP(h.vlink, sourceAddr(parent.Addrs, h.cfg.Addrs, false), carp.GroupV6, tos, payload); err6 != nil {
-			err = err6
-			e.countNoMem(err6)
-		} else {
+		dst := h.cfg.advertDst(six)
+		src := advertSource(parent.Addrs, h.cfg.Addrs, !six, dst)
+		out := h.vlink
+		if !dst.IsMulticast() {
+			out = parent.Name
+		}
+		pl := payload
+		if h.cfg.isVRRP() {
+			pl = e.vrrpAdvert(h, advbase, advskew, src, dst)
+			h.lastSent = pl
+		}
+		if ferr := e.k.SendCARP(out, src, dst, tos, pl); ferr != nil {
+			err = ferr
+			e.countNoMem(ferr)
+		} else if six {
 			e.stats.OPackets6++
+		} else {
+			e.stats.OPackets++
 		}
 	}
 	e.sendResult(h, err)
+}
+
+// vrrpAdvert is the VRRPv3 advert of h from src to dst: priority 0 when
+// advbase and advskew are the bow-out values (RFC 9568 6.4.3: a master
+// that stops says so, and the backups take over after their skew).
+func (e *Engine) vrrpAdvert(h *vhost, advbase, advskew uint8, src, dst netip.Addr) []byte {
+	prio, interval := h.m.VRRPParams()
+	if advbase == carp.BowOutAdvBase && advskew == carp.BowOutAdvSkew {
+		prio = 0
+	}
+	return carp.AppendVRRP(nil, carp.VRRPAdvert{VRID: h.cfg.VHID, Priority: prio, Interval: interval, Addrs: h.cfg.addrs()}, src, dst)
+}
+
+// advertSource is the source address of an advert to dst: sourceAddr's
+// choice, except that an IPv6 advert to a peer beyond the link does not
+// leave from a link-local address.
+func advertSource(parent, vips []netip.Prefix, v4 bool, dst netip.Addr) netip.Addr {
+	a := sourceAddr(parent, vips, v4)
+	if v4 || !a.IsLinkLocalUnicast() || dst.IsMulticast() || dst.IsLinkLocalUnicast() {
+		return a
+	}
+	for _, p := range parent {
+		if b := p.Addr(); b.Is6() && !b.IsLinkLocalUnicast() && !slices.ContainsFunc(vips, func(v netip.Prefix) bool { return v.Addr() == b }) {
+			return b
+		}
+	}
+	return a
 }
 
 // countNoMem counts a send the kernel refused for want of buffer memory
@@ -802,14 +848,14 @@ func (e *Engine) input(now time.Time, p osif.Packet) {
 	if l, ok := e.links[p.IfIndex]; ok {
 		dev = e.bsdName(l.Name)
 	}
+	if e.inputOtherVersion(now, p, dev) {
+		return
+	}
 	var found *vhost
 	lookup := func(vhid uint8) ([]byte, []netip.Addr, bool) {
-		for _, h := range e.hostIdx.byVHID[vhid] {
-			v4, v6 := h.cfg.families()
-			if h.carpdev == dev && ((p.IPv6 && v6) || (!p.IPv6 && v4)) {
-				found = h
-				return carp.Key(h.cfg.Key), h.cfg.addrs(), true
-			}
+		if h := e.hostFor(vhid, dev, p.IPv6); h != nil {
+			found = h
+			return carp.Key(h.cfg.Key), h.cfg.addrs(), true
 		}
 		return nil, nil, false
 	}
@@ -820,6 +866,9 @@ func (e *Engine) input(now time.Time, p osif.Packet) {
 		// neither hold a BACKUP down nor make a MASTER yield.
 		e.stats.Replay++
 		drop = carp.DropReplay
+	}
+	if drop == carp.DropNone && !e.fromPeer(now, found, p, dev) {
+		return
 	}
 	if drop == carp.DropBadAuth && found != nil {
 		e.authMismatch(now, found, hdr, p.Src)
