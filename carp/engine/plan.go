@@ -153,9 +153,9 @@ type planner struct {
 	cur  *VHIDConfig // the vhid the following words apply to
 	// curNew: cur did not exist before the line (its version may be set).
 	curNew bool
-	link osif.Link   // the Linux link before the line
-	plan linePlan
-	done bool // the line destroyed the interface
+	link   osif.Link // the Linux link before the line
+	plan   linePlan
+	done   bool // the line destroyed the interface
 }
 
 // plan applies req to a copy of cfg. An error (an *api.Error, or an
