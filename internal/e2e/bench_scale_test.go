@@ -644,15 +644,17 @@ func keepalivedStates(log string) map[string]int {
 	return c
 }
 
-func requireKeepalived(b *testing.B) string {
+// requireKeepalived fails in CI (which installs it) and skips elsewhere.
+func requireKeepalived(tb testing.TB) string {
+	tb.Helper()
 	p, err := exec.LookPath("keepalived")
 	if err == nil {
 		return p
 	}
 	if os.Getenv("CI") != "" {
-		b.Fatal("keepalived is not installed (CI must run the scale benchmark: apt-get install keepalived)")
+		tb.Fatal("keepalived is not installed (CI must run the interop tests and the benchmarks: apt-get install keepalived)")
 	}
-	b.Skip("keepalived is not installed (apt-get install keepalived)")
+	tb.Skip("keepalived is not installed (apt-get install keepalived)")
 	return ""
 }
 
@@ -661,19 +663,27 @@ func requireKeepalived(b *testing.B) string {
 // with SIGTERM (it then removes its addresses and pid files) before the lab
 // kills what is left.
 func startKeepalived(b *testing.B, lab *netlab.Lab, exe, name string, prio int, vs []scaleVIP) *netlab.Proc {
-	base := filepath.Join(lab.Dir, "keepalived-"+name)
-	if err := os.WriteFile(base+".conf", []byte(keepalivedConf(name, prio, vs)), 0o644); err != nil {
-		b.Fatal(err)
+	return runKeepalived(b, lab, exe, name, name, keepalivedConf(name, prio, vs))
+}
+
+// runKeepalived runs keepalived (VRRP only, in the foreground, logging to
+// its output) in host's namespace with configuration conf; its files are
+// named after run in the lab directory.
+func runKeepalived(tb testing.TB, lab *netlab.Lab, exe, host, run, conf string) *netlab.Proc {
+	tb.Helper()
+	base := filepath.Join(lab.Dir, "keepalived-"+run)
+	if err := os.WriteFile(base+".conf", []byte(conf), 0o644); err != nil {
+		tb.Fatal(err)
 	}
-	p := lab.Start(name, "keepalived-"+name, nil, exe, "-n", "-l", "-D", "-G", "-f", base+".conf",
+	p := lab.Start(host, "keepalived-"+run, nil, exe, "-n", "-l", "-D", "-G", "-f", base+".conf",
 		"-p", base+".pid", "-r", base+"-vrrp.pid", "-c", base+"-check.pid", "-b", base+"-bfd.pid")
-	b.Cleanup(func() {
+	tb.Cleanup(func() {
 		if p.Exited() {
 			return
 		}
 		_ = p.Signal(syscall.SIGTERM)
 		if _, ok := p.Wait(30 * time.Second); !ok {
-			b.Logf("keepalived on %s did not stop on SIGTERM within 30 s; the lab kills it", name)
+			tb.Logf("keepalived on %s did not stop on SIGTERM within 30 s; the lab kills it", host)
 		}
 	})
 	return p

@@ -116,12 +116,13 @@ func (h *host) mustSh(t testing.TB, script string) string {
 	return out
 }
 
-// state returns the carp state word of `ifconfig IF` ("" if none).
+// state returns the carp (or VRRPv3) state word of `ifconfig IF` ("" if
+// none).
 func (h *host) state(iface string) string {
 	out, _, _ := h.sh("ifconfig " + iface)
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "carp:" {
+		if len(f) >= 2 && (f[0] == "carp:" || f[0] == "vrrp:") {
 			return f[1]
 		}
 	}
