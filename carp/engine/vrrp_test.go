@@ -255,3 +255,33 @@ func TestUnicastPeers(t *testing.T) {
 		}
 	})
 }
+
+// TestVRRPOnACarpClone: dialect A takes carpver too, and the clone's vhid
+// runs VRRPv3 (its adverts are version 3 with the default priority and
+// interval).
+func TestVRRPOnACarpClone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
+		defer n.stop(t)
+		var sent []osif.Packet
+		n.k.SetSendHook(func(_ string, p osif.Packet) { sent = append(sent, p) })
+		n.ifconfig(t, "carp0", api.Op{Kind: api.OpCreate})
+		n.ifconfig(t, "carp0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpVersion, Int: 3}, api.Op{Kind: api.OpCarpdev, Str: "em0"},
+			api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.0.1/24")})
+		time.Sleep(carp.VRRPMasterDown(carp.VRRPDefaultPriority, carp.VRRPDefaultInterval) + time.Millisecond)
+		synctest.Wait()
+		vs := n.vhidStatus(t, "carp0")
+		if vs.State != "MASTER" || vs.Version != 3 || vs.Priority != 100 || vs.Interval != 100 {
+			t.Fatalf("status %+v", vs)
+		}
+		if len(sent) == 0 || sent[0].Payload[0] != 0x31 || sent[0].Payload[2] != 100 {
+			t.Fatalf("adverts %v", sent)
+		}
+		// The clone's vhid exists now: its version cannot change.
+		err := n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "carp0", Ops: []api.Op{{Kind: api.OpVersion, Int: 2}}})
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Errno != syscall.EINVAL {
+			t.Errorf("carpver 2 on the clone: %v", err)
+		}
+	})
+}
