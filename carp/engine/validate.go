@@ -179,7 +179,7 @@ func validVHID(i, j int, ifc IfaceConfig, v VHIDConfig) error {
 	if v.AdvSkew > carp.MaxAdvSkew {
 		return fieldErr(vhidField(i, j)+".advskew", "%d is out of range 0..%d", v.AdvSkew, carp.MaxAdvSkew)
 	}
-	if err := validVRRP(f, v); err != nil {
+	if err := validVRRP(i, j, v); err != nil {
 		return err
 	}
 	// Never print the key itself.
@@ -200,19 +200,20 @@ func validVHID(i, j int, ifc IfaceConfig, v VHIDConfig) error {
 	return nil
 }
 
-// validVRRP checks the version, the VRRPv3 parameters and the peers.
-func validVRRP(f string, v VHIDConfig) error {
+// validVRRP checks the version, the VRRPv3 parameters and the peers of
+// vhids[j] of ifaces[i].
+func validVRRP(i, j int, v VHIDConfig) error {
 	switch {
 	case v.Version != 0 && v.Version != carp.Version && v.Version != carp.VRRPVersion:
-		return fieldErr(f+".carpver", "%d is not 2 or 3", v.Version)
+		return fieldErr(vhidField(i, j)+".carpver", "%d is not 2 or 3", v.Version)
 	case v.Prio > carp.VRRPMaxPriority:
-		return fieldErr(f+".vrrpprio", "%d is out of range 1..%d", v.Prio, carp.VRRPMaxPriority)
+		return fieldErr(vhidField(i, j)+".vrrpprio", "%d is out of range 1..%d", v.Prio, carp.VRRPMaxPriority)
 	case v.Interval > carp.VRRPMaxInterval:
-		return fieldErr(f+".vrrpinterval", "%d is out of range 1..%d", v.Interval, carp.VRRPMaxInterval)
+		return fieldErr(vhidField(i, j)+".vrrpinterval", "%d is out of range 1..%d", v.Interval, carp.VRRPMaxInterval)
 	case v.Peer.IsValid() && (!v.Peer.Is4() || !usablePeer(v.Peer)):
-		return fieldErr(f+".peer", "%s is not a unicast IPv4 address", v.Peer)
+		return fieldErr(vhidField(i, j)+".peer", "%s is not a unicast IPv4 address", v.Peer)
 	case v.Peer6.IsValid() && (!v.Peer6.Is6() || v.Peer6.Is4In6() || !usablePeer(v.Peer6)):
-		return fieldErr(f+".peer6", "%s is not a unicast IPv6 address", v.Peer6)
+		return fieldErr(vhidField(i, j)+".peer6", "%s is not a unicast IPv6 address", v.Peer6)
 	}
 	return nil
 }

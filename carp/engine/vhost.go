@@ -161,10 +161,12 @@ func (h *vhost) touchedBy(only string, w wantedVHID) bool {
 	return h.carpdev == only
 }
 
-// sameVHID is whether a and b are the same configuration.
+// sameVHID is whether a and b are the same configuration (every field:
+// TestSameVHIDSeesEveryField).
 func sameVHID(a, b VHIDConfig) bool {
 	return a.VHID == b.VHID && a.Carpdev == b.Carpdev && a.AdvBase == b.AdvBase && a.AdvSkew == b.AdvSkew &&
-		a.Key == b.Key && slices.Equal(a.Addrs, b.Addrs)
+		a.Key == b.Key && slices.Equal(a.Addrs, b.Addrs) &&
+		a.Version == b.Version && a.Prio == b.Prio && a.Interval == b.Interval && a.Peer == b.Peer && a.Peer6 == b.Peer6
 }
 
 // reconcileOnly is reconcile after a change to the configuration of

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"reflect"
+	"slices"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -282,6 +284,54 @@ func TestVRRPOnACarpClone(t *testing.T) {
 		var ae *api.Error
 		if !errors.As(err, &ae) || ae.Errno != syscall.EINVAL {
 			t.Errorf("carpver 2 on the clone: %v", err)
+		}
+	})
+}
+
+// TestSameVHIDSeesEveryField: a line re-runs only the vhids sameVHID finds
+// changed, so a field it does not compare would be a change that never
+// takes effect until the next full pass.
+func TestSameVHIDSeesEveryField(t *testing.T) {
+	base := VHIDConfig{VHID: 1, Carpdev: "em0", AdvBase: 1, Key: "k", Addrs: []netip.Prefix{vrrpVIP}}
+	typ := reflect.TypeOf(base)
+	for i := range typ.NumField() {
+		changed := base
+		changed.Addrs = slices.Clone(base.Addrs)
+		f := reflect.ValueOf(&changed).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(f.String() + "x")
+		case reflect.Uint8, reflect.Uint16:
+			f.SetUint(f.Uint() + 1)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]netip.Prefix{netip.MustParsePrefix("10.9.9.9/32")}))
+		case reflect.Struct: // netip.Addr
+			f.Set(reflect.ValueOf(netip.MustParseAddr("10.0.0.9")))
+		default:
+			t.Fatalf("field %s of kind %v: teach this test to change it", typ.Field(i).Name, f.Kind())
+		}
+		if sameVHID(base, changed) {
+			t.Errorf("sameVHID does not see a change of %s", typ.Field(i).Name)
+		}
+	}
+}
+
+// TestVRRPPriorityChangeTakesEffect: a line that changes only vrrpprio
+// reaches the running vhid: its next advert carries the new priority.
+func TestVRRPPriorityChangeTakesEffect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
+		defer n.stop(t)
+		n.ifconfig(t, "em0", vrrpLine(120, 10)...)
+		time.Sleep(carp.VRRPMasterDown(120, 10) + time.Millisecond)
+		synctest.Wait()
+		var prios []byte
+		n.k.SetSendHook(func(_ string, p osif.Packet) { prios = append(prios, p.Payload[2]) })
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpVRRPPrio, Int: 130})
+		time.Sleep(150 * time.Millisecond)
+		synctest.Wait()
+		if len(prios) == 0 || prios[len(prios)-1] != 130 {
+			t.Fatalf("priorities advertised after vrrpprio 130: %v", prios)
 		}
 	})
 }
