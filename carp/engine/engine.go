@@ -75,6 +75,7 @@ type Engine struct {
 	pkts           chan osif.Packet     // from the shim's reader
 	linkUpdates    chan osif.LinkUpdate
 	save           saver           // config.json on disk, see save.go
+	writes         writeState      // orders the writes of config.json (any goroutine)
 	parentCarrier  map[string]bool // BSD parent -> carrier last seen, for IFNET events (events.go)
 	eventsDropped  eventCounter
 	shimCtx        context.Context      // the Kernel's subscriptions live until it ends

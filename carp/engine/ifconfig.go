@@ -20,13 +20,20 @@ import (
 // means the line took effect but could not be saved yet (see save.go).
 func (e *Engine) Ifconfig(ctx context.Context, req api.IfconfigRequest) error {
 	var err error
-	if cerr := e.call(ctx, func() { err = e.ifconfig(req) }); cerr != nil {
+	var job *saveJob
+	if cerr := e.call(ctx, func() { job, err = e.ifconfig(req) }); cerr != nil {
 		return cerr
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return e.saveOffLoop(ctx, job)
 }
 
-func (e *Engine) ifconfig(req api.IfconfigRequest) error {
+// ifconfig applies req on the event loop and returns the save of the
+// configuration it leaves, for the caller to write off the loop (or the
+// *api.SaveError of encoding it).
+func (e *Engine) ifconfig(req api.IfconfigRequest) (*saveJob, error) {
 	if len(req.Ops) == 1 && req.Ops[0].Kind == api.OpGroupDemote {
 		return e.groupDemote(req.Iface, req.Ops[0].Int)
 	}
@@ -34,14 +41,14 @@ func (e *Engine) ifconfig(req api.IfconfigRequest) error {
 	var inv *invalidLine
 	if errors.As(err, &inv) {
 		e.warnf("carpd: ifconfig %s refused: %v", req.Iface, inv.cause)
-		return inv.refusal
+		return nil, inv.refusal
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The Linux side goes first and is undone on a refusal.
 	if err := e.execute(pl.steps, pl.keep); err != nil {
-		return err
+		return nil, err
 	}
 	// Committed before it is saved: a full or read-only state directory
 	// must not stop a failover (persist reports and retries).
@@ -60,7 +67,7 @@ func (e *Engine) ifconfig(req api.IfconfigRequest) error {
 			}
 		}
 	}
-	return e.persist(now)
+	return e.queueSave(now)
 }
 
 // hostView is the engine's current view of the host's links, for plan.
@@ -77,16 +84,16 @@ const MaxGroupDemote = 0xff
 // net.inet.carp.demotion, so every vhid advertises the new value at once.
 // As OpenBSD's kernel does, it refuses to raise the counter beyond
 // MaxGroupDemote or to lower it below 0. Other groups do not exist.
-func (e *Engine) groupDemote(group string, delta int) error {
+func (e *Engine) groupDemote(group string, delta int) (*saveJob, error) {
 	if group != "carp" {
-		return &api.Error{Reason: api.ReasonErrno, Step: api.StepGroupAttr, Errno: syscall.ENOENT, Name: group}
+		return nil, &api.Error{Reason: api.ReasonErrno, Step: api.StepGroupAttr, Errno: syscall.ENOENT, Name: group}
 	}
 	next := e.demotion() + delta
 	if (delta > 0 && next > MaxGroupDemote) || (delta < 0 && next < 0) {
-		return &api.Error{Reason: api.ReasonErrno, Step: api.StepGroupAttr, Errno: syscall.EINVAL, Name: group}
+		return nil, &api.Error{Reason: api.ReasonErrno, Step: api.StepGroupAttr, Errno: syscall.EINVAL, Name: group}
 	}
-	_, _, err := e.setSysctl(api.SysctlPrefix+"demotion", int64(delta))
-	return err
+	_, _, job, err := e.setSysctl(api.SysctlPrefix+"demotion", int64(delta))
+	return job, err
 }
 
 // refusal is a configuration the validator refused as the errno BSD's
@@ -183,20 +190,26 @@ func (e *Engine) status(q api.StatusQuery) api.Status {
 // before and after. Writing demotion adds to it, as FreeBSD does. A
 // *api.SaveError means the value took effect but could not be saved yet.
 func (e *Engine) SetSysctl(ctx context.Context, oid string, v int64) (old, now int64, err error) {
-	if cerr := e.call(ctx, func() { old, now, err = e.setSysctl(oid, v) }); cerr != nil {
+	var job *saveJob
+	if cerr := e.call(ctx, func() { old, now, job, err = e.setSysctl(oid, v) }); cerr != nil {
 		return 0, 0, cerr
+	}
+	if err == nil {
+		err = e.saveOffLoop(ctx, job)
 	}
 	return old, now, err
 }
 
-func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
+// setSysctl writes one knob on the event loop and returns the save of the
+// configuration it leaves, for the caller to write off the loop.
+func (e *Engine) setSysctl(oid string, v int64) (int64, int64, *saveJob, error) {
 	leaf, ok := strings.CutPrefix(oid, api.SysctlPrefix)
 	k, known := knobByName(leaf)
 	if !ok || !known {
-		return 0, 0, &api.Error{Reason: api.ReasonUnknownOID, Name: oid}
+		return 0, 0, nil, &api.Error{Reason: api.ReasonUnknownOID, Name: oid}
 	}
 	if err := checkKnob(k, v); err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	old := e.knob(leaf)
 	before := e.demotion()
@@ -224,7 +237,8 @@ func (e *Engine) setSysctl(oid string, v int64) (int64, int64, error) {
 		e.setRun(now, h, carp.ReasonInitComplete)
 	}
 	e.syncARPBalance()
-	return old, e.knob(leaf), e.persist(now)
+	job, err := e.queueSave(now)
+	return old, e.knob(leaf), job, err
 }
 
 // linkStatus lists the host's interfaces by their BSD names, in ifindex

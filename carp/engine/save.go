@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp/api"
@@ -51,9 +53,13 @@ func causeText(file string, err error) string {
 	return err.Error()
 }
 
-// saver tracks config.json on disk. Owned by the Run goroutine.
+// saver tracks config.json on disk. Owned by the Run goroutine, except
+// that the writes themselves run off it (see saveJob).
 type saver struct {
 	saved    []byte    // what config.json holds, when known
+	savedSeq uint64    // the job that wrote saved
+	queued   []byte    // the content of the last job handed out
+	seq      uint64    // the last job's number
 	pending  bool      // the configuration in effect is not saved yet
 	retryAt  time.Time // next attempt while pending
 	loggedAt time.Time // last failure logged, while pending
@@ -145,26 +151,84 @@ func encodeConfig(c *Config) ([]byte, error) {
 	return b, nil
 }
 
-// persist saves the configuration in effect after a committed change. It
-// returns nil or a *api.SaveError; a failure is retried from the event loop.
-func (e *Engine) persist(now time.Time) error {
+// A saveJob is one content of config.json to write. The event loop makes
+// it (queueSave) and records the outcome (saveDone); the write itself, two
+// fsyncs on a disk that may be slow, runs on the caller's goroutine
+// (writeSave), so that the adverts of a vhid at a 10 ms interval never
+// wait for the disk. Jobs are numbered: a job that finds a later one
+// already written writes nothing, since every job is the whole
+// configuration.
+type saveJob struct {
+	seq   uint64
+	b     []byte
+	write func(dir, name string, b []byte) error
+}
+
+// writeState orders the writes of config.json (see saveJob).
+type writeState struct {
+	mu      sync.Mutex
+	written uint64 // the last job written
+}
+
+// queueSave encodes the configuration in effect after a committed change
+// and returns the job that saves it, or nil when there is nothing to write
+// (no state directory, or the content of the last job). An encoding
+// failure is a *api.SaveError at once.
+func (e *Engine) queueSave(now time.Time) (*saveJob, error) {
 	if e.opts.StateDir == "" {
-		return nil
+		return nil, nil
 	}
 	b, err := e.save.encode(e.cfg)
-	if err == nil {
-		if !e.save.pending && bytes.Equal(b, e.save.saved) {
-			return nil
-		}
-		err = e.save.writer()(e.opts.StateDir, configFile, b)
+	if err != nil {
+		return nil, e.saveFailed(now, err)
 	}
-	if err == nil {
-		if e.save.pending {
-			e.infof("carpd: configuration saved to %s", filepath.Join(e.opts.StateDir, configFile))
-		}
-		e.save.saved, e.save.pending = b, false
+	last := e.save.queued
+	if e.save.seq == 0 {
+		last = e.save.saved
+	}
+	if !e.save.pending && bytes.Equal(b, last) {
+		return nil, nil
+	}
+	e.save.seq++
+	e.save.queued = b
+	return &saveJob{seq: e.save.seq, b: b, write: e.save.writer()}, nil
+}
+
+// writeSave writes j unless a later job is on disk already. Safe to call
+// from any goroutine.
+func (e *Engine) writeSave(j *saveJob) error {
+	e.writes.mu.Lock()
+	defer e.writes.mu.Unlock()
+	if j.seq <= e.writes.written {
 		return nil
 	}
+	if err := j.write(e.opts.StateDir, configFile, j.b); err != nil {
+		return err
+	}
+	e.writes.written = j.seq
+	return nil
+}
+
+// saveDone records the outcome of job j on the event loop: nil, or a
+// *api.SaveError after a failure (logged, rate-limited, and retried every
+// saveRetry).
+func (e *Engine) saveDone(now time.Time, j *saveJob, err error) error {
+	if err != nil {
+		return e.saveFailed(now, err)
+	}
+	if j.seq >= e.save.savedSeq {
+		e.save.saved, e.save.savedSeq = j.b, j.seq
+	}
+	if e.save.pending && j.seq == e.save.seq {
+		e.infof("carpd: configuration saved to %s", filepath.Join(e.opts.StateDir, configFile))
+		e.save.pending = false
+	}
+	return nil
+}
+
+// saveFailed notes a failed save: the change stays in effect, the caller
+// gets a *api.SaveError, and the loop tries again every saveRetry.
+func (e *Engine) saveFailed(now time.Time, err error) error {
 	file := filepath.Join(e.opts.StateDir, configFile)
 	se := &api.SaveError{File: file, Cause: causeText(file, err), Err: err}
 	if !e.save.pending || now.Sub(e.save.loggedAt) >= saveLogEvery {
@@ -174,6 +238,35 @@ func (e *Engine) persist(now time.Time) error {
 	e.save.pending = true
 	e.save.retryAt = now.Add(saveRetry)
 	return se
+}
+
+// persist saves the configuration in effect from the event loop itself
+// (the retries of a failed save): nil or a *api.SaveError.
+func (e *Engine) persist(now time.Time) error {
+	j, err := e.queueSave(now)
+	if j == nil {
+		return err
+	}
+	return e.saveDone(now, j, e.writeSave(j))
+}
+
+// saveOffLoop writes j (when not nil) on the calling goroutine and records
+// the outcome on the event loop: what Ifconfig and SetSysctl return after
+// their change took effect.
+func (e *Engine) saveOffLoop(ctx context.Context, j *saveJob) error {
+	if j == nil {
+		return nil
+	}
+	werr := e.writeSave(j)
+	var err error
+	if cerr := e.call(ctx, func() { err = e.saveDone(e.opts.Now(), j, werr) }); cerr != nil {
+		if werr != nil {
+			file := filepath.Join(e.opts.StateDir, configFile)
+			return &api.SaveError{File: file, Cause: causeText(file, werr), Err: werr}
+		}
+		return nil // written; the engine stopped before it could note it
+	}
+	return err
 }
 
 // retrySave is the event loop's timer for a pending save.
@@ -198,12 +291,15 @@ func (e *Engine) flushSave() {
 	file := filepath.Join(e.opts.StateDir, configFile)
 	b, err := encodeConfig(e.cfg)
 	if err == nil {
-		err = e.save.writer()(e.opts.StateDir, configFile, b)
+		// Through writeSave: a caller's write still under way must not
+		// replace this one with an older configuration.
+		e.save.seq++
+		err = e.writeSave(&saveJob{seq: e.save.seq, b: b, write: e.save.writer()})
 	}
 	if err != nil {
 		e.errorf("carpd: configuration not saved at stop, the next start uses the last saved one: %s", causeText(file, err))
 		return
 	}
-	e.save.saved, e.save.pending = b, false
+	e.save.saved, e.save.savedSeq, e.save.pending = b, e.save.seq, false
 	e.infof("carpd: configuration saved to %s", file)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
@@ -260,6 +261,50 @@ func TestStopWithTheStateDirStillFullSaysSo(t *testing.T) {
 		}
 		if now, _ := os.ReadFile(filepath.Join(dir, configFile)); !bytes.Equal(now, saved) {
 			t.Errorf("config.json changed")
+		}
+	})
+}
+
+// TestASlowDiskNeverHoldsAnAdvert: config.json is written off the event
+// loop. While a line's save hangs on the disk, a VRRPv3 MASTER at 10 ms
+// keeps advertising on time with the line already in effect, and the
+// command returns once the write is done.
+func TestASlowDiskNeverHoldsAnAdvert(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", t.TempDir())
+		defer n.stop(t)
+		n.ifconfig(t, "em0", vrrpLine(120, 1)...)
+		time.Sleep(carp.VRRPMasterDown(120, 1) + time.Millisecond)
+		synctest.Wait()
+		release := make(chan struct{})
+		useWriter(t, n, func(dir, name string, b []byte) error {
+			<-release // the disk takes its time
+			return writeAtomic(dir, name, b)
+		})
+		var prios []byte
+		n.k.SetSendHook(func(_ string, p osif.Packet) { prios = append(prios, p.Payload[2]) })
+		done := make(chan error, 1)
+		go func() {
+			done <- n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "em0", Ops: []api.Op{{Kind: api.OpVHID, Int: 1}, {Kind: api.OpVRRPPrio, Int: 130}}})
+		}()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("the command returned (%v) before its save was written", err)
+		default:
+		}
+		if len(prios) < 99 || prios[len(prios)-1] != 130 {
+			t.Fatalf("%d adverts in the second the save hung (want 100, priority 130 at the end: %v)", len(prios), prios[len(prios)-1:])
+		}
+		close(release)
+		synctest.Wait()
+		if err := <-done; err != nil {
+			t.Fatalf("Ifconfig: %v", err)
+		}
+		b, err := os.ReadFile(filepath.Join(n.e.opts.StateDir, configFile))
+		if err != nil || !strings.Contains(string(b), `"vrrpprio":130`) {
+			t.Fatalf("config.json after the save: %s %v", b, err)
 		}
 	})
 }
