@@ -361,15 +361,16 @@ func (m *Machine) ReceiveVRRP(now time.Time, ipv6 bool, prio uint8, interval uin
 }
 
 // Advance fires every timer due at or before now. A MASTER's advertisement
-// timer asks for an advert and re-arms at now + AdvInterval (from now, not
-// from the old deadline, so a late call does not burst). A BACKUP's
+// timer asks for an advert and re-arms one interval on (see rearm: from the
+// old deadline when a little late, from now otherwise, so a late call does
+// not burst). A BACKUP's
 // master-down timer (either family) makes it MASTER ("master timed out"),
 // which advertises at once.
 func (m *Machine) Advance(now time.Time) Output {
 	switch m.state {
 	case Master:
 		if m.adv.due(now) {
-			m.adv.arm(now.Add(m.ours()))
+			m.rearm(now)
 			return Output{Advertise: true}
 		}
 	case Backup:
@@ -380,6 +381,20 @@ func (m *Machine) Advance(now time.Time) Output {
 	return Output{}
 }
 
+// rearm sets the advertisement timer after an advert sent at now for the
+// deadline m.adv.at: one interval after that deadline when the advert left
+// late, so that a loop that always wakes a little late (the poller sleeps
+// in whole milliseconds) does not stretch every interval; one interval
+// after now when it left early (AdvanceEarly: adverts of many vhids fall
+// into step) or more than an interval late (no burst to catch up).
+func (m *Machine) rearm(now time.Time) {
+	next := m.adv.at.Add(m.ours())
+	if m.adv.at.After(now) || !next.After(now) {
+		next = now.Add(m.ours())
+	}
+	m.adv.arm(next)
+}
+
 // AdvanceEarly is Advance, except that a MASTER whose next advertisement is
 // due by now+early (see AdvertDueWithin) sends it now and is re-armed from now. An advertisement
 // is never late and at most early before its time, so that an engine can
@@ -388,7 +403,7 @@ func (m *Machine) Advance(now time.Time) Output {
 // states are never advanced early.
 func (m *Machine) AdvanceEarly(now time.Time, early time.Duration) Output {
 	if m.AdvertDueWithin(now, early) {
-		m.adv.arm(now.Add(m.ours()))
+		m.rearm(now)
 		return Output{Advertise: true}
 	}
 	return m.Advance(now)

@@ -175,3 +175,31 @@ func TestVRRPConfigChange(t *testing.T) {
 		t.Errorf("BACKUP after priority 254: master-down in %v", d.Sub(now))
 	}
 }
+
+// TestLateWakeUpsDoNotStretchTheInterval: a loop that always wakes 0.8 ms
+// after the advert's time (the poller sleeps in whole milliseconds) still
+// advertises every 10 ms on average; one that wakes more than an interval
+// late does not send a burst to catch up.
+func TestLateWakeUpsDoNotStretchTheInterval(t *testing.T) {
+	m := vrrpMachine(t, 100, 1, false)
+	m.Force(v0, Master)
+	late := 800 * time.Microsecond
+	var last time.Time
+	for range 100 {
+		d := deadline(t, m)
+		last = d.Add(late)
+		if out := m.Advance(last); !out.Advertise {
+			t.Fatalf("no advert at %v", last.Sub(v0))
+		}
+	}
+	if got := last.Sub(v0); got != 100*10*time.Millisecond+late {
+		t.Errorf("100 adverts took %v, want 1.0008s", got)
+	}
+	// 25 ms late: the next one is an interval after now, not at once.
+	d := deadline(t, m)
+	now := d.Add(25 * time.Millisecond)
+	m.Advance(now)
+	if next := deadline(t, m); next.Sub(now) != 10*time.Millisecond {
+		t.Errorf("after a 25 ms stall the next advert is in %v, want 10ms", next.Sub(now))
+	}
+}
