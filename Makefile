@@ -6,7 +6,7 @@ export CGO_ENABLED = 0
 
 CMDS = carpd ifconfig-carp carpctl-sysctl
 
-.PHONY: all build test sim demo bench bench-replay bench-handover bench-scale fuzz vet clean install
+.PHONY: all build test sim demo bench bench-replay bench-handover bench-scale bench-vrrp fuzz vet clean install
 
 all: build
 
@@ -48,6 +48,11 @@ bench-handover: build
 ## (SIZES="1 16" SECS=5 RUNS=10 for a short run)
 bench-scale: build
 	scripts/bench-scale.sh
+
+## bench-vrrp: VRRPv3 crash and planned failover, lost pings and a soak, bsdcarp vs keepalived; needs root
+## (RUNS=5 SOAK=60 for a short run)
+bench-vrrp: build
+	scripts/bench-vrrp.sh
 
 vet:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
