@@ -505,8 +505,8 @@ var (
 // soak window (BSDCARP_VRRP_SOAK, default 30 s) and reports the state
 // transitions either logged in it (false failovers: want 0) and the
 // longest time the LAN went without an advert (from either host).
-// scripts/bench-vrrp.sh
-// keeps the other core busy meanwhile. Run with -benchtime 1x.
+// scripts/bench-vrrp.sh keeps the other core busy meanwhile. Run with
+// -benchtime 1x.
 func BenchmarkVRRPSoak(b *testing.B) {
 	for _, cf := range []struct {
 		name       string
