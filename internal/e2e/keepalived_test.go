@@ -66,7 +66,8 @@ var vrrpCases = []vrrpCase{
 }
 
 // interopHold is how long each side must keep its role without a flap
-// (BSDCARP_INTEROP_HOLD, a Go duration; scripts/bench-vrrp.sh asks 60 s).
+// (BSDCARP_INTEROP_HOLD, a Go duration, e.g. 60s for the minute
+// without a flap: BSDCARP_INTEROP_HOLD=60s go test ./internal/e2e -run Keepalived).
 func interopHold(t *testing.T) time.Duration {
 	if s := os.Getenv("BSDCARP_INTEROP_HOLD"); s != "" {
 		d, err := time.ParseDuration(s)
