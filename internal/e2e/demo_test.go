@@ -168,8 +168,8 @@ func TestDemoInterrupted(t *testing.T) {
 		if !sent && strings.Contains(sc.Text(), "fw1# kill -9 ") {
 			// The leftover check below means something only if the
 			// namespaces carry this pid.
-			if nss, _ := exec.Command("ip", "netns", "list").Output(); !strings.Contains(string(nss), netlab.Prefix+strconv.Itoa(cmd.Process.Pid)+"-fw1") {
-				t.Errorf("no namespace %s%d-fw1 while the demo runs:\n%s", netlab.Prefix, cmd.Process.Pid, nss)
+			if nss, _ := exec.Command("ip", "netns", "list").Output(); !regexp.MustCompile(`(?m)^` + netlab.Prefix + strconv.Itoa(cmd.Process.Pid) + `-\d+-fw1\b`).Match(nss) {
+				t.Errorf("no namespace %s%d-N-fw1 while the demo runs:\n%s", netlab.Prefix, cmd.Process.Pid, nss)
 			}
 			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 				t.Fatal(err)
