@@ -493,9 +493,6 @@ func (e *event) run(act func() time.Time, settle func(t0 time.Time) string) {
 		fail("client: %s does not answer after the failover:\n%s", lanAddr, tailOf(pinger.Output(), 10))
 	}
 	_ = pinger.Kill(syscall.SIGINT)
-	if d := os.Getenv("DEMO_DEBUG"); d != "" {
-		_ = os.WriteFile(fmt.Sprintf("%s.%d", d, pingSeq), []byte(pinger.Output()), 0o644)
-	}
 	e.loss = countLoss(pinger.Output())
 	if e.loss.sent == 0 {
 		fail("client: no ping replies parsed:\n%s", tailOf(pinger.Output(), 10))
