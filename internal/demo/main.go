@@ -188,6 +188,7 @@ func (f *fw) runAt(cmd string) time.Time {
 }
 
 func (f *fw) show(cmd, prefix string) string {
+	logs.poll() // what carpd logged before the command comes before it
 	say("%s%s# %s", prefix, f.name, cmd)
 	out, errOut, code := f.lab.Exec(f.name, f.env, "sh", "-c", cmd)
 	if o := strings.TrimSuffix(out+errOut, "\n"); o != "" {
