@@ -248,6 +248,7 @@ func (f *fw) wait(iface, state string, timeout time.Duration) {
 // watcher prints the carpds' log lines as they are written, merged in the
 // order of their timestamps, and keeps them for the failover times.
 type watcher struct {
+	once  sync.Once
 	mu    sync.Mutex
 	files []*logFile
 	lines map[string][]logLine // by host
@@ -267,21 +268,19 @@ type logLine struct {
 	at   time.Time // carpd's own timestamp, else when the line was read
 }
 
-var logs = newWatcher()
+var logs = &watcher{lines: map[string][]logLine{}}
 
-func newWatcher() *watcher {
-	w := &watcher{lines: map[string][]logLine{}}
-	go func() {
-		for {
-			time.Sleep(10 * time.Millisecond) // poll the files for new lines
-			w.poll()
-		}
-	}()
-	return w
-}
-
-// watch adds host's log file (once; a restarted carpd appends to it).
+// watch adds host's log file (once; a restarted carpd appends to it), and
+// starts the polling on the first call.
 func (w *watcher) watch(host, path string) {
+	w.once.Do(func() {
+		go func() {
+			for {
+				time.Sleep(10 * time.Millisecond) // poll the files for new lines
+				w.poll()
+			}
+		}()
+	})
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, lf := range w.files {
