@@ -28,7 +28,7 @@ test: build
 sim:
 	scripts/sim.sh
 
-## demo: the handbook's two-firewall lab in namespaces, with a live failover; needs root
+## demo: the handbook's two-firewall lab in namespaces; pings lost across a crash and a planned failover; needs root
 demo: build
 	scripts/demo.sh
 
