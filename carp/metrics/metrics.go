@@ -2,8 +2,9 @@
 // text exposition format (version 0.0.4, the format node_exporter's
 // textfile collector reads too). The format is small, stable and
 // documented, so it is written here by hand rather than through
-// prometheus/client_golang: carpd keeps its counters in its own event loop
-// and only needs them printed on a scrape.
+// prometheus/client_golang (eight more modules and 6.2 MB of stripped
+// carpd): carpd keeps its counters in its own event loop and only needs
+// them printed on a scrape.
 package metrics
 
 import (

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp/api"
@@ -26,7 +29,7 @@ const metricsWait = 5 * time.Second
 // --metrics-listen and a node_exporter textfile for --metrics-textfile.
 type metricsOut struct {
 	ln       net.Listener
-	srv      *http.Server
+	served   chan struct{} // closed when serve has returned
 	textfile string
 	every    time.Duration
 	stop     chan struct{}
@@ -92,29 +95,101 @@ func collect(ctx context.Context, eng *engine.Engine) ([]byte, error) {
 // interval, until close.
 func (m *metricsOut) start(eng *engine.Engine, lg *slog.Logger) {
 	if m.ln != nil {
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-			b, err := collect(r.Context(), eng)
-			if err != nil {
-				http.Error(w, "carpd: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			w.Header().Set("Content-Type", metrics.ContentType)
-			_, _ = w.Write(b)
-		})
-		m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: metricsWait, WriteTimeout: 2 * metricsWait,
-			ErrorLog: slog.NewLogLogger(lg.Handler(), slog.LevelWarn)}
-		go func() {
-			if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				lg.Error(fmt.Sprintf("carpd: metrics: %v", err))
-			}
-		}()
+		m.served = make(chan struct{})
+		go m.serve(eng, lg)
 		lg.Info(fmt.Sprintf("carpd: metrics on http://%s/metrics", m.ln.Addr()))
 	}
 	if m.textfile != "" {
 		m.stop, m.done = make(chan struct{}), make(chan struct{})
 		go m.writeLoop(eng, lg)
 	}
+}
+
+// Bounds of the metrics endpoint: requests are a line and a few headers,
+// a scrape takes milliseconds, and Prometheus scrapes one at a time.
+const (
+	metricsMaxHead  = 8 << 10 // request line and headers
+	metricsMaxConns = 8       // connections served at once; more are closed
+)
+
+// serve accepts connections until the listener is closed, each answered
+// by answer on its own goroutine, at most metricsMaxConns at once.
+func (m *metricsOut) serve(eng *engine.Engine, lg *slog.Logger) {
+	defer close(m.served)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, metricsMaxConns)
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				lg.Error(fmt.Sprintf("carpd: metrics: %v", err))
+			}
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			c.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			answer(c, eng)
+		}()
+	}
+}
+
+// answer reads one HTTP/1.x request from c and writes one response, then
+// closes c. This is all of HTTP the endpoint needs: GET (or HEAD) of
+// /metrics, answered with Content-Length and Connection: close. carpd
+// links no HTTP server for it: net/http would add 3.7 MB to the binary.
+func answer(c net.Conn, eng *engine.Engine) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(metricsWait))
+	r := bufio.NewReader(io.LimitReader(c, metricsMaxHead))
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return
+	}
+	method, target, proto := "", "", ""
+	if f := strings.Fields(line); len(f) == 3 {
+		method, target, proto = f[0], f[1], f[2]
+	}
+	for { // the headers: read and ignored, up to the blank line
+		h, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if strings.TrimRight(h, "\r\n") == "" {
+			break
+		}
+	}
+	path, _, _ := strings.Cut(target, "?")
+	status, ctype, body := "200 OK", metrics.ContentType, []byte(nil)
+	switch {
+	case !strings.HasPrefix(proto, "HTTP/1."):
+		status, ctype, body = "400 Bad Request", "text/plain", []byte("bad request\n")
+	case path != "/metrics":
+		status, ctype, body = "404 Not Found", "text/plain", []byte("carpd serves /metrics only\n")
+	case method != "GET" && method != "HEAD":
+		status, ctype, body = "405 Method Not Allowed", "text/plain", []byte("GET or HEAD\n")
+	default:
+		if body, err = collect(context.Background(), eng); err != nil {
+			status, ctype, body = "503 Service Unavailable", "text/plain", []byte("carpd: "+err.Error()+"\n")
+		}
+	}
+	w := bufio.NewWriter(c)
+	fmt.Fprintf(w, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n", status, ctype, len(body))
+	if strings.HasPrefix(status, "405") {
+		w.WriteString("Allow: GET, HEAD\r\n")
+	}
+	w.WriteString("\r\n")
+	if method != "HEAD" {
+		w.Write(body)
+	}
+	_ = w.Flush()
 }
 
 // writeLoop writes the textfile at once and then every interval.
@@ -168,12 +243,11 @@ func (m *metricsOut) writeTextfile(eng *engine.Engine) error {
 // close stops serving and writing; the textfile is removed, so that a
 // stopped carpd leaves no states behind that look current.
 func (m *metricsOut) close() {
-	if m.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = m.srv.Shutdown(ctx)
-		cancel()
-	} else if m.ln != nil {
+	if m.ln != nil {
 		m.ln.Close()
+		if m.served != nil {
+			<-m.served // connections in flight end within metricsWait
+		}
 	}
 	if m.stop != nil {
 		close(m.stop)

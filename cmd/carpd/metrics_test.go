@@ -72,7 +72,33 @@ func TestMetricsEndpointAndTextfile(t *testing.T) {
 			m.close()
 		}
 	}()
-	resp, err := http.Get("http://" + m.ln.Addr().(*net.TCPAddr).String() + "/metrics")
+	base := "http://" + m.ln.Addr().(*net.TCPAddr).String()
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{{"GET", "/", 404}, {"POST", "/metrics", 405}, {"HEAD", "/metrics", 200}} {
+		req, _ := http.NewRequest(c.method, base+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", c.method, c.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || (c.method == "HEAD" && len(b) != 0) {
+			t.Errorf("%s %s: %s, %d bytes", c.method, c.path, resp.Status, len(b))
+		}
+	}
+	if c, err := net.Dial("tcp", m.ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	} else {
+		_, _ = c.Write([]byte("hello\r\n\r\n"))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if !strings.HasPrefix(string(b), "HTTP/1.1 400 ") {
+			t.Errorf("garbage answered %q", b)
+		}
+	}
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
