@@ -19,8 +19,9 @@ type VHIDDetail struct {
 	AdvertsIn   uint64    `json:"adverts_in"`  // adverts accepted for this vhid
 	AdvertsOut  uint64    `json:"adverts_out"` // adverts sent (one per address family)
 	// Drops counts the adverts dropped that carried this vhid's number on
-	// its carpdev, by reason, in VHIDDropNames order.
-	Drops []Counter `json:"drops"`
+	// its carpdev, by reason: Drops[i] is of VHIDDropNames[i] (an array of
+	// numbers keeps 255 vhids well inside a control message).
+	Drops [len(VHIDDropNames)]uint64 `json:"drops"`
 	// MasterAddr and MasterAt are the source and arrival time of the last
 	// advert after which this vhid was BACKUP: the MASTER it follows.
 	// Zero until one is heard.

@@ -134,8 +134,8 @@ func NewReport(st Status, now time.Time) (Report, error) {
 		for j, p := range v.Addrs {
 			rv.Addrs[j] = p.String()
 		}
-		for _, c := range d.Drops {
-			rv.Drops[c.Name] = c.Value
+		for j, n := range VHIDDropNames {
+			rv.Drops[n] = d.Drops[j]
 		}
 		if v.State == StateBackup && d.MasterAddr.IsValid() {
 			rv.MasterHeard = &ReportHeard{Addr: d.MasterAddr.String(), At: d.MasterAt.UTC()}

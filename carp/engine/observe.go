@@ -58,10 +58,9 @@ func (h *vhost) detail() *api.VHIDDetail {
 		AdvertsIn: h.obs.advIn, AdvertsOut: h.obs.advOut,
 		MasterAddr: h.obs.master, MasterAt: h.obs.masterAt,
 		IfDown: h.suppressed, SendErr: h.senderr,
-		Drops: make([]api.Counter, len(api.VHIDDropNames)),
 	}
-	for i, n := range api.VHIDDropNames {
-		d.Drops[i] = api.Counter{Name: n, Value: h.obs.drops[vhidDropIndex[i]]}
+	for i, drop := range vhidDropIndex {
+		d.Drops[i] = h.obs.drops[drop]
 	}
 	return d
 }

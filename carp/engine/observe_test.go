@@ -11,6 +11,7 @@ import (
 
 	"github.com/bsdcarp/bsdcarp/carp"
 	"github.com/bsdcarp/bsdcarp/carp/api"
+	"github.com/bsdcarp/bsdcarp/carp/control"
 	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/bsdcarp/bsdcarp/internal/jsonschema"
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
@@ -183,4 +184,23 @@ func TestJSONStatusOfALivePair(t *testing.T) {
 			t.Errorf("carp0 with em0 down %+v", v)
 		}
 	})
+}
+
+// TestDetailedStatusOf255VHIDsFitsAControlMessage: the detailed status of
+// 255 vhids on one parent, as the control socket sends it, stays within
+// control.MaxMessage with room to spare.
+func TestDetailedStatusOf255VHIDsFitsAControlMessage(t *testing.T) {
+	e, _ := scaleEngine(t, 1, 255)
+	st, err := e.Status(context.Background(), api.StatusQuery{Detail: true, ShowKeys: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(control.Response{Version: control.Version, Status: &st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.VHIDs) != 255 || len(b) > control.MaxMessage*3/4 {
+		t.Fatalf("%d vhids: %d bytes, limit %d", len(st.VHIDs), len(b), control.MaxMessage)
+	}
+	t.Logf("255 vhids: %d bytes of detailed status", len(b))
 }

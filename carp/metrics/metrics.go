@@ -89,8 +89,8 @@ func Write(w io.Writer, st api.Status) error {
 		})
 	family("carp_vhid_drops_total", "counter", "Advertisements dropped that carried the vhid's number on its carpdev, by carpstats reason.")
 	for _, v := range vhids {
-		for _, c := range v.Detail.Drops {
-			sample("carp_vhid_drops_total", float64(c.Value), "iface", v.Iface, "vhid", strconv.Itoa(int(v.VHID)), "reason", c.Name)
+		for i, n := range api.VHIDDropNames {
+			sample("carp_vhid_drops_total", float64(v.Detail.Drops[i]), "iface", v.Iface, "vhid", strconv.Itoa(int(v.VHID)), "reason", n)
 		}
 	}
 	family("carp_vhid_demoted", "gauge", "1 while the vhid counts in the interface-down (ifdown) or send-error (senderr) demotion.")

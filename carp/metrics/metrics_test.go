@@ -16,7 +16,7 @@ func TestWriteParses(t *testing.T) {
 		VHIDs: []api.VHIDStatus{
 			{Iface: "carp0", Carpdev: "em0", VHID: 1, State: api.StateBackup, Detail: &api.VHIDDetail{
 				Since: since, Transitions: 3, ToMaster: 1, AdvertsIn: 40, AdvertsOut: 7,
-				Drops:      []api.Counter{{Name: api.StatBadTTL, Value: 2}, {Name: api.StatBadAuth, Value: 5}},
+				Drops:      [len(api.VHIDDropNames)]uint64{2, 0, 0, 0, 5, 0}, // badttl, badauth
 				MasterAddr: netip.MustParseAddr("10.0.0.2"), MasterAt: since.Add(time.Second), IfDown: true}},
 			{Iface: `we"ird\`, VHID: 2, State: api.StateInit, Detail: &api.VHIDDetail{Since: since}},
 			{Iface: "carp9", VHID: 0, State: api.StateInit}, // a clone without a vhid: left out
@@ -48,6 +48,7 @@ func TestWriteParses(t *testing.T) {
 		{"carp_vhid_adverts_sent_total", []string{"vhid", "1"}, 7},
 		{"carp_vhid_master_heard_timestamp_seconds", []string{"vhid", "1"}, float64(since.Add(time.Second).UnixMilli()) / 1000},
 		{"carp_vhid_drops_total", []string{"vhid", "1", "reason", "badauth"}, 5},
+		{"carp_vhid_drops_total", []string{"vhid", "1", "reason", "badttl"}, 2},
 		{"carp_vhid_demoted", []string{"vhid", "1", "reason", "ifdown"}, 1},
 		{"carp_vhid_demoted", []string{"vhid", "1", "reason", "senderr"}, 0},
 		{"carp_demotion", nil, 240},
