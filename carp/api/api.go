@@ -122,6 +122,8 @@ type VHIDStatus struct {
 	// peer, peer6); "" means the multicast group.
 	Peer  string `json:"peer,omitempty"`
 	Peer6 string `json:"peer6,omitempty"`
+	// Detail is set when the query asked for it (StatusQuery.Detail).
+	Detail *VHIDDetail `json:"detail,omitempty"`
 }
 
 // PeerLine returns the peers of v as FreeBSD prints them on the line after
@@ -176,6 +178,8 @@ type Status struct {
 	VHIDs  []VHIDStatus  `json:"vhids"`  // in creation order
 	Knobs  []Knob        `json:"knobs"`  // in declaration order
 	Stats  []Counter     `json:"stats"`  // carpstats, in struct carpstats order, then bsdcarp's own ("replay")
+	// Demotion is set when the query asked for details (StatusQuery.Detail).
+	Demotion *Demotion `json:"demotion,omitempty"`
 }
 
 // Counter is one carpstats counter.
@@ -234,6 +238,7 @@ type StatusQuery struct {
 	ShowKeys bool
 	Iface    string // one interface (BSD name) with its vhids; "" for all
 	NoIfaces bool   // knobs and counters only
+	Detail   bool   // per-vhid VHIDDetail and the host's Demotion (--json, metrics)
 }
 
 // Wants reports whether the interface named name (a link, a clone, or the

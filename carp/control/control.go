@@ -70,6 +70,11 @@ type Request struct {
 	// not know them sends everything, which prints the same.
 	Iface    string `json:"iface,omitempty"`
 	NoIfaces bool   `json:"no_ifaces,omitempty"`
+	// Detail asks for the per-vhid details (api.VHIDDetail) and the
+	// demotion's parts: the JSON status of `ifconfig-carp --json`. A server
+	// that does not know it answers without them (Response.Status has no
+	// Demotion), which the client reports rather than printing zeros.
+	Detail bool `json:"detail,omitempty"`
 }
 
 // Error codes of a Response.
@@ -441,7 +446,7 @@ func (s *Server) do(req Request, uid uint32) Response {
 	defer cancel()
 	switch req.Op {
 	case OpStatus:
-		st, err := s.eng.Status(ctx, api.StatusQuery{ShowKeys: req.ShowKeys && root, Iface: req.Iface, NoIfaces: req.NoIfaces})
+		st, err := s.eng.Status(ctx, api.StatusQuery{ShowKeys: req.ShowKeys && root, Iface: req.Iface, NoIfaces: req.NoIfaces, Detail: req.Detail})
 		if err != nil {
 			return errResponse(err)
 		}

@@ -25,11 +25,16 @@ func (f demotionFacts) effective() int {
 // demotion is the effective net.inet.carp.demotion now: the one place it
 // is computed.
 func (e *Engine) demotion() int {
+	return e.demotionFacts().effective()
+}
+
+// demotionFacts are the facts the demotion is made of now.
+func (e *Engine) demotionFacts() demotionFacts {
 	return demotionFacts{
 		knob:          e.cfg.Knobs["demotion"],
 		ifdown:        e.nSuppressed,
 		senderr:       e.nSenderr,
 		ifdownFactor:  e.knob("ifdown_demotion_factor"),
 		senderrFactor: e.knob("senderr_demotion_factor"),
-	}.effective()
+	}
 }

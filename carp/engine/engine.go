@@ -82,6 +82,7 @@ type Engine struct {
 	arpReqs        chan osif.ARPRequest // from ListenARP, only with arpbalance (arpbalance.go)
 	arpStop        context.CancelFunc   // stops the ARP listener; nil when none
 	refresh        refresher            // the address-refresh tick (vhost.go)
+	started        time.Time            // when New made the engine: the since of a vhid that never ran
 
 	// Advert counters kept across a restart (counters.go).
 	counters      map[string]carp.CounterState // loaded at start, handed to each vhid once
@@ -136,6 +137,7 @@ func New(opts Options) (*Engine, error) {
 		countersOut:    make(chan []byte, 1),
 		linkUpdates:    make(chan osif.LinkUpdate, linkQueue),
 		arpReqs:        make(chan osif.ARPRequest, arpQueue),
+		started:        opts.Now(),
 	}
 	cfg, err := loadConfig(opts.StateDir)
 	if err != nil {

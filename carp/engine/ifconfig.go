@@ -139,6 +139,9 @@ func (e *Engine) status(q api.StatusQuery) api.Status {
 		st.Stats = append(st.Stats, api.Counter{Name: n.Name, Value: n.Value})
 	}
 	st.Stats = append(st.Stats, api.Counter{Name: api.StatReplay, Value: e.stats.Replay})
+	if q.Detail {
+		st.Demotion = e.demotionStatus()
+	}
 	// The running vhid of each configured one, found once (the last of a
 	// key wins, as a scan of e.hosts per vhid found it).
 	type hostKey struct {
@@ -179,6 +182,11 @@ func (e *Engine) status(q api.StatusQuery) api.Status {
 				if h.m.State() == carp.Init {
 					vs.InitReason = h.why.String()
 				}
+				if q.Detail {
+					vs.Detail = h.detail()
+				}
+			} else if q.Detail {
+				vs.Detail = e.idleDetail()
 			}
 			st.VHIDs = append(st.VHIDs, vs)
 		}

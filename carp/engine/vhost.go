@@ -47,6 +47,8 @@ type vhost struct {
 
 	why initReason // why the vhid is in INIT, as last noted (noteInit); initNone while it may run
 
+	obs vhidCounters // state changes, adverts and drops, for the detailed status (observe.go)
+
 	// mismatch is the last host heard speaking for this vhid whose adverts
 	// fail authentication: a different key or address set, so both hosts
 	// may be MASTER. It is shown until mismatchUntil.
@@ -250,6 +252,7 @@ func (e *Engine) dropUnwanted(now time.Time, wants []wantedVHID) []*vhost {
 func (e *Engine) configure(now time.Time, h *vhost, w wantedVHID) (*vhost, bool) {
 	if h == nil {
 		h = &vhost{iface: w.ifc.Name, clone: w.ifc.Clone, cfg: w.v, m: carp.NewMachine(e.machineConfig(w.v))}
+		h.obs.since = now
 		k := counterKey(w.ifc.Name, w.v.VHID)
 		if cs, ok := e.counters[k]; ok {
 			h.counter.Restore(cs) // what an earlier run of this boot had seen
@@ -468,9 +471,12 @@ func (e *Engine) apply(now time.Time, h *vhost, out carp.Output) {
 			e.infof("carp: %s: %s -> %s (%s)", h.name(), t.From, t.To, t.Reason)
 		}
 		e.emitTransition(h, t.To)
+		h.obs.since = now
+		h.obs.transitions++
 		switch {
 		case t.To == carp.Master:
 			e.stats.Preempt++ // OpenBSD's "transitions to master"
+			h.obs.toMaster++
 			h.draining = false
 			e.installAddrs(now, h)
 			for _, p := range h.cfg.Addrs {
@@ -714,8 +720,10 @@ func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 			e.countNoMem(ferr)
 		} else if six {
 			e.stats.OPackets6++
+			h.obs.advOut++
 		} else {
 			e.stats.OPackets++
+			h.obs.advOut++
 		}
 	}
 	e.sendResult(h, err)
@@ -876,6 +884,7 @@ func (e *Engine) input(now time.Time, p osif.Packet) {
 		e.authMismatch(now, found, hdr, p.Src)
 	}
 	if drop != carp.DropNone {
+		e.noteDrop(found, drop, dev, p)
 		e.logDrop(now, drop, hdr.VHID, dev, p)
 		return
 	}
@@ -884,6 +893,7 @@ func (e *Engine) input(now time.Time, p osif.Packet) {
 		e.endDrain(found) // the new MASTER speaks: it has announced the addresses
 	}
 	e.apply(now, found, found.m.Receive(now, p.IPv6, hdr.AdvBase, hdr.AdvSkew))
+	found.noteHeard(now, p.Src)
 }
 
 // The send-error hysteresis of sendResult: CARP_SENDAD_MAX_ERRORS and

@@ -44,6 +44,7 @@ func (e *Engine) inputOtherVersion(now time.Time, p osif.Packet, dev string) boo
 		}
 		e.countIn(p)
 		e.stats.BadVer++
+		e.noteDrop(h, carp.DropBadVer, dev, p)
 		e.logDrop(now, carp.DropBadVer, b[1], dev, p)
 		return true
 	}
@@ -88,6 +89,7 @@ func (e *Engine) inputVRRP(now time.Time, p osif.Packet, dev string) {
 		drop = carp.DropBadTTL
 	}
 	if drop != carp.DropNone {
+		e.noteDrop(h, drop, dev, p)
 		e.logDrop(now, drop, vrid, dev, p)
 		return
 	}
@@ -95,9 +97,11 @@ func (e *Engine) inputVRRP(now time.Time, p osif.Packet, dev string) {
 	if err != nil {
 		if errors.Is(err, carp.ErrVRRPShort) {
 			e.stats.BadLen++
+			e.noteDrop(h, carp.DropBadLen, dev, p)
 			e.logDrop(now, carp.DropBadLen, vrid, dev, p)
 		} else {
 			e.stats.BadSum++
+			e.noteDrop(h, carp.DropBadSum, dev, p)
 			e.logDrop(now, carp.DropBadSum, vrid, dev, p)
 		}
 		return
@@ -109,6 +113,7 @@ func (e *Engine) inputVRRP(now time.Time, p osif.Packet, dev string) {
 		e.endDrain(h) // the new MASTER speaks: it has announced the addresses
 	}
 	e.apply(now, h, h.m.ReceiveVRRP(now, p.IPv6, a.Priority, a.Interval, e.senderWins(h, p)))
+	h.noteHeard(now, p.Src)
 }
 
 // senderWins is RFC 9568's tie-break between masters of equal priority:
@@ -133,6 +138,7 @@ func (e *Engine) fromPeer(now time.Time, h *vhost, p osif.Packet, dev string) bo
 		return true
 	}
 	e.stats.BadAuth++
+	h.obs.drops[carp.DropBadAuth]++
 	if e.knob("log") >= 2 {
 		k := "notpeer" + dev
 		if t, ok := e.lastLog[k]; !ok || now.Sub(t) >= time.Second {

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
@@ -36,6 +37,12 @@ type cli struct {
 	IfmapFile string   `help:"File of BSD=Linux name lines (# comments); missing is fine." default:"/etc/carpd/ifmap"`
 	DevdPipe  string   `help:"devd(8)-style event socket (one line per event, as devd.pipe); \"\" or off: none." env:"CARPD_DEVD_PIPE" default:"${devdpipe}"`
 	DevdConf  string   `help:"devd.conf(5) rules whose actions run on CARP and IFNET events (and the files of its options directories); re-read on SIGHUP; off: none." env:"CARPD_DEVD_CONF" default:"${devdconf}"`
+
+	// Metrics (metrics.go), off by default.
+	MetricsListen      string        `help:"Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9542); loopback only unless --metrics-allow-remote." placeholder:"ADDR"`
+	MetricsAllowRemote bool          `help:"Let --metrics-listen take a non-loopback address."`
+	MetricsTextfile    string        `help:"Write the metrics to this file (node_exporter textfile collector: name it *.prom) every --metrics-interval, atomically." placeholder:"PATH"`
+	MetricsInterval    time.Duration `help:"How often --metrics-textfile is written." default:"15s"`
 }
 
 func main() {
@@ -95,6 +102,11 @@ func run(c cli, lg *slog.Logger) error {
 	for _, w := range lk.Warnings {
 		lg.Warn(fmt.Sprintf("carpd: %s", w))
 	}
+	mets, err := openMetrics(c)
+	if err != nil {
+		return err
+	}
+	defer mets.close()
 	// kernel.json names values to restore only for the boot it was
 	// written in (a --state-dir on disk outlives a reboot).
 	if id, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
@@ -146,6 +158,7 @@ func run(c cli, lg *slog.Logger) error {
 		}
 	}()
 	lg.Info(fmt.Sprintf("carpd: ready on %s", sock))
+	mets.start(eng, lg)
 	err = <-runErr
 	srv.Close()
 	if err == nil {

@@ -25,6 +25,7 @@ const help = `usage: ifconfig-carp [--socket PATH] BSD-IFCONFIG-ARGUMENTS...
   ifconfig em0 inet 192.168.1.3 netmask 255.255.255.0 | mtu 9000 | up
   ifconfig [-a|-l|-g carp|-k] | ifconfig em0
   ifconfig -g carp carpdemote 50 | ifconfig -g carp -carpdemote 50
+  ifconfig-carp --json [-k] [carp0]   (machine-readable status, see ifconfig-carp(8))
 See ifconfig-carp(8). The socket defaults to $CARPD_SOCKET or ` + control.DefaultSocket + ".\n"
 
 func main() {
@@ -40,12 +41,18 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, msg)
 		return 1
 	}
-	socket, flags, args, err := control.SplitFlags(argv[1:], "help")
+	socket, flags, args, err := control.SplitFlags(argv[1:], "help", "json")
 	if err != nil {
 		return fail(err.Error())
 	}
 	if flags["help"] {
 		fmt.Fprint(out, help)
+		return 0
+	}
+	if flags["json"] {
+		if err := jsonStatus(socket, args, out); err != nil {
+			return fail(err.Error())
+		}
 		return 0
 	}
 	p, err := bsd.ParseIfconfig(args)
