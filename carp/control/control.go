@@ -30,8 +30,10 @@ import (
 // Version of the protocol; a server refuses any other.
 const Version = 2
 
-// MaxMessage bounds every request and response read from the socket.
-const MaxMessage = 256 << 10
+// MaxMessage bounds every request and response read from the socket: the
+// detailed status of 1,020 vhids (about 290 bytes each, --json) fits three
+// times over.
+const MaxMessage = 1 << 20
 
 // DefaultSocket is used when neither --socket nor CARPD_SOCKET is given.
 const DefaultSocket = "/run/carpd/carpd.sock"

@@ -186,11 +186,11 @@ func TestJSONStatusOfALivePair(t *testing.T) {
 	})
 }
 
-// TestDetailedStatusOf255VHIDsFitsAControlMessage: the detailed status of
-// 255 vhids on one parent, as the control socket sends it, stays within
-// control.MaxMessage with room to spare.
-func TestDetailedStatusOf255VHIDsFitsAControlMessage(t *testing.T) {
-	e, _ := scaleEngine(t, 1, 255)
+// TestDetailedStatusOf1020VHIDsFitsAControlMessage: the detailed status of
+// 255 vhids on each of 4 parents, as the control socket sends it, stays
+// within control.MaxMessage with room to spare.
+func TestDetailedStatusOf1020VHIDsFitsAControlMessage(t *testing.T) {
+	e, _ := scaleEngine(t, 4, 255)
 	st, err := e.Status(context.Background(), api.StatusQuery{Detail: true, ShowKeys: true})
 	if err != nil {
 		t.Fatal(err)
@@ -199,8 +199,8 @@ func TestDetailedStatusOf255VHIDsFitsAControlMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.VHIDs) != 255 || len(b) > control.MaxMessage*3/4 {
+	if len(st.VHIDs) != 1020 || len(b) > control.MaxMessage*3/4 {
 		t.Fatalf("%d vhids: %d bytes, limit %d", len(st.VHIDs), len(b), control.MaxMessage)
 	}
-	t.Logf("255 vhids: %d bytes of detailed status", len(b))
+	t.Logf("1020 vhids: %d bytes of detailed status", len(b))
 }
