@@ -88,13 +88,16 @@ uninstall:
 		find '$(DESTDIR)'"$${d#.}" -depth -type d -empty -delete 2>/dev/null || true; \
 	done
 
-## deb: bin/bsdcarp_VERSION_ARCH.deb, from what install installs with PREFIX=/usr,
-## plus /etc/default/carpd, /etc/carpd/ifmap and the maintainer scripts of
-## dist/deb (scripts/mkdeb.sh); version from VERSION (scripts/pkgversion)
+## deb: bin/bsdcarp_VERSION_ARCH.deb (DEB=FILE for another name), from what
+## install installs with PREFIX=/usr, plus /etc/default/carpd, /etc/carpd/ifmap
+## and the maintainer scripts of dist/deb (scripts/mkdeb.sh); the version
+## comes from VERSION (scripts/pkgversion, CHANGELOG.md)
 DEBVERSION = $(shell scripts/pkgversion)
 DEBARCH    = $(shell $(GO) env GOARCH | sed 's/^386$$/i386/; s/^arm$$/armhf/')
+DEB       ?= bin/bsdcarp_$(DEBVERSION)_$(DEBARCH).deb
 deb:
-	rm -rf bin/deb
-	$(MAKE) --no-print-directory install DESTDIR='$(CURDIR)/bin/deb' PREFIX=/usr SYSTEMDUNITDIR=/usr/lib/systemd/system
-	GO='$(GO)' scripts/mkdeb.sh bin/deb '$(DEBVERSION)' '$(DEBARCH)' bin/bsdcarp_$(DEBVERSION)_$(DEBARCH).deb
-	rm -rf bin/deb
+	@test -n '$(DEBVERSION)' || { echo 'make deb: no version (scripts/pkgversion)' >&2; exit 1; }
+	rm -rf '$(abspath $(DEB)).root'
+	$(MAKE) --no-print-directory install DESTDIR='$(abspath $(DEB)).root' PREFIX=/usr SYSTEMDUNITDIR=/usr/lib/systemd/system
+	GO='$(GO)' scripts/mkdeb.sh '$(abspath $(DEB)).root' '$(DEBVERSION)' '$(DEBARCH)' '$(abspath $(DEB))'
+	rm -rf '$(abspath $(DEB)).root'
