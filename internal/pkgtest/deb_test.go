@@ -43,54 +43,33 @@ var helperState = []string{
 	"/var/lib/systemd/deb-systemd-helper-enabled/carp-rc.service.dsh-also",
 }
 
+// carpd's state directories, which purge removes: the unit's, and that of
+// earlier versions.
+var stateDirs = []string{"/run/carpd/state", "/var/lib/carpd"}
+
 // TestDebPackage builds the package with make deb, installs it into this
 // machine, checks it, removes it and purges it; see the package comment.
 func TestDebPackage(t *testing.T) {
-	if testing.Short() { // scripts/test.sh, CI's command, never passes -short
-		unavailable(t, "-short: make deb builds the commands")
-	}
-	if os.Geteuid() != 0 {
-		unavailable(t, "needs root: the package is installed into this machine with dpkg -i")
-	}
-	for _, tool := range []string{"make", "go", "dpkg", "dpkg-deb", "dpkg-query"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			unavailable(t, "%s not found: %v", tool, err)
-		}
-	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := run("dpkg-query", "-W", "-f=${Status}", pkg); err == nil {
-		t.Fatalf("dpkg knows %s on this machine (%s): this test would remove it", pkg, out)
-	}
-
-	deb := filepath.Join(t.TempDir(), pkg+".deb")
-	if out, err := run("make", "-C", root, "--no-print-directory", "deb", "DEB="+deb); err != nil {
-		t.Fatalf("make deb: %v\n%s", err, out)
-	}
-	checkControl(t, root, deb)
-	payload := debPaths(t, deb)
-	for _, p := range append(append(payload, enableLinks...), helperState...) {
-		if _, err := os.Lstat(p); err == nil {
-			t.Fatalf("%s exists already: this test would replace or remove it", p)
-		}
-	}
-
+	root, deb := buildDeb(t)
+	_, err := os.Lstat("/run/carpd")
+	hadRunDir := err == nil
 	before := snapshot(t)
 	// From here on the machine is changed: put it back whatever happens.
-	var made []string // state directories this test creates
 	t.Cleanup(func() {
 		if _, err := run("dpkg-query", "-W", pkg); err == nil {
 			if out, err := run("dpkg", "--purge", pkg); err != nil {
 				t.Errorf("cleanup: dpkg --purge %s: %v\n%s", pkg, err, out)
 			}
 		}
+		// The pre-flight check made sure none of these was there before.
 		for _, l := range append(enableLinks, helperState...) {
 			os.Remove(l)
 		}
-		for _, d := range made {
+		for _, d := range stateDirs {
 			os.RemoveAll(d)
+		}
+		if !hadRunDir {
+			os.Remove("/run/carpd") // only if empty: a carpd may have come since
 		}
 	})
 
@@ -110,14 +89,59 @@ func TestDebPackage(t *testing.T) {
 			t.Errorf("dpkg -i enabled a unit: %s exists", l)
 		}
 	}
-
 	// An upgrade (here to the same version) runs the scripts' other branch.
 	if out, err := run("dpkg", "-i", deb); err != nil {
 		t.Fatalf("dpkg -i a second time: %v\n%s", err, out)
 	}
+	enableAndLeaveState(t)
+	checkRemove(t, installed)
+	checkPurge(t, before)
+}
 
-	// The admin enables the units, and carpd leaves state behind (the keys
-	// are in it); both must go with a purge.
+// buildDeb checks that the test may run here, builds the package into a
+// temporary directory and checks that none of its files, nor anything
+// purge removes, exists on the machine yet.
+func buildDeb(t *testing.T) (root, deb string) {
+	t.Helper()
+	if testing.Short() { // scripts/test.sh, CI's command, never passes -short
+		unavailable(t, "-short: make deb builds the commands")
+	}
+	if os.Geteuid() != 0 {
+		unavailable(t, "needs root: the package is installed into this machine with dpkg -i")
+	}
+	for _, tool := range []string{"make", "go", "dpkg", "dpkg-deb", "dpkg-query"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			unavailable(t, "%s not found: %v", tool, err)
+		}
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("dpkg-query", "-W", "-f=${Status}", pkg); err == nil {
+		t.Fatalf("dpkg knows %s on this machine (%s): this test would remove it", pkg, out)
+	}
+	deb = filepath.Join(t.TempDir(), pkg+".deb")
+	if out, err := run("make", "-C", root, "--no-print-directory", "deb", "DEB="+deb); err != nil {
+		t.Fatalf("make deb: %v\n%s", err, out)
+	}
+	checkControl(t, root, deb)
+	var there []string
+	for _, p := range append(append(append(debPaths(t, deb), enableLinks...), helperState...), stateDirs...) {
+		if _, err := os.Lstat(p); err == nil {
+			there = append(there, p)
+		}
+	}
+	if len(there) > 0 {
+		t.Fatalf("already on this machine, and this test would replace or remove them: %v", there)
+	}
+	return root, deb
+}
+
+// enableAndLeaveState does what an admin and carpd do: enable the units
+// and leave state (the keys are in it). Both must go with a purge.
+func enableAndLeaveState(t *testing.T) {
+	t.Helper()
 	if _, err := exec.LookPath("systemctl"); err == nil {
 		if out, err := run("systemctl", "enable", "carpd.service", "carp-rc.service"); err != nil {
 			t.Fatalf("systemctl enable: %v\n%s", err, out)
@@ -130,12 +154,7 @@ func TestDebPackage(t *testing.T) {
 	} else {
 		t.Logf("no systemctl: the enabled units' links are not part of this run")
 	}
-	for _, d := range []string{"/run/carpd/state", "/var/lib/carpd"} {
-		if _, err := os.Lstat(d); err == nil {
-			t.Logf("%s exists already (not this test's): purge's removal of it is not checked", d)
-			continue
-		}
-		made = append(made, d)
+	for _, d := range stateDirs {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +162,11 @@ func TestDebPackage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
 
+// checkRemove: dpkg -r removes every file but the conffiles.
+func checkRemove(t *testing.T, installed []string) {
+	t.Helper()
 	if out, err := run("dpkg", "-r", pkg); err != nil {
 		t.Fatalf("dpkg -r: %v\n%s", err, out)
 	}
@@ -156,12 +179,15 @@ func TestDebPackage(t *testing.T) {
 		case conffile && err != nil:
 			t.Errorf("dpkg -r removed the conffile %s", f)
 		case !conffile && err == nil:
-			if st, _ := os.Lstat(f); !st.IsDir() {
-				t.Errorf("dpkg -r left %s", f)
-			}
+			t.Errorf("dpkg -r left %s", f)
 		}
 	}
+}
 
+// checkPurge: after dpkg --purge every place the package, systemctl enable
+// or carpd wrote to is as it was before dpkg -i.
+func checkPurge(t *testing.T, before map[string]string) {
+	t.Helper()
 	if out, err := run("dpkg", "--purge", pkg); err != nil {
 		t.Fatalf("dpkg --purge: %v\n%s", err, out)
 	}
