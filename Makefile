@@ -6,7 +6,7 @@ export CGO_ENABLED = 0
 
 CMDS = carpd ifconfig-carp carpctl-sysctl
 
-.PHONY: all build test sim demo bench bench-replay bench-handover bench-scale bench-vrrp fuzz vet clean install
+.PHONY: all build test sim demo bench bench-replay bench-handover bench-scale bench-vrrp fuzz vet clean install uninstall deb
 
 all: build
 
@@ -76,3 +76,33 @@ install: build
 		sed 's|@PREFIX@|$(PREFIX)|g' $$u >$(DESTDIR)$(or $(SYSTEMDUNITDIR),$(PREFIX)/lib/systemd/system)/$${u##*/} && \
 		chmod 0644 $(DESTDIR)$(or $(SYSTEMDUNITDIR),$(PREFIX)/lib/systemd/system)/$${u##*/} || exit 1; \
 	done
+
+## uninstall: removes what install puts under $(DESTDIR)$(PREFIX), given the
+## same PREFIX (and SYSTEMDUNITDIR): the list is what install installs now,
+## into a scratch directory; emptied directories named bsdcarp go too.
+uninstall:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(MAKE) --no-print-directory install DESTDIR="$$tmp" PREFIX='$(PREFIX)' SYSTEMDUNITDIR='$(SYSTEMDUNITDIR)' >/dev/null && \
+	cd "$$tmp" && \
+	find . ! -type d | sort | while read -r f; do \
+		if [ -e '$(DESTDIR)'"$${f#.}" ] || [ -L '$(DESTDIR)'"$${f#.}" ]; then \
+			echo "rm $(DESTDIR)$${f#.}" && rm -f '$(DESTDIR)'"$${f#.}" || exit 1; \
+		fi; \
+	done && \
+	find . -depth -type d -name bsdcarp | while read -r d; do \
+		find '$(DESTDIR)'"$${d#.}" -depth -type d -empty -delete 2>/dev/null || true; \
+	done
+
+## deb: bin/bsdcarp_VERSION_ARCH.deb (DEB=FILE for another name), from what
+## install installs with PREFIX=/usr, plus /etc/default/carpd, /etc/carpd/ifmap
+## and the maintainer scripts of dist/deb (scripts/mkdeb.sh); the version
+## comes from VERSION (scripts/pkgversion, CHANGELOG.md)
+DEBVERSION = $(shell scripts/pkgversion)
+DEBARCH    = $(shell $(GO) env GOARCH | sed 's/^386$$/i386/; s/^arm$$/armhf/')
+DEB       ?= bin/bsdcarp_$(DEBVERSION)_$(DEBARCH).deb
+deb:
+	@test -n '$(DEBVERSION)' || { echo 'make deb: no version (scripts/pkgversion)' >&2; exit 1; }
+	rm -rf '$(abspath $(DEB)).root'
+	$(MAKE) --no-print-directory install DESTDIR='$(abspath $(DEB)).root' PREFIX=/usr SYSTEMDUNITDIR=/usr/lib/systemd/system
+	GO='$(GO)' scripts/mkdeb.sh '$(abspath $(DEB)).root' '$(DEBVERSION)' '$(DEBARCH)' '$(abspath $(DEB))'
+	rm -rf '$(abspath $(DEB)).root'
