@@ -35,7 +35,7 @@ func TestMakeInstall(t *testing.T) {
 	t.Logf("make install took %v", time.Since(start).Round(time.Millisecond))
 	p := func(rel string) string { return filepath.Join(dest, "usr", "local", rel) }
 
-	for _, f := range []string{"sbin/carpd", "sbin/ifconfig-carp", "sbin/carpctl-sysctl", "sbin/rc.carp"} {
+	for _, f := range []string{"sbin/carpd", "sbin/ifconfig-carp", "sbin/carpctl-sysctl", "sbin/carpctl-compat", "sbin/rc.carp"} {
 		st, err := os.Stat(p(f))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
@@ -48,6 +48,9 @@ func TestMakeInstall(t *testing.T) {
 	links := map[string]string{
 		"libexec/bsdcarp/bsd/ifconfig": "sbin/ifconfig-carp",
 		"libexec/bsdcarp/bsd/sysctl":   "sbin/carpctl-sysctl",
+		"libexec/bsdcarp/bsd/kldload":  "sbin/carpctl-compat",
+		"libexec/bsdcarp/bsd/kldstat":  "sbin/carpctl-compat",
+		"libexec/bsdcarp/bsd/service":  "sbin/carpctl-compat",
 	}
 	for link, target := range links {
 		fi, err := os.Lstat(p(link))
