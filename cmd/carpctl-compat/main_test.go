@@ -131,7 +131,8 @@ func TestServicePassesOthersToHost(t *testing.T) {
 func TestPrune(t *testing.T) {
 	pfx := netip.MustParsePrefix
 	eng := &fakeEngine{st: api.Status{
-		Clones: []api.CloneStatus{{Name: "carp0"}, {Name: "carp1"}, {Name: "carp7"}},
+		Links:  []api.LinkStatus{{Name: "em0", Addrs: []netip.Prefix{pfx("192.168.1.5/24")}}, {Name: "em5", Addrs: []netip.Prefix{pfx("10.0.5.1/24")}}},
+		Clones: []api.CloneStatus{{Name: "carp0"}, {Name: "carp1"}, {Name: "carp7"}, {Name: "carp8"}, {Name: "carp9"}},
 		VHIDs: []api.VHIDStatus{
 			{Iface: "em0", Carpdev: "em0", VHID: 1, Addrs: []netip.Prefix{pfx("192.168.1.50/32")}},
 			{Iface: "em0", Carpdev: "em0", VHID: 2, Addrs: []netip.Prefix{pfx("192.168.1.51/32"), pfx("2001:db8::51/64")}},
@@ -139,6 +140,8 @@ func TestPrune(t *testing.T) {
 			{Iface: "carp1", Carpdev: "em1", VHID: 4}, // carpdev em1 is named: goes
 			{Iface: "carp7", Carpdev: "em5", VHID: 9}, // nothing of it named: stays
 			{Iface: "em3", Carpdev: "em3", VHID: 5, Addrs: []netip.Prefix{pfx("10.0.3.5/32")}},
+			{Iface: "carp8", VHID: 8, Addrs: []netip.Prefix{pfx("192.168.1.60/24")}}, // FreeBSD 9: parent em0 by subnet: goes
+			{Iface: "carp9", VHID: 10, Addrs: []netip.Prefix{pfx("10.0.5.60/24")}},   // parent em5, not named: stays
 		},
 	}}
 	sock := serve(t, eng)
@@ -158,11 +161,12 @@ sysctl -f /etc/sysctl.conf
 	w.Flush()
 	want := "netif: vhid 2 on em0 is not in rc.conf: ifconfig em0 inet 192.168.1.51 -alias\n" +
 		"netif: vhid 2 on em0 is not in rc.conf: ifconfig em0 inet6 2001:db8::51 -alias\n" +
-		"netif: vhid 4 on carp1 is not in rc.conf: ifconfig carp1 destroy\n"
+		"netif: vhid 4 on carp1 is not in rc.conf: ifconfig carp1 destroy\n" +
+		"netif: vhid 8 on carp8 is not in rc.conf: ifconfig carp8 destroy\n"
 	if o.String() != want {
 		t.Errorf("prune printed\n%s\nwant\n%s", o.String(), want)
 	}
-	if want := []string{"em0", "em0", "carp1"}; !reflect.DeepEqual(eng.ifs, want) {
+	if want := []string{"em0", "em0", "carp1", "carp8"}; !reflect.DeepEqual(eng.ifs, want) {
 		t.Errorf("ifconfig requests on %v, want %v", eng.ifs, want)
 	}
 	if k := eng.lines[2][0].Kind; k != api.OpDestroy {

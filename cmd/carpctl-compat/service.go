@@ -87,7 +87,8 @@ func netif(c control.Client, restart bool, out *bufio.Writer, stderr io.Writer) 
 // interfaces it names. script is `rc.carp -n`'s output: the ifconfig lines
 // rc.conf amounts to. An interface is named when a line configures it; a
 // vhid is stale when it is on a named interface, or its carpdev is one,
-// and no line sets that vhid on that interface. A stale vhid of a carpN
+// (or, for a FreeBSD 9 clone without one, the interface whose subnet holds
+// its address) and no line sets that vhid on that interface. A stale vhid of a carpN
 // clone goes with its clone (ifconfig carpN destroy; rc.carp creates it
 // again if cloned_interfaces still lists it), one on a physical interface
 // with its addresses (ifconfig em0 inet ADDR -alias: the last one takes the
@@ -146,7 +147,7 @@ func prune(c control.Client, script string, out *bufio.Writer, stderr io.Writer)
 	}
 	destroyed := map[string]bool{}
 	for _, v := range st.VHIDs {
-		if want[v.Iface][int(v.VHID)] || !(named[v.Iface] || named[v.Carpdev]) {
+		if want[v.Iface][int(v.VHID)] || !(named[v.Iface] || named[parent(v, st)]) {
 			continue
 		}
 		why := fmt.Sprintf("vhid %d on %s is not in rc.conf", v.VHID, v.Iface)
@@ -162,6 +163,25 @@ func prune(c control.Client, script string, out *bufio.Writer, stderr io.Writer)
 		}
 	}
 	return ok
+}
+
+// parent is the carpdev of v: the configured one, else (a FreeBSD 9 clone,
+// whose kernel finds the parent by subnet) the host interface with an
+// address in the subnet of one of v's.
+func parent(v api.VHIDStatus, st api.Status) string {
+	if v.Carpdev != "" {
+		return v.Carpdev
+	}
+	for _, a := range v.Addrs {
+		for _, l := range st.Links {
+			for _, p := range l.Addrs {
+				if p.Masked().Contains(a.Addr()) {
+					return l.Name
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // family is the address family keyword of a prefix.

@@ -39,6 +39,16 @@ func build(dir string) int {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		return 1
 	}
+	// rc.carp next to the commands, as make install puts it in sbin (the
+	// service command looks for it there).
+	rc, err := os.ReadFile("../../scripts/rc.carp")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "rc.carp"), rc, 0o755)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "bsd"), 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
