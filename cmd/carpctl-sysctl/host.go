@@ -22,8 +22,8 @@ import (
 //
 //   - every name is carpd's (net.inet, net.inet.carp, net.inet.carp.*), or
 //     -f FILE is given: carpd's alone, as carpctl-sysctl;
-//   - no name is carpd's, or an option FreeBSD's sysctl does not have
-//     (-p, -r, --system, ...): the host's sysctl, arguments as typed;
+//   - no name is carpd's, or an option only procps' sysctl has (-p, -r,
+//     -V, --system, ...): the host's sysctl, arguments as typed;
 //   - both: carpd's names first (with the options), then the host's names
 //     (with the same options); the exit status is carpd's part's when it
 //     failed, else the host's;
@@ -38,6 +38,11 @@ import (
 // "AabB:def:hiNnoqtTwWxX"); f and B take an argument.
 const bsdSysctlOpts = "AabBdefhiNnoqtTwWxX"
 
+// hostSysctlOpts are procps sysctl's option letters that FreeBSD's does not
+// have (-p FILE, -r PATTERN, -V): a line with one is the host's. A letter
+// neither has stays carpd's, whose usage message names FreeBSD's options.
+const hostSysctlOpts = "prV"
+
 // hostSysctlPaths are where the host's sysctl(8) is looked for before PATH.
 var hostSysctlPaths = []string{"/usr/sbin/sysctl", "/sbin/sysctl"}
 
@@ -46,7 +51,7 @@ type sysctlLine struct {
 	opts    []string // option words (with the arguments of -f and -B)
 	ours    []string // operands carpd answers
 	host    []string // operands for the host's sysctl
-	foreign bool     // an option FreeBSD's sysctl does not have
+	foreign bool     // an option only the host's sysctl has
 	file    bool     // -f FILE
 	all     bool     // -a, -A or -X
 }
@@ -80,7 +85,7 @@ func splitSysctl(args []string) sysctlLine {
 		l.opts = append(l.opts, a)
 		for j := 1; j < len(a); j++ {
 			c := a[j]
-			if !strings.ContainsRune(bsdSysctlOpts, rune(c)) {
+			if strings.ContainsRune(hostSysctlOpts, rune(c)) {
 				l.foreign = true
 				break
 			}

@@ -29,6 +29,8 @@ func TestSplitSysctl(t *testing.T) {
 		{[]string{"-qf/etc/x", "net.inet.carp.log"}, sysctlLine{opts: []string{"-qf/etc/x"}, file: true, ours: []string{"net.inet.carp.log"}}},
 		{[]string{"-p", "/etc/sysctl.d/x.conf"}, sysctlLine{opts: []string{"-p"}, host: []string{"/etc/sysctl.d/x.conf"}, foreign: true}},
 		{[]string{"--system"}, sysctlLine{opts: []string{"--system"}, foreign: true}},
+		{[]string{"-r", "ip_forward"}, sysctlLine{opts: []string{"-r"}, host: []string{"ip_forward"}, foreign: true}},
+		{[]string{"-z"}, sysctlLine{opts: []string{"-z"}}}, // neither's: FreeBSD's usage
 	} {
 		if got := splitSysctl(tc.args); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("splitSysctl(%q) = %+v, want %+v", tc.args, got, tc.want)
