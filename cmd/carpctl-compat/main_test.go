@@ -155,7 +155,7 @@ sysctl -f /etc/sysctl.conf
 `
 	var o, e bytes.Buffer
 	w := bufio.NewWriter(&o)
-	if ok := prune(control.Client{Path: sock}, script, w, &e); !ok || e.Len() != 0 {
+	if ok := prune(control.Client{Path: sock}, script, nil, w, &e); !ok || e.Len() != 0 {
 		t.Fatalf("prune: ok %v, stderr %q", ok, e.String())
 	}
 	w.Flush()
@@ -171,5 +171,16 @@ sysctl -f /etc/sysctl.conf
 	}
 	if k := eng.lines[2][0].Kind; k != api.OpDestroy {
 		t.Errorf("carp1's request is %v, want destroy", eng.lines[2])
+	}
+
+	// "service netif restart em1": only em1 and what runs on it.
+	eng.ifs, eng.lines = nil, nil
+	o.Reset()
+	if ok := prune(control.Client{Path: sock}, script, []string{"em1"}, w, &e); !ok || e.Len() != 0 {
+		t.Fatalf("prune em1: ok %v, stderr %q", ok, e.String())
+	}
+	w.Flush()
+	if want := "netif: vhid 4 on carp1 is not in rc.conf: ifconfig carp1 destroy\n"; o.String() != want {
+		t.Errorf("prune em1 printed\n%s\nwant\n%s", o.String(), want)
 	}
 }

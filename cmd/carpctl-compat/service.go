@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -25,10 +26,10 @@ var hostServicePaths = []string{"/usr/sbin/service", "/sbin/service"}
 // start|restart" are bsdcarp's; anything else is the host's service(8),
 // arguments as typed, its output and exit status.
 func service(c control.Client, args []string, out *bufio.Writer, stderr io.Writer) int {
-	if len(args) == 2 {
+	if len(args) >= 2 {
 		switch args[0] + " " + args[1] {
 		case "netif start", "netif restart":
-			return netif(c, args[1] == "restart", out, stderr)
+			return netif(c, args[1] == "restart", args[2:], out, stderr)
 		case "netif stop":
 			fmt.Fprint(stderr, "netif: stop is not supported by bsdcarp (remove a vhid with ifconfig; stop carpd to stop CARP)\n")
 			return 1
@@ -49,8 +50,11 @@ func service(c control.Client, args []string, out *bufio.Writer, stderr io.Write
 // netif re-applies rc.conf through rc.carp, as FreeBSD's /etc/rc.d/netif
 // does. restart first removes what rc.conf no longer lists (prune); start
 // only applies. The files are rc.carp's defaults, or what $RC_CARP_ARGS
-// says (e.g. "-f /srv/rc.conf").
-func netif(c control.Client, restart bool, out *bufio.Writer, stderr io.Writer) int {
+// says (e.g. "-f /srv/rc.conf"). Interfaces after the verb ("service netif
+// restart em0", as FreeBSD's netif takes them) limit the removals to
+// those interfaces and the vhids on them; rc.carp applies all of rc.conf
+// (a line that changes nothing changes nothing).
+func netif(c control.Client, restart bool, only []string, out *bufio.Writer, stderr io.Writer) int {
 	rc, err := findRCCarp()
 	if err != nil {
 		fmt.Fprintf(stderr, "netif: %v\n", err)
@@ -72,7 +76,7 @@ func netif(c control.Client, restart bool, out *bufio.Writer, stderr io.Writer) 
 			fmt.Fprintf(stderr, "netif: %s -n failed (%v): nothing applied\n", rc, err)
 			return 1
 		}
-		failed = !prune(c, dry.String(), out, stderr)
+		failed = !prune(c, dry.String(), only, out, stderr)
 	}
 	cmd := exec.Command(rc, rcArgs...)
 	cmd.Env = rcEnv()
@@ -92,8 +96,9 @@ func netif(c control.Client, restart bool, out *bufio.Writer, stderr io.Writer) 
 // clone goes with its clone (ifconfig carpN destroy; rc.carp creates it
 // again if cloned_interfaces still lists it), one on a physical interface
 // with its addresses (ifconfig em0 inet ADDR -alias: the last one takes the
-// vhid). It reports whether every removal succeeded.
-func prune(c control.Client, script string, out *bufio.Writer, stderr io.Writer) bool {
+// vhid). With interfaces in only, only those are named (when rc.conf
+// names them). It reports whether every removal succeeded.
+func prune(c control.Client, script string, only []string, out *bufio.Writer, stderr io.Writer) bool {
 	named := map[string]bool{}
 	want := map[string]map[int]bool{}
 	for _, line := range strings.Split(script, "\n") {
@@ -112,6 +117,13 @@ func prune(c control.Client, script string, out *bufio.Writer, stderr io.Writer)
 					want[w[1]] = map[int]bool{}
 				}
 				want[w[1]][op.Int] = true
+			}
+		}
+	}
+	if len(only) > 0 {
+		for name := range named {
+			if !slices.Contains(only, name) {
+				delete(named, name)
 			}
 		}
 	}
