@@ -4,21 +4,22 @@ DESTDIR ?=
 GO      ?= go
 export CGO_ENABLED = 0
 
-CMDS = carpd ifconfig-carp carpctl-sysctl
+CMDS = carpd ifconfig-carp carpctl-sysctl carpctl-compat
 
-.PHONY: all build test sim demo bench bench-replay bench-handover bench-scale bench-vrrp fuzz vet clean install uninstall deb
+.PHONY: all build test sim demo bench bench-replay bench-handover bench-scale bench-vrrp fuzz vet clean install install-rcd uninstall deb
 
 all: build
 
-## build: bin/carpd, bin/ifconfig-carp, bin/carpctl-sysctl and the bin/bsd links
+## build: bin/carpd, bin/ifconfig-carp, bin/carpctl-sysctl, bin/carpctl-compat and the bin/bsd links
 # -s -w drop the symbol table and DWARF (a third of each binary): every
 # status command is exec'd afresh, and panics and profiles still name
 # functions (Go's own tables); debug with a plain `go build`.
 build:
 	@mkdir -p bin/bsd
-	$(GO) build -trimpath -ldflags='-s -w' -o bin/ ./cmd/carpd ./cmd/ifconfig-carp ./cmd/carpctl-sysctl
+	$(GO) build -trimpath -ldflags='-s -w' -o bin/ ./cmd/carpd ./cmd/ifconfig-carp ./cmd/carpctl-sysctl ./cmd/carpctl-compat
 	ln -sf ../ifconfig-carp bin/bsd/ifconfig
 	ln -sf ../carpctl-sysctl bin/bsd/sysctl
+	for c in kldload kldstat service; do ln -sf ../carpctl-compat bin/bsd/$$c || exit 1; done
 
 ## test: the whole suite (unit, golden, simulation, namespaces, ucarp interop); needs root
 test: build
@@ -67,10 +68,11 @@ clean:
 install: build
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd \
 		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(or $(SYSTEMDUNITDIR),$(PREFIX)/lib/systemd/system)
-	install -m 0755 bin/carpd bin/ifconfig-carp bin/carpctl-sysctl $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 bin/carpd bin/ifconfig-carp bin/carpctl-sysctl bin/carpctl-compat $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 scripts/rc.carp $(DESTDIR)$(PREFIX)/sbin/rc.carp
 	ln -sf ../../../sbin/ifconfig-carp $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd/ifconfig
 	ln -sf ../../../sbin/carpctl-sysctl $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd/sysctl
+	for c in kldload kldstat service; do ln -sf ../../../sbin/carpctl-compat $(DESTDIR)$(PREFIX)/libexec/bsdcarp/bsd/$$c || exit 1; done
 	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	for u in dist/systemd/*.service; do \
 		sed 's|@PREFIX@|$(PREFIX)|g' $$u >$(DESTDIR)$(or $(SYSTEMDUNITDIR),$(PREFIX)/lib/systemd/system)/$${u##*/} && \
@@ -106,3 +108,15 @@ deb:
 	$(MAKE) --no-print-directory install DESTDIR='$(abspath $(DEB)).root' PREFIX=/usr SYSTEMDUNITDIR=/usr/lib/systemd/system
 	GO='$(GO)' scripts/mkdeb.sh '$(abspath $(DEB)).root' '$(DEBVERSION)' '$(DEBARCH)' '$(abspath $(DEB))'
 	rm -rf '$(abspath $(DEB)).root'
+
+## install-rcd: /etc/rc.d/netif -> $(PREFIX)/sbin/carpctl-compat, so that the
+## handbook's "/etc/rc.d/netif restart" pastes unchanged; only when
+## /etc/rc.d/netif does not exist (never replaces a file of the host)
+install-rcd:
+	install -d $(DESTDIR)/etc/rc.d
+	@if [ -e $(DESTDIR)/etc/rc.d/netif ] || [ -L $(DESTDIR)/etc/rc.d/netif ]; then \
+		echo "$(DESTDIR)/etc/rc.d/netif exists: left alone (run 'service netif restart' instead)"; \
+	else \
+		ln -s $(PREFIX)/sbin/carpctl-compat $(DESTDIR)/etc/rc.d/netif && \
+		echo "$(DESTDIR)/etc/rc.d/netif -> $(PREFIX)/sbin/carpctl-compat"; \
+	fi

@@ -62,6 +62,22 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if prog == "sysctl" {
+		// Installed as bin/bsd/sysctl: names outside net.inet.carp are the
+		// host's (host.go).
+		return runSplit(prog, c, args, out, stderr)
+	}
+	return runOurs(prog, c, args, out, stderr)
+}
+
+// runOurs runs a sysctl line whose names are all net.inet.carp ones (or
+// that lists -a or reads -f FILE) through carpd.
+func runOurs(prog string, c control.Client, args []string, out *bufio.Writer, stderr io.Writer) int {
+	fail := func(msg string) int {
+		out.Flush()
+		fmt.Fprintf(stderr, "%s: %s\n", prog, msg)
+		return 1
+	}
 	cmd, err := bsd.ParseSysctl(args)
 	if err != nil {
 		var ue *bsd.UsageError

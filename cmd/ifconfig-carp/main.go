@@ -71,6 +71,11 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if p.Request != nil {
 		resp, err := c.Do(control.Request{Op: control.OpIfconfig, Ifconfig: p.Request})
 		if err != nil {
+			if errors.Is(err, control.ErrNoEngine) && !isCarpName(p.Iface) {
+				// Read-only without carpd (kernel.go): say so.
+				fail(err.Error())
+				return fail(p.Iface + ": not changed: without carpd this ifconfig only shows interfaces (use ip(8) to change " + p.Iface + ", or start carpd)")
+			}
 			return fail(err.Error())
 		}
 		switch resp.Code {
@@ -101,6 +106,9 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
+		if code, ok := showWithoutCarpd(err, p, out, fail); ok {
+			return code
+		}
 		return fail(err.Error())
 	}
 	if err := resp.StatusErr(); err != nil {

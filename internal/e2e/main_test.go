@@ -31,19 +31,30 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// build compiles the three commands and the bsd/ links, as make build does.
+// build compiles the commands and the bsd/ links, as make build does.
 func build(dir string) int {
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/carpd", "../../cmd/ifconfig-carp", "../../cmd/carpctl-sysctl", "./carpreplay")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/carpd", "../../cmd/ifconfig-carp", "../../cmd/carpctl-sysctl", "../../cmd/carpctl-compat", "./carpreplay")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		return 1
+	}
+	// rc.carp next to the commands, as make install puts it in sbin (the
+	// service command looks for it there).
+	rc, err := os.ReadFile("../../scripts/rc.carp")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "rc.carp"), rc, 0o755)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "bsd"), 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	for link, target := range map[string]string{"ifconfig": "../ifconfig-carp", "sysctl": "../carpctl-sysctl"} {
+	for link, target := range map[string]string{"ifconfig": "../ifconfig-carp", "sysctl": "../carpctl-sysctl",
+		"kldload": "../carpctl-compat", "kldstat": "../carpctl-compat", "service": "../carpctl-compat"} {
 		if err := os.Symlink(target, filepath.Join(dir, "bsd", link)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

@@ -35,7 +35,7 @@ func TestMakeInstall(t *testing.T) {
 	t.Logf("make install took %v", time.Since(start).Round(time.Millisecond))
 	p := func(rel string) string { return filepath.Join(dest, "usr", "local", rel) }
 
-	for _, f := range []string{"sbin/carpd", "sbin/ifconfig-carp", "sbin/carpctl-sysctl", "sbin/rc.carp"} {
+	for _, f := range []string{"sbin/carpd", "sbin/ifconfig-carp", "sbin/carpctl-sysctl", "sbin/carpctl-compat", "sbin/rc.carp"} {
 		st, err := os.Stat(p(f))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
@@ -48,6 +48,9 @@ func TestMakeInstall(t *testing.T) {
 	links := map[string]string{
 		"libexec/bsdcarp/bsd/ifconfig": "sbin/ifconfig-carp",
 		"libexec/bsdcarp/bsd/sysctl":   "sbin/carpctl-sysctl",
+		"libexec/bsdcarp/bsd/kldload":  "sbin/carpctl-compat",
+		"libexec/bsdcarp/bsd/kldstat":  "sbin/carpctl-compat",
+		"libexec/bsdcarp/bsd/service":  "sbin/carpctl-compat",
 	}
 	for link, target := range links {
 		fi, err := os.Lstat(p(link))
@@ -111,5 +114,48 @@ func TestMakeInstall(t *testing.T) {
 		[]string{"CARPD_SOCKET=" + filepath.Join(dest, "no-carpd.sock")}, "-f", "handbook9-hosta.conf")
 	if st != 2 || !strings.Contains(errOut, "is carpd running? nothing applied") {
 		t.Errorf("installed rc.carp without carpd: status %d, stderr %q", st, errOut)
+	}
+}
+
+// TestMakeInstallRCD: make install-rcd links /etc/rc.d/netif to the
+// installed carpctl-compat, and never replaces what is already there.
+func TestMakeInstallRCD(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		unavailable(t, "make not found: %v", err)
+	}
+	root := repoRoot(t)
+	installRCD := func(dest string) string {
+		t.Helper()
+		cmd := exec.Command("make", "-s", "-C", root, "install-rcd", "DESTDIR="+dest, "PREFIX=/usr/local")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make install-rcd: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	dest := t.TempDir()
+	link := filepath.Join(dest, "etc", "rc.d", "netif")
+	installRCD(dest)
+	if got, err := os.Readlink(link); err != nil || got != "/usr/local/sbin/carpctl-compat" {
+		t.Fatalf("/etc/rc.d/netif -> %q (%v), want /usr/local/sbin/carpctl-compat", got, err)
+	}
+	if out := installRCD(dest); !strings.Contains(out, "exists: left alone") {
+		t.Errorf("second make install-rcd said %q", out)
+	}
+
+	// A host's own /etc/rc.d/netif stays as it was.
+	dest = t.TempDir()
+	link = filepath.Join(dest, "etc", "rc.d", "netif")
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(link, []byte("#!/bin/sh\n# the host's\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out := installRCD(dest); !strings.Contains(out, "exists: left alone") {
+		t.Errorf("make install-rcd over a file said %q", out)
+	}
+	if b, err := os.ReadFile(link); err != nil || string(b) != "#!/bin/sh\n# the host's\n" {
+		t.Errorf("make install-rcd changed the host's /etc/rc.d/netif: %q %v", b, err)
 	}
 }
