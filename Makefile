@@ -6,6 +6,14 @@ export CGO_ENABLED = 0
 
 CMDS = carpd ifconfig-carp carpctl-sysctl
 
+# --version (internal/version): the release number when VERSION is set (make
+# VERSION=0.3.0), else the module version Go records; with the VCS revision
+# when git can read the checkout (-buildvcs), else without it (a tarball,
+# or a checkout git refuses to read, builds all the same).
+VERSION  ?=
+BUILDVCS ?= $(shell git status --porcelain >/dev/null 2>&1 && echo true || echo false)
+GOLDFLAGS = -s -w$(if $(VERSION), -X github.com/bsdcarp/bsdcarp/internal/version.Version=$(VERSION))
+
 .PHONY: all build test sim demo bench bench-replay bench-handover bench-scale fuzz vet clean install
 
 all: build
@@ -16,7 +24,7 @@ all: build
 # functions (Go's own tables); debug with a plain `go build`.
 build:
 	@mkdir -p bin/bsd
-	$(GO) build -trimpath -ldflags='-s -w' -o bin/ ./cmd/carpd ./cmd/ifconfig-carp ./cmd/carpctl-sysctl
+	$(GO) build -trimpath -buildvcs=$(BUILDVCS) -ldflags='$(GOLDFLAGS)' -o bin/ ./cmd/carpd ./cmd/ifconfig-carp ./cmd/carpctl-sysctl
 	ln -sf ../ifconfig-carp bin/bsd/ifconfig
 	ln -sf ../carpctl-sysctl bin/bsd/sysctl
 

@@ -20,6 +20,7 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp/engine"
 	"github.com/bsdcarp/bsdcarp/carp/events"
 	"github.com/bsdcarp/bsdcarp/internal/loglines"
+	"github.com/bsdcarp/bsdcarp/internal/version"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -30,12 +31,13 @@ import (
 const DefaultStateDir = "/run/carpd/state"
 
 type cli struct {
-	Socket    string   `help:"Control socket path." env:"CARPD_SOCKET" default:"${socket}"`
-	StateDir  string   `help:"Directory of the runtime state (configuration, kernel settings to restore); under /run so that a reboot clears it." env:"CARPD_STATE_DIR" default:"${statedir}"`
-	Ifmap     []string `help:"BSD-to-Linux interface names, e.g. em0=eth0,em1=eth1." sep:","`
-	IfmapFile string   `help:"File of BSD=Linux name lines (# comments); missing is fine." default:"/etc/carpd/ifmap"`
-	DevdPipe  string   `help:"devd(8)-style event socket (one line per event, as devd.pipe); \"\" or off: none." env:"CARPD_DEVD_PIPE" default:"${devdpipe}"`
-	DevdConf  string   `help:"devd.conf(5) rules whose actions run on CARP and IFNET events (and the files of its options directories); re-read on SIGHUP; off: none." env:"CARPD_DEVD_CONF" default:"${devdconf}"`
+	Socket    string           `help:"Control socket path." env:"CARPD_SOCKET" default:"${socket}"`
+	StateDir  string           `help:"Directory of the runtime state (configuration, kernel settings to restore); under /run so that a reboot clears it." env:"CARPD_STATE_DIR" default:"${statedir}"`
+	Ifmap     []string         `help:"BSD-to-Linux interface names, e.g. em0=eth0,em1=eth1." sep:","`
+	IfmapFile string           `help:"File of BSD=Linux name lines (# comments); missing is fine." default:"/etc/carpd/ifmap"`
+	DevdPipe  string           `help:"devd(8)-style event socket (one line per event, as devd.pipe); \"\" or off: none." env:"CARPD_DEVD_PIPE" default:"${devdpipe}"`
+	DevdConf  string           `help:"devd.conf(5) rules whose actions run on CARP and IFNET events (and the files of its options directories); re-read on SIGHUP; off: none." env:"CARPD_DEVD_CONF" default:"${devdconf}"`
+	Version   kong.VersionFlag `help:"Print the version and exit."`
 }
 
 func main() {
@@ -43,7 +45,7 @@ func main() {
 	kong.Parse(&c,
 		kong.Name("carpd"),
 		kong.Description("CARP engine: FreeBSD's carp(4) on Linux."),
-		kong.Vars{"socket": control.DefaultSocket, "statedir": DefaultStateDir, "devdpipe": events.DefaultPipe, "devdconf": DefaultDevdConf},
+		kong.Vars{"socket": control.DefaultSocket, "statedir": DefaultStateDir, "devdpipe": events.DefaultPipe, "devdconf": DefaultDevdConf, "version": version.String("carpd")},
 	)
 	// One logger for carpd, the engine and the kernel adapter: lines on
 	// stderr as log.LstdFlags|log.Lmicroseconds wrote them.
