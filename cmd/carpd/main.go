@@ -20,6 +20,7 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp/engine"
 	"github.com/bsdcarp/bsdcarp/carp/events"
 	"github.com/bsdcarp/bsdcarp/internal/loglines"
+	"github.com/bsdcarp/bsdcarp/internal/sdnotify"
 	"github.com/bsdcarp/bsdcarp/internal/version"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
@@ -56,7 +57,7 @@ func main() {
 		lg.Error(fmt.Sprintf("carpd: %v", err))
 		os.Exit(1)
 	}
-	err = run(c, lg)
+	err = run(c, lg, sdnotify.FromEnv())
 	stopProfiles()
 	if err != nil {
 		lg.Error(fmt.Sprintf("carpd: %v", err))
@@ -69,7 +70,10 @@ func main() {
 // run is still starting.
 const signalQueue = 8
 
-func run(c cli, lg *slog.Logger) error {
+// run is carpd from its locks to its stop. notify tells systemd
+// (Type=notify) when carpd is ready, reloading and stopping; see
+// handleSignals.
+func run(c cli, lg *slog.Logger, notify *sdnotify.Notifier) error {
 	// Before anything else: SIGHUP's default action would end the process
 	// without a hand-over, and a SIGTERM during start-up must still lead
 	// to one.
@@ -121,7 +125,8 @@ func run(c cli, lg *slog.Logger) error {
 	}
 	ctx, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
-	go handleSignals(ctx, sigs, stop, c, eng, evs, lg)
+	serving := make(chan struct{})
+	go handleSignals(ctx, sigs, stop, c, eng, evs, lg, notify, serving)
 	runErr := make(chan error, 1)
 	go func() { runErr <- eng.Run(ctx) }()
 	select {
@@ -148,6 +153,13 @@ func run(c cli, lg *slog.Logger) error {
 		}
 	}()
 	lg.Info(fmt.Sprintf("carpd: ready on %s", sock))
+	// READY=1 only now: the saved state is applied (the engine's Ready)
+	// and the socket serves, so carp-rc.service, ordered after carpd,
+	// finds it answering.
+	if err := notify.Ready("serving on " + sock); err != nil {
+		lg.Warn(fmt.Sprintf("carpd: %v", err))
+	}
+	close(serving)
 	err = <-runErr
 	srv.Close()
 	if err == nil {
@@ -157,20 +169,37 @@ func run(c cli, lg *slog.Logger) error {
 }
 
 // handleSignals turns SIGTERM and SIGINT into a graceful stop named after
-// the signal and SIGHUP into a reload, until ctx ends.
-func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.CancelCauseFunc, c cli, eng *engine.Engine, evs *eventPlumbing, lg *slog.Logger) {
+// the signal and SIGHUP into a reload, until ctx ends. systemd hears of each
+// (sd_notify): STOPPING=1 as the stop starts, RELOADING=1 and then READY=1
+// around a reload. A SIGHUP before serving is closed waits for it, so that
+// no READY=1 comes before carpd's first.
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.CancelCauseFunc, c cli, eng *engine.Engine, evs *eventPlumbing, lg *slog.Logger, notify *sdnotify.Notifier, serving <-chan struct{}) {
+	tell := func(err error) {
+		if err != nil {
+			lg.Warn(fmt.Sprintf("carpd: %v", err))
+		}
+	}
 	// A reload runs on its own goroutine, one at a time, so that reading
 	// the map can never delay a SIGTERM; HUPs that come meanwhile fold
 	// into one more reload.
 	hup := make(chan struct{}, 1)
 	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-serving:
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
+				tell(notify.Reloading())
 				reload(ctx, c, eng, lg)
 				evs.loadRules("SIGHUP: ")
+				if ctx.Err() == nil { // no READY=1 after STOPPING=1
+					tell(notify.Ready("reloaded"))
+				}
 			}
 		}
 	}()
@@ -186,7 +215,9 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.Canc
 				}
 				continue
 			}
-			stop(errors.New(unix.SignalName(sig.(syscall.Signal))))
+			name := unix.SignalName(sig.(syscall.Signal))
+			tell(notify.Stopping(name + ": handing over"))
+			stop(errors.New(name))
 		}
 	}
 }
