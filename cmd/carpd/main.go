@@ -49,15 +49,19 @@ func main() {
 		kong.Vars{"socket": control.DefaultSocket, "statedir": DefaultStateDir, "devdpipe": events.DefaultPipe, "devdconf": DefaultDevdConf, "version": version.String("carpd")},
 	)
 	// One logger for carpd, the engine and the kernel adapter: lines on
-	// stderr as log.LstdFlags|log.Lmicroseconds wrote them.
-	lg := loglines.New(os.Stderr, true)
+	// stderr as log.LstdFlags|log.Lmicroseconds wrote them or, when stderr
+	// is journald's, with syslog priorities and no time of their own. The
+	// level follows net.inet.carp.log (the engine keeps it).
+	journal := loglines.JournalStream(os.Stderr)
+	level := new(slog.LevelVar)
+	lg := slog.New(loglines.NewHandlerOptions(os.Stderr, loglines.Options{Stamp: !journal, Journal: journal, Level: level}))
 	limitMemory()
 	stopProfiles, err := startProfiles()
 	if err != nil {
 		lg.Error(fmt.Sprintf("carpd: %v", err))
 		os.Exit(1)
 	}
-	err = run(c, lg, sdnotify.FromEnv())
+	err = run(c, lg, level, sdnotify.FromEnv())
 	stopProfiles()
 	if err != nil {
 		lg.Error(fmt.Sprintf("carpd: %v", err))
@@ -73,7 +77,7 @@ const signalQueue = 8
 // run is carpd from its locks to its stop. notify tells systemd
 // (Type=notify) when carpd is ready, reloading and stopping; see
 // handleSignals.
-func run(c cli, lg *slog.Logger, notify *sdnotify.Notifier) error {
+func run(c cli, lg *slog.Logger, level *slog.LevelVar, notify *sdnotify.Notifier) error {
 	// Before anything else: SIGHUP's default action would end the process
 	// without a hand-over, and a SIGTERM during start-up must still lead
 	// to one.
@@ -119,7 +123,7 @@ func run(c cli, lg *slog.Logger, notify *sdnotify.Notifier) error {
 	defer k.Close()
 	evs := startEvents(c.DevdPipe, c.DevdConf, lg) // after the locks: a second carpd leaves the pipe alone
 	defer evs.close()
-	eng, err := engine.New(engine.Options{Kernel: k, StateDir: c.StateDir, IfMap: ifmap, Logger: lg, Events: evs.ch})
+	eng, err := engine.New(engine.Options{Kernel: k, StateDir: c.StateDir, IfMap: ifmap, Logger: lg, LogLevel: level, Events: evs.ch})
 	if err != nil {
 		return err
 	}
