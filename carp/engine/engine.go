@@ -29,8 +29,8 @@ type Options struct {
 	// Logger receives carp(4)-style messages, each formatted in full in the
 	// record's message (errors at Error, state changes at Info, bad
 	// packets at Debug; which of them are logged at all is decided by
-	// net.inet.carp.log, so the handler should not drop levels); nil
-	// discards them.
+	// net.inet.carp.log, so the handler should not drop levels but
+	// through LogLevel); nil discards them.
 	Logger *slog.Logger
 	// LogLevel, if not nil, is kept at the lowest level net.inet.carp.log
 	// lets through, for a handler shared with other packages to drop

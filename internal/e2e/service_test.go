@@ -125,22 +125,35 @@ func unitValue(t *testing.T, key string) string {
 	return ""
 }
 
-// confined is the command prefix that runs carpd with the capability
-// bounding set and no-new-privileges of carpd.service, as systemd would.
-func confined(t *testing.T) []string {
+// confined is the command prefix that runs a program as carpd.service runs
+// carpd: with its capability bounding set and no new privileges (setpriv),
+// and, as ProtectSystem=strict with ReadWritePaths=/run does, in a mount
+// namespace where the file system is read-only but for /run, /proc, /sys,
+// /dev and rw, the lab directory that stands in for /run/carpd here.
+func confined(t *testing.T, rw string) []string {
 	t.Helper()
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Fatal("setpriv (util-linux) missing")
+	for _, tool := range []string{"setpriv", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s (util-linux) missing", tool)
+		}
+	}
+	if unitValue(t, "ProtectSystem") != "strict" || unitValue(t, "ReadWritePaths") != "/run" {
+		t.Fatal("carpd.service no longer has ProtectSystem=strict and ReadWritePaths=/run: update confined")
 	}
 	set := "-all"
 	for _, c := range strings.Fields(unitValue(t, "CapabilityBoundingSet")) {
 		set += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
 	}
-	argv := []string{"setpriv", "--bounding-set", set}
+	script := `set -e
+mount --rbind "$1" "$1"
+mount --rbind /run /run
+mount -o remount,bind,ro /
+shift
+exec setpriv --bounding-set "$0" `
 	if unitValue(t, "NoNewPrivileges") == "yes" {
-		argv = append(argv, "--no-new-privs")
+		script += "--no-new-privs "
 	}
-	return append(argv, "--")
+	return []string{"unshare", "--mount", "--propagation", "private", "sh", "-c", script + `-- "$@"`, set, rw}
 }
 
 // notifications is the receiving end of $NOTIFY_SOCKET, as systemd has it.
@@ -160,8 +173,8 @@ func listenNotify(t *testing.T, dir string) *notifications {
 	return &notifications{path: path, c: c}
 }
 
-// next waits for one datagram.
-func (n *notifications) next(t *testing.T, timeout time.Duration) string {
+// next waits for one datagram; log is what the sender logged, for a failure.
+func (n *notifications) next(t *testing.T, timeout time.Duration, log func() string) string {
 	t.Helper()
 	buf := make([]byte, 4096)
 	if err := n.c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
@@ -169,7 +182,7 @@ func (n *notifications) next(t *testing.T, timeout time.Duration) string {
 	}
 	k, err := n.c.Read(buf)
 	if err != nil {
-		t.Fatalf("no notification within %v: %v", timeout, err)
+		t.Fatalf("no notification within %v: %v\ncarpd's log:\n%s", timeout, err, log())
 	}
 	return string(buf[:k])
 }
@@ -198,7 +211,16 @@ func TestSdNotify(t *testing.T) {
 	lab.Handbook285()
 	fw1 := labHost(lab, "fw1")
 	n := listenNotify(t, lab.Dir)
-	prefix := confined(t)
+	prefix := confined(t, lab.Dir)
+	// The confinement bites: outside /run and the lab nothing is written.
+	probe := filepath.Join("/var/tmp", fmt.Sprintf("bsdcarp-confined-%d", os.Getpid()))
+	if _, errOut, code := lab.Exec("fw1", nil, append(prefix, "sh", "-c", ": >"+probe)...); code == 0 || !strings.Contains(errOut, "Read-only file system") {
+		os.Remove(probe)
+		t.Fatalf("confined, %s was writable (exit %d: %s)", probe, code, errOut)
+	}
+	if _, errOut, code := lab.Exec("fw1", nil, append(prefix, "sh", "-c", ": >"+filepath.Join(lab.Dir, "probe"))...); code != 0 {
+		t.Fatalf("confined, the lab directory is not writable: %s", errOut)
+	}
 	start := func(run string) {
 		t.Helper()
 		argv := append(append([]string{}, prefix...), filepath.Join(bin, "carpd"))
@@ -208,7 +230,7 @@ func TestSdNotify(t *testing.T) {
 	// with the vhids of the saved state when there are any.
 	ready := func(wantVHIDs int) {
 		t.Helper()
-		msg := n.next(t, 10*time.Second)
+		msg := n.next(t, 10*time.Second, fw1.log)
 		if !hasLine(msg, "READY=1") || !hasLine(msg, fmt.Sprintf("MAINPID=%d", fw1.carpd.Pid())) {
 			t.Fatalf("first notification %q, want READY=1 and MAINPID=%d\n%s", msg, fw1.carpd.Pid(), fw1.log())
 		}
@@ -228,7 +250,7 @@ func TestSdNotify(t *testing.T) {
 		if err := fw1.carpd.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		if msg := n.next(t, 5*time.Second); !hasLine(msg, "STOPPING=1") {
+		if msg := n.next(t, 5*time.Second, fw1.log); !hasLine(msg, "STOPPING=1") {
 			t.Fatalf("at SIGTERM: %q, want STOPPING=1", msg)
 		}
 		if code, ok := fw1.carpd.Wait(15 * time.Second); !ok || code != 0 {
@@ -246,10 +268,10 @@ func TestSdNotify(t *testing.T) {
 	if err := fw1.carpd.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if msg := n.next(t, 5*time.Second); !hasLine(msg, "RELOADING=1") || !strings.Contains(msg, "\nMONOTONIC_USEC=") {
+	if msg := n.next(t, 5*time.Second, fw1.log); !hasLine(msg, "RELOADING=1") || !strings.Contains(msg, "\nMONOTONIC_USEC=") {
 		t.Fatalf("at SIGHUP: %q, want RELOADING=1 with MONOTONIC_USEC", msg)
 	}
-	if msg := n.next(t, 5*time.Second); !hasLine(msg, "READY=1") {
+	if msg := n.next(t, 5*time.Second, fw1.log); !hasLine(msg, "READY=1") {
 		t.Fatalf("after the reload: %q, want READY=1", msg)
 	}
 	untouched(t, lab, fw1)
