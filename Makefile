@@ -6,6 +6,15 @@ export CGO_ENABLED = 0
 
 CMDS = carpd ifconfig-carp carpctl-sysctl carpctl-compat
 
+# --version (internal/version): the version of the tree (scripts/pkgversion:
+# the VERSION file, a ~git snapshot suffix off a release tag; make VERSION=...
+# overrides it), else the module version Go records; with the VCS revision
+# when git can read the checkout (-buildvcs), else without it (a tarball,
+# or a checkout git refuses to read, builds all the same).
+VERSION  ?= $(shell scripts/pkgversion 2>/dev/null)
+BUILDVCS ?= $(shell git status --porcelain >/dev/null 2>&1 && echo true || echo false)
+GOLDFLAGS = -s -w$(if $(VERSION), -X github.com/bsdcarp/bsdcarp/internal/version.Version=$(VERSION))
+
 .PHONY: all build test sim demo bench bench-replay bench-handover bench-scale bench-vrrp fuzz vet clean install install-rcd uninstall deb
 
 all: build
@@ -16,7 +25,7 @@ all: build
 # functions (Go's own tables); debug with a plain `go build`.
 build:
 	@mkdir -p bin/bsd
-	$(GO) build -trimpath -ldflags='-s -w' -o bin/ ./cmd/carpd ./cmd/ifconfig-carp ./cmd/carpctl-sysctl ./cmd/carpctl-compat
+	$(GO) build -trimpath -buildvcs=$(BUILDVCS) -ldflags='$(GOLDFLAGS)' -o bin/ ./cmd/carpd ./cmd/ifconfig-carp ./cmd/carpctl-sysctl ./cmd/carpctl-compat
 	ln -sf ../ifconfig-carp bin/bsd/ifconfig
 	ln -sf ../carpctl-sysctl bin/bsd/sysctl
 	for c in kldload kldstat service; do ln -sf ../carpctl-compat bin/bsd/$$c || exit 1; done

@@ -29,9 +29,14 @@ type Options struct {
 	// Logger receives carp(4)-style messages, each formatted in full in the
 	// record's message (errors at Error, state changes at Info, bad
 	// packets at Debug; which of them are logged at all is decided by
-	// net.inet.carp.log, so the handler should not drop levels); nil
-	// discards them.
+	// net.inet.carp.log, so the handler should not drop levels but
+	// through LogLevel); nil discards them.
 	Logger *slog.Logger
+	// LogLevel, if not nil, is kept at the lowest level net.inet.carp.log
+	// lets through, for a handler shared with other packages to drop
+	// their lines below it: Debug at 2 and above (bad packets), Info
+	// below. The engine's own lines are gated by the knob already.
+	LogLevel *slog.LevelVar
 	// Events, if not nil, receives every Event (see Event) in the order
 	// the engine decided them. The engine never blocks on it: a send that
 	// would wait drops the event instead, counts it (EventsDropped) and
@@ -144,6 +149,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.cfg = cfg
+	e.syncLogLevel()
 	e.initSave()
 	e.counters = e.loadCounters()
 	orig, err := loadKernelState(opts.StateDir)
@@ -168,7 +174,9 @@ var ErrStopped = errors.New("engine: stopped")
 func (e *Engine) call(ctx context.Context, f func()) error {
 	finished := make(chan struct{})
 	select {
-	case e.calls <- func() { f(); close(finished) }:
+	// The log level is set before the caller hears back, after a sysctl
+	// -w net.inet.carp.log as after a configuration load.
+	case e.calls <- func() { f(); e.syncLogLevel(); close(finished) }:
 	case <-e.done:
 		return ErrStopped
 	case <-ctx.Done():
@@ -368,6 +376,18 @@ func (e *Engine) removeStrayLinks() {
 		}
 	}
 	e.relist("after removing stale links")
+}
+
+// syncLogLevel sets Options.LogLevel from net.inet.carp.log.
+func (e *Engine) syncLogLevel() {
+	if e.opts.LogLevel == nil {
+		return
+	}
+	l := slog.LevelInfo
+	if e.knob("log") >= 2 {
+		l = slog.LevelDebug
+	}
+	e.opts.LogLevel.Set(l)
 }
 
 // errorf, warnf, infof and debugf log one message, worded in full as

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/bsdcarp/bsdcarp/carp/control"
+	"github.com/bsdcarp/bsdcarp/internal/version"
 )
 
 const help = `usage: carpctl-compat [--socket PATH] COMMAND ARGS...
@@ -34,10 +35,14 @@ func main() {
 func run(argv []string, stdout, stderr io.Writer) int {
 	prog := filepath.Base(argv[0])
 	args := argv[1:]
-	socket, flags, args, err := control.SplitFlags(args, "help")
+	socket, flags, args, err := control.SplitFlags(args, "help", "version")
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
+	}
+	if flags["version"] {
+		fmt.Fprintln(stdout, version.String("carpctl-compat"))
+		return 0
 	}
 	if prog == "carpctl-compat" {
 		if flags["help"] || len(args) == 0 {

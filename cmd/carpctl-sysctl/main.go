@@ -17,9 +17,10 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/carp/bsd"
 	"github.com/bsdcarp/bsdcarp/carp/control"
+	"github.com/bsdcarp/bsdcarp/internal/version"
 )
 
-const help = `usage: carpctl-sysctl [--socket PATH] [--stats] BSD-SYSCTL-ARGUMENTS...
+const help = `usage: carpctl-sysctl [--socket PATH] [--version] [--stats] BSD-SYSCTL-ARGUMENTS...
   sysctl -w net.inet.carp.preempt=1
   sysctl net.inet.carp
   sysctl -n net.inet.carp.allow
@@ -40,12 +41,16 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, msg)
 		return 1
 	}
-	socket, flags, args, err := control.SplitFlags(argv[1:], "help", "stats")
+	socket, flags, args, err := control.SplitFlags(argv[1:], "help", "stats", "version")
 	if err != nil {
 		return fail(err.Error())
 	}
 	if flags["help"] {
 		fmt.Fprint(out, help)
+		return 0
+	}
+	if flags["version"] {
+		fmt.Fprintln(out, version.String("carpctl-sysctl"))
 		return 0
 	}
 	c := control.Client{Path: socket}

@@ -21,6 +21,8 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp/engine"
 	"github.com/bsdcarp/bsdcarp/carp/events"
 	"github.com/bsdcarp/bsdcarp/internal/loglines"
+	"github.com/bsdcarp/bsdcarp/internal/sdnotify"
+	"github.com/bsdcarp/bsdcarp/internal/version"
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
@@ -31,12 +33,13 @@ import (
 const DefaultStateDir = "/run/carpd/state"
 
 type cli struct {
-	Socket    string   `help:"Control socket path." env:"CARPD_SOCKET" default:"${socket}"`
-	StateDir  string   `help:"Directory of the runtime state (configuration, kernel settings to restore); under /run so that a reboot clears it." env:"CARPD_STATE_DIR" default:"${statedir}"`
-	Ifmap     []string `help:"BSD-to-Linux interface names, e.g. em0=eth0,em1=eth1." sep:","`
-	IfmapFile string   `help:"File of BSD=Linux name lines (# comments); missing is fine." default:"/etc/carpd/ifmap"`
-	DevdPipe  string   `help:"devd(8)-style event socket (one line per event, as devd.pipe); \"\" or off: none." env:"CARPD_DEVD_PIPE" default:"${devdpipe}"`
-	DevdConf  string   `help:"devd.conf(5) rules whose actions run on CARP and IFNET events (and the files of its options directories); re-read on SIGHUP; off: none." env:"CARPD_DEVD_CONF" default:"${devdconf}"`
+	Socket    string           `help:"Control socket path." env:"CARPD_SOCKET" default:"${socket}"`
+	StateDir  string           `help:"Directory of the runtime state (configuration, kernel settings to restore); under /run so that a reboot clears it." env:"CARPD_STATE_DIR" default:"${statedir}"`
+	Ifmap     []string         `help:"BSD-to-Linux interface names, e.g. em0=eth0,em1=eth1." sep:","`
+	IfmapFile string           `help:"File of BSD=Linux name lines (# comments); missing is fine." default:"/etc/carpd/ifmap"`
+	DevdPipe  string           `help:"devd(8)-style event socket (one line per event, as devd.pipe); \"\" or off: none." env:"CARPD_DEVD_PIPE" default:"${devdpipe}"`
+	Version   kong.VersionFlag `help:"Print the version and exit."`
+	DevdConf  string           `help:"devd.conf(5) rules whose actions run on CARP and IFNET events (and the files of its options directories); re-read on SIGHUP; off: none." env:"CARPD_DEVD_CONF" default:"${devdconf}"`
 
 	// Metrics (metrics.go), off by default.
 	MetricsListen      string        `help:"Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9542); loopback only unless --metrics-allow-remote." placeholder:"ADDR"`
@@ -50,18 +53,22 @@ func main() {
 	kong.Parse(&c,
 		kong.Name("carpd"),
 		kong.Description("CARP engine: FreeBSD's carp(4) on Linux."),
-		kong.Vars{"socket": control.DefaultSocket, "statedir": DefaultStateDir, "devdpipe": events.DefaultPipe, "devdconf": DefaultDevdConf},
+		kong.Vars{"socket": control.DefaultSocket, "statedir": DefaultStateDir, "devdpipe": events.DefaultPipe, "devdconf": DefaultDevdConf, "version": version.String("carpd")},
 	)
 	// One logger for carpd, the engine and the kernel adapter: lines on
-	// stderr as log.LstdFlags|log.Lmicroseconds wrote them.
-	lg := loglines.New(os.Stderr, true)
+	// stderr as log.LstdFlags|log.Lmicroseconds wrote them or, when stderr
+	// is journald's, with syslog priorities and no time of their own. The
+	// level follows net.inet.carp.log (the engine keeps it).
+	journal := loglines.JournalStream(os.Stderr)
+	level := new(slog.LevelVar)
+	lg := slog.New(loglines.NewHandlerOptions(os.Stderr, loglines.Options{Stamp: !journal, Journal: journal, Level: level}))
 	limitMemory()
 	stopProfiles, err := startProfiles()
 	if err != nil {
 		lg.Error(fmt.Sprintf("carpd: %v", err))
 		os.Exit(1)
 	}
-	err = run(c, lg)
+	err = run(c, lg, level, sdnotify.FromEnv())
 	stopProfiles()
 	if err != nil {
 		lg.Error(fmt.Sprintf("carpd: %v", err))
@@ -74,7 +81,10 @@ func main() {
 // run is still starting.
 const signalQueue = 8
 
-func run(c cli, lg *slog.Logger) error {
+// run is carpd from its locks to its stop. notify tells systemd
+// (Type=notify) when carpd is ready, reloading and stopping; see
+// handleSignals.
+func run(c cli, lg *slog.Logger, level *slog.LevelVar, notify *sdnotify.Notifier) error {
 	// Before anything else: SIGHUP's default action would end the process
 	// without a hand-over, and a SIGTERM during start-up must still lead
 	// to one.
@@ -125,13 +135,14 @@ func run(c cli, lg *slog.Logger) error {
 	defer k.Close()
 	evs := startEvents(c.DevdPipe, c.DevdConf, lg) // after the locks: a second carpd leaves the pipe alone
 	defer evs.close()
-	eng, err := engine.New(engine.Options{Kernel: k, StateDir: c.StateDir, IfMap: ifmap, Logger: lg, Events: evs.ch})
+	eng, err := engine.New(engine.Options{Kernel: k, StateDir: c.StateDir, IfMap: ifmap, Logger: lg, LogLevel: level, Events: evs.ch})
 	if err != nil {
 		return err
 	}
 	ctx, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
-	go handleSignals(ctx, sigs, stop, c, eng, evs, lg)
+	serving := make(chan struct{})
+	go handleSignals(ctx, sigs, stop, c, eng, evs, lg, notify, serving)
 	runErr := make(chan error, 1)
 	go func() { runErr <- eng.Run(ctx) }()
 	select {
@@ -159,6 +170,13 @@ func run(c cli, lg *slog.Logger) error {
 	}()
 	lg.Info(fmt.Sprintf("carpd: ready on %s", sock))
 	mets.start(eng, lg)
+	// READY=1 only now: the saved state is applied (the engine's Ready)
+	// and the socket serves, so carp-rc.service, ordered after carpd,
+	// finds it answering.
+	if err := notify.Ready("serving on " + sock); err != nil {
+		lg.Warn(fmt.Sprintf("carpd: %v", err))
+	}
+	close(serving)
 	err = <-runErr
 	srv.Close()
 	if err == nil {
@@ -168,20 +186,37 @@ func run(c cli, lg *slog.Logger) error {
 }
 
 // handleSignals turns SIGTERM and SIGINT into a graceful stop named after
-// the signal and SIGHUP into a reload, until ctx ends.
-func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.CancelCauseFunc, c cli, eng *engine.Engine, evs *eventPlumbing, lg *slog.Logger) {
+// the signal and SIGHUP into a reload, until ctx ends. systemd hears of each
+// (sd_notify): STOPPING=1 as the stop starts, RELOADING=1 and then READY=1
+// around a reload. A SIGHUP before serving is closed waits for it, so that
+// no READY=1 comes before carpd's first.
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.CancelCauseFunc, c cli, eng *engine.Engine, evs *eventPlumbing, lg *slog.Logger, notify *sdnotify.Notifier, serving <-chan struct{}) {
+	tell := func(err error) {
+		if err != nil {
+			lg.Warn(fmt.Sprintf("carpd: %v", err))
+		}
+	}
 	// A reload runs on its own goroutine, one at a time, so that reading
 	// the map can never delay a SIGTERM; HUPs that come meanwhile fold
 	// into one more reload.
 	hup := make(chan struct{}, 1)
 	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-serving:
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
+				tell(notify.Reloading())
 				reload(ctx, c, eng, lg)
 				evs.loadRules("SIGHUP: ")
+				if ctx.Err() == nil { // no READY=1 after STOPPING=1
+					tell(notify.Ready("reloaded"))
+				}
 			}
 		}
 	}()
@@ -197,7 +232,9 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, stop context.Canc
 				}
 				continue
 			}
-			stop(errors.New(unix.SignalName(sig.(syscall.Signal))))
+			name := unix.SignalName(sig.(syscall.Signal))
+			tell(notify.Stopping(name + ": handing over"))
+			stop(errors.New(name))
 		}
 	}
 }

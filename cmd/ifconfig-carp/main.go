@@ -15,9 +15,10 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/carp/bsd"
 	"github.com/bsdcarp/bsdcarp/carp/control"
+	"github.com/bsdcarp/bsdcarp/internal/version"
 )
 
-const help = `usage: ifconfig-carp [--socket PATH] BSD-IFCONFIG-ARGUMENTS...
+const help = `usage: ifconfig-carp [--socket PATH] [--version] BSD-IFCONFIG-ARGUMENTS...
   ifconfig carp0 create
   ifconfig carp0 vhid 1 pass lanpasswd carpdev em0 advskew 100 10.0.0.1 255.255.255.0
   ifconfig carp0 [down|up|destroy|state backup]
@@ -41,12 +42,16 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, msg)
 		return 1
 	}
-	socket, flags, args, err := control.SplitFlags(argv[1:], "help", "json")
+	socket, flags, args, err := control.SplitFlags(argv[1:], "help", "json", "version")
 	if err != nil {
 		return fail(err.Error())
 	}
 	if flags["help"] {
 		fmt.Fprint(out, help)
+		return 0
+	}
+	if flags["version"] {
+		fmt.Fprintln(out, version.String("ifconfig-carp"))
 		return 0
 	}
 	if flags["json"] {
