@@ -128,8 +128,14 @@ func AppendVRRP(b []byte, a VRRPAdvert, src, dst netip.Addr) []byte {
 // ParseVRRP decodes a VRRPv3 advertisement b (the bytes after the IP
 // header) that travelled from src to dst and verifies its checksum: first
 // as RFC 9568 says, then, for IPv4 only, without the pseudo-header. Bytes
-// after the listed addresses are ignored. It never panics.
+// after the listed addresses are not decoded (a checksum that covers them
+// too is accepted: FreeBSD sums the whole payload). Addresses of different
+// or no families are refused. It never panics.
 func ParseVRRP(b []byte, src, dst netip.Addr) (VRRPAdvert, VRRPChecksum, error) {
+	src, dst = src.Unmap(), dst.Unmap()
+	if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {
+		return VRRPAdvert{}, VRRPChecksumBad, fmt.Errorf("%w: addresses %v -> %v", ErrVRRPChecksum, src, dst)
+	}
 	if len(b) < VRRPHeaderLen {
 		return VRRPAdvert{}, VRRPChecksumBad, fmt.Errorf("%w: %d bytes", ErrVRRPShort, len(b))
 	}
@@ -160,6 +166,10 @@ func ParseVRRP(b []byte, src, dst netip.Addr) (VRRPAdvert, VRRPChecksum, error) 
 	msg := b[:end]
 	switch {
 	case vrrpSum(msg, src, dst) == 0:
+		return a, VRRPChecksumRFC, nil
+	case end < len(b) && vrrpSum(b, src, dst) == 0:
+		// FreeBSD sums the whole IP payload: a sender may have covered
+		// bytes after the addresses.
 		return a, VRRPChecksumRFC, nil
 	case !v6 && Checksum(msg) == 0:
 		return a, VRRPChecksumNoPseudo, nil

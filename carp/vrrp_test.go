@@ -101,6 +101,20 @@ func TestVRRPChecksumDialects(t *testing.T) {
 			t.Errorf("%s: %+v %v %v", c.name, got, sum, err)
 		}
 	}
+	// Mixed or missing families are refused, not a panic.
+	for _, c := range [][2]netip.Addr{{netip.MustParseAddr("fe80::1"), {}}, {netip.MustParseAddr("fe80::1"), dst4}, {{}, {}}} {
+		if _, _, err := ParseVRRP(rfc, c[0], c[1]); err == nil {
+			t.Errorf("ParseVRRP from %v to %v: no error", c[0], c[1])
+		}
+	}
+	// A checksum that also covers trailing bytes (FreeBSD sums the whole
+	// payload) is accepted.
+	trail := append(bytes.Clone(rfc), 0xde, 0xad)
+	trail[6], trail[7] = 0, 0
+	binary.BigEndian.PutUint16(trail[6:], vrrpSum(trail, src4, dst4))
+	if _, sum, err := ParseVRRP(trail, src4, dst4); err != nil || sum != VRRPChecksumRFC {
+		t.Errorf("checksum over trailing bytes: %v %v", sum, err)
+	}
 	// The same bytes from another source fail the RFC checksum.
 	if _, _, err := ParseVRRP(rfc, netip.MustParseAddr("192.0.2.12"), dst4); !errors.Is(err, ErrVRRPChecksum) {
 		t.Errorf("rfc checksum from another source: err %v, want ErrVRRPChecksum", err)
@@ -196,6 +210,9 @@ func FuzzVRRP(f *testing.F) {
 		if v6 {
 			src, dst = src6, GroupV6
 		}
+		if len(b) > 0 && b[0]&1 == 1 {
+			_, _, _ = ParseVRRP(b, src, GroupV6) // mixed families: an error, never a panic
+		}
 		a, sum, err := ParseVRRP(b, src, dst)
 		if err != nil {
 			if sum != VRRPChecksumBad {
@@ -207,6 +224,9 @@ func FuzzVRRP(f *testing.F) {
 		want := bytes.Clone(b[:n])
 		if want[4]&0xf0 != 0 {
 			return // reserved bits are not kept
+		}
+		if sum == VRRPChecksumRFC && vrrpSum(want, src, dst) != 0 {
+			return // the checksum covered bytes after the addresses
 		}
 		got := AppendVRRP(nil, a, src, dst)
 		if sum == VRRPChecksumNoPseudo {

@@ -182,6 +182,13 @@ func FormatLink(w io.Writer, l api.LinkStatus, st api.Status, showKeys bool) err
 			b = append(b, " interval "...)
 			b = strconv.AppendUint(b, uint64(v.Interval), 10)
 			b = append(b, '\n')
+			if v.Peer != "" || v.Peer6 != "" {
+				// bsdcarp sends VRRPv3 to unicast peers too
+				// (FreeBSD does not): say where they go.
+				b = append(b, "\t      "...)
+				b = append(b, v.PeerLine()...)
+				b = append(b, '\n')
+			}
 			b = append(b, mismatchLine("\t", *v)...)
 			continue
 		}

@@ -151,6 +151,10 @@ func TestFormatLinkCases(t *testing.T) {
 			"em0: flags=1008843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST,LOWER_UP> metric 0 mtu 1500\n" +
 				"\tinet 192.168.1.50 netmask 0xffffffff broadcast 192.168.1.50 vhid 1\n" +
 				"\tvrrp: MASTER vrid 1 prio 100 interval 100\n\tstatus: active\n"},
+		{"VRRPv3 vhid with a unicast peer: the peer line too", plain,
+			api.Status{VHIDs: []api.VHIDStatus{{Iface: "em0", VHID: 1, Version: 3, Priority: 100, Interval: 100, State: "BACKUP", Peer: "10.0.0.9"}}},
+			"em0: flags=1008843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST,LOWER_UP> metric 0 mtu 1500\n" +
+				"\tvrrp: BACKUP vrid 1 prio 100 interval 100\n\t      peer 10.0.0.9 peer6 ff02::12\n\tstatus: active\n"},
 		{"a /31 and a /0", with(func(l *api.LinkStatus) { l.Addrs = pfx("10.0.0.0/31", "10.9.9.9/0") }), api.Status{},
 			"em0: flags=1008843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST,LOWER_UP> metric 0 mtu 1500\n" +
 				"\tinet 10.0.0.0 netmask 0xfffffffe broadcast 10.0.0.1\n\tinet 10.9.9.9 netmask 0x00000000\n\tstatus: active\n"},

@@ -402,6 +402,9 @@ func (p *planner) peer(op api.Op) error {
 		return errInval
 	}
 	switch {
+	case a.IsUnspecified():
+		// FreeBSD's ifconfig sends 0.0.0.0 / :: for "no change"
+		// (carp_ioctl_set copies only a set peer).
 	case !six && a == carp.GroupV4:
 		p.cur.Peer = netip.Addr{}
 	case six && a == carp.GroupV6:

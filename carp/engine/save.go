@@ -61,6 +61,7 @@ type saver struct {
 	queued   []byte    // the content of the last job handed out
 	seq      uint64    // the last job's number
 	pending  bool      // the configuration in effect is not saved yet
+	retrying bool      // a retry's write is under way off the loop
 	retryAt  time.Time // next attempt while pending
 	loggedAt time.Time // last failure logged, while pending
 	// write replaces writeAtomic in tests that make saving fail.
@@ -213,6 +214,9 @@ func (e *Engine) writeSave(j *saveJob) error {
 // *api.SaveError after a failure (logged, rate-limited, and retried every
 // saveRetry).
 func (e *Engine) saveDone(now time.Time, j *saveJob, err error) error {
+	if err != nil && j.seq <= e.save.savedSeq {
+		return nil // a later job, which holds this one's change, is on disk
+	}
 	if err != nil {
 		return e.saveFailed(now, err)
 	}
@@ -240,16 +244,6 @@ func (e *Engine) saveFailed(now time.Time, err error) error {
 	return se
 }
 
-// persist saves the configuration in effect from the event loop itself
-// (the retries of a failed save): nil or a *api.SaveError.
-func (e *Engine) persist(now time.Time) error {
-	j, err := e.queueSave(now)
-	if j == nil {
-		return err
-	}
-	return e.saveDone(now, j, e.writeSave(j))
-}
-
 // saveOffLoop writes j (when not nil) on the calling goroutine and records
 // the outcome on the event loop: what Ifconfig and SetSysctl return after
 // their change took effect.
@@ -259,7 +253,9 @@ func (e *Engine) saveOffLoop(ctx context.Context, j *saveJob) error {
 	}
 	werr := e.writeSave(j)
 	var err error
-	if cerr := e.call(ctx, func() { err = e.saveDone(e.opts.Now(), j, werr) }); cerr != nil {
+	// Not ctx: the outcome must reach the loop (a failure is retried from
+	// there) even when the caller stopped waiting during a slow write.
+	if cerr := e.call(context.Background(), func() { err = e.saveDone(e.opts.Now(), j, werr) }); cerr != nil {
 		if werr != nil {
 			file := filepath.Join(e.opts.StateDir, configFile)
 			return &api.SaveError{File: file, Cause: causeText(file, werr), Err: werr}
@@ -270,22 +266,39 @@ func (e *Engine) saveOffLoop(ctx context.Context, j *saveJob) error {
 }
 
 // retrySave is the event loop's timer for a pending save.
+// The retry writes off the loop too (a disk that failed may be slow as
+// well); saveDone, back on the loop, logs a failure (rate-limited) and
+// sets the next attempt.
 func (e *Engine) retrySave(now time.Time) {
-	if e.save.pending && !now.Before(e.save.retryAt) {
-		_ = e.persist(now) // persist logs a failure (rate-limited) and keeps retrying
+	if !e.save.pending || e.save.retrying || now.Before(e.save.retryAt) {
+		return
 	}
+	j, err := e.queueSave(now)
+	if j == nil || err != nil {
+		return // nothing to write, or an encoding failure noted for the next attempt
+	}
+	e.save.retrying = true
+	go func() {
+		werr := e.writeSave(j)
+		_ = e.call(context.Background(), func() {
+			e.save.retrying = false
+			_ = e.saveDone(e.opts.Now(), j, werr)
+		})
+	}()
 }
 
 // saveDeadline is when the next save attempt is due, if one is pending.
 func (e *Engine) saveDeadline() (time.Time, bool) {
-	return e.save.retryAt, e.save.pending
+	return e.save.retryAt, e.save.pending && !e.save.retrying
 }
 
 // flushSave makes a last attempt when the engine stops; what cannot be
 // saved is said in the log, since the next start brings back the last saved
 // configuration.
 func (e *Engine) flushSave() {
-	if !e.save.pending {
+	// Also when a job was handed out whose write is not known to be done
+	// (its caller may be stopped with carpd before it writes).
+	if !e.save.pending && e.save.seq <= e.save.savedSeq {
 		return
 	}
 	file := filepath.Join(e.opts.StateDir, configFile)

@@ -308,3 +308,99 @@ func TestASlowDiskNeverHoldsAnAdvert(t *testing.T) {
 		}
 	})
 }
+
+// TestASlowFailingSaveIsRetriedAfterTheCallerGaveUp: the outcome of a save
+// reaches the loop even when the command's caller stopped waiting during a
+// slow write: a failure is retried and the change ends up on disk.
+func TestASlowFailingSaveIsRetriedAfterTheCallerGaveUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", t.TempDir())
+		defer n.stop(t)
+		// Eight times: when both are ready, a select picks the expired
+		// context or the loop at random, so one round may not tell.
+		for prio := 120; prio < 128; prio++ {
+			release := make(chan struct{})
+			useWriter(t, n, func(string, string, []byte) error {
+				<-release
+				return syscall.EIO
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			done := make(chan error, 1)
+			go func() { done <- n.e.Ifconfig(ctx, api.IfconfigRequest{Iface: "em0", Ops: vrrpLine(prio, 10)}) }()
+			time.Sleep(2 * time.Second) // the caller's deadline passes during the write
+			useWriterAsync(n, writeAtomic)
+			close(release)
+			synctest.Wait()
+			<-done
+			cancel()
+			time.Sleep(saveRetry + time.Second)
+			synctest.Wait()
+			b, err := os.ReadFile(filepath.Join(n.e.opts.StateDir, configFile))
+			if want := fmt.Sprintf(`"vrrpprio":%d`, prio); err != nil || !strings.Contains(string(b), want) {
+				t.Fatalf("config.json after the retry: %s %v, want %s\n%s", b, err, want, n.logs)
+			}
+		}
+	})
+}
+
+// useWriterAsync swaps the writer from a goroutine, for a test whose loop
+// may be busy: the swap is seen by the next job.
+func useWriterAsync(n *node, w func(dir, name string, b []byte) error) {
+	go func() { _ = n.e.call(context.Background(), func() { n.e.save.write = w }) }()
+}
+
+// TestAJobNotWrittenBeforeStopIsWrittenAtStop: a change whose save job was
+// handed out but never written (its caller stopped with carpd) is written
+// by the engine's last save at stop.
+func TestAJobNotWrittenBeforeStopIsWrittenAtStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", dir)
+		var err error
+		if cerr := n.e.call(context.Background(), func() {
+			_, err = n.e.ifconfig(api.IfconfigRequest{Iface: "em0", Ops: vrrpLine(140, 10)})
+		}); cerr != nil || err != nil {
+			t.Fatal(cerr, err)
+		}
+		n.stop(t) // the job is dropped, as by a caller killed with carpd
+		b, rerr := os.ReadFile(filepath.Join(dir, configFile))
+		if rerr != nil || !strings.Contains(string(b), `"vrrpprio":140`) {
+			t.Fatalf("config.json after stop: %s %v", b, rerr)
+		}
+	})
+}
+
+// TestARetryOnASlowDiskNeverHoldsAnAdvert: after a failed save, the retry
+// writes off the loop too: while it hangs, a MASTER at 10 ms keeps
+// advertising.
+func TestARetryOnASlowDiskNeverHoldsAnAdvert(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", t.TempDir())
+		defer n.stop(t)
+		useWriter(t, n, func(string, string, []byte) error { return syscall.ENOSPC })
+		err := n.e.Ifconfig(context.Background(), api.IfconfigRequest{Iface: "em0", Ops: vrrpLine(120, 1)})
+		var se *api.SaveError
+		if !errors.As(err, &se) {
+			t.Fatalf("Ifconfig on a full disk: %v, want a SaveError", err)
+		}
+		time.Sleep(carp.VRRPMasterDown(120, 1) + time.Millisecond)
+		synctest.Wait()
+		release := make(chan struct{})
+		useWriter(t, n, func(dir, name string, b []byte) error {
+			<-release
+			return writeAtomic(dir, name, b)
+		})
+		var sent int
+		n.k.SetSendHook(func(string, osif.Packet) { sent++ })
+		time.Sleep(saveRetry + time.Second) // the retry starts and hangs
+		synctest.Wait()
+		if want := int((saveRetry + time.Second) / (10 * time.Millisecond)); sent < want-2 {
+			t.Fatalf("%d adverts while the retry hung, want about %d", sent, want)
+		}
+		close(release)
+		synctest.Wait()
+		if _, err := os.Stat(filepath.Join(n.e.opts.StateDir, configFile)); err != nil {
+			t.Fatalf("config.json after the retry: %v", err)
+		}
+	})
+}

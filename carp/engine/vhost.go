@@ -870,7 +870,7 @@ func (e *Engine) input(now time.Time, p osif.Packet) {
 		return nil, nil, false
 	}
 	noCARP := e.hostIdx.devs[dev] == 0
-	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: p.Dst.IsMulticast(), NoCARP: noCARP, ShortHeader: p.ShortHeader}, e.knob("allow") != 0, lookup)
+	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: e.multicastMode(p, dev), NoCARP: noCARP, ShortHeader: p.ShortHeader}, e.knob("allow") != 0, lookup)
 	if drop == carp.DropNone && !found.counter.Fresh(p.IPv6, hdr.Counter) {
 		// Authentic but already seen: a captured advert played again must
 		// neither hold a BACKUP down nor make a MASTER yield.

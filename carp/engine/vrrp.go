@@ -51,6 +51,18 @@ func (e *Engine) inputOtherVersion(now time.Time, p osif.Packet, dev string) boo
 	return false
 }
 
+// multicastMode reports whether the TTL of advert p must be 255: unless
+// the vhid it names has a unicast peer for p's family (FreeBSD's
+// carp_input_c decides by the vhid's mode, not by where the packet was
+// sent: a unicast packet to a vhid in multicast mode is checked too).
+func (e *Engine) multicastMode(p osif.Packet, dev string) bool {
+	if len(p.Payload) < 2 {
+		return true
+	}
+	h := e.hostFor(p.Payload[1], dev, p.IPv6)
+	return h == nil || h.cfg.advertDst(p.IPv6).IsMulticast()
+}
+
 // countIn counts a received packet in ipackets or ipackets6.
 func (e *Engine) countIn(p osif.Packet) {
 	if p.IPv6 {
@@ -82,9 +94,12 @@ func (e *Engine) inputVRRP(now time.Time, p osif.Packet, dev string) {
 	case !h.cfg.isVRRP():
 		e.stats.BadVer++
 		drop = carp.DropBadVer
-	case p.Dst.IsMulticast() && p.TTL != carp.TTL:
-		// FreeBSD 14 checks the TTL of multicast adverts only: a
-		// unicast peer may be routed.
+	case h.cfg.advertDst(p.IPv6).IsMulticast() && p.TTL != carp.TTL:
+		// The TTL is the only thing that keeps a VRRPv3 advert (no
+		// authentication) from beyond the link: checked for every
+		// advert of a vhid in multicast mode, whatever the packet's
+		// destination; a vhid with a unicast peer may be routed
+		// (FreeBSD decides by the vhid's mode, carp_input_c).
 		e.stats.BadTTL++
 		drop = carp.DropBadTTL
 	}

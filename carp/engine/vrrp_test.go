@@ -250,6 +250,11 @@ func TestUnicastPeers(t *testing.T) {
 		if fw2.state(t, "em0") != "BACKUP" {
 			t.Errorf("fw2 %s", fw2.state(t, "em0"))
 		}
+		// peer 0.0.0.0 is FreeBSD's "no change".
+		fw1.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPeer, Str: "0.0.0.0"})
+		if vs := fw1.vhidStatus(t, "em0"); vs.Peer != "10.0.0.3" {
+			t.Errorf("after peer 0.0.0.0: peer %q", vs.Peer)
+		}
 		// mcast: back to the group.
 		fw1.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPeer, Str: "224.0.0.18"})
 		if vs := fw1.vhidStatus(t, "em0"); vs.Peer != "" {
@@ -334,4 +339,37 @@ func TestVRRPPriorityChangeTakesEffect(t *testing.T) {
 			t.Fatalf("priorities advertised after vrrpprio 130: %v", prios)
 		}
 	})
+}
+
+// TestUnicastAdvertsFromBeyondTheLinkAreDropped: a vhid in multicast mode
+// checks the TTL of every advert, also one sent to its unicast address: a
+// VRRPv3 advert (no authentication) or a CARP one from a router away, TTL
+// 3, priority 254 / advskew 0, is counted in badttl and changes nothing.
+func TestUnicastAdvertsFromBeyondTheLinkAreDropped(t *testing.T) {
+	for _, vrrp := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			seg := memkernel.NewSegment()
+			victim := newNode(t, seg, "10.0.0.2/24", "")
+			attacker := newNode(t, seg, "10.0.0.66/24", "")
+			defer victim.stop(t)
+			defer attacker.stop(t)
+			peer := api.Op{Kind: api.OpPeer, Str: "10.0.0.2"}
+			if vrrp {
+				victim.ifconfig(t, "em0", vrrpLine(100, 10)...)
+				attacker.ifconfig(t, "em0", vrrpLine(254, 10, peer)...)
+			} else {
+				victim.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpAdvSkew, Int: 100}, api.Op{Kind: api.OpAddr, Prefix: vrrpVIP, Alias: true})
+				attacker.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, peer, api.Op{Kind: api.OpAddr, Prefix: vrrpVIP, Alias: true})
+			}
+			attacker.k.SetSendTTL(3)
+			time.Sleep(10 * time.Second)
+			synctest.Wait()
+			if s := victim.state(t, "em0"); s != "MASTER" {
+				t.Fatalf("vrrp=%v: victim %s after unicast adverts with TTL 3", vrrp, s)
+			}
+			if c := victim.counters(t); c[api.StatBadTTL] == 0 {
+				t.Errorf("vrrp=%v: no badttl counted: %v", vrrp, c)
+			}
+		})
+	}
 }
