@@ -170,28 +170,38 @@ func FormatLink(w io.Writer, l api.LinkStatus, st api.Status, showKeys bool) err
 		if state == "" {
 			state = "INIT"
 		}
-		if v.Version == 3 {
-			// sbin/ifconfig/carp.c: "\tvrrp: %s vrid %d prio %d
-			// interval %d\n", no key and no peer line.
-			b = append(b, "\tvrrp: "...)
-			b = append(b, state...)
-			b = append(b, " vrid "...)
-			b = strconv.AppendUint(b, uint64(v.VHID), 10)
-			b = append(b, " prio "...)
-			b = strconv.AppendUint(b, uint64(v.Priority), 10)
-			b = append(b, " interval "...)
-			b = strconv.AppendUint(b, uint64(v.Interval), 10)
-			b = append(b, '\n')
-			if v.Peer != "" || v.Peer6 != "" {
-				// bsdcarp sends VRRPv3 to unicast peers too
-				// (FreeBSD does not): say where they go.
-				b = append(b, "\t      "...)
-				b = append(b, v.PeerLine()...)
-				b = append(b, '\n')
-			}
-			b = append(b, mismatchLine("\t", *v)...)
-			continue
-		}
+		b = appendVHIDLines(b, v, state, showKeys)
+		b = append(b, mismatchLine("\t", *v)...)
+	}
+	if l.Loopback {
+		b = append(b, "\tgroups: lo\n"...)
+	} else if l.Carrier {
+		b = append(b, "\tstatus: active\n"...)
+	} else {
+		b = append(b, "\tstatus: no carrier\n"...)
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// appendVHIDLines appends the status lines of vhid v in state
+// (sbin/ifconfig/carp.c carp_status()): "\tcarp: %s vhid %d advbase %d
+// advskew %d", the key only with showKeys, and the peer line; for a VRRPv3
+// vhid "\tvrrp: %s vrid %d prio %d interval %d" and no key, with the peer
+// line only when it has a unicast peer (bsdcarp sends VRRPv3 to peers,
+// FreeBSD does not: the line says where they go).
+func appendVHIDLines(b []byte, v *api.VHIDStatus, state string, showKeys bool) []byte {
+	vrrp := v.Version == 3
+	if vrrp {
+		b = append(b, "\tvrrp: "...)
+		b = append(b, state...)
+		b = append(b, " vrid "...)
+		b = strconv.AppendUint(b, uint64(v.VHID), 10)
+		b = append(b, " prio "...)
+		b = strconv.AppendUint(b, uint64(v.Priority), 10)
+		b = append(b, " interval "...)
+		b = strconv.AppendUint(b, uint64(v.Interval), 10)
+	} else {
 		b = append(b, "\tcarp: "...)
 		b = append(b, state...)
 		b = append(b, " vhid "...)
@@ -205,20 +215,14 @@ func FormatLink(w io.Writer, l api.LinkStatus, st api.Status, showKeys bool) err
 			b = append(b, v.Key...)
 			b = append(b, '"')
 		}
-		b = append(b, "\n\t      "...)
+	}
+	b = append(b, '\n')
+	if !vrrp || v.Peer != "" || v.Peer6 != "" {
+		b = append(b, "\t      "...)
 		b = append(b, v.PeerLine()...)
 		b = append(b, '\n')
-		b = append(b, mismatchLine("\t", *v)...)
 	}
-	if l.Loopback {
-		b = append(b, "\tgroups: lo\n"...)
-	} else if l.Carrier {
-		b = append(b, "\tstatus: active\n"...)
-	} else {
-		b = append(b, "\tstatus: no carrier\n"...)
-	}
-	_, err := w.Write(b)
-	return err
+	return b
 }
 
 // addrFamilyRank orders AF_INET (2) before AF_INET6 (28).
