@@ -858,19 +858,29 @@ func (e *Engine) input(now time.Time, p osif.Packet) {
 	if l, ok := e.links[p.IfIndex]; ok {
 		dev = e.bsdName(l.Name)
 	}
-	if e.inputOtherVersion(now, p, dev) {
+	// The vhid the packet names (byte 1 in CARP and VRRPv3 alike) on
+	// this parent for its family, looked up once for every check below.
+	var target *vhost
+	if len(p.Payload) >= 2 {
+		target = e.hostFor(p.Payload[1], dev, p.IPv6)
+	}
+	if e.inputOtherVersion(now, p, dev, target) {
 		return
 	}
 	var found *vhost
-	lookup := func(vhid uint8) ([]byte, []netip.Addr, bool) {
-		if h := e.hostFor(vhid, dev, p.IPv6); h != nil {
-			found = h
-			return carp.Key(h.cfg.Key), h.cfg.addrs(), true
+	lookup := func(uint8) ([]byte, []netip.Addr, bool) {
+		if target != nil {
+			found = target
+			return carp.Key(target.cfg.Key), target.cfg.addrs(), true
 		}
 		return nil, nil, false
 	}
 	noCARP := e.hostIdx.devs[dev] == 0
-	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: e.multicastMode(p, dev), NoCARP: noCARP, ShortHeader: p.ShortHeader}, e.knob("allow") != 0, lookup)
+	// The TTL must be 255 unless the vhid has a unicast peer for the
+	// family (FreeBSD's carp_input_c decides by the vhid's mode, not by
+	// where the packet was sent).
+	multicast := target == nil || target.cfg.advertDst(p.IPv6).IsMulticast()
+	hdr, drop := carp.Validate(&e.stats, carp.Received{Payload: p.Payload, IPv6: p.IPv6, TTL: p.TTL, Multicast: multicast, NoCARP: noCARP, ShortHeader: p.ShortHeader}, e.knob("allow") != 0, lookup)
 	if drop == carp.DropNone && !found.counter.Fresh(p.IPv6, hdr.Counter) {
 		// Authentic but already seen: a captured advert played again must
 		// neither hold a BACKUP down nor make a MASTER yield.

@@ -26,19 +26,18 @@ func (e *Engine) hostFor(vhid uint8, dev string, ipv6 bool) *vhost {
 
 // inputOtherVersion handles a packet that is not for the CARP path:
 // a VRRPv3 advert (version 3), or a CARP advert for a VRRPv3 vhid, which
-// FreeBSD counts in badver (carp_input_c). It reports whether it took the
-// packet.
-func (e *Engine) inputOtherVersion(now time.Time, p osif.Packet, dev string) bool {
+// FreeBSD counts in badver (carp_input_c). h is the vhid the packet names
+// on dev for its family (nil: none). It reports whether it took the packet.
+func (e *Engine) inputOtherVersion(now time.Time, p osif.Packet, dev string, h *vhost) bool {
 	b := p.Payload
 	if p.ShortHeader || len(b) < carp.VRRPHeaderLen {
 		return false // the CARP path counts it
 	}
 	switch b[0] >> 4 {
 	case carp.VRRPVersion:
-		e.inputVRRP(now, p, dev)
+		e.inputVRRP(now, p, dev, h)
 		return true
 	case carp.Version:
-		h := e.hostFor(b[1], dev, p.IPv6)
 		if h == nil || !h.cfg.isVRRP() || e.knob("allow") == 0 {
 			return false
 		}
@@ -49,18 +48,6 @@ func (e *Engine) inputOtherVersion(now time.Time, p osif.Packet, dev string) boo
 		return true
 	}
 	return false
-}
-
-// multicastMode reports whether the TTL of advert p must be 255: unless
-// the vhid it names has a unicast peer for p's family (FreeBSD's
-// carp_input_c decides by the vhid's mode, not by where the packet was
-// sent: a unicast packet to a vhid in multicast mode is checked too).
-func (e *Engine) multicastMode(p osif.Packet, dev string) bool {
-	if len(p.Payload) < 2 {
-		return true
-	}
-	h := e.hostFor(p.Payload[1], dev, p.IPv6)
-	return h == nil || h.cfg.advertDst(p.IPv6).IsMulticast()
 }
 
 // countIn counts a received packet in ipackets or ipackets6.
@@ -75,14 +62,13 @@ func (e *Engine) countIn(p osif.Packet) {
 // inputVRRP validates a VRRPv3 advert in FreeBSD's order (carp_input,
 // then vrrp_input_c: the vhid, its version, the TTL, the checksum; the
 // RFC 9568 checksum or, for IPv4, the one without pseudo-header) and hands
-// it to the vhid's state machine.
-func (e *Engine) inputVRRP(now time.Time, p osif.Packet, dev string) {
+// it to h, the vhid it names (nil: none), for its state machine.
+func (e *Engine) inputVRRP(now time.Time, p osif.Packet, dev string, h *vhost) {
 	e.countIn(p)
 	if e.knob("allow") == 0 {
 		return
 	}
 	vrid := p.Payload[1]
-	h := e.hostFor(vrid, dev, p.IPv6)
 	var drop carp.Drop
 	switch {
 	case h == nil && p.IPv6 && e.hostIdx.devs[dev] == 0:
