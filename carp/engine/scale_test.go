@@ -191,10 +191,16 @@ func BenchmarkNextDeadline1020(b *testing.B) {
 // one vhid) with 255 vhids configured.
 func BenchmarkIfconfigLine255(b *testing.B) {
 	e, _ := scaleEngine(b, 1, 255)
+	benchLines(b, e, 0)
+}
+
+// benchLines runs one configuration line (a new advskew for vhid 5 of
+// parent) per iteration.
+func benchLines(b *testing.B, e *Engine, parent int) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := e.Ifconfig(context.Background(), scaleLine(0, 5, 100+i%50)); err != nil {
+		if err := e.Ifconfig(context.Background(), scaleLine(parent, 5, 100+i%50)); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -207,14 +213,7 @@ func BenchmarkIfconfigLine255(b *testing.B) {
 // interfaces.
 func BenchmarkIfconfigLine1020(b *testing.B) {
 	e, _ := scaleEngine(b, 4, 255)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if err := e.Ifconfig(context.Background(), scaleLine(3, 5, 100+i%50)); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	benchLines(b, e, 3)
 }
 
 // BenchmarkIfconfigLine1020Saved is one configuration line (advskew of an
