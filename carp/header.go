@@ -8,7 +8,6 @@ import (
 	"net/netip"
 
 	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
 
 // Wire constants of the CARP advertisement (FreeBSD sys/netinet/ip_carp.h,
@@ -76,7 +75,10 @@ var LayerTypeCARP = gopacket.RegisterLayerType(1112, gopacket.LayerTypeMetadata{
 // sys/netinet/ip_carp.h, struct carp_header),
 // usable as a gopacket layer (decoding and serializing).
 type Header struct {
-	layers.BaseLayer
+	// contents and payload are the bytes DecodeFromBytes read the header
+	// from and what followed them (gopacket's LayerContents and
+	// LayerPayload).
+	contents, payload []byte
 	// Version is the high nibble of byte 0 (2 for CARP, 3 for VRRPv3).
 	Version uint8
 	// Type is the low nibble of byte 0 (1: advertisement).
@@ -99,6 +101,12 @@ type Header struct {
 	// MD is the HMAC-SHA1 of the advertisement (see MAC).
 	MD [20]byte
 }
+
+// LayerContents returns the 36 bytes h was decoded from.
+func (h *Header) LayerContents() []byte { return h.contents }
+
+// LayerPayload returns the bytes after the header h was decoded from.
+func (h *Header) LayerPayload() []byte { return h.payload }
 
 // LayerType returns LayerTypeCARP.
 func (h *Header) LayerType() gopacket.LayerType { return LayerTypeCARP }
@@ -130,8 +138,8 @@ func (h *Header) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error 
 	h.Checksum = binary.BigEndian.Uint16(data[6:8])
 	h.Counter = binary.BigEndian.Uint64(data[8:16])
 	copy(h.MD[:], data[16:36])
-	h.Contents = data[:HeaderLen]
-	h.Payload = data[HeaderLen:]
+	h.contents = data[:HeaderLen]
+	h.payload = data[HeaderLen:]
 	return nil
 }
 

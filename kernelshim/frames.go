@@ -1,13 +1,12 @@
 package kernelshim
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 
 	"github.com/bsdcarp/bsdcarp/carp/osif"
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
 
 var (
@@ -18,62 +17,39 @@ var (
 	naFlagOverride = uint8(0x20)
 )
 
+// Sizes and codes of the frames below: ARP over Ethernet (RFC 826), the
+// least Ethernet frame without its FCS, and an ICMPv6 neighbour
+// advertisement with one target link-layer address option (RFC 4861,
+// section 4.4).
+const (
+	etherTypeARP     = 0x0806
+	arpLen           = 28
+	arpRequest       = 1
+	arpReply         = 2
+	minFrameLen      = 60
+	icmpv6NA         = 136
+	naLen            = 24 // header and target address; the option follows
+	optTargetLinkAdr = 2
+	protoICMPv6      = 58
+)
+
 // AnnounceFrame builds the Ethernet frame Announce sends: a gratuitous ARP
-// request for an IPv4 addr, an unsolicited neighbour advertisement for an
-// IPv6 one. The destination MAC is returned too.
+// request for an IPv4 addr (padded to the least Ethernet frame), an
+// unsolicited neighbour advertisement (override flag, hop limit 255, to
+// ff02::1) for an IPv6 one. The destination MAC is returned too.
 func AnnounceFrame(mac net.HardwareAddr, addr netip.Addr) (frame []byte, dst net.HardwareAddr, err error) {
 	if len(mac) != 6 {
 		return nil, nil, fmt.Errorf("kernelshim: announce %s: bad MAC %q", addr, mac)
 	}
 	addr = addr.Unmap()
-	buf := gopacket.NewSerializeBuffer()
-	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
 	switch {
 	case addr.Is4():
-		ip := addr.AsSlice()
-		eth := &layers.Ethernet{SrcMAC: mac, DstMAC: broadcastMAC, EthernetType: layers.EthernetTypeARP}
-		arp := &layers.ARP{
-			AddrType:          layers.LinkTypeEthernet,
-			Protocol:          layers.EthernetTypeIPv4,
-			HwAddressSize:     6,
-			ProtAddressSize:   4,
-			Operation:         layers.ARPRequest,
-			SourceHwAddress:   mac,
-			SourceProtAddress: ip,
-			DstHwAddress:      zeroMAC,
-			DstProtAddress:    ip,
-		}
-		err = gopacket.SerializeLayers(buf, opts, eth, arp)
-		dst = broadcastMAC
+		return arpFrame(arpRequest, mac, addr, broadcastMAC, zeroMAC, addr), broadcastMAC, nil
 	case addr.Is6():
-		eth := &layers.Ethernet{SrcMAC: mac, DstMAC: allNodesMAC, EthernetType: layers.EthernetTypeIPv6}
-		ip6 := &layers.IPv6{
-			Version:    6,
-			HopLimit:   255,
-			NextHeader: layers.IPProtocolICMPv6,
-			SrcIP:      addr.AsSlice(),
-			DstIP:      allNodesV6.AsSlice(),
-		}
-		icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeNeighborAdvertisement, 0)}
-		if err = icmp.SetNetworkLayerForChecksum(ip6); err != nil {
-			return nil, nil, fmt.Errorf("kernelshim: announce %s: %w", addr, err)
-		}
-		na := &layers.ICMPv6NeighborAdvertisement{
-			Flags:         naFlagOverride,
-			TargetAddress: addr.AsSlice(),
-			Options: layers.ICMPv6Options{
-				{Type: layers.ICMPv6OptTargetAddress, Data: []byte(mac)},
-			},
-		}
-		err = gopacket.SerializeLayers(buf, opts, eth, ip6, icmp, na)
-		dst = allNodesMAC
+		return naFrame(mac, addr), allNodesMAC, nil
 	default:
 		return nil, nil, fmt.Errorf("kernelshim: announce: invalid address %v", addr)
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("kernelshim: announce %s: build frame: %w", addr, err)
-	}
-	return buf.Bytes(), dst, nil
 }
 
 // ARPReplyFrame builds the Ethernet frame ReplyARP sends: an ARP reply from
@@ -83,24 +59,64 @@ func ARPReplyFrame(mac net.HardwareAddr, addr netip.Addr, toMAC net.HardwareAddr
 	if len(mac) != 6 || len(toMAC) != 6 || !addr.Is4() || !toIP.Is4() {
 		return nil, fmt.Errorf("kernelshim: arp reply %s is-at %s to %s (%s): bad address", addr, mac, toIP, toMAC)
 	}
-	buf := gopacket.NewSerializeBuffer()
-	opts := gopacket.SerializeOptions{FixLengths: true}
-	eth := &layers.Ethernet{SrcMAC: mac, DstMAC: toMAC, EthernetType: layers.EthernetTypeARP}
-	arp := &layers.ARP{
-		AddrType:          layers.LinkTypeEthernet,
-		Protocol:          layers.EthernetTypeIPv4,
-		HwAddressSize:     6,
-		ProtAddressSize:   4,
-		Operation:         layers.ARPReply,
-		SourceHwAddress:   mac,
-		SourceProtAddress: addr.AsSlice(),
-		DstHwAddress:      toMAC,
-		DstProtAddress:    toIP.AsSlice(),
+	return arpFrame(arpReply, mac, addr, toMAC, toMAC, toIP), nil
+}
+
+// arpFrame is an Ethernet / IPv4 ARP frame of operation op from srcMAC
+// (Ethernet and sender hardware address) for srcIP, to ethDst, with target
+// hardware address dstHW and target IP dstIP, padded with zeros to
+// minFrameLen. The MACs are 6 bytes and the addresses IPv4 (checked by
+// the callers).
+func arpFrame(op uint16, srcMAC net.HardwareAddr, srcIP netip.Addr, ethDst, dstHW net.HardwareAddr, dstIP netip.Addr) []byte {
+	b := make([]byte, 0, minFrameLen)
+	b = append(b, ethDst...)
+	b = append(b, srcMAC...)
+	b = binary.BigEndian.AppendUint16(b, etherTypeARP)
+	b = append(b, 0, 1, 0x08, 0x00, 6, 4) // Ethernet, IPv4, address sizes
+	b = binary.BigEndian.AppendUint16(b, op)
+	s, d := srcIP.As4(), dstIP.As4()
+	b = append(b, srcMAC...)
+	b = append(b, s[:]...)
+	b = append(b, dstHW...)
+	b = append(b, d[:]...)
+	return b[:minFrameLen] // the zero padding: make cleared the capacity
+}
+
+// naFrame is the unsolicited neighbour advertisement for addr, an IPv6
+// address, from mac (6 bytes) to all nodes.
+func naFrame(mac net.HardwareAddr, addr netip.Addr) []byte {
+	const icmpLen = naLen + 8
+	b := make([]byte, 0, ethHeaderLen+ip6HeaderLen+icmpLen)
+	b = append(b, allNodesMAC...)
+	b = append(b, mac...)
+	b = binary.BigEndian.AppendUint16(b, etherTypeIPv6)
+	b = binary.BigEndian.AppendUint32(b, 6<<28)
+	b = binary.BigEndian.AppendUint16(b, icmpLen)
+	b = append(b, protoICMPv6, 255)
+	s, d := addr.As16(), allNodesV6.As16()
+	b = append(b, s[:]...)
+	b = append(b, d[:]...)
+	icmp := len(b)
+	b = append(b, icmpv6NA, 0, 0, 0, naFlagOverride, 0, 0, 0)
+	b = append(b, s[:]...)
+	b = append(b, optTargetLinkAdr, 1) // one 8-byte unit
+	b = append(b, mac...)
+	// The checksum covers the pseudo-header (source, destination, length,
+	// next header) and the ICMPv6 message (RFC 4443, section 2.3).
+	var sum uint32
+	add := func(p []byte) {
+		for i := 0; i+1 < len(p); i += 2 {
+			sum += uint32(p[i])<<8 | uint32(p[i+1])
+		}
 	}
-	if err := gopacket.SerializeLayers(buf, opts, eth, arp); err != nil {
-		return nil, fmt.Errorf("kernelshim: arp reply %s: build frame: %w", addr, err)
+	add(b[ethHeaderLen+8 : ethHeaderLen+ip6HeaderLen])
+	sum += icmpLen + protoICMPv6
+	add(b[icmp:])
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
 	}
-	return buf.Bytes(), nil
+	binary.BigEndian.PutUint16(b[icmp+2:], ^uint16(sum))
+	return b
 }
 
 // ParseARPRequest decodes an Ethernet frame into an osif.ARPRequest; ok is false
