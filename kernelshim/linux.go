@@ -111,6 +111,8 @@ type Linux struct {
 	frame []byte
 	rsa   unix.RawSockaddrLinklayer
 
+	dellinks atomic.Int64 // RTM_DELLINK requests sent, for the tests
+
 	// parentCovers' dump of every address, and when it was taken (amu).
 	amu     sync.Mutex
 	addrs   map[int][]netip.Prefix
@@ -373,7 +375,7 @@ func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 		return fmt.Errorf("kernelshim: create macvlan %s on parent %w", name, err)
 	}
 	mv := &netlink.Macvlan{
-		LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: p.Attrs().Index, HardwareAddr: mac},
+		LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: p.Attrs().Index, HardwareAddr: mac, Group: osif.LinkGroup},
 		Mode:      netlink.MACVLAN_MODE_BRIDGE,
 	}
 	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkAdd(mv) }); err != nil {
@@ -425,6 +427,7 @@ func (k *Linux) DeleteLink(name string) error {
 	if err != nil {
 		return fmt.Errorf("kernelshim: delete link %w", err)
 	}
+	k.dellinks.Add(1)
 	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkDel(l) }); err != nil {
 		if isNotFound(err) {
 			return fmt.Errorf("kernelshim: delete link %s: %w", name, osif.ErrNoLink)
@@ -436,6 +439,75 @@ func (k *Linux) DeleteLink(name string) error {
 	k.ourLinksChangedLocked()
 	k.mu.Unlock()
 	return nil
+}
+
+// DeleteLinks: see the contract in carp/engine's kernel.go. When the
+// links of osif.LinkGroup (the group CreateMACVLAN puts its macvlans in)
+// are all among names, they go in one RTM_DELLINK of the group: the kernel
+// unregisters them in one batch, with one wait for RCU readers instead of
+// one per link (~25 ms each here: 1,020 macvlans took 25 s to delete one
+// by one, 150 ms in a batch). The rest are deleted one by one.
+func (k *Linux) DeleteLinks(names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	for _, n := range names {
+		k.forgetSendLink(n, 0)
+	}
+	var all []netlink.Link
+	if err := k.withHandle(func(h *netlink.Handle) error {
+		var err error
+		all, err = h.LinkList()
+		return err
+	}); err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return fmt.Errorf("kernelshim: delete links: list links: %w", err)
+	}
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	var group []netlink.Link
+	batch := true
+	for _, l := range all {
+		if l.Attrs().Group != osif.LinkGroup {
+			continue
+		}
+		if !want[l.Attrs().Name] {
+			batch = false // someone else's link in the group: never delete it
+			break
+		}
+		group = append(group, l)
+	}
+	var errs []error
+	if batch && len(group) > 1 {
+		k.dellinks.Add(1)
+		err := k.inNS(func() error {
+			req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
+			req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+			req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(osif.LinkGroup)))
+			_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+			return err
+		})
+		if err == nil {
+			k.mu.Lock()
+			for _, l := range group {
+				delete(k.ours, l.Attrs().Index)
+				delete(want, l.Attrs().Name)
+			}
+			k.ourLinksChangedLocked()
+			k.mu.Unlock()
+		}
+		// On an error, one by one below.
+	}
+	for _, n := range names {
+		if !want[n] {
+			continue
+		}
+		if err := k.DeleteLink(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // SetMTU: see the contract in carp/engine's kernel.go.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -824,5 +825,67 @@ func TestLinuxCARPBurst(t *testing.T) {
 	}
 	if p, ok := recvPacket(chb, 200*time.Millisecond); ok {
 		t.Errorf("one more packet than sent: %+v", p)
+	}
+}
+
+// TestLinuxDeleteLinks deletes carpd's macvlans in one request of their
+// link group, and never a link of the group that is not among the names.
+func TestLinuxDeleteLinks(t *testing.T) {
+	requireRoot(t)
+	a, _ := vethPair(t)
+	ka := kernelIn(t, a)
+	names := make([]string, 40)
+	for i := range names {
+		names[i] = fmt.Sprintf("carpv%d", i+1)
+		if err := ka.CreateMACVLAN(names[i], "veth0", net.HardwareAddr{0, 0, 0x5e, 0, 1, byte(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := ipn(t, a, "-d", "link", "show", "carpv1"); !strings.Contains(out, fmt.Sprintf("group %d", osif.LinkGroup)) {
+		t.Fatalf("carpv1 is not in link group %d:\n%s", osif.LinkGroup, out)
+	}
+	count := func() int {
+		ls, err := ka.Links()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, l := range ls {
+			if strings.HasPrefix(l.Name, "carpv") || l.Name == "theirs0" {
+				n++
+			}
+		}
+		return n
+	}
+
+	// A link of someone else in the group: it stays, ours go one by one.
+	ipn(t, a, "link", "add", "theirs0", "link", "veth0", "group", fmt.Sprint(osif.LinkGroup), "type", "macvlan")
+	before := ka.dellinks.Load()
+	if err := ka.DeleteLinks(names[:20]); err != nil {
+		t.Fatalf("DeleteLinks with a foreign link in the group: %v", err)
+	}
+	if n := count(); n != 21 {
+		t.Fatalf("%d links left, want 20 of ours and theirs0", n)
+	}
+	if d := ka.dellinks.Load() - before; d != 20 {
+		t.Errorf("%d delete requests for 20 links with a foreign one in the group, want 20", d)
+	}
+	ipn(t, a, "link", "del", "theirs0")
+
+	// Only ours in the group: one request; a missing name is an error
+	// wrapping ErrNoLink, the others are still deleted.
+	before = ka.dellinks.Load()
+	if err := ka.DeleteLinks(append(names[20:], "carpv99")); !errors.Is(err, osif.ErrNoLink) {
+		t.Fatalf("DeleteLinks(..., missing) = %v, want ErrNoLink", err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d links left after deleting the group", n)
+	}
+	// One for the group of 20; the missing name is not found to delete.
+	if d := ka.dellinks.Load() - before; d != 1 {
+		t.Errorf("%d delete requests for a group of 20 and a missing link, want 1", d)
+	}
+	if err := ka.DeleteLinks(nil); err != nil {
+		t.Fatal(err)
 	}
 }

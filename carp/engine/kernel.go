@@ -32,6 +32,10 @@ type Links interface {
 	CreateMACVLAN(name, parent string, mac net.HardwareAddr) error
 	// DeleteLink deletes a link; ErrNoLink-wrapped when missing.
 	DeleteLink(name string) error
+	// DeleteLinks deletes links as DeleteLink does each, faster where the
+	// kernel can delete them together; the errors of the links it could
+	// not delete are joined (errors.Join).
+	DeleteLinks(names []string) error
 	// SetLinkUp sets the administrative state; ErrNoLink-wrapped when missing.
 	SetLinkUp(name string, up bool) error
 	// SetMTU sets a link's MTU; the kernel's refusal (EINVAL) is returned

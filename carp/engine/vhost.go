@@ -430,6 +430,35 @@ func (e *Engine) restoreKernel() {
 // reason is the logged cause of the transition to INIT; empty means the
 // admin's ifconfig (carp.ReasonUser).
 func (e *Engine) teardown(now time.Time, h *vhost, reason string) {
+	e.handOver(now, h, reason)
+	if h.made {
+		if err := e.k.DeleteLink(h.vlink); err != nil && !errors.Is(err, osif.ErrNoLink) {
+			e.errorf("carpd: delete %s: %v", h.vlink, err)
+		}
+		h.made = false
+	}
+}
+
+// deleteLinks deletes the links of hs that the engine made, together (the
+// kernel deletes a batch of links much faster than one link at a time).
+func (e *Engine) deleteLinks(hs []*vhost) {
+	var names []string
+	for _, h := range hs {
+		if h.made {
+			names = append(names, h.vlink)
+			h.made = false
+		}
+	}
+	for _, err := range unjoin(e.k.DeleteLinks(names)) {
+		if !errors.Is(err, osif.ErrNoLink) {
+			e.errorf("carpd: %v", err)
+		}
+	}
+}
+
+// handOver is teardown but for the link: the vhost stops, with a bow-out
+// if MASTER, and its addresses are removed.
+func (e *Engine) handOver(now time.Time, h *vhost, reason string) {
 	if h.suppressed {
 		before := e.demotion()
 		e.setSuppressed(h, false)
@@ -442,12 +471,6 @@ func (e *Engine) teardown(now time.Time, h *vhost, reason string) {
 	}
 	e.apply(now, h, h.m.BowOut(now, reason))
 	e.removeAddrs(h)
-	if h.made {
-		if err := e.k.DeleteLink(h.vlink); err != nil && !errors.Is(err, osif.ErrNoLink) {
-			e.errorf("carpd: delete %s: %v", h.vlink, err)
-		}
-		h.made = false
-	}
 }
 
 // apply carries out what the state machine decided, in the order that

@@ -35,6 +35,12 @@ var (
 // Protocol is the IP protocol number of CARP (and VRRP).
 const Protocol = 112
 
+// LinkGroup is the link group (IFLA_GROUP, `ip link ... group N`) of the
+// macvlans carpd creates: 0x43415250, "CARP" in ASCII, a number no admin
+// picks by chance. carpd deletes the group in one request at stop when
+// nothing else is in it (kernelshim's DeleteLinks).
+const LinkGroup = 0x43415250
+
 // Link is a snapshot of one network interface.
 type Link struct {
 	Name      string

@@ -510,6 +510,18 @@ func (m *Memory) DeleteLink(name string) error {
 	return nil
 }
 
+// DeleteLinks: see the contract in carp/engine's kernel.go. One by one:
+// the in-memory kernel has no batch to gain from.
+func (m *Memory) DeleteLinks(names []string) error {
+	var errs []error
+	for _, n := range names {
+		if err := m.DeleteLink(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // SetMTU: see the contract in carp/engine's kernel.go. Recorded as "ip link
 // set X mtu N"; 68..65535 accepted, for a macvlan at most its parent's MTU.
 func (m *Memory) SetMTU(name string, mtu int) error {
