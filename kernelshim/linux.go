@@ -703,10 +703,10 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 	rwg.Add(readers)
 	k.wg.Add(readers)
 	done := func() { rwg.Done(); k.wg.Done() }
-	c4r, p6r := k.c4, k.p6
+	c4r, c6r := k.c4, k.c6
 	go func() { defer done(); k.read4(ctx, c4r, onto) }()
-	if p6r != nil {
-		go func() { defer done(); k.read6(ctx, p6r, onto) }()
+	if c6r != nil {
+		go func() { defer done(); k.read6(ctx, c6r, onto) }()
 	}
 	go func() { rwg.Wait(); shut() }()
 	return nil
@@ -786,45 +786,36 @@ func deliver(ctx context.Context, stop <-chan struct{}, onto chan<- osif.Packet,
 	return false
 }
 
-// readBuffers returns readBatch messages, each with its own datagram buffer
-// of readBufSize bytes and control message buffer of oobLen bytes, reused by
-// every read (ipv4.Message and ipv6.Message are the same type).
-func readBuffers(oobLen int) []ipv4.Message {
-	ms := make([]ipv4.Message, readBatch)
-	buf := make([]byte, readBatch*readBufSize)
-	oob := make([]byte, readBatch*oobLen)
-	for i := range ms {
-		ms[i].Buffers = [][]byte{buf[i*readBufSize : (i+1)*readBufSize : (i+1)*readBufSize]}
-		ms[i].OOB = oob[i*oobLen : (i+1)*oobLen : (i+1)*oobLen]
+// errorPauseOr waits errorPause, so that a reader does not spin on a
+// persistent error; false when the reader must stop.
+func (k *Linux) errorPauseOr(ctx context.Context) bool {
+	select {
+	case <-time.After(errorPause):
+		return true
+	case <-ctx.Done():
+	case <-k.close:
 	}
-	return ms
+	return false
 }
 
 func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- osif.Packet) {
-	pc := ipv4.NewPacketConn(c) // on a raw socket: datagrams with their IPv4 header
-	ms := readBuffers(len(ipv4.NewControlMessage(ipv4.FlagTTL | ipv4.FlagInterface | ipv4.FlagDst)))
+	r, err := newBatchReader(c, len(ipv4.NewControlMessage(ipv4.FlagTTL|ipv4.FlagInterface|ipv4.FlagDst)))
+	if err != nil {
+		k.log.Warn("CARP IPv4 receive", "err", err)
+		return
+	}
 	for {
-		n, err := pc.ReadBatch(ms, 0)
+		n, err := r.read()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil || !k.errorPauseOr(ctx) {
 				return
 			}
 			k.log.Warn("CARP IPv4 receive", "err", err)
-			select { // do not spin on a persistent error
-			case <-time.After(errorPause):
-				continue
-			case <-ctx.Done():
-				return
-			case <-k.close:
-				return
-			}
+			continue
 		}
-		for _, m := range ms[:n] {
-			var cm ipv4.ControlMessage
-			_ = cm.Parse(m.OOB[:m.NN])
-			from, _ := m.Addr.(*net.IPAddr)
-			p := parse4(m.Buffers[0][:m.N], &cm, from)
-			if !deliver(ctx, k.close, onto, p) {
+		for i := range n {
+			pi, _ := parseCmsgs(r.control(i)) // what is missing stays zero
+			if !deliver(ctx, k.close, onto, parse4(r.datagram(i), pi, r.source(i))) {
 				return
 			}
 		}
@@ -833,16 +824,8 @@ func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- osif.Packe
 
 // parse4 turns a raw IPv4 datagram (header included) into a osif.Packet,
 // tolerating short or odd headers: the caller validates.
-func parse4(b []byte, cm *ipv4.ControlMessage, from *net.IPAddr) osif.Packet {
-	p := osif.Packet{IfIndex: cm.IfIndex, TTL: cm.TTL}
-	if from != nil {
-		if a, ok := netip.AddrFromSlice(from.IP); ok {
-			p.Src = a.Unmap()
-		}
-	}
-	if a, ok := netip.AddrFromSlice(cm.Dst); ok {
-		p.Dst = a.Unmap()
-	}
+func parse4(b []byte, pi pktInfo, from netip.Addr) osif.Packet {
+	p := osif.Packet{IfIndex: pi.ifIndex, TTL: pi.ttl, Src: from.Unmap(), Dst: pi.dst.Unmap()}
 	if len(b) >= ipv4.HeaderLen && b[0]>>4 == 4 {
 		p.TTL = int(b[8])
 		p.Src = netip.AddrFrom4([4]byte(b[12:16]))
@@ -859,43 +842,29 @@ func parse4(b []byte, cm *ipv4.ControlMessage, from *net.IPAddr) osif.Packet {
 	return p
 }
 
-func (k *Linux) read6(ctx context.Context, c *ipv6.PacketConn, onto chan<- osif.Packet) {
-	ms := readBuffers(len(ipv6.NewControlMessage(ipv6.FlagHopLimit | ipv6.FlagInterface | ipv6.FlagDst)))
+func (k *Linux) read6(ctx context.Context, c *net.IPConn, onto chan<- osif.Packet) {
+	r, err := newBatchReader(c, len(ipv6.NewControlMessage(ipv6.FlagHopLimit|ipv6.FlagInterface|ipv6.FlagDst)))
+	if err != nil {
+		k.log.Warn("CARP IPv6 receive", "err", err)
+		return
+	}
 	for {
-		n, err := c.ReadBatch(ms, 0)
+		n, err := r.read()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil || !k.errorPauseOr(ctx) {
 				return
 			}
 			k.log.Warn("CARP IPv6 receive", "err", err)
-			select {
-			case <-time.After(errorPause):
-				continue
-			case <-ctx.Done():
-				return
-			case <-k.close:
-				return
-			}
+			continue
 		}
-		for _, m := range ms[:n] {
-			p := osif.Packet{Payload: append([]byte(nil), m.Buffers[0][:m.N]...), IPv6: true}
-			if ia, ok := m.Addr.(*net.IPAddr); ok {
-				if a, ok := netip.AddrFromSlice(ia.IP); ok {
-					p.Src = a
-				}
+		for i := range n {
+			pi, err := parseCmsgs(r.control(i))
+			if err != nil {
+				k.log.Warn("CARP IPv6 receive", "err", err)
+				continue
 			}
-			if m.NN > 0 {
-				var cm ipv6.ControlMessage
-				if err := cm.Parse(m.OOB[:m.NN]); err != nil {
-					k.log.Warn("CARP IPv6 receive", "err", fmt.Errorf("control message: %w", err))
-					continue
-				}
-				p.IfIndex = cm.IfIndex
-				p.TTL = cm.HopLimit
-				if a, ok := netip.AddrFromSlice(cm.Dst); ok {
-					p.Dst = a
-				}
-			}
+			p := osif.Packet{Payload: append([]byte(nil), r.datagram(i)...), IPv6: true,
+				Src: r.source(i), IfIndex: pi.ifIndex, TTL: pi.ttl, Dst: pi.dst}
 			if !deliver(ctx, k.close, onto, p) {
 				return
 			}

@@ -20,7 +20,6 @@ import (
 	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"golang.org/x/net/ipv4"
 )
 
 // advert is a CARP-looking 36-byte payload; its checksum bytes are
@@ -587,19 +586,19 @@ func TestLinuxCloseNoLeak(t *testing.T) {
 }
 
 func TestParse4FlagsAnIncompleteHeader(t *testing.T) {
-	cm := &ipv4.ControlMessage{IfIndex: 3, TTL: 255}
+	cm := pktInfo{ifIndex: 3, ttl: 255}
 	full := make([]byte, 20+36)
 	full[0] = 0x45
 	full[8] = 255
 	copy(full[12:16], []byte{10, 0, 0, 2})
 	copy(full[16:20], []byte{224, 0, 0, 18})
-	if p := parse4(full, cm, nil); p.ShortHeader || len(p.Payload) != 36 {
+	if p := parse4(full, cm, netip.Addr{}); p.ShortHeader || len(p.Payload) != 36 {
 		t.Fatalf("whole datagram: ShortHeader %v, %d payload bytes", p.ShortHeader, len(p.Payload))
 	}
 	long := slices.Clone(full)
 	long[0] = 0x4f // a 60-byte header in 56 bytes
 	for name, b := range map[string][]byte{"12 bytes": full[:12], "ihl beyond the datagram": long, "not IPv4": append([]byte{0x65}, full[1:]...)} {
-		if p := parse4(b, cm, nil); !p.ShortHeader || len(p.Payload) != 0 {
+		if p := parse4(b, cm, netip.Addr{}); !p.ShortHeader || len(p.Payload) != 0 {
 			t.Errorf("%s: ShortHeader %v, %d payload bytes", name, p.ShortHeader, len(p.Payload))
 		}
 	}
