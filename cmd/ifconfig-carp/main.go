@@ -109,12 +109,24 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	case !p.ListAll && !p.ListNames && p.Group == "":
 		req.Iface = p.Iface
 	}
+	if p.Request == nil {
+		// carpd prints the display itself; one that does not answers
+		// with the status, formatted here into the same text.
+		req.Text, req.Args = bsd.TextIfconfig, args
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		if code, ok := showWithoutCarpd(err, p, out, fail); ok {
 			return code
 		}
 		return fail(err.Error())
+	}
+	if resp.Text != nil {
+		out.WriteString(*resp.Text)
+		if err := resp.Err(); err != nil {
+			return fail(bsd.Text(err))
+		}
+		return 0
 	}
 	if err := resp.StatusErr(); err != nil {
 		return fail(bsd.Text(err))
