@@ -3,6 +3,7 @@ package control
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -113,6 +114,8 @@ func appendResponse(b []byte, resp Response) ([]byte, error) {
 	rest := resp
 	rest.Version, rest.Text = 0, nil
 	if resp.Version == Version && resp.Text != nil && rest == (Response{}) {
+		// Room for the escapes (a tab and a newline a line) up front.
+		b = slices.Grow(b, len(textPrefix)+len(*resp.Text)*9/8+8)
 		if msg, ok := appendTextOnly(b, *resp.Text); ok {
 			return checkSize(msg)
 		}

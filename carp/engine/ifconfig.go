@@ -154,6 +154,13 @@ func (e *Engine) status(q api.StatusQuery) api.Status {
 			hosts[hostKey{h.iface, h.cfg.VHID}] = h
 		}
 	}
+	n := 0
+	for _, ifc := range e.cfg.Ifaces {
+		if q.Wants(ifc.Name) {
+			n += len(ifc.VHIDs)
+		}
+	}
+	st.VHIDs = make([]api.VHIDStatus, 0, n) // one allocation on the loop, not a doubling series
 	for _, ifc := range e.cfg.Ifaces {
 		if !q.Wants(ifc.Name) {
 			continue
