@@ -1,3 +1,11 @@
+// A command lives a few milliseconds: start-up settings that change
+// nothing it does. It keeps no goroutine to update GOMAXPROCS from the
+// cgroup's CPU limit and does not name its memory mappings (a prctl(2)
+// per mapping).
+//
+//go:debug updatemaxprocs=0
+//go:debug decoratemappings=0
+
 // Command carpctl-sysctl is sysctl(8) for the net.inet.carp tree kept by
 // carpd. It takes FreeBSD sysctl command lines verbatim and prints what a BSD
 // host prints; installed as bin/bsd/sysctl it reports errors as "sysctl:".

@@ -1,3 +1,11 @@
+// A command lives a few milliseconds: start-up settings that change
+// nothing it does. It keeps no goroutine to update GOMAXPROCS from the
+// cgroup's CPU limit and does not name its memory mappings (a prctl(2)
+// per mapping).
+//
+//go:debug updatemaxprocs=0
+//go:debug decoratemappings=0
+
 // Command ifconfig-carp is ifconfig(8) for carp: it takes FreeBSD / OpenBSD
 // ifconfig command lines verbatim, sends them to carpd, and prints what a BSD
 // host prints. Installed as bin/bsd/ifconfig it reports errors as "ifconfig:".
