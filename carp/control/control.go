@@ -8,7 +8,6 @@
 package control
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -77,6 +77,17 @@ type Request struct {
 	// that does not know it answers without them (Response.Status has no
 	// Demotion), which the client reports rather than printing zeros.
 	Detail bool `json:"detail,omitempty"`
+	// Text asks for the text a status command prints instead of the
+	// status it is made from: the command's name for Server.Render
+	// (carp/bsd's TextIfconfig, TextSysctl, TextNetstat) and Args, its
+	// BSD words. The other fields still choose the status, as without
+	// Text. carpd renders the text on the connection's goroutine, never
+	// on the engine's loop, and answers with Response.Text; a server
+	// that does not know Text (or declines it: a change, sysctl -f)
+	// answers with the status, which the command formats itself into
+	// the same text.
+	Text string   `json:"text,omitempty"`
+	Args []string `json:"args,omitempty"`
 }
 
 // Error codes of a Response.
@@ -102,7 +113,28 @@ type Response struct {
 	// prints on stderr (the configuration could not be saved yet); the
 	// command still succeeds.
 	Warning string `json:"warning,omitempty"`
+	// Text is the answer to Request.Text: what the command prints on
+	// stdout, then Stderr on stderr, and it exits with Exit. When the
+	// response also has an error (Err), the command prints Text and then
+	// the error, and exits 1.
+	Text   *string `json:"text,omitempty"`
+	Stderr string  `json:"stderr,omitempty"`
+	Exit   int     `json:"exit,omitempty"`
 }
+
+// Rendered is the text of a status command, the answer to Request.Text.
+type Rendered struct {
+	Stdout, Stderr string
+	Exit           int
+	// Err, when set, is printed by the command after Stdout, in its BSD
+	// words (a *api.Error keeps its kind on the way), and it exits 1.
+	Err error
+}
+
+// Renderer turns a status into the text the command cmd prints for the BSD
+// words args, for a caller who is root or not; ok is false when it does
+// not render that line (the server then answers with the status).
+type Renderer func(cmd string, args []string, root bool, st api.Status) (r Rendered, ok bool)
 
 // Engine is what the server needs of carpd's engine.
 type Engine interface {
@@ -125,6 +157,9 @@ type Server struct {
 	// Logf reports connection-level problems, rate-limited (see Limits);
 	// nil discards them. Set it before Serve.
 	Logf func(format string, args ...any)
+	// Render answers a status request with Text; nil answers every
+	// status request with the status. Set it before Serve.
+	Render Renderer
 }
 
 // RootSocket is the path of root's own control socket beside path: mode
@@ -432,7 +467,11 @@ func (s *Server) handle(c *os.File, uid uint32) {
 	}
 	resp.Version = Version
 	_ = c.SetWriteDeadline(time.Now().Add(reply))
-	if werr := writeMessage(c, resp); werr != nil && err == nil {
+	msg, werr := appendResponse(nil, resp)
+	if werr == nil {
+		_, werr = c.Write(msg)
+	}
+	if werr != nil && err == nil {
 		// It asked and did not take the answer.
 		s.rep.note(event{kind: evReply, uid: uid}, werr)
 	}
@@ -451,6 +490,16 @@ func (s *Server) do(req Request, uid uint32) Response {
 		st, err := s.eng.Status(ctx, api.StatusQuery{ShowKeys: req.ShowKeys && root, Iface: req.Iface, NoIfaces: req.NoIfaces, Detail: req.Detail})
 		if err != nil {
 			return errResponse(err)
+		}
+		if req.Text != "" && s.Render != nil {
+			if r, ok := s.Render(req.Text, req.Args, root, st); ok {
+				resp := Response{Text: &r.Stdout, Stderr: r.Stderr, Exit: r.Exit}
+				if r.Err != nil {
+					e := errResponse(r.Err)
+					resp.Code, resp.Error, resp.Refusal = e.Code, e.Error, e.Refusal
+				}
+				return resp
+			}
 		}
 		return Response{Status: &st}
 	case OpIfconfig:
@@ -517,26 +566,37 @@ func writeMessage(w io.Writer, v any) error {
 
 // readMessage reads one JSON line of at most MaxMessage bytes.
 func readMessage(r io.Reader, v any) error {
-	br := bufio.NewReaderSize(io.LimitReader(r, MaxMessage), 4096)
-	var buf bytes.Buffer
-	for {
-		chunk, err := br.ReadSlice('\n')
-		buf.Write(chunk)
-		if err == nil {
-			break
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if errors.Is(err, io.EOF) && buf.Len() >= MaxMessage {
-			return fmt.Errorf("control: message exceeds %d bytes", MaxMessage)
-		}
-		return fmt.Errorf("control: read: %w", err)
+	line, err := readLine(r, 4096)
+	if err != nil {
+		return err
 	}
-	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
+	if err := json.Unmarshal(line, v); err != nil {
 		return fmt.Errorf("control: decode: %w", err)
 	}
 	return nil
+}
+
+// readLine reads one line of at most MaxMessage bytes, newline included,
+// into a buffer of size bytes to begin with (doubled when it fills).
+func readLine(r io.Reader, size int) ([]byte, error) {
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, cap(buf))
+		}
+		lim := min(cap(buf), MaxMessage)
+		if len(buf) >= lim {
+			return nil, fmt.Errorf("control: message exceeds %d bytes", MaxMessage)
+		}
+		n, err := r.Read(buf[len(buf):lim])
+		if i := bytes.IndexByte(buf[len(buf):len(buf)+n], '\n'); i >= 0 {
+			return buf[:len(buf)+i+1], nil
+		}
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return nil, fmt.Errorf("control: read: %w", err)
+		}
+	}
 }
 
 // Client talks to carpd.
@@ -567,12 +627,22 @@ func (c Client) Do(req Request) (Response, error) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(to))
-	if err := writeMessage(conn, req); err != nil {
+	msg, err := appendRequest(nil, req)
+	if err != nil {
+		return Response{}, err
+	}
+	if _, err := conn.Write(msg); err != nil {
+		return Response{}, c.closedEarly(err)
+	}
+	// A status answer is read in one go: ifconfig em0 with 255 vhids
+	// is ~38 KB.
+	line, err := readLine(conn, 64<<10)
+	if err != nil {
 		return Response{}, c.closedEarly(err)
 	}
 	var resp Response
-	if err := readMessage(conn, &resp); err != nil {
-		return Response{}, c.closedEarly(err)
+	if err := decodeResponse(line, &resp); err != nil {
+		return Response{}, err
 	}
 	return resp, nil
 }

@@ -142,18 +142,13 @@ func (e *Engine) status(q api.StatusQuery) api.Status {
 	if q.Detail {
 		st.Demotion = e.demotionStatus()
 	}
-	// The running vhid of each configured one, found once (the last of a
-	// key wins, as a scan of e.hosts per vhid found it).
-	type hostKey struct {
-		iface string
-		vhid  uint8
-	}
-	hosts := make(map[hostKey]*vhost)
-	for _, h := range e.hosts {
-		if q.Wants(h.iface) {
-			hosts[hostKey{h.iface, h.cfg.VHID}] = h
+	n := 0
+	for _, ifc := range e.cfg.Ifaces {
+		if q.Wants(ifc.Name) {
+			n += len(ifc.VHIDs)
 		}
 	}
+	st.VHIDs = make([]api.VHIDStatus, 0, n) // one allocation on the loop, not a doubling series
 	for _, ifc := range e.cfg.Ifaces {
 		if !q.Wants(ifc.Name) {
 			continue
@@ -174,7 +169,7 @@ func (e *Engine) status(q api.StatusQuery) api.Status {
 			if q.ShowKeys && !v.isVRRP() {
 				vs.Key = v.Key
 			}
-			if h, ok := hosts[hostKey{ifc.Name, v.VHID}]; ok {
+			if h, ok := e.runningHost(ifc.Name, v.VHID); ok {
 				vs.State = h.m.State().String()
 				if a, ok := h.mismatchPeer(now); ok {
 					vs.AuthMismatch = a.String()
@@ -192,6 +187,20 @@ func (e *Engine) status(q api.StatusQuery) api.Status {
 		}
 	}
 	return st
+}
+
+// runningHost is the running vhid of a configured one: the last in e.hosts
+// with its interface and vhid (as a scan of e.hosts finds it), looked up
+// in the host index, which keeps e.hosts' order, rather than in a map
+// built for every status.
+func (e *Engine) runningHost(iface string, vhid uint8) (*vhost, bool) {
+	hs := e.hostIdx.byVHID[vhid]
+	for i := len(hs) - 1; i >= 0; i-- {
+		if hs[i].iface == iface {
+			return hs[i], true
+		}
+	}
+	return nil, false
 }
 
 // SetSysctl writes one net.inet.carp leaf (full oid) and returns the value

@@ -1,3 +1,11 @@
+// A command lives a few milliseconds: start-up settings that change
+// nothing it does. It keeps no goroutine to update GOMAXPROCS from the
+// cgroup's CPU limit and does not name its memory mappings (a prctl(2)
+// per mapping).
+//
+//go:debug updatemaxprocs=0
+//go:debug decoratemappings=0
+
 // Command carpctl-sysctl is sysctl(8) for the net.inet.carp tree kept by
 // carpd. It takes FreeBSD sysctl command lines verbatim and prints what a BSD
 // host prints; installed as bin/bsd/sysctl it reports errors as "sysctl:".
@@ -55,9 +63,13 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	c := control.Client{Path: socket}
 	if flags["stats"] {
-		resp, err := c.Do(control.Request{Op: control.OpStatus, NoIfaces: true})
+		resp, err := c.Do(control.Request{Op: control.OpStatus, NoIfaces: true, Text: bsd.TextNetstat})
 		if err != nil {
 			return fail(err.Error())
+		}
+		if err := resp.Err(); err == nil && resp.Text != nil {
+			fmt.Fprint(out, *resp.Text)
+			return 0
 		}
 		if err := resp.StatusErr(); err != nil {
 			return fail(bsd.Text(err))
@@ -110,9 +122,21 @@ func runOurs(prog string, c control.Client, args []string, out *bufio.Writer, st
 		}
 		cmd.Args = append(fileArgs, cmd.Args...)
 	}
-	resp, err := c.Do(control.Request{Op: control.OpStatus, NoIfaces: true})
+	req := control.Request{Op: control.OpStatus, NoIfaces: true}
+	if cmd.File == "" {
+		// carpd prints a read itself; one that does not (or a write)
+		// answers with the status, evaluated here.
+		req.Text, req.Args = bsd.TextSysctl, args
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return fail(err.Error())
+	}
+	if err := resp.Err(); err == nil && resp.Text != nil {
+		fmt.Fprint(out, *resp.Text)
+		out.Flush()
+		fmt.Fprint(stderr, resp.Stderr)
+		return resp.Exit
 	}
 	if err := resp.StatusErr(); err != nil {
 		return fail(bsd.Text(err))

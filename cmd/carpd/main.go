@@ -163,6 +163,7 @@ func run(c cli, lg *slog.Logger, level *slog.LevelVar, notify *sdnotify.Notifier
 		return err
 	}
 	srv.Logf = slog.NewLogLogger(lg.Handler(), slog.LevelWarn).Printf
+	srv.Render = renderText
 	go func() {
 		if err := srv.Serve(); err != nil {
 			lg.Error(fmt.Sprintf("carpd: %v", err))

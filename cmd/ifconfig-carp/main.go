@@ -1,3 +1,11 @@
+// A command lives a few milliseconds: start-up settings that change
+// nothing it does. It keeps no goroutine to update GOMAXPROCS from the
+// cgroup's CPU limit and does not name its memory mappings (a prctl(2)
+// per mapping).
+//
+//go:debug updatemaxprocs=0
+//go:debug decoratemappings=0
+
 // Command ifconfig-carp is ifconfig(8) for carp: it takes FreeBSD / OpenBSD
 // ifconfig command lines verbatim, sends them to carpd, and prints what a BSD
 // host prints. Installed as bin/bsd/ifconfig it reports errors as "ifconfig:".
@@ -109,12 +117,24 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	case !p.ListAll && !p.ListNames && p.Group == "":
 		req.Iface = p.Iface
 	}
+	if p.Request == nil {
+		// carpd prints the display itself; one that does not answers
+		// with the status, formatted here into the same text.
+		req.Text, req.Args = bsd.TextIfconfig, args
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		if code, ok := showWithoutCarpd(err, p, out, fail); ok {
 			return code
 		}
 		return fail(err.Error())
+	}
+	if resp.Text != nil {
+		out.WriteString(*resp.Text)
+		if err := resp.Err(); err != nil {
+			return fail(bsd.Text(err))
+		}
+		return 0
 	}
 	if err := resp.StatusErr(); err != nil {
 		return fail(bsd.Text(err))

@@ -5,7 +5,6 @@ package version
 
 import (
 	"fmt"
-	"regexp"
 	"runtime/debug"
 	"strings"
 )
@@ -18,9 +17,50 @@ import (
 // (a tag of the checkout) or "devel".
 var Version string
 
-// pseudo matches the commit part of a Go pseudo-version
-// (v0.0.0-20261129233000-613c510abcde): not a release.
-var pseudo = regexp.MustCompile(`-(\d+\.)?\d{14}-[0-9a-f]{12}(\+|$)`)
+// isPseudo reports whether v has the commit part of a Go pseudo-version
+// (v0.0.0-20261129233000-613c510abcde): not a release. It finds what the
+// regular expression -(\d+\.)?\d{14}-[0-9a-f]{12}(\+|$) finds, without
+// the regexp package, whose initialisation every command would pay for at
+// start-up.
+func isPseudo(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] != '-' {
+			continue
+		}
+		if pseudoTail(v[i+1:]) {
+			return true
+		}
+		// The optional "\d+." (v0.3.1-0.2026...): its digits end at the dot.
+		j := i + 1
+		for j < len(v) && isDigit(v[j]) {
+			j++
+		}
+		if j > i+1 && j < len(v) && v[j] == '.' && pseudoTail(v[j+1:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// pseudoTail reports whether s begins with 14 digits, '-', 12 lower-case
+// hex digits, then ends or goes on with '+'.
+func pseudoTail(s string) bool {
+	if len(s) < 27 || s[14] != '-' || (len(s) > 27 && s[27] != '+') {
+		return false
+	}
+	for i := 0; i < 27; i++ {
+		c := s[i]
+		switch {
+		case i < 14 && !isDigit(c):
+			return false
+		case i > 14 && !isDigit(c) && (c < 'a' || c > 'f'):
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // String is the --version line of prog, e.g. "carpd 0.3.0 (rev 613c510,
 // modified)" or, for a build from a checkout without a release stamp,
@@ -36,7 +76,7 @@ func format(prog, stamped string, info *debug.BuildInfo) string {
 	if info != nil {
 		if v == "" {
 			mv := strings.TrimSuffix(info.Main.Version, "+dirty")
-			if mv != "" && mv != "(devel)" && !pseudo.MatchString(info.Main.Version) {
+			if mv != "" && mv != "(devel)" && !isPseudo(info.Main.Version) {
 				v = strings.TrimPrefix(mv, "v")
 			}
 		}

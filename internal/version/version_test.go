@@ -1,6 +1,7 @@
 package version
 
 import (
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -41,4 +42,28 @@ func TestStringOfThisBuild(t *testing.T) {
 	if !strings.HasPrefix(got, "ifconfig-carp ") || len(got) <= len("ifconfig-carp ") {
 		t.Fatalf("String = %q", got)
 	}
+}
+
+// pseudoRE is the regular expression isPseudo stands for.
+var pseudoRE = regexp.MustCompile(`-(\d+\.)?\d{14}-[0-9a-f]{12}(\+|$)`)
+
+func TestIsPseudoIsTheRegexp(t *testing.T) {
+	for _, v := range []string{"", "v0.3.1", "(devel)", "v0.0.0-20261129233000-613c510aaaab", "v0.0.0-20261129233000-613c510aaaab+dirty",
+		"v0.3.1-0.20261129233000-613c510aaaab", "v0.3.1-12.20261129233000-613c510aaaab", "v0.3.1-.20261129233000-613c510aaaab",
+		"v0.0.0-20261129233000-613c510aaaabc", "v0.0.0-20261129233000-613C510AAAAB", "v0.0.0-2026112923300-613c510aaaab",
+		"v0.0.0-20261129233000_613c510aaaab", "v1.2.3-pre-20261129233000-613c510aaaab", "--20261129233000-613c510aaaab",
+		"v0.3.1-0.1.20261129233000-613c510aaaab", "-20261129233000-613c510aaaab+", "v0.0.0-x20261129233000-613c510aaaab"} {
+		if got, want := isPseudo(v), pseudoRE.MatchString(v); got != want {
+			t.Errorf("isPseudo(%q) = %v, the regexp says %v", v, got, want)
+		}
+	}
+}
+
+func FuzzIsPseudo(f *testing.F) {
+	f.Add("v0.3.1-0.20261129233000-613c510aaaab+dirty")
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := isPseudo(v), pseudoRE.MatchString(v); got != want {
+			t.Errorf("isPseudo(%q) = %v, the regexp says %v", v, got, want)
+		}
+	})
 }
