@@ -288,6 +288,14 @@ func TestLineLeavesNothingForAFullReconcile(t *testing.T) {
 		scaleLine(1, 9, 0), // a new vhid
 		del(0, 5),          // a vhid removed with its only address
 		scaleLine(0, 5, 100),
+		// A clone running on em0, then lines on em0 (which re-run it)
+		// and on the clone itself.
+		{Iface: "carp0", Ops: []api.Op{{Kind: api.OpCreate}, {Kind: api.OpVHID, Int: 30}, {Kind: api.OpCarpdev, Str: "em0"},
+			{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.30.1/32")}}},
+		scaleLine(0, 3, 60),
+		scaleLine(1, 3, 60),
+		{Iface: "carp0", Ops: []api.Op{{Kind: api.OpAdvSkew, Int: 20}}},
+		{Iface: "carp0", Ops: []api.Op{{Kind: api.OpAdvSkew, Int: 20}}},
 	}
 	for i, l := range lines {
 		if err := e.Ifconfig(context.Background(), l); err != nil {
