@@ -469,6 +469,7 @@ func (p *planner) addr(op api.Op) error {
 	v, pfx := p.cur, op.Prefix
 	switch j := v.hasAddr(pfx); {
 	case j >= 0:
+		v.ownAddrs()
 		v.Addrs[j] = pfx
 	case op.Alias || len(v.Addrs) == 0:
 		v.Addrs = append(v.Addrs, pfx)
@@ -478,6 +479,7 @@ func (p *planner) addr(op api.Op) error {
 		if k < 0 {
 			v.Addrs = append(v.Addrs, pfx)
 		} else {
+			v.ownAddrs()
 			v.Addrs[k] = pfx
 		}
 	}
@@ -538,6 +540,7 @@ func (p *planner) delVHIDAddr(pfx netip.Prefix, first bool) bool {
 		if k < 0 {
 			continue
 		}
+		v.ownAddrs()
 		v.Addrs = slices.Delete(v.Addrs, k, k+1)
 		if !p.ifc.Clone && len(v.Addrs) == 0 {
 			// A vhid of a physical interface goes away with its last

@@ -315,3 +315,34 @@ func TestStepInverse(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanLeavesItsConfigurationAlone: a plan shares the addresses of the
+// configuration it starts from (cloneFor); a line that changes one of them
+// in place (a new prefix length, a replacement, a removal, an alias), accepted
+// or refused, leaves that configuration as it was.
+func TestPlanLeavesItsConfigurationAlone(t *testing.T) {
+	cfg := &Config{Version: configVersion, Knobs: map[string]int64{}, Ifaces: []IfaceConfig{
+		{Name: "em1", VHIDs: []VHIDConfig{
+			{VHID: 1, Carpdev: "em1", AdvBase: 1, Addrs: append(make([]netip.Prefix, 0, 8), pfxs("198.51.100.1/24", "198.51.100.2/24")...)},
+			{VHID: 2, Carpdev: "em1", AdvBase: 1, Addrs: pfxs("198.51.100.3/32")}}},
+		{Name: "carp0", Clone: true, VHIDs: []VHIDConfig{{VHID: 3, Carpdev: "em1", AdvBase: 1, Addrs: pfxs("198.51.100.4/24", "198.51.100.5/24")}}},
+	}}
+	want := cfg.clone()
+	for i, l := range []api.IfconfigRequest{
+		line("em1", wi(api.OpVHID, 1), waddr("198.51.100.1/25", true)),
+		line("em1", wi(api.OpVHID, 1), waddr("198.51.100.9/24", false)),
+		line("em1", wi(api.OpVHID, 1), waddr("198.51.100.9/24", true)),
+		line("em1", wdel("198.51.100.2/24")),
+		line("em1", wdel("198.51.100.3/32")),
+		line("carp0", wdel("198.51.100.4/24")),
+		line("carp0", waddr("198.51.100.6/24", false)),
+		line("carp0", waddr("198.51.100.4/24", false), wi(api.OpAdvSkew, 300)), // refused
+	} {
+		if _, err := plan(cfg, planHost(), l); err != nil && i != 7 {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(cfg, want) {
+			t.Fatalf("line %d (%s %+v) changed the configuration it started from:\n%+v\nwas\n%+v", i, l.Iface, l.Ops, cfg, want)
+		}
+	}
+}
