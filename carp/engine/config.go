@@ -21,6 +21,10 @@ type Config struct {
 	// order: cloned carpN interfaces (dialects A and B) and physical
 	// interfaces with vhids on their addresses (dialect C).
 	Ifaces []IfaceConfig `json:"ifaces,omitempty"`
+
+	// valid: Validate found nothing wrong with this configuration (as
+	// loaded, or as a line left it), which no one changes in place.
+	valid bool
 }
 
 // IfaceConfig is one interface as ifconfig knows it.
