@@ -150,6 +150,41 @@ func (e *Engine) indexHosts() {
 	e.nInit = nInit
 }
 
+// reindexAddrs moves h in hostIdx.virtual from its addresses old to its
+// addresses now, as indexHosts would place it (the vhosts of an address
+// in configuration order, each once), and reports whether it could: h
+// must be indexed at h.pos.
+func (e *Engine) reindexAddrs(h *vhost, old []netip.Prefix) bool {
+	if h.pos >= len(e.hosts) || e.hosts[h.pos] != h {
+		return false
+	}
+	has := func(ps []netip.Prefix, a netip.Addr) bool {
+		return slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Addr() == a })
+	}
+	for _, p := range old {
+		a := p.Addr()
+		if has(h.cfg.Addrs, a) {
+			continue
+		}
+		hs := slices.DeleteFunc(e.hostIdx.virtual[a], func(o *vhost) bool { return o == h })
+		if len(hs) == 0 {
+			delete(e.hostIdx.virtual, a)
+		} else {
+			e.hostIdx.virtual[a] = hs
+		}
+	}
+	for _, p := range h.cfg.Addrs {
+		a := p.Addr()
+		hs := e.hostIdx.virtual[a]
+		if has(old, a) || slices.Contains(hs, h) {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(hs, h.pos, func(o *vhost, pos int) int { return o.pos - pos })
+		e.hostIdx.virtual[a] = slices.Insert(hs, i, h)
+	}
+	return true
+}
+
 // ownVlinkIndex reports whether ifindex is the macvlan of one of our vhids
 // (the link its name leads to).
 func (e *Engine) ownVlinkIndex(ifindex int) bool {

@@ -284,8 +284,12 @@ func (e *Engine) reconcileIface(now time.Time, only string) bool {
 	}
 	reindex := false
 	for _, t := range touched {
-		_, moved := e.configure(now, t.h, t.w)
-		reindex = reindex || moved
+		h := t.h
+		dev, vlink, addrs := h.carpdev, h.vlink, h.cfg.Addrs
+		if _, moved := e.configure(now, h, t.w); moved {
+			// Only its addresses moved: the index follows them.
+			reindex = reindex || h.carpdev != dev || h.vlink != vlink || !e.reindexAddrs(h, addrs)
+		}
 	}
 	if reindex {
 		e.indexHosts()
