@@ -250,12 +250,16 @@ func (e *Engine) reconcileIface(now time.Time, only string) bool {
 	}
 	hs := e.hosts[span.lo : span.lo+span.n]
 	touched := e.touched[:0]
+	fail := func() bool {
+		clear(touched) // the buffer is kept, not what it pointed to
+		return false
+	}
 	guests := e.hostIdx.guests[only]
 	g := 0
 	for ; g < len(guests) && guests[g].pos < span.lo; g++ {
 		t, ok := e.guestWant(guests[g])
 		if !ok {
-			return false
+			return fail()
 		}
 		touched = append(touched, t)
 	}
@@ -265,7 +269,7 @@ func (e *Engine) reconcileIface(now time.Time, only string) bool {
 			continue
 		}
 		if k == len(hs) || hs[k].cfg.VHID != v.VHID || hs[k].cfg.Carpdev != v.Carpdev {
-			return false // a vhid added, removed or moved: the full pass
+			return fail() // a vhid added, removed or moved: the full pass
 		}
 		if ifc.Clone || !sameVHID(hs[k].cfg, v) {
 			touched = append(touched, touchedHost{hs[k], wantedVHID{*ifc, v}})
@@ -273,12 +277,12 @@ func (e *Engine) reconcileIface(now time.Time, only string) bool {
 		k++
 	}
 	if k != len(hs) {
-		return false
+		return fail()
 	}
 	for ; g < len(guests); g++ {
 		t, ok := e.guestWant(guests[g])
 		if !ok {
-			return false
+			return fail()
 		}
 		touched = append(touched, t)
 	}
@@ -298,7 +302,7 @@ func (e *Engine) reconcileIface(now time.Time, only string) bool {
 	for _, t := range touched {
 		e.setRun(now, t.h, carp.ReasonInitComplete)
 	}
-	clear(touched) // the buffer is kept, not what it pointed to
+	clear(touched)
 	e.touched = touched[:0]
 	e.emitParentLinks()
 	e.syncARPBalance()
