@@ -75,6 +75,10 @@ func (e *Engine) syncARPBalance() {
 		e.arpStop = nil
 	}
 	on = e.balancing()
+	if on == e.arpOn && !e.arpStale {
+		return // every macvlan has it already: no pass over the vhosts
+	}
+	e.arpOn, e.arpStale = on, false
 	for _, h := range e.hosts {
 		if !h.made || h.balanced == on {
 			continue

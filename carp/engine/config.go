@@ -21,6 +21,10 @@ type Config struct {
 	// order: cloned carpN interfaces (dialects A and B) and physical
 	// interfaces with vhids on their addresses (dialect C).
 	Ifaces []IfaceConfig `json:"ifaces,omitempty"`
+
+	// valid: Validate found nothing wrong with this configuration (as
+	// loaded, or as a line left it), which no one changes in place.
+	valid bool
 }
 
 // IfaceConfig is one interface as ifconfig knows it.
@@ -111,20 +115,30 @@ func (c *Config) clone() *Config {
 }
 
 // cloneFor is a copy of c in which interface name (if present) may be
-// changed: that one is deep-copied, the others share their vhids with c,
-// which no one changes in place (a change is a new Config).
+// changed: that one gets its own vhids, the others share theirs with c,
+// which no one changes in place (a change is a new Config). The vhids of
+// name share their addresses with c too, clipped so that an append makes
+// a new array: whoever changes an address in place clones them first
+// (ownAddrs).
 func (c *Config) cloneFor(name string) *Config {
 	n := &Config{Version: c.Version, Knobs: maps.Clone(c.Knobs), Ifaces: slices.Clone(c.Ifaces)}
 	if n.Knobs == nil {
 		n.Knobs = map[string]int64{}
 	}
 	for i := range n.Ifaces {
-		if n.Ifaces[i].Name == name {
-			n.Ifaces[i] = n.Ifaces[i].clone()
+		if ifc := &n.Ifaces[i]; ifc.Name == name {
+			ifc.VHIDs = slices.Clone(ifc.VHIDs)
+			for j := range ifc.VHIDs {
+				ifc.VHIDs[j].Addrs = slices.Clip(ifc.VHIDs[j].Addrs)
+			}
 		}
 	}
 	return n
 }
+
+// ownAddrs gives v addresses of its own before one of them is changed in
+// place (see cloneFor).
+func (v *VHIDConfig) ownAddrs() { v.Addrs = slices.Clone(v.Addrs) }
 
 // clone is a deep copy of ifc.
 func (ifc IfaceConfig) clone() IfaceConfig {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -44,6 +45,25 @@ func TestSaverEncodeMatchesMarshal(t *testing.T) {
 	c = c.clone()
 	c.Ifaces[0].VHIDs = append(c.Ifaces[0].VHIDs, VHIDConfig{VHID: 2, Carpdev: "em0", AdvBase: 2})
 	check("a second vhid")
+	c = c.cloneFor("em0")
+	c.Ifaces[0].VHIDs = append(c.Ifaces[0].VHIDs, VHIDConfig{VHID: 3, Carpdev: "em0", AdvBase: 1, Key: "three"})
+	check("a third vhid, the other interface shared")
+	c = c.cloneFor("em0")
+	c.Ifaces[0].VHIDs = slices.Delete(c.Ifaces[0].VHIDs, 0, 1)
+	check("the first vhid removed")
+	c = c.cloneFor("em0")
+	c.Ifaces[0].VHIDs[0], c.Ifaces[0].VHIDs[1] = c.Ifaces[0].VHIDs[1], c.Ifaces[0].VHIDs[0]
+	c.Ifaces[0].VHIDs[1].AdvSkew = 7
+	check("two vhids swapped, one changed")
+	c = c.cloneFor("carp0")
+	c.Ifaces[1].Down = false
+	check("a clone up")
+	c = c.cloneFor("em0")
+	c.Ifaces[0].VHIDs = nil
+	check("no vhids left")
+	c = c.cloneFor("em0")
+	c.Ifaces[0].VHIDs = []VHIDConfig{{VHID: 3, Carpdev: "em0", AdvBase: 1, Key: "three"}}
+	check("a vhid again")
 	c = c.clone()
 	c.Ifaces = c.Ifaces[1:]
 	delete(c.Knobs, "preempt")

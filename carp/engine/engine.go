@@ -72,6 +72,10 @@ type Engine struct {
 	dirty          []*vhost             // vhosts whose deadline may have changed (sched.go)
 	nSuppressed    int                  // vhosts with suppressed set (index.go)
 	nSenderr       int                  // vhosts with senderr set (index.go)
+	nInit          int                  // vhosts whose why is not initNone (index.go)
+	arpOn          bool                 // every made vhost has balanced == arpOn ... (arpbalance.go)
+	arpStale       bool                 // ... unless one was made with another value since
+	touched        []touchedHost        // reconcileIface's buffer, kept between lines
 	tuned          map[string]bool      // Linux parents whose ARP settings this run has set
 	downDevs       map[string]bool      // BSD carpdev names currently counted as down
 	kernelOriginal map[string]string    // /proc/sys paths we changed -> original value

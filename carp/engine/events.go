@@ -107,13 +107,7 @@ func (e *Engine) emitParentLinks() {
 	if e.parentCarrier == nil {
 		e.parentCarrier = map[string]bool{}
 	}
-	seen := map[string]bool{}
-	for _, h := range e.hosts {
-		dev := h.carpdev
-		if dev == "" || seen[dev] {
-			continue
-		}
-		seen[dev] = true
+	for _, dev := range e.hostIdx.parents { // in the order of their first vhost
 		l, ok := e.linkByLinuxName(e.linuxName(dev))
 		up := ok && l.Carrier
 		was, known := e.parentCarrier[dev]
@@ -128,7 +122,7 @@ func (e *Engine) emitParentLinks() {
 		e.emit(Event{System: SystemIFNET, Subsystem: dev, Type: typ})
 	}
 	for dev := range e.parentCarrier {
-		if !seen[dev] {
+		if e.hostIdx.devs[dev] == 0 {
 			delete(e.parentCarrier, dev)
 		}
 	}

@@ -28,7 +28,15 @@ type hostIndex struct {
 	devs    map[string]int          // BSD parent -> how many vhosts run on it
 	vlinks  map[string][]*vhost     // Linux macvlan name -> the vhosts using it, in configuration order
 	virtual map[netip.Addr][]*vhost // configured virtual address -> the vhosts that have it, likewise
+	parents []string                // BSD parents of the vhosts (devs without ""), in the order of their first vhost
+	ifaces  map[string]hostSpan     // interface -> where its vhosts are in e.hosts
+	guests  map[string][]*vhost     // BSD parent -> the vhosts of other interfaces on it (clones), in configuration order
 }
+
+// hostSpan is where the vhosts of one interface are in e.hosts: n of them
+// from lo on (they come together, in configuration order); n < 0 when
+// they do not.
+type hostSpan struct{ lo, n int }
 
 // setLinks replaces the link list (a full dump).
 func (e *Engine) setLinks(ls []osif.Link) {
@@ -98,11 +106,36 @@ func (e *Engine) indexHosts() {
 		devs:    make(map[string]int),
 		vlinks:  make(map[string][]*vhost, len(e.hosts)),
 		virtual: make(map[netip.Addr][]*vhost, len(e.hosts)),
+		ifaces:  make(map[string]hostSpan),
+		guests:  make(map[string][]*vhost),
 	}
+	nInit := 0
+	var span hostSpan
+	last := ""
 	for i, h := range e.hosts {
 		h.pos = i
 		x.byVHID[h.cfg.VHID] = append(x.byVHID[h.cfg.VHID], h)
-		x.devs[h.carpdev]++
+		if x.devs[h.carpdev]++; h.carpdev != "" && x.devs[h.carpdev] == 1 {
+			x.parents = append(x.parents, h.carpdev)
+		}
+		if h.carpdev != "" && h.carpdev != h.iface {
+			x.guests[h.carpdev] = append(x.guests[h.carpdev], h)
+		}
+		if h.why != initNone {
+			nInit++
+		}
+		// The name is hashed once per interface, not once per vhost.
+		if i == 0 || h.iface != last {
+			if i > 0 {
+				x.ifaces[last] = span
+			}
+			last = h.iface
+			span = hostSpan{lo: i}
+			if _, again := x.ifaces[last]; again {
+				span.n = -1 - len(e.hosts) // not together: stays negative
+			}
+		}
+		span.n++
 		x.vlinks[h.vlink] = append(x.vlinks[h.vlink], h)
 		for _, p := range h.cfg.Addrs {
 			if hs := x.virtual[p.Addr()]; len(hs) == 0 || hs[len(hs)-1] != h {
@@ -110,7 +143,46 @@ func (e *Engine) indexHosts() {
 			}
 		}
 	}
+	if len(e.hosts) > 0 {
+		x.ifaces[last] = span
+	}
 	e.hostIdx = x
+	e.nInit = nInit
+}
+
+// reindexAddrs moves h in hostIdx.virtual from its addresses old to its
+// addresses now, as indexHosts would place it (the vhosts of an address
+// in configuration order, each once), and reports whether it could: h
+// must be indexed at h.pos.
+func (e *Engine) reindexAddrs(h *vhost, old []netip.Prefix) bool {
+	if h.pos >= len(e.hosts) || e.hosts[h.pos] != h {
+		return false
+	}
+	has := func(ps []netip.Prefix, a netip.Addr) bool {
+		return slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Addr() == a })
+	}
+	for _, p := range old {
+		a := p.Addr()
+		if has(h.cfg.Addrs, a) {
+			continue
+		}
+		hs := slices.DeleteFunc(e.hostIdx.virtual[a], func(o *vhost) bool { return o == h })
+		if len(hs) == 0 {
+			delete(e.hostIdx.virtual, a)
+		} else {
+			e.hostIdx.virtual[a] = hs
+		}
+	}
+	for _, p := range h.cfg.Addrs {
+		a := p.Addr()
+		hs := e.hostIdx.virtual[a]
+		if has(old, a) || slices.Contains(hs, h) {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(hs, h.pos, func(o *vhost, pos int) int { return o.pos - pos })
+		e.hostIdx.virtual[a] = slices.Insert(hs, i, h)
+	}
+	return true
 }
 
 // ownVlinkIndex reports whether ifindex is the macvlan of one of our vhids
@@ -152,11 +224,21 @@ func (e *Engine) checkIndexes() {
 			panic(fmt.Sprintf("engine: host index: %s at %d has position %d", h.name(), i, h.pos))
 		}
 	}
-	hosts := e.hostIdx
+	hosts, nInit := e.hostIdx, e.nInit
 	e.indexHosts()
 	if !maps.EqualFunc(hosts.byVHID, e.hostIdx.byVHID, slices.Equal) || !maps.Equal(hosts.devs, e.hostIdx.devs) ||
-		!maps.EqualFunc(hosts.vlinks, e.hostIdx.vlinks, slices.Equal) || !maps.EqualFunc(hosts.virtual, e.hostIdx.virtual, slices.Equal) {
+		!maps.EqualFunc(hosts.vlinks, e.hostIdx.vlinks, slices.Equal) || !maps.EqualFunc(hosts.virtual, e.hostIdx.virtual, slices.Equal) ||
+		!slices.Equal(hosts.parents, e.hostIdx.parents) || !maps.Equal(hosts.ifaces, e.hostIdx.ifaces) ||
+		!maps.EqualFunc(hosts.guests, e.hostIdx.guests, slices.Equal) {
 		panic(fmt.Sprintf("engine: host index out of step: %+v, rebuilt %+v", hosts, e.hostIdx))
+	}
+	if nInit != e.nInit {
+		panic(fmt.Sprintf("engine: %d vhosts counted in INIT, rebuilt %d", nInit, e.nInit))
+	}
+	for _, h := range e.hosts {
+		if h.made && h.balanced != e.arpOn && !e.arpStale {
+			panic(fmt.Sprintf("engine: %s: arp_ignore balanced=%v, every macvlan's is %v", h.name(), h.balanced, e.arpOn))
+		}
 	}
 	local := map[netip.Addr]int{}
 	for i, l := range e.links {

@@ -124,6 +124,11 @@ func (e *Engine) noteInit(h *vhost, why initReason) {
 	if why == h.why {
 		return
 	}
+	if h.why == initNone {
+		e.nInit++
+	} else if why == initNone {
+		e.nInit--
+	}
 	h.why = why
 	if why != initNone && e.knob("log") >= 1 {
 		e.infof("carp: %s: in INIT: %s (%s)", h.name(), why.describe(), why)

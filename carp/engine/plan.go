@@ -147,6 +147,7 @@ var errInval = api.Refused(api.StepSetVHID, syscall.EINVAL)
 // planner holds one line's planning as it goes through the words.
 type planner struct {
 	host hostView
+	prev *Config // the configuration before the line
 	c    *Config
 	name string
 	ifc  *IfaceConfig
@@ -162,7 +163,7 @@ type planner struct {
 // *invalidLine wrapping one) means the line is refused and changes nothing.
 func plan(cfg *Config, host hostView, req api.IfconfigRequest) (linePlan, error) {
 	// Only req.Iface changes: the others are shared with cfg.
-	p := &planner{host: host, c: cfg.cloneFor(req.Iface), name: req.Iface}
+	p := &planner{host: host, prev: cfg, c: cfg.cloneFor(req.Iface), name: req.Iface}
 	if err := p.target(req.Ops); err != nil {
 		return linePlan{}, err
 	}
@@ -189,10 +190,14 @@ func plan(cfg *Config, host hostView, req api.IfconfigRequest) (linePlan, error)
 		}
 	}
 	// What a line leaves must load again after a restart: the same
-	// validation as config.json's.
-	if err := p.c.Validate(); err != nil {
-		return linePlan{}, &invalidLine{refusal: refusal(err), cause: err}
+	// validation as config.json's (of what the line changed, when the
+	// configuration it started from passed it).
+	if !p.c.validAfter(cfg, p.name) {
+		if err := p.c.Validate(); err != nil {
+			return linePlan{}, &invalidLine{refusal: refusal(err), cause: err}
+		}
 	}
+	p.c.valid = true
 	p.plan.next = p.c
 	p.plan.forceVHID = lastVHID(req)
 	return p.plan, nil
@@ -469,6 +474,7 @@ func (p *planner) addr(op api.Op) error {
 	v, pfx := p.cur, op.Prefix
 	switch j := v.hasAddr(pfx); {
 	case j >= 0:
+		v.ownAddrs()
 		v.Addrs[j] = pfx
 	case op.Alias || len(v.Addrs) == 0:
 		v.Addrs = append(v.Addrs, pfx)
@@ -478,6 +484,7 @@ func (p *planner) addr(op api.Op) error {
 		if k < 0 {
 			v.Addrs = append(v.Addrs, pfx)
 		} else {
+			v.ownAddrs()
 			v.Addrs[k] = pfx
 		}
 	}
@@ -538,6 +545,7 @@ func (p *planner) delVHIDAddr(pfx netip.Prefix, first bool) bool {
 		if k < 0 {
 			continue
 		}
+		v.ownAddrs()
 		v.Addrs = slices.Delete(v.Addrs, k, k+1)
 		if !p.ifc.Clone && len(v.Addrs) == 0 {
 			// A vhid of a physical interface goes away with its last
@@ -586,7 +594,72 @@ func (p *planner) finish() error {
 		p.c.removeIface(p.name)
 		return nil
 	}
+	if uniqueAfter(p.c, p.prev, p.host, p.name) {
+		return nil
+	}
 	return checkUnique(p.c, p.host)
+}
+
+// uniqueAfter reports whether checkUnique(c, host) finds nothing, for c a
+// line's result on interface name of prev (see validAfter), by checking
+// the vhids of name against the interfaces that can hold the same
+// parent, without a pass over every vhid. False means "not shown":
+// checkUnique decides. Pairs of other vhids found by subnet (dialect B)
+// may have met since prev was checked (links change): with any of those,
+// it cannot tell.
+func uniqueAfter(c, prev *Config, host hostView, name string) bool {
+	if !prev.valid {
+		return false
+	}
+	i, ok := c.sameBut(prev, name)
+	if !ok {
+		return false
+	}
+	// The parent of name's vhids (one: a clone has one vhid, a physical
+	// interface's run on it), and their numbers.
+	var has [256]bool
+	dev := ""
+	if i >= 0 {
+		for _, v := range c.Ifaces[i].VHIDs {
+			if v.VHID == 0 {
+				continue
+			}
+			d := host.resolveCarpdev(v)
+			if d == "" {
+				continue
+			}
+			if dev != "" && d != dev {
+				return false
+			}
+			dev = d
+			has[v.VHID] = true
+		}
+	}
+	for k, o := range c.Ifaces {
+		if k == i {
+			continue
+		}
+		// Valid in prev: a clone has at most one vhid, a physical
+		// interface's run on it.
+		if o.Clone {
+			if len(o.VHIDs) == 0 || o.VHIDs[0].VHID == 0 {
+				continue
+			}
+			v := o.VHIDs[0]
+			if v.Carpdev == "" || (v.Carpdev == dev && has[v.VHID]) {
+				return false
+			}
+			continue
+		}
+		if o.Name == dev {
+			for _, v := range o.VHIDs {
+				if has[v.VHID] {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // checkUnique rejects two vhids with the same number on the same parent, as

@@ -315,3 +315,106 @@ func TestStepInverse(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanLeavesItsConfigurationAlone: a plan shares the addresses of the
+// configuration it starts from (cloneFor); a line that changes one of them
+// in place (a new prefix length, a replacement, a removal, an alias), accepted
+// or refused, leaves that configuration as it was.
+func TestPlanLeavesItsConfigurationAlone(t *testing.T) {
+	cfg := &Config{Version: configVersion, Knobs: map[string]int64{}, Ifaces: []IfaceConfig{
+		{Name: "em1", VHIDs: []VHIDConfig{
+			{VHID: 1, Carpdev: "em1", AdvBase: 1, Addrs: append(make([]netip.Prefix, 0, 8), pfxs("198.51.100.1/24", "198.51.100.2/24")...)},
+			{VHID: 2, Carpdev: "em1", AdvBase: 1, Addrs: pfxs("198.51.100.3/32")}}},
+		{Name: "carp0", Clone: true, VHIDs: []VHIDConfig{{VHID: 3, Carpdev: "em1", AdvBase: 1, Addrs: pfxs("198.51.100.4/24", "198.51.100.5/24")}}},
+	}}
+	want := cfg.clone()
+	for i, l := range []api.IfconfigRequest{
+		line("em1", wi(api.OpVHID, 1), waddr("198.51.100.1/25", true)),
+		line("em1", wi(api.OpVHID, 1), waddr("198.51.100.9/24", false)),
+		line("em1", wi(api.OpVHID, 1), waddr("198.51.100.9/24", true)),
+		line("em1", wdel("198.51.100.2/24")),
+		line("em1", wdel("198.51.100.3/32")),
+		line("carp0", wdel("198.51.100.4/24")),
+		line("carp0", waddr("198.51.100.6/24", false)),
+		line("carp0", waddr("198.51.100.4/24", false), wi(api.OpAdvSkew, 300)), // refused
+	} {
+		if _, err := plan(cfg, planHost(), l); err != nil && i != 7 {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(cfg, want) {
+			t.Fatalf("line %d (%s %+v) changed the configuration it started from:\n%+v\nwas\n%+v", i, l.Iface, l.Ops, cfg, want)
+		}
+	}
+}
+
+// TestPlanChecksWhatALineChangedAsAWhole: after a line's result has been
+// validated, the next line checks only what it changed (validAfter,
+// uniqueAfter); the outcome, accepted or refused, and the configuration it
+// leaves are those of validating the whole configuration, for lines on
+// every kind of interface against every kind of neighbour.
+func TestPlanChecksWhatALineChangedAsAWhole(t *testing.T) {
+	v := func(n uint8, dev string, addrs ...string) VHIDConfig {
+		return VHIDConfig{VHID: n, Carpdev: dev, AdvBase: 1, Addrs: pfxs(addrs...)}
+	}
+	base := &Config{Version: configVersion, Knobs: map[string]int64{"preempt": 1}, Ifaces: []IfaceConfig{
+		{Name: "em1", VHIDs: []VHIDConfig{v(1, "em1", "198.51.100.1/32"), v(2, "em1", "198.51.100.2/32")}},
+		{Name: "carp0", Clone: true, VHIDs: []VHIDConfig{v(3, "em1", "198.51.100.3/24")}},
+		{Name: "em0", VHIDs: []VHIDConfig{v(3, "em0", "192.0.2.3/32")}},
+		{Name: "carp1", Clone: true, VHIDs: []VHIDConfig{v(0, "", "192.0.2.40/24")}},
+	}}
+	dialectB := base.clone()
+	dialectB.Ifaces = append(dialectB.Ifaces, IfaceConfig{Name: "carp2", Clone: true, VHIDs: []VHIDConfig{v(9, "", "198.51.100.9/24")}})
+	lines := []api.IfconfigRequest{
+		line("em1", wi(api.OpVHID, 2), wi(api.OpAdvSkew, 50)),
+		line("em1", wi(api.OpVHID, 4), waddr("198.51.100.4/32", true)),
+		line("em1", wi(api.OpVHID, 3), waddr("198.51.100.5/32", true)), // carp0's vhid on em1
+		line("em1", wi(api.OpVHID, 9), waddr("198.51.100.6/32", true)), // carp2's, found by subnet
+		line("em1", wdel("198.51.100.1/32")),
+		line("em1", wdel("198.51.100.2/32"), wdel("198.51.100.1/32")),
+		line("em0", wi(api.OpVHID, 1), waddr("192.0.2.1/32", true)),
+		line("em0", wi(api.OpVHID, 3), waddr("192.0.2.3/32", true), waddr("192.0.2.3/32", true)),
+		line("carp0", wi(api.OpAdvSkew, 10)),
+		line("carp0", wi(api.OpVHID, 1)), // em1's vhid 1
+		line("carp0", wi(api.OpVHID, 7)),
+		line("carp0", ws(api.OpCarpdev, "em0")), // em0's vhid 3
+		line("carp0", w(api.OpDown)),
+		line("carp0", w(api.OpDestroy)),
+		line("carp1", wi(api.OpVHID, 3)), // by subnet on em0, which has vhid 3
+		line("carp1", wi(api.OpVHID, 5)),
+		line("carp1", ws(api.OpCarpdev, "em1"), wi(api.OpVHID, 2)),
+		line("carp3", w(api.OpCreate), wi(api.OpVHID, 1), ws(api.OpCarpdev, "em1"), waddr("198.51.100.30/24", false)),
+		line("carp3", w(api.OpCreate), wi(api.OpVHID, 8), ws(api.OpCarpdev, "em1"), waddr("198.51.100.30/24", false)),
+		line("carp3", w(api.OpCreate), wi(api.OpVHID, 8), waddr("198.51.100.30/24", false)), // by subnet
+		line("carp3", w(api.OpCreate), wi(api.OpVHID, 1), waddr("198.51.100.30/24", false)), // by subnet, taken
+		line("em1", wi(api.OpVHID, 1), ws(api.OpPass, string(make([]byte, MaxKeyBytes+1)))),
+		line("em1", wi(api.OpVHID, 1), ws(api.OpPass, "a\x00b")),
+		line("em1", wi(api.OpVHID, 1), waddr("0.0.0.0/32", true)),
+	}
+	for _, start := range []*Config{base, dialectB} {
+		// The configuration as a line left it: validated.
+		prev, err := plan(start, planHost(), line("em1", wi(api.OpVHID, 1), wi(api.OpAdvSkew, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range lines {
+			whole := *prev.next
+			whole.valid = false
+			want, wantErr := plan(&whole, planHost(), l)
+			got, gotErr := plan(prev.next, planHost(), l)
+			if !reflect.DeepEqual(gotErr, wantErr) {
+				t.Errorf("line %d (%s %+v): %v, validating the whole configuration %v", i, l.Iface, l.Ops, gotErr, wantErr)
+				continue
+			}
+			if gotErr != nil {
+				continue
+			}
+			if !got.next.valid {
+				t.Errorf("line %d (%s %+v): its result is not marked valid", i, l.Iface, l.Ops)
+			}
+			got.next.valid, want.next.valid = false, false
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("line %d (%s %+v):\n%+v\nvalidating the whole configuration:\n%+v", i, l.Iface, l.Ops, got, want)
+			}
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,21 +65,27 @@ type saver struct {
 	loggedAt time.Time // last failure logged, while pending
 	// write replaces writeAtomic in tests that make saving fail.
 	write func(dir, name string, b []byte) error
-	// enc is each interface's JSON as last encoded, with a copy of the
-	// configuration it encodes (see encode).
+	// enc is each interface's JSON as last encoded, with the configuration
+	// it encodes (see encode).
 	enc map[string]encodedIface
 }
 
-// encodedIface is one interface's part of config.json.
+// encodedIface is one interface's part of config.json: head is the JSON
+// of the interface without its vhids, with its closing brace, vhids[j]
+// that of cfg.VHIDs[j].
 type encodedIface struct {
-	cfg IfaceConfig // a deep copy: nothing the engine changes later is shared
-	b   []byte
+	// cfg shares its vhids with the configuration encoded, which no one
+	// changes in place (a change is a new Config, see cloneFor): the same
+	// array is the same vhids.
+	cfg   IfaceConfig
+	head  []byte
+	vhids [][]byte
 }
 
-// encode is encodeConfig(c), byte for byte, re-encoding only the
-// interfaces whose configuration changed since the last call: a line
-// changes one interface, and encoding 1,020 vhids at every line cost more
-// than the rest of the line.
+// encode is encodeConfig(c), byte for byte, re-encoding only what changed
+// since the last call: a line changes one interface, and of that often
+// one vhid; encoding 1,020 vhids, or the 255 of one interface, at every
+// line cost more than the rest of the line.
 func (s *saver) encode(c *Config) ([]byte, error) {
 	enc := make(map[string]encodedIface, len(c.Ifaces))
 	b := append(make([]byte, 0, len(s.saved)+64), `{"version":`...)
@@ -93,13 +98,13 @@ func (s *saver) encode(c *Config) ([]byte, error) {
 		b = append(append(b, `,"knobs":`...), k...)
 	}
 	for i, ifc := range c.Ifaces {
-		e, ok := s.enc[ifc.Name]
-		if !ok || !sameIface(e.cfg, ifc) {
-			ib, err := json.Marshal(ifc)
-			if err != nil {
-				return nil, fmt.Errorf("engine: encode configuration: %w", err)
-			}
-			e = encodedIface{cfg: ifc.clone(), b: ib}
+		// Taken out first: encodeIface may change its buffers (and were
+		// an interface listed twice, the second must not reuse them).
+		old := s.enc[ifc.Name]
+		delete(s.enc, ifc.Name)
+		e, err := encodeIface(old, ifc)
+		if err != nil {
+			return nil, err
 		}
 		enc[ifc.Name] = e
 		if i == 0 {
@@ -107,7 +112,20 @@ func (s *saver) encode(c *Config) ([]byte, error) {
 		} else {
 			b = append(b, ',')
 		}
-		b = append(b, e.b...)
+		// json.Marshal's IfaceConfig: the fields, then (omitempty) the vhids.
+		b = append(b, e.head[:len(e.head)-1]...)
+		for j, vb := range e.vhids {
+			if j == 0 {
+				b = append(b, `,"vhids":[`...)
+			} else {
+				b = append(b, ',')
+			}
+			b = append(b, vb...)
+		}
+		if len(e.vhids) > 0 {
+			b = append(b, ']')
+		}
+		b = append(b, '}')
 	}
 	if len(c.Ifaces) > 0 {
 		b = append(b, ']')
@@ -116,10 +134,56 @@ func (s *saver) encode(c *Config) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// sameIface is whether a and b are the same configuration.
-func sameIface(a, b IfaceConfig) bool {
-	return a.Name == b.Name && a.Clone == b.Clone && a.Down == b.Down &&
-		slices.EqualFunc(a.VHIDs, b.VHIDs, sameVHID)
+// encodeIface is the encoding of ifc, reusing what old (the last encoding
+// of an interface of that name, if any) has of it. old's buffers may be
+// reused: old is not used again.
+func encodeIface(old encodedIface, ifc IfaceConfig) (encodedIface, error) {
+	fail := func(err error) (encodedIface, error) {
+		return encodedIface{}, fmt.Errorf("engine: encode configuration: %w", err)
+	}
+	sameHead := old.head != nil && old.cfg.Name == ifc.Name && old.cfg.Clone == ifc.Clone && old.cfg.Down == ifc.Down
+	if sameHead && len(old.cfg.VHIDs) == len(ifc.VHIDs) && (len(ifc.VHIDs) == 0 || &old.cfg.VHIDs[0] == &ifc.VHIDs[0]) {
+		return old, nil // the same vhids
+	}
+	n := encodedIface{cfg: ifc, head: old.head}
+	if !sameHead {
+		h, err := json.Marshal(IfaceConfig{Name: ifc.Name, Clone: ifc.Clone, Down: ifc.Down})
+		if err != nil {
+			return fail(err)
+		}
+		n.head = h
+	}
+	if len(old.vhids) == len(ifc.VHIDs) {
+		n.vhids = old.vhids // replaced in place: position j is read before it is written
+	} else {
+		n.vhids = make([][]byte, len(ifc.VHIDs))
+	}
+	var at *[256]int // old's vhids by number, + 1; made when positions differ
+	for j, v := range ifc.VHIDs {
+		k := -1
+		switch {
+		case j < len(old.cfg.VHIDs) && old.cfg.VHIDs[j].VHID == v.VHID:
+			k = j
+		case len(old.cfg.VHIDs) > 0:
+			if at == nil {
+				at = new([256]int)
+				for i, o := range old.cfg.VHIDs {
+					at[o.VHID] = i + 1
+				}
+			}
+			k = at[v.VHID] - 1
+		}
+		if k >= 0 && (k == j || &n.vhids[0] != &old.vhids[0]) && sameVHID(old.cfg.VHIDs[k], v) {
+			n.vhids[j] = old.vhids[k]
+			continue
+		}
+		vb, err := json.Marshal(v)
+		if err != nil {
+			return fail(err)
+		}
+		n.vhids[j] = vb
+	}
+	return n, nil
 }
 
 func (s *saver) writer() func(dir, name string, b []byte) error {

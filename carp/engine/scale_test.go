@@ -231,6 +231,25 @@ func BenchmarkIfconfigLine1020Saved(b *testing.B) {
 	}
 }
 
+// BenchmarkIfconfigAliasLine1020 is a line that adds a second address to
+// an existing vhid, then the one that removes it again, with 1,020 vhids
+// on four parents, nothing saved.
+func BenchmarkIfconfigAliasLine1020(b *testing.B) {
+	e, _ := scaleEngine(b, 4, 255)
+	b.ReportAllocs()
+	add := api.IfconfigRequest{Iface: "em3", Ops: []api.Op{{Kind: api.OpVHID, Int: 5},
+		{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.3.5.2/32"), Alias: true}}}
+	del := api.IfconfigRequest{Iface: "em3", Ops: []api.Op{{Kind: api.OpDelAddr, Prefix: netip.MustParsePrefix("10.3.5.2/32")}}}
+	for b.Loop() {
+		if err := e.Ifconfig(context.Background(), add); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Ifconfig(context.Background(), del); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkIfconfigNewVHID255 is the line that creates the 256th vhid (on
 // a second parent, since em0 is full) and the one that removes it again.
 func BenchmarkIfconfigNewVHID255(b *testing.B) {
@@ -285,9 +304,20 @@ func TestLineLeavesNothingForAFullReconcile(t *testing.T) {
 		{Iface: "em1", Ops: []api.Op{{Kind: api.OpVHID, Int: 2}, {Kind: api.OpPass, Str: "other"}}},
 		{Iface: "em0", Ops: []api.Op{{Kind: api.OpVHID, Int: 4},
 			{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.4.2/32"), Alias: true}}},
+		{Iface: "em0", Ops: []api.Op{{Kind: api.OpDelAddr, Prefix: netip.MustParsePrefix("10.0.4.2/32")}}},
+		{Iface: "em0", Ops: []api.Op{{Kind: api.OpVHID, Int: 4},
+			{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.4.3/32"), Alias: true}}},
 		scaleLine(1, 9, 0), // a new vhid
 		del(0, 5),          // a vhid removed with its only address
 		scaleLine(0, 5, 100),
+		// A clone running on em0, then lines on em0 (which re-run it)
+		// and on the clone itself.
+		{Iface: "carp0", Ops: []api.Op{{Kind: api.OpCreate}, {Kind: api.OpVHID, Int: 30}, {Kind: api.OpCarpdev, Str: "em0"},
+			{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.30.1/32")}}},
+		scaleLine(0, 3, 60),
+		scaleLine(1, 3, 60),
+		{Iface: "carp0", Ops: []api.Op{{Kind: api.OpAdvSkew, Int: 20}}},
+		{Iface: "carp0", Ops: []api.Op{{Kind: api.OpAdvSkew, Int: 20}}},
 	}
 	for i, l := range lines {
 		if err := e.Ifconfig(context.Background(), l); err != nil {

@@ -130,6 +130,102 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// sameBut reports whether c is prev but for interface name: every other
+// interface of c is the one of prev (the same vhids array, which no one
+// changes in place), in the same order. It returns name's index in c, -1
+// when c has none.
+func (c *Config) sameBut(prev *Config, name string) (int, bool) {
+	at, j := -1, 0
+	for i, ifc := range c.Ifaces {
+		if ifc.Name == name {
+			at = i
+			continue
+		}
+		for j < len(prev.Ifaces) && prev.Ifaces[j].Name == name {
+			j++
+		}
+		if j == len(prev.Ifaces) || !sameArray(prev.Ifaces[j], ifc) {
+			return -1, false
+		}
+		j++
+	}
+	for j < len(prev.Ifaces) && prev.Ifaces[j].Name == name {
+		j++
+	}
+	return at, j == len(prev.Ifaces)
+}
+
+// sameArray reports whether a and b are the same interface holding the
+// same vhids array.
+func sameArray(a, b IfaceConfig) bool {
+	return a.Name == b.Name && a.Clone == b.Clone && a.Down == b.Down && len(a.VHIDs) == len(b.VHIDs) &&
+		(len(a.VHIDs) == 0 || &a.VHIDs[0] == &b.VHIDs[0])
+}
+
+// validAfter reports whether c, a line's result on interface name of
+// prev, is valid because prev is (Validate found nothing wrong with it)
+// and what changed is: the knobs, and interface name against itself and
+// against the others. It does what Validate does for what may have
+// changed, without a pass over every vhid; false means "not shown", and
+// Validate decides (and words the error).
+func (c *Config) validAfter(prev *Config, name string) bool {
+	if !prev.valid || c.Version != configVersion {
+		return false
+	}
+	for k, v := range c.Knobs {
+		if validKnob(k, v) != nil {
+			return false
+		}
+	}
+	i, ok := c.sameBut(prev, name)
+	if !ok {
+		return false
+	}
+	if i < 0 {
+		return true // name removed: what is left was valid
+	}
+	ifc := c.Ifaces[i]
+	if ValidIfName(ifc.Name) != nil || ifc.Clone != api.IsCloneName(ifc.Name) || (ifc.Down && !ifc.Clone) ||
+		(ifc.Clone && len(ifc.VHIDs) > 1) {
+		return false
+	}
+	// Its vhids, and their parents: one (a clone's carpdev) or name itself.
+	var has [256]bool
+	dev := ifc.Name
+	for j, v := range ifc.VHIDs {
+		if validVHID(i, j, ifc, v) != nil || (!ifc.Clone && has[v.VHID]) {
+			return false
+		}
+		if ifc.Clone {
+			dev = v.Carpdev
+		}
+		if v.VHID != 0 {
+			has[v.VHID] = true
+		}
+	}
+	for k, o := range c.Ifaces {
+		switch {
+		case k == i:
+		case o.Name == ifc.Name:
+			return false
+		case dev == "":
+		case o.Clone:
+			// Valid in prev: at most one vhid.
+			if len(o.VHIDs) == 1 && o.VHIDs[0].Carpdev == dev && has[o.VHIDs[0].VHID] {
+				return false
+			}
+		case o.Name == dev:
+			// Valid in prev: its vhids run on it.
+			for _, v := range o.VHIDs {
+				if has[v.VHID] {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
 // vhidField is the name of vhid j of interface i in errors.
 func vhidField(i, j int) string {
 	return "ifaces[" + strconv.Itoa(i) + "].vhids[" + strconv.Itoa(j) + "]"
@@ -281,6 +377,7 @@ func decodeConfig(b []byte) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	c.valid = true
 	return c, nil
 }
 

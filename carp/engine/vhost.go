@@ -177,6 +177,9 @@ func sameVHID(a, b VHIDConfig) bool {
 // are configured and re-run. A line then costs about the same with 1 or
 // 1,020 vhids configured.
 func (e *Engine) reconcileOnly(now time.Time, only string) {
+	if only != "" && e.reconcileIface(now, only) {
+		return
+	}
 	n := 0
 	for _, ifc := range e.cfg.Ifaces {
 		n += len(ifc.VHIDs)
@@ -219,6 +222,106 @@ func (e *Engine) reconcileOnly(now time.Time, only string) {
 	}
 	e.emitParentLinks() // a parent new to the configuration: its carrier now
 	e.syncARPBalance()
+}
+
+// touchedHost is a vhost a line configures again, with what it is told.
+type touchedHost struct {
+	h *vhost
+	w wantedVHID
+}
+
+// reconcileIface is reconcileOnly(now, only) for the common line, one that
+// keeps the vhids of interface only (their numbers, order and parents) and
+// changes their parameters, while no vhost retries at every line (none in
+// INIT, none with its parent unresolved): then the vhosts stay as they
+// are in e.hosts, and those touchedBy(only) are the vhosts of only whose
+// configuration changed (a clone's: any) and the clones running on only
+// (hostIdx.guests). It does what reconcileOnly's pass over every vhid
+// does, in the same order, and reports false, having changed nothing,
+// for any other line.
+func (e *Engine) reconcileIface(now time.Time, only string) bool {
+	if e.nInit > 0 || e.hostIdx.devs[""] > 0 {
+		return false
+	}
+	ifc := e.cfg.iface(only)
+	span, ok := e.hostIdx.ifaces[only]
+	if ifc == nil || !ok || span.n < 0 {
+		return false
+	}
+	hs := e.hosts[span.lo : span.lo+span.n]
+	touched := e.touched[:0]
+	fail := func() bool {
+		clear(touched) // the buffer is kept, not what it pointed to
+		return false
+	}
+	guests := e.hostIdx.guests[only]
+	g := 0
+	for ; g < len(guests) && guests[g].pos < span.lo; g++ {
+		t, ok := e.guestWant(guests[g])
+		if !ok {
+			return fail()
+		}
+		touched = append(touched, t)
+	}
+	k := 0
+	for _, v := range ifc.VHIDs {
+		if v.VHID == 0 {
+			continue
+		}
+		if k == len(hs) || hs[k].cfg.VHID != v.VHID || hs[k].cfg.Carpdev != v.Carpdev {
+			return fail() // a vhid added, removed or moved: the full pass
+		}
+		if ifc.Clone || !sameVHID(hs[k].cfg, v) {
+			touched = append(touched, touchedHost{hs[k], wantedVHID{*ifc, v}})
+		}
+		k++
+	}
+	if k != len(hs) {
+		return fail()
+	}
+	for ; g < len(guests); g++ {
+		t, ok := e.guestWant(guests[g])
+		if !ok {
+			return fail()
+		}
+		touched = append(touched, t)
+	}
+	reindex := false
+	for _, t := range touched {
+		h := t.h
+		dev, vlink, addrs := h.carpdev, h.vlink, h.cfg.Addrs
+		if _, moved := e.configure(now, h, t.w); moved {
+			// Only its addresses moved: the index follows them.
+			reindex = reindex || h.carpdev != dev || h.vlink != vlink || !e.reindexAddrs(h, addrs)
+		}
+	}
+	if reindex {
+		e.indexHosts()
+	}
+	e.syncGroups()
+	for _, t := range touched {
+		e.setRun(now, t.h, carp.ReasonInitComplete)
+	}
+	clear(touched)
+	e.touched = touched[:0]
+	e.emitParentLinks()
+	e.syncARPBalance()
+	return true
+}
+
+// guestWant is what the configuration tells h, a vhost of another
+// interface than its parent (a clone's).
+func (e *Engine) guestWant(h *vhost) (touchedHost, bool) {
+	ifc := e.cfg.iface(h.iface)
+	if ifc == nil {
+		return touchedHost{}, false
+	}
+	for _, v := range ifc.VHIDs {
+		if v.VHID == h.cfg.VHID {
+			return touchedHost{h, wantedVHID{*ifc, v}}, true
+		}
+	}
+	return touchedHost{}, false
 }
 
 // dropUnwanted tears down the vhosts whose vhid is gone from the
@@ -347,6 +450,7 @@ func (e *Engine) ensureVlink(h *vhost) bool {
 	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_ignore", e.vlinkArpIgnore(), false)
 	e.setKernel("net/ipv4/conf/"+h.vlink+"/arp_announce", "2", false)
 	h.balanced = e.balancing()
+	e.arpStale = e.arpStale || h.balanced != e.arpOn
 	h.made = true
 	// One link asked for, not the whole list again: a line that creates a
 	// vhid costs the same with 1 or 255 others.
@@ -990,15 +1094,15 @@ func (e *Engine) linkChanged(now time.Time, u osif.LinkUpdate) {
 // syncGroups keeps the CARP multicast groups joined on exactly the parents
 // in use, re-joining on a parent that was re-created (new ifindex).
 func (e *Engine) syncGroups() {
-	want := map[string]int{}
-	for _, h := range e.hosts {
-		if h.carpdev == "" {
-			continue
-		}
-		name := e.linuxName(h.carpdev)
+	want := make(map[string]int, len(e.hostIdx.parents))
+	for _, dev := range e.hostIdx.parents { // per parent, not per vhost
+		name := e.linuxName(dev)
 		if l, ok := e.linkByLinuxName(name); ok {
 			want[name] = l.Index
 		}
+	}
+	if maps.Equal(want, e.joined) {
+		return
 	}
 	// In name order, so that what the kernel sees does not depend on Go's
 	// map order.
