@@ -112,6 +112,7 @@ type Linux struct {
 	rsa   unix.RawSockaddrLinklayer
 
 	dellinks atomic.Int64 // RTM_DELLINK requests sent, for the tests
+	addrMsgs atomic.Int64 // addresses addrsOf received, for the tests
 
 	// parentCovers' dump of every address, and when it was taken (amu).
 	amu     sync.Mutex
@@ -262,6 +263,16 @@ func retryDump(f func() error) error {
 
 func (k *Linux) addrsByIndex(index int) (map[int][]netip.Prefix, error) {
 	out := map[int][]netip.Prefix{}
+	if index > 0 {
+		err := retryDump(func() error {
+			ps, err := k.addrsOf(index)
+			if len(ps) > 0 {
+				out[index] = ps
+			}
+			return err
+		})
+		return out, err
+	}
 	err := k.withHandle(func(h *netlink.Handle) error {
 		return retryDump(func() error {
 			clear(out)

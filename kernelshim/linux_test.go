@@ -888,3 +888,57 @@ func TestLinuxDeleteLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAddrsOfOneLinkMatchTheWholeDump: the per-link address dump the kernel
+// filters (addrsOf) gives each link exactly what the whole dump gives it,
+// for plain, point-to-point and IPv6 addresses and for a link without any.
+func TestAddrsOfOneLinkMatchTheWholeDump(t *testing.T) {
+	requireRoot(t)
+	a, _ := vethPair(t)
+	ka := kernelIn(t, a)
+	ipn(t, a, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	ipn(t, a, "link", "set", "d0", "up")
+	ipn(t, a, "addr", "add", "192.0.2.1/24", "dev", "d0")
+	ipn(t, a, "addr", "add", "192.0.2.9/32", "dev", "d0")
+	ipn(t, a, "addr", "add", "198.51.100.1", "peer", "198.51.100.2/32", "dev", "d0")
+	ipn(t, a, "addr", "add", "2001:db8::1/64", "dev", "d0", "nodad")
+	ipn(t, a, "addr", "add", "10.9.9.9/8", "dev", "veth0")
+	all, err := ka.addrsByIndex(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := ka.Links()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, l := range ls {
+		one, err := ka.addrsByIndex(l.Index)
+		if err != nil {
+			t.Fatalf("%s: %v", l.Name, err)
+		}
+		if len(one) > 1 || !slices.Equal(one[l.Index], all[l.Index]) {
+			t.Errorf("%s: filtered dump %v, whole dump %v", l.Name, one, all[l.Index])
+		}
+		seen += len(one[l.Index])
+	}
+	if seen < 5 {
+		t.Errorf("only %d addresses seen: %v", seen, all)
+	}
+	// The kernel filters: the dump of a link without addresses is empty.
+	d1, err := ka.LinkByName("d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := ka.addrMsgs.Load()
+	if got, err := ka.addrsByIndex(d1.Index); err != nil || len(got) != 0 {
+		t.Fatalf("d1: %v, %v", got, err)
+	}
+	if n := ka.addrMsgs.Load() - before; n != 0 {
+		t.Errorf("the dump for d1 carried %d addresses of other links: the kernel did not filter it", n)
+	}
+	d0, err := ka.LinkByName("d0")
+	if err != nil || !slices.Contains(d0.Addrs, netip.MustParsePrefix("198.51.100.1/32")) || !slices.Contains(d0.Addrs, netip.MustParsePrefix("192.0.2.1/24")) {
+		t.Errorf("d0: %v, %v", d0.Addrs, err)
+	}
+}
