@@ -414,6 +414,7 @@ func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 		return fail("set up", err)
 	}
 	if l, err := k.nlLink(name); err == nil {
+		k.setBCCutoff(l.Attrs().Index)
 		k.mu.Lock()
 		if k.ours == nil {
 			k.ours = map[int]bool{}
@@ -424,6 +425,40 @@ func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 	}
 	return nil
 }
+
+// setBCCutoff makes the macvlans of the parent of the macvlan of index
+// take multicast and broadcast frames in the receive path itself, not
+// through the parent's broadcast work queue (IFLA_MACVLAN_BC_CUTOFF -1,
+// Linux 6.2; an older kernel ignores the attribute). A parent with many
+// macvlans is promiscuous (more MACs than its filter holds), and then every
+// multicast frame, each CARP advert among them, was queued and woke a
+// kernel worker that offered it to every macvlan of the parent: with 255
+// vhids per parent, a thousand wake-ups a second on a BACKUP. The setting
+// belongs to the parent's macvlan port: other macvlans of the parent get
+// the same delivery, the same frames in the same order. A failure only
+// costs that speed: it is logged at debug level.
+func (k *Linux) setBCCutoff(index int) {
+	err := k.inNS(func() error {
+		req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+		msg.Index = int32(index)
+		req.AddData(msg)
+		info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+		info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("macvlan"))
+		data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+		data.AddRtAttr(unix.IFLA_MACVLAN_BC_CUTOFF, nl.Uint32Attr(macvlanNoBCQueue))
+		req.AddData(info)
+		_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+		return err
+	})
+	if err != nil {
+		k.log.Debug("macvlan broadcast cutoff", "index", index, "err", err)
+	}
+}
+
+// macvlanNoBCQueue is IFLA_MACVLAN_BC_CUTOFF -1 as the kernel reads it (an
+// s32): never queue multicast or broadcast for the port's work queue.
+const macvlanNoBCQueue = 0xffffffff
 
 func (k *Linux) isOurs(index int) bool {
 	k.mu.Lock()

@@ -14,12 +14,14 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
 )
 
 // advert is a CARP-looking 36-byte payload; its checksum bytes are
@@ -940,5 +942,87 @@ func TestAddrsOfOneLinkMatchTheWholeDump(t *testing.T) {
 	d0, err := ka.LinkByName("d0")
 	if err != nil || !slices.Contains(d0.Addrs, netip.MustParsePrefix("198.51.100.1/32")) || !slices.Contains(d0.Addrs, netip.MustParsePrefix("192.0.2.1/24")) {
 		t.Errorf("d0: %v, %v", d0.Addrs, err)
+	}
+}
+
+// macvlanBCCutoff reads IFLA_MACVLAN_BC_CUTOFF of the link of index in
+// namespace ns from the kernel; ok is false when the kernel reports none.
+func macvlanBCCutoff(t *testing.T, ns string, index int) (v int32, ok bool) {
+	t.Helper()
+	var rib []byte
+	if err := doIn(ns, func() (err error) { rib, err = syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC); return }); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := syscall.ParseNetlinkMessage(rib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nested walks the attributes in b, calling f with each type and value.
+	nested := func(b []byte, f func(typ uint16, val []byte)) {
+		for len(b) >= 4 {
+			n := int(binary.NativeEndian.Uint16(b[0:2]))
+			if n < 4 || n > len(b) {
+				return
+			}
+			f(binary.NativeEndian.Uint16(b[2:4])&^(1<<15), b[4:n])
+			b = b[min((n+3)&^3, len(b)):]
+		}
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Header.Type != syscall.RTM_NEWLINK || len(m.Data) < syscall.SizeofIfInfomsg ||
+			int(int32(binary.NativeEndian.Uint32(m.Data[4:8]))) != index {
+			continue
+		}
+		nested(m.Data[syscall.SizeofIfInfomsg:], func(typ uint16, val []byte) {
+			if typ != unix.IFLA_LINKINFO {
+				return
+			}
+			nested(val, func(typ uint16, val []byte) {
+				if typ != unix.IFLA_INFO_DATA {
+					return
+				}
+				nested(val, func(typ uint16, val []byte) {
+					if typ == unix.IFLA_MACVLAN_BC_CUTOFF && len(val) >= 4 {
+						v, ok = int32(binary.NativeEndian.Uint32(val)), true
+					}
+				})
+			})
+		})
+	}
+	return v, ok
+}
+
+// TestLinuxMACVLANSkipsTheBroadcastQueue: carpd's macvlans take multicast
+// (CARP adverts) in the receive path, not through the parent's broadcast
+// work queue (bc_cutoff -1).
+func TestLinuxMACVLANSkipsTheBroadcastQueue(t *testing.T) {
+	requireRoot(t)
+	a, _ := vethPair(t)
+	ka := kernelIn(t, a)
+	if err := ka.CreateMACVLAN("carp0", "veth0", net.HardwareAddr{0, 0, 0x5e, 0, 1, 1}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ka.LinkByName("carp0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := macvlanBCCutoff(t, a, l.Index)
+	if !ok {
+		t.Fatal("the kernel reports no IFLA_MACVLAN_BC_CUTOFF for carp0 (Linux 6.2 or later has it)")
+	}
+	if v != -1 {
+		t.Errorf("bc_cutoff of carp0 = %d, want -1", v)
+	}
+	// A macvlan made without carpd on another parent keeps the default (1,
+	// which the kernel does not report).
+	ipn(t, a, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	ipn(t, a, "link", "add", "m0", "link", "d0", "type", "macvlan", "mode", "bridge")
+	m0, err := ka.LinkByName("m0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := macvlanBCCutoff(t, a, m0.Index); ok && v != 1 {
+		t.Errorf("bc_cutoff of a macvlan of ip(8) = %d, want the default 1", v)
 	}
 }
