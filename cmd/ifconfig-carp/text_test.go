@@ -2,53 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/bsdcarp/bsdcarp/carp/api"
 	"github.com/bsdcarp/bsdcarp/carp/api/apitest"
-	"github.com/bsdcarp/bsdcarp/carp/bsd"
-	"github.com/bsdcarp/bsdcarp/carp/control"
+	"github.com/bsdcarp/bsdcarp/internal/statustest"
 )
-
-// statusEngine answers every status request with st, narrowed.
-type statusEngine struct{ st api.Status }
-
-func (e statusEngine) Status(_ context.Context, q api.StatusQuery) (api.Status, error) {
-	st := q.Narrow(e.st)
-	if !q.ShowKeys {
-		for i := range st.VHIDs {
-			st.VHIDs[i].Key = ""
-		}
-	}
-	return st, nil
-}
-func (statusEngine) Ifconfig(context.Context, api.IfconfigRequest) error { return nil }
-func (statusEngine) SetSysctl(context.Context, string, int64) (int64, int64, error) {
-	return 0, 0, nil
-}
-
-// serveStatus runs a control server for st, with carpd's renderer or
-// without (a carpd that predates Request.Text); it returns the socket.
-func serveStatus(t *testing.T, st api.Status, render bool) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "carpd.sock")
-	srv, err := control.Listen(sock, statusEngine{st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if render {
-		srv.Render = func(cmd string, args []string, root bool, st api.Status) (control.Rendered, bool) {
-			r, ok := bsd.Render(cmd, args, root, st)
-			return control.Rendered(r), ok
-		}
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close() })
-	return sock
-}
 
 // The command prints the same whether carpd renders the text or sends the
 // status: every display, the error of an unknown interface included.
@@ -57,7 +16,7 @@ func TestTextFromCarpdIsWhatTheStatusPrints(t *testing.T) {
 	for i := range st.VHIDs {
 		st.VHIDs[i].Key = "k"
 	}
-	old, now := serveStatus(t, st, false), serveStatus(t, st, true)
+	old, now := statustest.Serve(t, st, false), statustest.Serve(t, st, true)
 	for _, args := range [][]string{{"em0"}, {"-k", "em0"}, {"carp0"}, {"-a"}, {"-a", "-k"}, {}, {"-l"}, {"-g", "carp"}, {"lo"}, {"em9"}, {"carp9"}} {
 		var o1, e1, o2, e2 bytes.Buffer
 		c1 := run(append([]string{"ifconfig", "--socket", old}, args...), &o1, &e1)
