@@ -699,6 +699,9 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 	if err == nil {
 		err = setup4(r4)
 	}
+	if err == nil {
+		err = setRcvBuf(c4)
+	}
 	if err != nil {
 		c4.Close()
 		if c6 != nil {
@@ -709,7 +712,11 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 	k.c4, k.r4 = c4.(*net.IPConn), r4
 	if err6 == nil {
 		p6 := ipv6.NewPacketConn(c6)
-		if err := setup6(p6); err != nil {
+		err := setup6(p6)
+		if err == nil {
+			err = setRcvBuf(c6)
+		}
+		if err != nil {
 			c6.Close()
 			err6 = err
 		} else {
@@ -756,6 +763,33 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 	}
 	go func() { rwg.Wait(); shut() }()
 	return nil
+}
+
+// carpRcvBuf is the receive buffer of the CARP sockets: the adverts of
+// every vhid of a LAN arrive in bursts (a MASTER sends those due together
+// back to back; a NIC delivers them at line rate), and a queue that
+// overflows drops the tail of each burst, every second the same vhids',
+// until their backup takes over. The default (208 KiB) holds about 270 small
+// datagrams on a veth and fewer from a NIC with 2-4 KiB buffers; 4 MiB holds
+// a burst of more than 1,020.
+const carpRcvBuf = 4 << 20
+
+// setRcvBuf gives c carpRcvBuf of receive buffer (SO_RCVBUFFORCE, as root;
+// else as much as net.core.rmem_max allows).
+func setRcvBuf(c net.PacketConn) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return errors.New("receive buffer: not a syscall.Conn")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("receive buffer: %w", err)
+	}
+	return rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, carpRcvBuf) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, carpRcvBuf)
+		}
+	})
 }
 
 func setup4(r *ipv4.RawConn) error {

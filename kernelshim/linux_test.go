@@ -1026,3 +1026,35 @@ func TestLinuxMACVLANSkipsTheBroadcastQueue(t *testing.T) {
 		t.Errorf("bc_cutoff of a macvlan of ip(8) = %d, want the default 1", v)
 	}
 }
+
+// TestLinuxCARPKeepsABurstOfEveryVHID: the adverts of 1,100 vhids sent back
+// to back while carpd's engine is busy all wait in the socket's queue (the
+// default receive buffer held about 270: the tail of every burst, the same
+// vhids each time, was dropped).
+func TestLinuxCARPKeepsABurstOfEveryVHID(t *testing.T) {
+	requireRoot(t)
+	a, b := vethPair(t)
+	ka, kb := kernelIn(t, a), kernelIn(t, b)
+	openCARP(t, ka)
+	chb := openCARP(t, kb) // 16 slots, not read until the burst is sent
+	if err := kb.JoinGroup("veth0"); err != nil {
+		t.Fatal(err)
+	}
+	src := netip.MustParseAddr("192.0.2.1")
+	const burst = 1100
+	for i := range burst {
+		if err := ka.SendCARP("veth0", src, osif.GroupV4, 0xe0, advert(byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	for {
+		if _, ok := recvPacket(chb, 500*time.Millisecond); !ok {
+			break
+		}
+		got++
+	}
+	if got != burst {
+		t.Errorf("received %d of a burst of %d adverts", got, burst)
+	}
+}
