@@ -334,3 +334,98 @@ func TestLineLeavesNothingForAFullReconcile(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLinkEvent1020 is one link event of a link no vhid uses (a link
+// of another program, or a vhid's macvlan being made) with 1,020 vhids.
+func BenchmarkLinkEvent1020(b *testing.B) {
+	e, _ := scaleEngine(b, 4, 255)
+	b.ReportAllocs()
+	u := osif.LinkUpdate{Link: osif.Link{Name: "other0", Index: 99999, AdminUp: true, Carrier: true, Kind: "veth"}}
+	onEngine(b, e, func() {
+		for b.Loop() {
+			e.linkChanged(time.Now(), u)
+		}
+	})
+}
+
+// A link event re-runs only the vhosts the link concerns: a full pass of
+// setRun over every vhost right after it must change nothing, for a
+// parent's carrier going down and up, a foreign link appearing and a
+// vhid's macvlan set down behind carpd's back.
+func TestLinkEventLeavesNothingForAFullPass(t *testing.T) {
+	e, k := scaleEngine(t, 3, 6)
+	type snap struct {
+		state      carp.State
+		why        initReason
+		suppressed bool
+		made       bool
+	}
+	snapshot := func() []snap {
+		var s []snap
+		for _, h := range e.hosts {
+			s = append(s, snap{h.m.State(), h.why, h.suppressed, h.made})
+		}
+		return s
+	}
+	check := func(what string) {
+		t.Helper()
+		onEngine(t, e, func() {
+			before := snapshot()
+			for _, h := range e.hosts {
+				e.setRun(time.Now(), h, carp.ReasonIfUp)
+			}
+			if after := snapshot(); !slices.Equal(before, after) {
+				t.Errorf("%s: a full pass changed\n%v\nto\n%v", what, before, after)
+			}
+		})
+	}
+	states := func(parent string) (init, running int) {
+		onEngine(t, e, func() {
+			for _, h := range e.hosts {
+				if h.carpdev != parent {
+					continue
+				}
+				if h.m.State() == carp.Init {
+					init++
+				} else {
+					running++
+				}
+			}
+		})
+		return init, running
+	}
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 5 s", what)
+			}
+		}
+	}
+	k.SetCarrier("em1", false)
+	wait("em1's vhids in INIT", func() bool { i, r := states("em1"); return i == 6 && r == 0 })
+	check("em1 down")
+	if i, r := states("em0"); i != 0 || r != 6 {
+		t.Errorf("em0's vhids: %d INIT, %d running after em1 went down", i, r)
+	}
+	k.SetCarrier("em1", true)
+	wait("em1's vhids running", func() bool { i, r := states("em1"); return i == 0 && r == 6 })
+	check("em1 up")
+	k.AddLink(osif.Link{Name: "other0", MAC: net.HardwareAddr{2, 0, 0, 0, 9, 9}, MTU: 1500, AdminUp: true, Carrier: true, Kind: "veth"}, memkernel.NewSegment())
+	wait("other0 seen", func() bool {
+		seen := false
+		onEngine(t, e, func() { _, seen = e.linkByLinuxName("other0") })
+		return seen
+	})
+	check("a foreign link")
+	var vlink string
+	onEngine(t, e, func() { vlink = e.hosts[0].vlink })
+	if err := k.SetLinkUp(vlink, false); err != nil {
+		t.Fatal(err)
+	}
+	wait(vlink+" up again", func() bool {
+		l, err := k.LinkByName(vlink)
+		return err == nil && l.AdminUp
+	})
+	check(vlink + " set down")
+}

@@ -1067,6 +1067,15 @@ func (e *Engine) logDrop(now time.Time, d carp.Drop, vhid uint8, dev string, p o
 
 // linkChanged follows carrier and admin changes of parents and our links.
 func (e *Engine) linkChanged(now time.Time, u osif.LinkUpdate) {
+	// Only the vhosts this link can concern are run again: those on it as
+	// parent or macvlan, those still looking for a parent, those in INIT.
+	// For any other, setRun would find the same facts and do nothing (with
+	// 1,020 vhids, each link event of a vhid being added ran all of them).
+	// A resync, a deletion or a rename runs them all.
+	name, all := u.Link.Name, u.Resync || u.Deleted
+	if old, ok := e.links[u.Link.Index]; ok && old.Name != name {
+		all = true
+	}
 	switch {
 	case u.Resync:
 		e.relist("after a lost link subscription")
@@ -1081,6 +1090,9 @@ func (e *Engine) linkChanged(now time.Time, u osif.LinkUpdate) {
 		if h.carpdev == "" {
 			h.carpdev = e.resolveCarpdev(h.cfg)
 			resolved = resolved || h.carpdev != ""
+		} else if !all && h.vlink != name && h.why == initNone && h.m.State() != carp.Init &&
+			e.linuxName(h.carpdev) != name {
+			continue
 		}
 		e.setRun(now, h, carp.ReasonIfUp)
 	}
