@@ -416,11 +416,11 @@ func (m *Machine) AdvertDue(t time.Time) bool {
 }
 
 // AdvertDueWithin reports whether the machine is MASTER with its next
-// advertisement due by now+early, early being at most a twentieth of its
-// interval (50 ms at 1 s, 0.5 ms at VRRPv3's 10 ms): an advert is never
-// moved by more than 5% of its interval.
+// advertisement due by now+early, early being at most a quarter of its
+// interval (250 ms at 1 s, 2.5 ms at VRRPv3's 10 ms): an advert is never
+// moved by more than 25% of its interval, and only earlier.
 func (m *Machine) AdvertDueWithin(now time.Time, early time.Duration) bool {
-	return m.AdvertDue(now.Add(min(early, m.ours()/20)))
+	return m.AdvertDue(now.Add(min(early, m.ours()/4)))
 }
 
 // NextDeadline returns the earliest armed timer, and false when none is
