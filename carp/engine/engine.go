@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp"
@@ -364,25 +365,26 @@ func (e *Engine) relist(when string) {
 	}
 }
 
-// removeStrayLinks deletes links a crashed engine created that the saved
-// configuration no longer has: nothing is left behind.
+// removeStrayLinks deletes the links a crashed engine left (alias
+// osif.OwnerAlias), all together: nothing is left behind, and those the
+// saved configuration still has are made again by the reconcile that
+// follows, as CreateMACVLAN would delete and re-create each. One batch
+// waits once for the kernel's RCU readers instead of once per link: 1,020
+// leftovers took 25 s one by one before the engine served its socket.
 func (e *Engine) removeStrayLinks() {
+	var names []string
 	for _, l := range e.links {
-		if l.Alias != osif.OwnerAlias {
-			continue
+		if l.Alias == osif.OwnerAlias {
+			names = append(names, l.Name)
 		}
-		wanted := false
-		for _, ifc := range e.cfg.Ifaces {
-			for _, v := range ifc.VHIDs {
-				if e.vlinkName(ifc, v) == l.Name {
-					wanted = true
-				}
-			}
-		}
-		if !wanted {
-			if err := e.k.DeleteLink(l.Name); err != nil && !errors.Is(err, osif.ErrNoLink) {
-				e.errorf("carpd: remove stale link %s: %v", l.Name, err)
-			}
+	}
+	if len(names) == 0 {
+		return
+	}
+	slices.Sort(names) // what the kernel is asked does not depend on map order
+	for _, err := range unjoin(e.k.DeleteLinks(names)) {
+		if !errors.Is(err, osif.ErrNoLink) {
+			e.errorf("carpd: remove stale link: %v", err)
 		}
 	}
 	e.relist("after removing stale links")

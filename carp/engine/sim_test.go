@@ -217,6 +217,13 @@ func (c *crashKernel) DeleteLink(name string) error {
 	return c.Memory.DeleteLink(name)
 }
 
+func (c *crashKernel) DeleteLinks(names []string) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return c.Memory.DeleteLinks(names)
+}
+
 func (c *crashKernel) SetLinkUp(name string, up bool) error {
 	if err := c.check(); err != nil {
 		return err
