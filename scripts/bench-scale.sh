@@ -57,11 +57,12 @@ END {
 		n = order[j]
 		printf "%6s | bsdcarp %7s | keepalived %7s\n", n, num(n, "bsdcarp", "master-up-s", "%.2f"), num(n, "keepalived", "master-up-s", "%.2f")
 	}
-	printf "\nbsdcarp configuration line (ms): single `ifconfig emX vhid ... alias` (last min(N,20) of the master side) median and mean; per line of the backup side'"'"'s sh script of N lines\n"
+	printf "\nbsdcarp configuration line (ms): single `ifconfig emX vhid ... alias` adding a vhid (last min(N,20) of the master side, while the others take over) median and mean; per line of the backup side'"'"'s sh script of N lines; `ifconfig em0 vhid 1 advskew 1|0` on the settled master side, median\n"
 	for (j = 1; j <= nn; j++) {
 		n = order[j]
-		printf "%6s | single median %7s | mean %7s | script %7s/line\n", n,
-			num(n, "bsdcarp", "cfg-line-ms", "%.2f"), num(n, "bsdcarp", "cfg-line-mean-ms", "%.2f"), num(n, "bsdcarp", "cfg-script-ms/line", "%.2f")
+		printf "%6s | single median %7s | mean %7s | script %7s/line | settled %7s\n", n,
+			num(n, "bsdcarp", "cfg-line-ms", "%.2f"), num(n, "bsdcarp", "cfg-line-mean-ms", "%.2f"), num(n, "bsdcarp", "cfg-script-ms/line", "%.2f"),
+			num(n, "bsdcarp", "cfg-settled-ms", "%.2f")
 	}
 	printf "\nbsdcarp status commands on the master side, with carp0 added (median ms), against ip(8) in the same namespace\n"
 	printf "%6s | %-24s %8s | %-19s %8s | %6s\n", "N", "command", "ms", "ip(8)", "ms", "ratio"
