@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/bsdcarp/bsdcarp/carp/osif"
 	"golang.org/x/sys/unix"
@@ -103,13 +104,42 @@ func (k *Linux) RefreshAddrs(batch []osif.AddrLifetime) error {
 		last := lastMessage(b)
 		binary.NativeEndian.PutUint16(b[last+6:], binary.NativeEndian.Uint16(b[last+6:])|unix.NLM_F_ACK)
 		ackSeq := binary.NativeEndian.Uint32(b[last+8:])
-		if err := unix.Sendto(fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		if err := rawSend(fd, b); err != nil {
 			return errors.Join(append(errs, fmt.Errorf("kernelshim: refresh %d addresses: send: %w", len(batch), err))...)
 		}
 		errs = append(errs, k.readRefreshReplies(fd, batch, base, ackSeq)...)
 		i = j
 	}
 	return errors.Join(errs...)
+}
+
+// rawSend sends b to the kernel on the netlink socket fd, and rawRecv
+// reads one datagram without waiting, both as raw system calls: the
+// kernel handles a request inside sendmsg (it may wait for the rtnl lock,
+// never for the network), and the runtime's bookkeeping for a call that
+// may block wakes its monitor thread, sysmon, on each one while it sleeps,
+// which then polls every 20 µs for a millisecond: two thirds of what an
+// idle MASTER of one vhid did between its adverts.
+func rawSend(fd int, b []byte) error {
+	for {
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return e
+	}
+}
+
+func rawRecv(fd int, buf []byte) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
+		unix.MSG_DONTWAIT, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }
 
 // lastMessage returns the offset of the last netlink message in b.
@@ -135,7 +165,7 @@ func (k *Linux) readRefreshReplies(fd int, batch []osif.AddrLifetime, base, ackS
 	var errs []error
 	lost := false
 	for {
-		n, _, err := unix.Recvfrom(fd, k.rbuf, unix.MSG_DONTWAIT)
+		n, err := rawRecv(fd, k.rbuf)
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
