@@ -409,6 +409,10 @@ func (m *Machine) AdvanceEarly(now time.Time, early time.Duration) Output {
 	return m.Advance(now)
 }
 
+// AdvertInterval is the interval at which the machine advertises as
+// MASTER (CARP: advbase + advskew/256 s; VRRPv3: its vrrpinterval).
+func (m *Machine) AdvertInterval() time.Duration { return m.ours() }
+
 // AdvertDue reports whether the machine is MASTER with its next
 // advertisement due by t.
 func (m *Machine) AdvertDue(t time.Time) bool {

@@ -58,6 +58,12 @@ func (k *Linux) addrsOf(index int) ([]netip.Prefix, error) {
 				}
 				switch m.Header.Type {
 				case unix.NLMSG_DONE:
+					// A dump that failed ends with its error here.
+					if len(m.Data) >= 4 {
+						if e := int32(binary.NativeEndian.Uint32(m.Data[0:4])); e < 0 && syscall.Errno(-e) != unix.ENODEV {
+							return fmt.Errorf("address dump: %w", syscall.Errno(-e))
+						}
+					}
 					if interrupted {
 						return netlink.ErrDumpInterrupted
 					}

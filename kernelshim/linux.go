@@ -265,6 +265,7 @@ func (k *Linux) addrsByIndex(index int) (map[int][]netip.Prefix, error) {
 	out := map[int][]netip.Prefix{}
 	if index > 0 {
 		err := retryDump(func() error {
+			clear(out)
 			ps, err := k.addrsOf(index)
 			if len(ps) > 0 {
 				out[index] = ps
@@ -500,20 +501,23 @@ func (k *Linux) DeleteLinks(names []string) error {
 	for _, n := range names {
 		k.forgetSendLink(n, 0)
 	}
+	// The group goes in one request only when a whole list of the links
+	// shows nothing else in it; an incomplete list (an interrupted dump:
+	// links being added) or none at all means one by one.
 	var all []netlink.Link
-	if err := k.withHandle(func(h *netlink.Handle) error {
-		var err error
-		all, err = h.LinkList()
-		return err
-	}); err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return fmt.Errorf("kernelshim: delete links: list links: %w", err)
-	}
+	listErr := k.withHandle(func(h *netlink.Handle) error {
+		return retryDump(func() error {
+			var err error
+			all, err = h.LinkList()
+			return err
+		})
+	})
 	want := make(map[string]bool, len(names))
 	for _, n := range names {
 		want[n] = true
 	}
 	var group []netlink.Link
-	batch := true
+	batch := listErr == nil
 	for _, l := range all {
 		if l.Attrs().Group != osif.LinkGroup {
 			continue
@@ -700,7 +704,7 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 		err = setup4(r4)
 	}
 	if err == nil {
-		err = setRcvBuf(c4)
+		err = k.setRcvBuf(c4)
 	}
 	if err != nil {
 		c4.Close()
@@ -714,7 +718,7 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 		p6 := ipv6.NewPacketConn(c6)
 		err := setup6(p6)
 		if err == nil {
-			err = setRcvBuf(c6)
+			err = k.setRcvBuf(c6)
 		}
 		if err != nil {
 			c6.Close()
@@ -774,9 +778,10 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 // a burst of more than 1,020.
 const carpRcvBuf = 4 << 20
 
-// setRcvBuf gives c carpRcvBuf of receive buffer (SO_RCVBUFFORCE, as root;
-// else as much as net.core.rmem_max allows).
-func setRcvBuf(c net.PacketConn) error {
+// setRcvBuf gives c carpRcvBuf of receive buffer (SO_RCVBUFFORCE, as root
+// in the host's user namespace; else as much as net.core.rmem_max allows,
+// and a warning says so).
+func (k *Linux) setRcvBuf(c net.PacketConn) error {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return errors.New("receive buffer: not a syscall.Conn")
@@ -786,10 +791,21 @@ func setRcvBuf(c net.PacketConn) error {
 		return fmt.Errorf("receive buffer: %w", err)
 	}
 	return rc.Control(func(fd uintptr) {
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, carpRcvBuf) != nil {
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, carpRcvBuf)
-		}
+		k.setBuf(int(fd), unix.SO_RCVBUF, unix.SO_RCVBUFFORCE, carpRcvBuf, "net.core.rmem_max")
 	})
+}
+
+// setBuf sets a socket buffer (opt, or force as root) to size bytes and
+// warns when the kernel keeps it smaller (it reports twice what it keeps
+// of a request, for its own bookkeeping).
+func (k *Linux) setBuf(fd, opt, force, size int, sysctl string) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, size) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, size)
+	}
+	if got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, opt); err == nil && got < size {
+		k.log.Warn("CARP socket buffer smaller than asked: adverts of many vhids sent together may be lost; raise "+sysctl,
+			"bytes", got/2, "want", size)
+	}
 }
 
 func setup4(r *ipv4.RawConn) error {
@@ -1134,6 +1150,9 @@ func (k *Linux) sendAdvert(r4 *ipv4.RawConn, p6 *ipv6.PacketConn, out string, sl
 func (k *Linux) sendFrame(fd int, out string, sl sendLink, src, dst netip.Addr, tos uint8, payload []byte) error {
 	k.fmu.Lock()
 	defer k.fmu.Unlock()
+	if k.isClosed() {
+		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, osif.ErrClosed)
+	}
 	f, err := AppendAdvertFrame(k.frame[:0], sl.mac, src, dst, tos, payload)
 	if err != nil {
 		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, err)
@@ -1151,8 +1170,14 @@ func (k *Linux) sendFrame(fd int, out string, sl sendLink, src, dst netip.Addr, 
 	// may park its thread, and that bookkeeping wakes the runtime's
 	// monitor thread (sysmon) on each call while it sleeps, for a
 	// millisecond of 20 µs polls: 20% of a MASTER's CPU at 1,020 vhids.
-	_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&f[0])), uintptr(len(f)),
-		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&k.rsa)), unix.SizeofSockaddrLinklayer)
+	var errno syscall.Errno
+	for {
+		_, _, errno = unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&f[0])), uintptr(len(f)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&k.rsa)), unix.SizeofSockaddrLinklayer)
+		if errno != unix.EINTR {
+			break
+		}
+	}
 	if errno != 0 {
 		return fmt.Errorf("kernelshim: send CARP %s -> %s on %s: %w", src, dst, out, errno)
 	}
@@ -1241,9 +1266,7 @@ func (k *Linux) packetSocket() (int, error) {
 		}
 		// Room for the adverts of every vhid in one burst (sendFrame does
 		// not wait for room): 1,020 frames of ~1 KB of kernel memory each.
-		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, packetSndBuf) != nil {
-			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, packetSndBuf)
-		}
+		k.setBuf(fd, unix.SO_SNDBUF, unix.SO_SNDBUFFORCE, packetSndBuf, "net.core.wmem_max")
 		k.pktFd = fd
 		return nil
 	})
@@ -1507,11 +1530,17 @@ func (k *Linux) Close() error {
 	k.closed = true
 	close(k.close)
 	k.closeSocketsLocked()
+	k.mu.Unlock()
+	// The packet socket closes with no frame being sent on it (sendFrame
+	// holds fmu and sees the adapter closed before it uses the socket).
+	k.fmu.Lock()
+	k.mu.Lock()
 	if k.pktFd >= 0 {
 		unix.Close(k.pktFd)
 		k.pktFd = -1
 	}
 	k.mu.Unlock()
+	k.fmu.Unlock()
 	k.wg.Wait()
 	k.rmu.Lock()
 	if k.rfd >= 0 {

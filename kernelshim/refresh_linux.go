@@ -104,7 +104,7 @@ func (k *Linux) RefreshAddrs(batch []osif.AddrLifetime) error {
 		last := lastMessage(b)
 		binary.NativeEndian.PutUint16(b[last+6:], binary.NativeEndian.Uint16(b[last+6:])|unix.NLM_F_ACK)
 		ackSeq := binary.NativeEndian.Uint32(b[last+8:])
-		if err := rawSend(fd, b); err != nil {
+		if err := unix.Sendto(fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 			return errors.Join(append(errs, fmt.Errorf("kernelshim: refresh %d addresses: send: %w", len(batch), err))...)
 		}
 		errs = append(errs, k.readRefreshReplies(fd, batch, base, ackSeq)...)
@@ -113,26 +113,13 @@ func (k *Linux) RefreshAddrs(batch []osif.AddrLifetime) error {
 	return errors.Join(errs...)
 }
 
-// rawSend sends b to the kernel on the netlink socket fd, and rawRecv
-// reads one datagram without waiting, both as raw system calls: the
-// kernel handles a request inside sendmsg (it may wait for the rtnl lock,
-// never for the network), and the runtime's bookkeeping for a call that
-// may block wakes its monitor thread, sysmon, on each one while it sleeps,
-// which then polls every 20 µs for a millisecond: two thirds of what an
-// idle MASTER of one vhid did between its adverts.
-func rawSend(fd int, b []byte) error {
-	for {
-		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
-		switch e {
-		case 0:
-			return nil
-		case unix.EINTR:
-			continue
-		}
-		return e
-	}
-}
-
+// rawRecv reads one datagram of the netlink socket fd without waiting, as
+// a raw system call: the runtime's bookkeeping for a call that may block
+// wakes its monitor thread, sysmon, on each one while it sleeps, which
+// then polls every 20 µs for a millisecond. (The send stays an ordinary
+// system call: the kernel applies the batch inside it and may wait for the
+// rtnl lock, and a raw call would hold its thread's share of the runtime,
+// and any garbage collection, that long.)
 func rawRecv(fd int, buf []byte) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
 		unix.MSG_DONTWAIT, 0, 0)

@@ -68,3 +68,42 @@ func TestMasterAdvertsAreSentTogether(t *testing.T) {
 		t.Logf("%d vhids: adverts at %d distinct times in %v", n, len(instants), window)
 	})
 }
+
+// TestOtherWakeUpsDoNotHurryAdverts: a CARP vhid at advbase 1 next to a
+// VRRPv3 vhid at 10 ms (the loop awake every 10 ms) and the address
+// refresh keeps its period: only the group mates of an advert due now
+// leave early, so its adverts stay a second apart (they were pulled 250 ms
+// early at every chance: every 0.75 s).
+func TestOtherWakeUpsDoNotHurryAdverts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		node := newNode(t, memkernel.NewSegment(), "10.0.0.2/16", "")
+		defer node.stop(t)
+		node.ifconfig(t, "em0", vrrpLine(200, 1)...)
+		node.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 2}, api.Op{Kind: api.OpPass, Str: "p"},
+			api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.2.1/32"), Alias: true})
+		time.Sleep(5 * time.Second) // both MASTER
+		synctest.Wait()
+		var mu sync.Mutex
+		var carpSends []time.Time
+		node.k.SetSendHook(func(_ string, p osif.Packet) {
+			mu.Lock()
+			defer mu.Unlock()
+			if p.Payload[0]>>4 == 2 && p.Payload[1] == 2 {
+				carpSends = append(carpSends, time.Now())
+			}
+		})
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		node.k.SetSendHook(nil)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(carpSends) < 4 {
+			t.Fatalf("%d CARP adverts in 5 s", len(carpSends))
+		}
+		for i := 1; i < len(carpSends); i++ {
+			if gap := carpSends[i].Sub(carpSends[i-1]); gap != time.Second {
+				t.Errorf("CARP adverts %v apart, want 1s", gap)
+			}
+		}
+	})
+}
