@@ -81,7 +81,8 @@ type Linux struct {
 	r4     *ipv4.RawConn
 	c6     *net.IPConn
 	p6     *ipv6.PacketConn
-	pktFd  int // AF_PACKET send socket (Announce, ReplyARP, SendCARP), -1 until first use
+	rcv    []*batchReader // the receive sockets' readers (see recv_linux.go)
+	pktFd  int            // AF_PACKET send socket (Announce, ReplyARP, SendCARP), -1 until first use
 	subs   map[*subscription]struct{}
 	ours   map[int]bool // ifindexes of the macvlans this kernel created
 
@@ -704,7 +705,11 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 		err = setup4(r4)
 	}
 	if err == nil {
-		err = k.setRcvBuf(c4)
+		err = dropAll(c4)
+	}
+	var rd4, rd6 *batchReader
+	if err == nil {
+		rd4, err = k.openReceiver(false)
 	}
 	if err != nil {
 		c4.Close()
@@ -714,17 +719,22 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 		return fmt.Errorf("kernelshim: set up raw IPv4 socket: %w", err)
 	}
 	k.c4, k.r4 = c4.(*net.IPConn), r4
+	k.rcv = []*batchReader{rd4}
 	if err6 == nil {
 		p6 := ipv6.NewPacketConn(c6)
 		err := setup6(p6)
 		if err == nil {
-			err = k.setRcvBuf(c6)
+			err = dropAll(c6)
+		}
+		if err == nil {
+			rd6, err = k.openReceiver(true)
 		}
 		if err != nil {
 			c6.Close()
 			err6 = err
 		} else {
 			k.c6, k.p6 = c6.(*net.IPConn), p6
+			k.rcv = append(k.rcv, rd6)
 		}
 	}
 	if err6 != nil {
@@ -748,22 +758,21 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 		k.closeSocketsLocked()
 		if k.c4 == myc4 { // allow a later OpenCARP with a new context
 			k.opened = false
-			k.c4, k.r4, k.c6, k.p6 = nil, nil, nil, nil
+			k.c4, k.r4, k.c6, k.p6, k.rcv = nil, nil, nil, nil, nil
 		}
 		k.mu.Unlock()
 	}()
 	readers := 1
-	if k.p6 != nil {
+	if rd6 != nil {
 		readers++
 	}
 	var rwg sync.WaitGroup
 	rwg.Add(readers)
 	k.wg.Add(readers)
 	done := func() { rwg.Done(); k.wg.Done() }
-	c4r, c6r := k.c4, k.c6
-	go func() { defer done(); k.read4(ctx, c4r, onto) }()
-	if c6r != nil {
-		go func() { defer done(); k.read6(ctx, c6r, onto) }()
+	go func() { defer done(); k.read4(ctx, rd4, onto) }()
+	if rd6 != nil {
+		go func() { defer done(); k.read6(ctx, rd6, onto) }()
 	}
 	go func() { rwg.Wait(); shut() }()
 	return nil
@@ -778,21 +787,70 @@ func (k *Linux) OpenCARP(ctx context.Context, onto chan<- osif.Packet) error {
 // a burst of more than 1,020.
 const carpRcvBuf = 4 << 20
 
-// setRcvBuf gives c carpRcvBuf of receive buffer (SO_RCVBUFFORCE, as root
-// in the host's user namespace; else as much as net.core.rmem_max allows,
-// and a warning says so).
-func (k *Linux) setRcvBuf(c net.PacketConn) error {
+// openReceiver opens the raw protocol 112 socket the adverts of one family
+// are read from, in k's namespace, with carpRcvBuf of receive buffer
+// (SO_RCVBUFFORCE, as root in the host's user namespace; else as much as
+// net.core.rmem_max allows, and a warning says so), and returns its reader.
+// It joins no group: the groups are joined on the sending sockets, and a
+// socket that joined none hears every group joined on the link
+// (IP_MULTICAST_ALL, IPV6_MULTICAST_ALL: on by default).
+func (k *Linux) openReceiver(ipv6 bool) (*batchReader, error) {
+	fam, level, opts := unix.AF_INET, unix.IPPROTO_IP, []int{unix.IP_PKTINFO, unix.IP_RECVTTL}
+	oobLen := len(ipv4.NewControlMessage(ipv4.FlagTTL | ipv4.FlagInterface | ipv4.FlagDst))
+	if ipv6 {
+		fam, level, opts = unix.AF_INET6, unix.IPPROTO_IPV6, []int{unix.IPV6_RECVPKTINFO, unix.IPV6_RECVHOPLIMIT}
+		oobLen = len(ipv6NewControlMessage())
+	}
+	var fd int
+	err := k.inNS(func() error {
+		var err error
+		fd, err = unix.Socket(fam, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, osif.Protocol)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("receive socket: %w", err)
+	}
+	for _, o := range opts {
+		if err := unix.SetsockoptInt(fd, level, o, 1); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("receive socket: control messages: %w", err)
+		}
+	}
+	k.setBuf(fd, unix.SO_RCVBUF, unix.SO_RCVBUFFORCE, carpRcvBuf, "net.core.rmem_max")
+	r, err := newBatchReader(fd, oobLen)
+	if err != nil {
+		return nil, fmt.Errorf("receive socket: %w", err)
+	}
+	return r, nil
+}
+
+func ipv6NewControlMessage() []byte {
+	return ipv6.NewControlMessage(ipv6.FlagHopLimit | ipv6.FlagInterface | ipv6.FlagDst)
+}
+
+// dropAll gives the sending socket c a filter that drops every datagram
+// before it is queued: it would otherwise hear every advert the receive
+// sockets hear, fill its buffer and wake the runtime's poller for each.
+func dropAll(c net.PacketConn) error {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return errors.New("receive buffer: not a syscall.Conn")
+		return errors.New("drop filter: not a syscall.Conn")
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("receive buffer: %w", err)
+		return fmt.Errorf("drop filter: %w", err)
 	}
-	return rc.Control(func(fd uintptr) {
-		k.setBuf(int(fd), unix.SO_RCVBUF, unix.SO_RCVBUFFORCE, carpRcvBuf, "net.core.rmem_max")
-	})
+	var serr error
+	ret0 := unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0}
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: 1, Filter: &ret0})
+	}); err != nil {
+		return fmt.Errorf("drop filter: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("drop filter: %w", serr)
+	}
+	return nil
 }
 
 // setBuf sets a socket buffer (opt, or force as root) to size bytes and
@@ -864,6 +922,9 @@ func setFreebind6(p *ipv6.PacketConn) error {
 }
 
 func (k *Linux) closeSocketsLocked() {
+	for _, r := range k.rcv {
+		r.stop()
+	}
 	if k.c4 != nil {
 		k.c4.Close()
 	}
@@ -894,12 +955,8 @@ func (k *Linux) errorPauseOr(ctx context.Context) bool {
 	return false
 }
 
-func (k *Linux) read4(ctx context.Context, c *net.IPConn, onto chan<- osif.Packet) {
-	r, err := newBatchReader(c, len(ipv4.NewControlMessage(ipv4.FlagTTL|ipv4.FlagInterface|ipv4.FlagDst)))
-	if err != nil {
-		k.log.Warn("CARP IPv4 receive", "err", err)
-		return
-	}
+func (k *Linux) read4(ctx context.Context, r *batchReader, onto chan<- osif.Packet) {
+	defer r.close()
 	for {
 		n, err := r.read()
 		if err != nil {
@@ -938,12 +995,8 @@ func parse4(b []byte, pi pktInfo, from netip.Addr) osif.Packet {
 	return p
 }
 
-func (k *Linux) read6(ctx context.Context, c *net.IPConn, onto chan<- osif.Packet) {
-	r, err := newBatchReader(c, len(ipv6.NewControlMessage(ipv6.FlagHopLimit|ipv6.FlagInterface|ipv6.FlagDst)))
-	if err != nil {
-		k.log.Warn("CARP IPv6 receive", "err", err)
-		return
-	}
+func (k *Linux) read6(ctx context.Context, r *batchReader, onto chan<- osif.Packet) {
+	defer r.close()
 	for {
 		n, err := r.read()
 		if err != nil {

@@ -1057,4 +1057,20 @@ func TestLinuxCARPKeepsABurstOfEveryVHID(t *testing.T) {
 	if got != burst {
 		t.Errorf("received %d of a burst of %d adverts", got, burst)
 	}
+	// The sending socket hears the group too, but its filter drops
+	// everything before it is queued.
+	kb.mu.Lock()
+	c4 := kb.c4
+	kb.mu.Unlock()
+	rc, err := c4.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, qerr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) { queued, qerr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil || qerr != nil {
+		t.Fatal(err, qerr)
+	}
+	if queued != 0 {
+		t.Errorf("the sending socket has %d bytes queued, want 0 (its drop filter)", queued)
+	}
 }

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -20,38 +23,89 @@ type mmsghdr struct {
 	_   [4]byte
 }
 
-// batchReader reads up to readBatch datagrams in one recvmmsg from a raw IP
-// socket, into buffers it owns and reuses (no allocation per read). The
-// call is a raw, non-blocking system call made when the runtime's poller
-// says the socket is readable: the runtime's bookkeeping for a system call
-// that may block (entersyscall) wakes its monitor thread, sysmon, on every
-// call while it sleeps, and sysmon then polls every 20 µs for a
-// millisecond: on a BACKUP of 1,020 vhids that was a fifth of its CPU.
+// batchReader reads the adverts of one address family from a raw IP socket
+// of its own (protocol 112, opened by openReceiver), up to readBatch
+// datagrams per recvmmsg, into buffers it owns and reuses (no allocation
+// per read).
+//
+// Gathering: the adverts of many vhids come in bursts (a MASTER sends those
+// due together back to back, a few milliseconds for hundreds), and a reader
+// woken per datagram pays a wake-up of the Go program (the poller's
+// epoll_wait, the scheduler) for every one or two adverts: at 1,020 vhids
+// that was most of a BACKUP's CPU. So the socket is not in the runtime's
+// poller but, one-shot, in an epoll set of the reader's own, which is: the
+// first datagram wakes the reader and disarms the socket; the reader takes
+// what is queued, once more at once, and when the burst goes on it lets it
+// gather for gatherWindow (no wake-up in between: the socket is disarmed)
+// before each further read; when a read finds nothing it arms the socket
+// again. A lone advert costs one wake-up as before, a burst a few.
+//
+// Every system call here is a raw, non-blocking one: the runtime's
+// bookkeeping for a call that may block (entersyscall) wakes its monitor
+// thread, sysmon, on every call while it sleeps, and sysmon then polls every
+// 20 µs for a millisecond. Only the reader's goroutine uses the socket and
+// closes it (close); the epoll set is an *os.File so that closing it
+// (stop, from any goroutine) ends a wait or a re-arm without the race of
+// a number closed under a system call.
 type batchReader struct {
-	rc     syscall.RawConn
+	fd     int // the socket, owned by the reader's goroutine
+	ep     *os.File
+	eprc   syscall.RawConn
 	hs     []mmsghdr
 	iovs   []unix.Iovec
 	names  []unix.RawSockaddrInet6 // large enough for an IPv4 source too
 	buf    []byte                  // readBatch datagrams of readBufSize
 	oob    []byte                  // readBatch control areas of oobLen
 	oobLen int
+	events [1]unix.EpollEvent
+
+	waits atomic.Int64 // waits begun, for the tests
+
+	armed bool // the socket is armed in ep (waiting for a datagram)
+	reads int  // reads that found datagrams since the last wake-up
+	full  bool // the last read filled every buffer
 }
 
-// newBatchReader returns a reader of c with room for oobLen bytes of
-// control messages per datagram.
-func newBatchReader(c *net.IPConn, oobLen int) (*batchReader, error) {
-	rc, err := c.SyscallConn()
+// gatherWindow is how long a reader lets a burst of adverts gather before
+// its next read (see batchReader). Adverts are timed in seconds (CARP) or
+// at least 10 ms (VRRPv3), and a backup's master-down timer is three of
+// them: a datagram handled 2 ms later changes nothing.
+const gatherWindow = 2 * time.Millisecond
+
+// newBatchReader returns a reader of the raw socket fd, which it owns from
+// now on (close closes it, also when newBatchReader fails), with room for
+// oobLen bytes of control messages per datagram.
+func newBatchReader(fd, oobLen int) (*batchReader, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("raw socket: %w", err)
+		unix.Close(fd)
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(fd)}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		unix.Close(ep)
+		unix.Close(fd)
+		return nil, fmt.Errorf("epoll add: %w", err)
+	}
+	if err := unix.SetNonblock(ep, true); err != nil {
+		unix.Close(ep)
+		unix.Close(fd)
+		return nil, fmt.Errorf("epoll: %w", err)
 	}
 	r := &batchReader{
-		rc:     rc,
+		fd:     fd,
+		ep:     os.NewFile(uintptr(ep), "carp-epoll"), // non-blocking: in the runtime's poller
 		hs:     make([]mmsghdr, readBatch),
 		iovs:   make([]unix.Iovec, readBatch),
 		names:  make([]unix.RawSockaddrInet6, readBatch),
 		buf:    make([]byte, readBatch*readBufSize),
 		oob:    make([]byte, readBatch*oobLen),
 		oobLen: oobLen,
+		armed:  true,
+	}
+	if r.eprc, err = r.ep.SyscallConn(); err != nil {
+		r.close()
+		return nil, fmt.Errorf("epoll: %w", err)
 	}
 	for i := range r.hs {
 		r.iovs[i].Base = &r.buf[i*readBufSize]
@@ -67,9 +121,95 @@ func newBatchReader(c *net.IPConn, oobLen int) (*batchReader, error) {
 	return r, nil
 }
 
-// read waits until the socket is readable and reads what is queued, up to
-// readBatch datagrams; it returns how many.
+// stop ends the reader's current or next wait with net.ErrClosed; any
+// goroutine may call it, more than once.
+func (r *batchReader) stop() { r.ep.Close() }
+
+// close releases the socket and the epoll set; only the reader's goroutine
+// calls it, once, when it is done reading.
+func (r *batchReader) close() {
+	r.ep.Close()
+	unix.Close(r.fd)
+}
+
+// read waits until the socket has datagrams and reads what is queued, up to
+// readBatch datagrams; it returns how many. After stop it returns an error
+// wrapping net.ErrClosed.
 func (r *batchReader) read() (int, error) {
+	for {
+		if r.armed {
+			if err := r.wait(); err != nil {
+				return 0, err
+			}
+			r.armed, r.reads, r.full = false, 0, false
+		} else if r.reads >= 2 && !r.full {
+			// A burst is under way and the queue was drained: let the
+			// rest of it gather (the socket stays disarmed).
+			time.Sleep(gatherWindow)
+		}
+		n, err := r.recv()
+		if err != nil {
+			return 0, err
+		}
+		if n > 0 {
+			r.reads++
+			r.full = n == len(r.hs)
+			return n, nil
+		}
+		if err := r.arm(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// wait waits in the runtime's poller until the epoll set reports the
+// socket, which disarms it (EPOLLONESHOT).
+func (r *batchReader) wait() error {
+	r.waits.Add(1)
+	var errno syscall.Errno
+	err := r.eprc.Read(func(ep uintptr) bool {
+		for {
+			n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, ep, uintptr(unsafe.Pointer(&r.events[0])), 1, 0, 0, 0)
+			switch {
+			case e == unix.EINTR:
+				continue
+			case e != 0:
+				errno = e
+				return true
+			}
+			return n > 0
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("wait for adverts: %w", net.ErrClosed)
+	}
+	if errno != 0 {
+		return fmt.Errorf("epoll_wait: %w", errno)
+	}
+	return nil
+}
+
+// arm arms the socket again in the epoll set: a datagram queued since the
+// last read makes the set readable at once.
+func (r *batchReader) arm() error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(r.fd)}
+	var errno syscall.Errno
+	err := r.eprc.Control(func(ep uintptr) {
+		_, _, errno = unix.RawSyscall6(unix.SYS_EPOLL_CTL, ep, unix.EPOLL_CTL_MOD, uintptr(r.fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+	})
+	if err != nil {
+		return fmt.Errorf("wait for adverts: %w", net.ErrClosed)
+	}
+	if errno != 0 {
+		return fmt.Errorf("epoll_ctl: %w", errno)
+	}
+	r.armed = true
+	return nil
+}
+
+// recv reads what is queued, up to readBatch datagrams, without waiting:
+// 0 when nothing is.
+func (r *batchReader) recv() (int, error) {
 	for i := range r.hs {
 		h := &r.hs[i].hdr
 		h.Namelen = unix.SizeofSockaddrInet6
@@ -77,29 +217,19 @@ func (r *batchReader) read() (int, error) {
 		h.Flags = 0
 		r.hs[i].n = 0
 	}
-	var n int
-	var errno syscall.Errno
-	err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			r1, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hs[0])), uintptr(len(r.hs)),
-				unix.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // wait in the poller
-			}
-			n, errno = int(r1), e
-			return true
+	for {
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&r.hs[0])), uintptr(len(r.hs)),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, nil
 		}
-	})
-	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("recvmmsg: %w", e)
 	}
-	if errno != 0 {
-		return 0, fmt.Errorf("recvmmsg: %w", errno)
-	}
-	return n, nil
 }
 
 // datagram is the i-th datagram of the last read (at most readBufSize

@@ -2,8 +2,12 @@ package kernelshim
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/net/ipv4"
@@ -69,3 +73,132 @@ func TestParseCmsgs(t *testing.T) {
 }
 
 func unsafePointer(b *byte) unsafe.Pointer { return unsafe.Pointer(b) }
+
+// pairReader returns a batchReader of one end of a datagram socketpair and
+// the other end to write to.
+func pairReader(t *testing.T) (*batchReader, int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newBatchReader(fds[0], 0)
+	if err != nil {
+		unix.Close(fds[1])
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.close(); unix.Close(fds[1]) })
+	return r, fds[1]
+}
+
+// readResult is one batchReader.read: the datagrams and the error.
+type readResult struct {
+	got []string
+	err error
+}
+
+// readAsync runs one read on its own goroutine.
+func readAsync(r *batchReader) <-chan readResult {
+	ch := make(chan readResult, 1)
+	go func() {
+		n, err := r.read()
+		var got []string
+		for i := range n {
+			got = append(got, string(r.datagram(i)))
+		}
+		ch <- readResult{got, err}
+	}()
+	return ch
+}
+
+func writeDatagrams(t *testing.T, fd int, names ...string) {
+	t.Helper()
+	for _, s := range names {
+		if _, err := unix.Write(fd, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func awaitRead(t *testing.T, ch <-chan readResult) readResult {
+	t.Helper()
+	select {
+	case res := <-ch:
+		return res
+	case <-time.After(10 * time.Second):
+		t.Fatal("read did not return")
+		return readResult{}
+	}
+}
+
+// TestBatchReaderWaitsOncePerBurst: the reader waits for the socket only
+// when a read found it empty; what is queued meanwhile is read without
+// another wake-up, in order, none twice, none lost, a full batch at a time.
+func TestBatchReaderWaitsOncePerBurst(t *testing.T) {
+	r, w := pairReader(t)
+	writeDatagrams(t, w, "a", "b", "c")
+	if res := awaitRead(t, readAsync(r)); res.err != nil || !slices.Equal(res.got, []string{"a", "b", "c"}) {
+		t.Fatalf("first read: %v, %v", res.got, res.err)
+	}
+	if r.armed {
+		t.Fatal("the socket is armed again after a read that found datagrams")
+	}
+	// More of the burst: read without waiting, the last ones after the
+	// gathering pause (two reads found datagrams already).
+	var more []string
+	for i := range readBatch + 5 {
+		more = append(more, fmt.Sprintf("d%d", i))
+	}
+	writeDatagrams(t, w, more...)
+	res := awaitRead(t, readAsync(r))
+	if res.err != nil || !slices.Equal(res.got, more[:readBatch]) || !r.full {
+		t.Fatalf("second read: %v, %v, full %v; want the first %d", res.got, res.err, r.full, readBatch)
+	}
+	if res = awaitRead(t, readAsync(r)); res.err != nil || !slices.Equal(res.got, more[readBatch:]) {
+		t.Fatalf("third read: %v, %v; want %v", res.got, res.err, more[readBatch:])
+	}
+	if n := r.waits.Load(); n != 1 {
+		t.Fatalf("%d waits for one burst, want 1", n)
+	}
+	// Nothing queued: the next read arms the socket and waits for the
+	// next datagram.
+	ch := readAsync(r)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.waits.Load() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the reader did not wait when its socket was empty")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case res := <-ch:
+		t.Fatalf("read returned %v, %v with nothing queued", res.got, res.err)
+	default:
+	}
+	writeDatagrams(t, w, "e")
+	if res := awaitRead(t, ch); res.err != nil || !slices.Equal(res.got, []string{"e"}) {
+		t.Fatalf("read after the wait: %v, %v", res.got, res.err)
+	}
+}
+
+// TestBatchReaderStop: stop ends a read waiting for datagrams with
+// net.ErrClosed, and every later read too.
+func TestBatchReaderStop(t *testing.T) {
+	r, _ := pairReader(t)
+	ch := readAsync(r)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.waits.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the reader did not wait")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.stop()
+	if res := awaitRead(t, ch); !errors.Is(res.err, net.ErrClosed) {
+		t.Fatalf("read after stop: %v, %v; want net.ErrClosed", res.got, res.err)
+	}
+	if _, err := r.read(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second read after stop: %v; want net.ErrClosed", err)
+	}
+	r.stop() // twice is harmless
+}
