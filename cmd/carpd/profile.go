@@ -32,22 +32,6 @@ func limitMemory() {
 	}
 }
 
-// defaultProcs is how many threads run carpd's Go code at once unless
-// GOMAXPROCS says otherwise. carpd's work has one owner (the engine loop);
-// with one P a burst of adverts is read, handed over and handled on one
-// thread, where with one P per core every burst woke a second thread
-// (futex, scheduler) to hand the packets over: the BACKUP of 1,020 vhids
-// 0.70-0.73 -> 0.55-0.59% of a core (make bench-scale). Blocking system
-// calls still get a thread of their own.
-const defaultProcs = 1
-
-// limitProcs applies defaultProcs when GOMAXPROCS is not set.
-func limitProcs() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(defaultProcs)
-	}
-}
-
 // startProfiles starts what the environment asks for and returns the
 // function that finishes it at exit.
 func startProfiles() (stop func(), err error) {
