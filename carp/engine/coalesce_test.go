@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -105,5 +108,124 @@ func TestOtherWakeUpsDoNotHurryAdverts(t *testing.T) {
 				t.Errorf("CARP adverts %v apart, want 1s", gap)
 			}
 		}
+	})
+}
+
+// TestRefreshFallsInWithAdverts: the address refresh of a MASTER joins its
+// adverts (it may run up to refreshEarly before its time when the loop is
+// awake for them), so a MASTER of one vhid advertising every 0.98 s (its
+// adverts drift past the refresh ticks, as real timers' lateness makes
+// them) wakes about twice a second, not three times, and no address waits
+// longer than refreshEvery for its refresh.
+func TestRefreshFallsInWithAdverts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		node := newNode(t, memkernel.NewSegment(), "10.0.0.2/16", "")
+		defer node.stop(t)
+		node.ifconfig(t, "em0", vrrpLine(200, 98)...)
+		time.Sleep(5 * time.Second) // MASTER
+		synctest.Wait()
+		var mu sync.Mutex
+		wakes := map[time.Time]bool{}
+		var refreshes []time.Time
+		adverts := 0
+		node.k.SetSendHook(func(string, osif.Packet) {
+			mu.Lock()
+			defer mu.Unlock()
+			wakes[time.Now()] = true
+			adverts++
+		})
+		node.k.SetRefreshHook(func(int) {
+			mu.Lock()
+			defer mu.Unlock()
+			wakes[time.Now()] = true
+			refreshes = append(refreshes, time.Now())
+		})
+		const window = 10 * time.Second
+		time.Sleep(window)
+		synctest.Wait()
+		node.k.SetSendHook(nil)
+		node.k.SetRefreshHook(nil)
+		mu.Lock()
+		defer mu.Unlock()
+		if adverts < 10 || len(refreshes) < int(window/refreshEvery)-1 {
+			t.Fatalf("%d adverts and %d refreshes in %v", adverts, len(refreshes), window)
+		}
+		for i := 1; i < len(refreshes); i++ {
+			if gap := refreshes[i].Sub(refreshes[i-1]); gap > refreshEvery || gap < refreshEvery-refreshEarly {
+				t.Errorf("refreshes %v apart, want between %v and %v", gap, refreshEvery-refreshEarly, refreshEvery)
+			}
+		}
+		// Without refreshEarly: about 20 refreshes and 10 adverts at 30
+		// distinct times, as good as never together.
+		if max := 2*int(window/time.Second) + 2; len(wakes) > max {
+			t.Errorf("%d adverts and %d refreshes at %d distinct times in %v, want at most %d", adverts, len(refreshes), len(wakes), window, max)
+		}
+	})
+}
+
+// countingTimer is a Go timer that counts its settings.
+type countingTimer struct {
+	*goTimer
+	sets *atomic.Int64
+}
+
+func (c countingTimer) Set(d time.Duration) error {
+	c.sets.Add(1)
+	return c.goTimer.Set(d)
+}
+
+// TestBackupDoesNotSetItsTimerPerAdvert: a BACKUP's timer is set again
+// only when a deadline comes earlier or it fired, not for each advert it
+// hears (that pushes a master-down deadline later): with carpd's timerfd
+// each setting is a system call.
+func TestBackupDoesNotSetItsTimerPerAdvert(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := memkernel.NewSegment()
+		fw1 := newNode(t, seg, "10.0.0.2/16", "")
+		defer fw1.stop(t)
+		k2 := memkernel.NewMemory()
+		k2.Clock = time.Now
+		k2.AddLink(osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, MTU: 1500,
+			AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
+			Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.3/16")}}, seg)
+		var sets atomic.Int64
+		fw2 := startNodeWith(t, Options{Kernel: k2, Timer: func() (Timer, error) {
+			return countingTimer{newGoTimer(), &sets}, nil
+		}})
+		defer fw2.stop(t)
+		const n = 20
+		for i := 1; i <= n; i++ {
+			op := func(skew int) []api.Op {
+				return []api.Op{{Kind: api.OpVHID, Int: i}, {Kind: api.OpPass, Str: "p"}, {Kind: api.OpAdvSkew, Int: skew},
+					{Kind: api.OpAddr, Prefix: netip.MustParsePrefix(fmt.Sprintf("10.0.1.%d/32", i)), Alias: true}}
+			}
+			fw1.ifconfig(t, "em0", op(0)...)
+			fw2.ifconfig(t, "em0", op(100)...)
+			time.Sleep(37 * time.Millisecond) // spread
+		}
+		time.Sleep(10 * time.Second) // fw1 MASTER of all, fw2 BACKUP
+		synctest.Wait()
+		st, err := fw2.e.Status(context.Background(), api.StatusQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range st.VHIDs {
+			if v.State != "BACKUP" {
+				t.Fatalf("fw2 vhid %d is %s, want BACKUP", v.VHID, v.State)
+			}
+		}
+		heard0 := fw2.counters(t)["ipackets"]
+		sets.Store(0)
+		const window = 10 * time.Second
+		time.Sleep(window)
+		synctest.Wait()
+		got, heard := sets.Load(), int64(fw2.counters(t)["ipackets"]-heard0)
+		if heard < n*int64(window/time.Second)-n {
+			t.Fatalf("the BACKUP heard %d adverts in %v", heard, window)
+		}
+		if got*4 > heard {
+			t.Errorf("the BACKUP set its timer %d times while hearing %d adverts, want at most a quarter", got, heard)
+		}
+		t.Logf("%d timer settings for %d adverts heard", got, heard)
 	})
 }

@@ -49,6 +49,47 @@ type Options struct {
 	// Now and Rand are injectable for tests.
 	Now  func() time.Time
 	Rand func() uint64
+	// Timer, if not nil, makes the loop's wake-up timer (carpd: a timerfd,
+	// kernelshim.NewLoopTimer); nil, or an error, means a Go timer.
+	Timer func() (Timer, error)
+}
+
+// Timer is the engine loop's wake-up timer (Options.Timer).
+type Timer interface {
+	// C receives when the time the last Set named has come; rarely once
+	// more, for a setting Set replaced (the loop then finds nothing due).
+	C() <-chan time.Time
+	// Set arms the timer to fire d from now (at once for d <= 0),
+	// replacing the last setting.
+	Set(d time.Duration) error
+	// Stop releases the timer.
+	Stop()
+}
+
+// goTimer is a Timer on a Go timer.
+type goTimer struct{ t *time.Timer }
+
+func newGoTimer() *goTimer { return &goTimer{time.NewTimer(time.Hour)} }
+
+func (g *goTimer) C() <-chan time.Time { return g.t.C }
+
+func (g *goTimer) Set(d time.Duration) error {
+	g.t.Reset(max(d, 0)) // Go 1.23+: no stale value survives Reset
+	return nil
+}
+
+func (g *goTimer) Stop() { g.t.Stop() }
+
+// loopTimer returns Options.Timer's timer or, failing that, a Go timer.
+func (e *Engine) loopTimer() Timer {
+	if e.opts.Timer != nil {
+		t, err := e.opts.Timer()
+		if err == nil {
+			return t
+		}
+		e.log.Warn("carpd: engine timer: using a Go timer", "err", err)
+	}
+	return newGoTimer()
 }
 
 // Engine runs CARP for every configured vhid. Create it with New, start it
@@ -235,18 +276,27 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	e.reconcile(e.opts.Now())
 	close(e.ready)
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	timer := e.loopTimer()
+	defer func() { timer.Stop() }()
+	var armed time.Time // what the timer is set for; zero once it fired
 	for {
 		now := e.opts.Now()
-		if d, ok := e.nextDeadline(); ok {
-			wait := d.Sub(now)
-			if wait < 0 {
-				wait = 0
+		d, ok := e.nextDeadline()
+		if !ok {
+			d = now.Add(time.Hour)
+		}
+		// The timer is set again only for an earlier deadline, or once
+		// it fired: a deadline that moved later (each advert a BACKUP
+		// hears) costs at most an early wake-up with nothing due, not a
+		// system call per packet.
+		if armed.IsZero() || d.Before(armed) {
+			if err := timer.Set(d.Sub(now)); err != nil {
+				e.log.Warn("carpd: engine timer: using a Go timer", "err", err)
+				timer.Stop()
+				timer = newGoTimer()
+				_ = timer.Set(d.Sub(now))
 			}
-			timer.Reset(wait)
-		} else {
-			timer.Reset(time.Hour)
+			armed = d
 		}
 		select {
 		case <-ctx.Done():
@@ -260,14 +310,9 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			e.linkChanged(e.opts.Now(), u)
 		case r := <-e.arpReqs:
 			e.arpInput(r)
-		case <-timer.C:
+		case <-timer.C():
+			armed = time.Time{}
 			e.advance(e.opts.Now())
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
 		}
 	}
 }

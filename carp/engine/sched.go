@@ -214,7 +214,11 @@ func (e *Engine) advance(now time.Time) {
 		}
 	}
 	e.reschedule()
-	e.refreshTick(now) // the address-refresh tick (vhost.go)
+	early := time.Duration(0)
+	if len(due) > 0 {
+		early = refreshEarly // awake for vhids: the tick may join them
+	}
+	e.refreshTick(now, early) // the address-refresh tick (vhost.go)
 	e.retrySave(now)
 	if !now.Before(e.countersAt) {
 		e.saveCounters(now)

@@ -135,7 +135,8 @@ func run(c cli, lg *slog.Logger, level *slog.LevelVar, notify *sdnotify.Notifier
 	defer k.Close()
 	evs := startEvents(c.DevdPipe, c.DevdConf, lg) // after the locks: a second carpd leaves the pipe alone
 	defer evs.close()
-	eng, err := engine.New(engine.Options{Kernel: k, StateDir: c.StateDir, IfMap: ifmap, Logger: lg, LogLevel: level, Events: evs.ch})
+	eng, err := engine.New(engine.Options{Kernel: k, StateDir: c.StateDir, IfMap: ifmap, Logger: lg, LogLevel: level, Events: evs.ch,
+		Timer: func() (engine.Timer, error) { return kernelshim.NewLoopTimer() }})
 	if err != nil {
 		return err
 	}

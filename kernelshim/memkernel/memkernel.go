@@ -125,24 +125,25 @@ type Memory struct {
 	// Set it before use (or under no concurrent calls).
 	Clock func() time.Time
 
-	mu         sync.Mutex
-	links      map[string]*memLink
-	order      []string // link names in creation order
-	nextIndex  int
-	transcript []string
-	sysctl     map[string]string
-	closed     bool
-	open       bool
-	openCtx    context.Context
-	onto       chan<- osif.Packet
-	watchers   map[*memWatcher]struct{}
-	stats      MemoryStats
-	sendErr    error
-	sendHook   func(out string, p osif.Packet)
-	sendTTL    int             // TTL of sent packets; 0 means 255
-	failures   map[Op]error    // injected refusals, see Fail
-	arpCtx     context.Context // ListenARP's, nil when not listening
-	arpOnto    chan<- osif.ARPRequest
+	mu          sync.Mutex
+	links       map[string]*memLink
+	order       []string // link names in creation order
+	nextIndex   int
+	transcript  []string
+	sysctl      map[string]string
+	closed      bool
+	open        bool
+	openCtx     context.Context
+	onto        chan<- osif.Packet
+	watchers    map[*memWatcher]struct{}
+	stats       MemoryStats
+	sendErr     error
+	sendHook    func(out string, p osif.Packet)
+	refreshHook func(n int)
+	sendTTL     int             // TTL of sent packets; 0 means 255
+	failures    map[Op]error    // injected refusals, see Fail
+	arpCtx      context.Context // ListenARP's, nil when not listening
+	arpOnto     chan<- osif.ARPRequest
 	// frameTap, when set (by this package's tests), sees every Ethernet
 	// frame (Announce, ReplyARP of another kernel) arriving on one of
 	// this kernel's physical links, as a packet socket on it would.
@@ -347,6 +348,14 @@ func (m *Memory) SetSendHook(f func(out string, p osif.Packet)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sendHook = f
+}
+
+// SetRefreshHook calls f (synchronously, without locks held) with the
+// size of every RefreshAddrs batch.
+func (m *Memory) SetRefreshHook(f func(n int)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.refreshHook = f
 }
 
 // SetSendTTL makes SendCARP send with TTL / hop limit ttl instead of 255,
@@ -642,6 +651,9 @@ func (m *Memory) RefreshAddrs(batch []osif.AddrLifetime) error {
 		return nil
 	}
 	m.mu.Lock()
+	if hook := m.refreshHook; hook != nil {
+		defer hook(len(batch)) // after the unlock below
+	}
 	defer m.mu.Unlock()
 	if m.closed {
 		return fmt.Errorf("kernelshim: refresh addresses: %w", osif.ErrClosed)
