@@ -793,12 +793,12 @@ const carpRcvBuf = 4 << 20
 // net.core.rmem_max allows, and a warning says so), and returns its reader.
 // It joins no group: the groups are joined on the sending sockets, and a
 // socket that joined none hears every group joined on the link
-// (IP_MULTICAST_ALL, IPV6_MULTICAST_ALL: on by default).
+// (IP_MULTICAST_ALL, IPV6_MULTICAST_ALL: on by default, and set).
 func (k *Linux) openReceiver(ipv6 bool) (*batchReader, error) {
-	fam, level, opts := unix.AF_INET, unix.IPPROTO_IP, []int{unix.IP_PKTINFO, unix.IP_RECVTTL}
+	fam, level, opts := unix.AF_INET, unix.IPPROTO_IP, []int{unix.IP_PKTINFO, unix.IP_RECVTTL, unix.IP_MULTICAST_ALL}
 	oobLen := len(ipv4.NewControlMessage(ipv4.FlagTTL | ipv4.FlagInterface | ipv4.FlagDst))
 	if ipv6 {
-		fam, level, opts = unix.AF_INET6, unix.IPPROTO_IPV6, []int{unix.IPV6_RECVPKTINFO, unix.IPV6_RECVHOPLIMIT}
+		fam, level, opts = unix.AF_INET6, unix.IPPROTO_IPV6, []int{unix.IPV6_RECVPKTINFO, unix.IPV6_RECVHOPLIMIT, unix.IPV6_MULTICAST_ALL}
 		oobLen = len(ipv6NewControlMessage())
 	}
 	var fd int
@@ -811,7 +811,11 @@ func (k *Linux) openReceiver(ipv6 bool) (*batchReader, error) {
 		return nil, fmt.Errorf("receive socket: %w", err)
 	}
 	for _, o := range opts {
-		if err := unix.SetsockoptInt(fd, level, o, 1); err != nil {
+		err := unix.SetsockoptInt(fd, level, o, 1)
+		if o == unix.IPV6_MULTICAST_ALL && errors.Is(err, unix.ENOPROTOOPT) {
+			continue // before Linux 4.20: IPv6 had no such filter
+		}
+		if err != nil {
 			unix.Close(fd)
 			return nil, fmt.Errorf("receive socket: control messages: %w", err)
 		}
@@ -844,6 +848,16 @@ func dropAll(c net.PacketConn) error {
 	ret0 := unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0}
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: 1, Filter: &ret0})
+		if serr != nil {
+			return
+		}
+		// What arrived before the filter would stay queued for good.
+		var b [1]byte
+		for i := 0; i < 1<<16; i++ {
+			if _, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_DONTWAIT|unix.MSG_TRUNC); err != nil {
+				break
+			}
+		}
 	}); err != nil {
 		return fmt.Errorf("drop filter: %w", err)
 	}

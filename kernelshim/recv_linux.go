@@ -59,7 +59,9 @@ type batchReader struct {
 	oobLen int
 	events [1]unix.EpollEvent
 
-	waits atomic.Int64 // waits begun, for the tests
+	waits   atomic.Int64 // waits begun, for the tests
+	sleeps  atomic.Int64 // gathering pauses, for the tests
+	stopped atomic.Bool  // stop was called
 
 	armed bool // the socket is armed in ep (waiting for a datagram)
 	reads int  // reads that found datagrams since the last wake-up
@@ -107,6 +109,12 @@ func newBatchReader(fd, oobLen int) (*batchReader, error) {
 		r.close()
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
+	// os.NewFile leaves a file out of the poller when it cannot add it
+	// (fs.epoll.max_user_watches): waiting on it would then fail at once.
+	if errors.Is(r.ep.SetReadDeadline(time.Time{}), os.ErrNoDeadline) {
+		r.close()
+		return nil, errors.New("epoll: not pollable")
+	}
 	for i := range r.hs {
 		r.iovs[i].Base = &r.buf[i*readBufSize]
 		r.iovs[i].SetLen(readBufSize)
@@ -123,7 +131,19 @@ func newBatchReader(fd, oobLen int) (*batchReader, error) {
 
 // stop ends the reader's current or next wait with net.ErrClosed; any
 // goroutine may call it, more than once.
-func (r *batchReader) stop() { r.ep.Close() }
+func (r *batchReader) stop() {
+	r.stopped.Store(true)
+	r.ep.Close()
+}
+
+// pollErr is the error of a wait or re-arm that the epoll set's file
+// refused: net.ErrClosed after stop, else what it said.
+func (r *batchReader) pollErr(err error) error {
+	if r.stopped.Load() {
+		return fmt.Errorf("wait for adverts: %w", net.ErrClosed)
+	}
+	return fmt.Errorf("wait for adverts: %w", err)
+}
 
 // close releases the socket and the epoll set; only the reader's goroutine
 // calls it, once, when it is done reading.
@@ -145,6 +165,7 @@ func (r *batchReader) read() (int, error) {
 		} else if r.reads >= 2 && !r.full {
 			// A burst is under way and the queue was drained: let the
 			// rest of it gather (the socket stays disarmed).
+			r.sleeps.Add(1)
 			time.Sleep(gatherWindow)
 		}
 		n, err := r.recv()
@@ -181,7 +202,7 @@ func (r *batchReader) wait() error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("wait for adverts: %w", net.ErrClosed)
+		return r.pollErr(err)
 	}
 	if errno != 0 {
 		return fmt.Errorf("epoll_wait: %w", errno)
@@ -198,7 +219,7 @@ func (r *batchReader) arm() error {
 		_, _, errno = unix.RawSyscall6(unix.SYS_EPOLL_CTL, ep, unix.EPOLL_CTL_MOD, uintptr(r.fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
 	})
 	if err != nil {
-		return fmt.Errorf("wait for adverts: %w", net.ErrClosed)
+		return r.pollErr(err)
 	}
 	if errno != 0 {
 		return fmt.Errorf("epoll_ctl: %w", errno)

@@ -143,8 +143,8 @@ func TestBatchReaderWaitsOncePerBurst(t *testing.T) {
 	if r.armed {
 		t.Fatal("the socket is armed again after a read that found datagrams")
 	}
-	// More of the burst: read without waiting, the last ones after the
-	// gathering pause (two reads found datagrams already).
+	// More of the burst: read without waiting; a full batch is followed
+	// by a read without a pause.
 	var more []string
 	for i := range readBatch + 5 {
 		more = append(more, fmt.Sprintf("d%d", i))
@@ -159,6 +159,18 @@ func TestBatchReaderWaitsOncePerBurst(t *testing.T) {
 	}
 	if n := r.waits.Load(); n != 1 {
 		t.Fatalf("%d waits for one burst, want 1", n)
+	}
+	if n := r.sleeps.Load(); n != 0 {
+		t.Fatalf("%d gathering pauses before a partial read, want 0", n)
+	}
+	// The last read was partial and followed others: the burst may go
+	// on, so the next read pauses first and reads what came meanwhile.
+	writeDatagrams(t, w, "f", "g")
+	if res := awaitRead(t, readAsync(r)); res.err != nil || !slices.Equal(res.got, []string{"f", "g"}) {
+		t.Fatalf("read after the pause: %v, %v", res.got, res.err)
+	}
+	if n, w := r.sleeps.Load(), r.waits.Load(); n != 1 || w != 1 {
+		t.Fatalf("%d pauses and %d waits, want 1 and 1", n, w)
 	}
 	// Nothing queued: the next read arms the socket and waits for the
 	// next datagram.
@@ -201,4 +213,18 @@ func TestBatchReaderStop(t *testing.T) {
 		t.Fatalf("second read after stop: %v; want net.ErrClosed", err)
 	}
 	r.stop() // twice is harmless
+
+	// Stopped in the middle of a burst: the reader pauses, finds
+	// nothing, and its re-arm reports the stop.
+	r2, w := pairReader(t)
+	for _, d := range []string{"a", "b"} {
+		writeDatagrams(t, w, d)
+		if res := awaitRead(t, readAsync(r2)); res.err != nil || !slices.Equal(res.got, []string{d}) {
+			t.Fatalf("read %s: %v, %v", d, res.got, res.err)
+		}
+	}
+	r2.stop()
+	if res := awaitRead(t, readAsync(r2)); !errors.Is(res.err, net.ErrClosed) || r2.sleeps.Load() != 1 {
+		t.Fatalf("read after a stop during a burst: %v, %v, %d pauses; want net.ErrClosed after 1", res.got, res.err, r2.sleeps.Load())
+	}
 }
