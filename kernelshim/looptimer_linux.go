@@ -69,8 +69,15 @@ func (t *LoopTimer) run() {
 func (t *LoopTimer) C() <-chan time.Time { return t.c }
 
 // Set arms the timer to expire d from now (at once for d <= 0), replacing
-// the last setting, and drops an expiry not yet received.
+// the last setting. It first drops an expiry not yet received: after the
+// new setting that could be the new one's (d <= 0 expires at once), and the
+// loop would wait for good. An old expiry already read but not yet passed
+// on still arrives: an early wake-up, with nothing due.
 func (t *LoopTimer) Set(d time.Duration) error {
+	select {
+	case <-t.c:
+	default:
+	}
 	its := unix.ItimerSpec{Value: unix.NsecToTimespec(max(int64(d), 1))} // 0 would disarm it
 	var errno syscall.Errno
 	if err := t.rc.Control(func(fd uintptr) {
@@ -80,10 +87,6 @@ func (t *LoopTimer) Set(d time.Duration) error {
 	}
 	if errno != 0 {
 		return fmt.Errorf("kernelshim: timerfd_settime: %w", errno)
-	}
-	select {
-	case <-t.c:
-	default:
 	}
 	return nil
 }

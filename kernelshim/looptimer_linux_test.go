@@ -1,6 +1,7 @@
 package kernelshim
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -9,7 +10,7 @@ func awaitFire(t *testing.T, lt *LoopTimer, what string) {
 	t.Helper()
 	select {
 	case <-lt.C():
-	case <-time.After(10 * time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatalf("%s: the timer did not fire", what)
 	}
 }
@@ -57,5 +58,22 @@ func TestLoopTimer(t *testing.T) {
 	lt.Stop()
 	if err := lt.Set(time.Millisecond); err == nil {
 		t.Error("Set after Stop: no error")
+	}
+}
+
+// TestLoopTimerNeverLosesAFiring: a setting that expires at once fires,
+// however soon after Set its expiry is read (Set drops an old expiry
+// before it sets the timer, never the new one's).
+func TestLoopTimerNeverLosesAFiring(t *testing.T) {
+	lt, err := NewLoopTimer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lt.Stop()
+	for i := range 2000 {
+		if err := lt.Set(0); err != nil {
+			t.Fatal(err)
+		}
+		awaitFire(t, lt, fmt.Sprintf("Set(0) #%d", i))
 	}
 }
