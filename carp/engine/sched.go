@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"container/heap"
 	"fmt"
 	"slices"
 	"time"
@@ -33,27 +32,98 @@ func (h *vhost) deadline() (time.Time, bool) {
 }
 
 // vhostHeap orders vhosts by deadline; vhost.slot is the position + 1 (0:
-// not in the heap).
-type vhostHeap []*vhost
+// not in the heap). Each entry holds its deadline beside the vhost, so that
+// ordering compares within the heap's own array instead of following a
+// pointer per comparison (with 1,020 vhids a BACKUP re-places one vhost per
+// advert it hears); the functions are container/heap's, without its
+// interface calls.
+type vhostHeap []schedEntry
 
-func (q vhostHeap) Len() int           { return len(q) }
-func (q vhostHeap) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
-func (q vhostHeap) Swap(i, j int) {
+// schedEntry is one vhost in the heap and its deadline (vhost.at).
+type schedEntry struct {
+	at time.Time
+	h  *vhost
+}
+
+func (q vhostHeap) less(i, j int) bool { return q[i].at.Before(q[j].at) }
+
+func (q vhostHeap) swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
-	q[i].slot, q[j].slot = i+1, j+1
+	q[i].h.slot, q[j].h.slot = i+1, j+1
 }
-func (q *vhostHeap) Push(x any) {
-	h := x.(*vhost)
+
+func (q vhostHeap) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !q.less(j, i) {
+			break
+		}
+		q.swap(i, j)
+		j = i
+	}
+}
+
+func (q vhostHeap) down(i0, n int) bool {
+	i := i0
+	for {
+		j := 2*i + 1
+		if j >= n {
+			break
+		}
+		if j2 := j + 1; j2 < n && q.less(j2, j) {
+			j = j2
+		}
+		if !q.less(j, i) {
+			break
+		}
+		q.swap(i, j)
+		i = j
+	}
+	return i > i0
+}
+
+// push adds h at its deadline h.at.
+func (q *vhostHeap) push(h *vhost) {
 	h.slot = len(*q) + 1
-	*q = append(*q, h)
+	*q = append(*q, schedEntry{h.at, h})
+	q.up(len(*q) - 1)
 }
-func (q *vhostHeap) Pop() any {
-	old := *q
-	h := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
+
+// pop takes out the vhost of the earliest deadline.
+func (q *vhostHeap) pop() *vhost {
+	n := len(*q) - 1
+	q.swap(0, n)
+	q.down(0, n)
+	return q.cut()
+}
+
+// remove takes out the vhost at position i.
+func (q *vhostHeap) remove(i int) {
+	n := len(*q) - 1
+	if n != i {
+		q.swap(i, n)
+		if !q.down(i, n) {
+			q.up(i)
+		}
+	}
+	q.cut()
+}
+
+// cut drops the last entry and returns its vhost, out of the heap.
+func (q *vhostHeap) cut() *vhost {
+	n := len(*q) - 1
+	h := (*q)[n].h
+	(*q)[n] = schedEntry{}
+	*q = (*q)[:n]
 	h.slot = 0
 	return h
+}
+
+// fix re-places the entry at position i after its deadline changed.
+func (q vhostHeap) fix(i int) {
+	if !q.down(i, len(q)) {
+		q.up(i)
+	}
 }
 
 // touch marks h for rescheduling: its deadline may have changed.
@@ -81,15 +151,18 @@ func (e *Engine) reschedule() {
 		at, ok := h.deadline()
 		if !ok || !e.running(h) {
 			if h.slot > 0 {
-				heap.Remove(&e.sched, h.slot-1)
+				e.sched.remove(h.slot - 1)
 			}
 			continue
 		}
 		h.at = at
 		if h.slot > 0 {
-			heap.Fix(&e.sched, h.slot-1)
+			if i := h.slot - 1; !e.sched[i].at.Equal(at) {
+				e.sched[i].at = at
+				e.sched.fix(i)
+			}
 		} else {
-			heap.Push(&e.sched, h)
+			e.sched.push(h)
 		}
 	}
 	clear(e.dirty)
@@ -124,7 +197,7 @@ func (e *Engine) popEarly(now time.Time, into []*vhost, groups []time.Duration) 
 	by := now.Add(advertEarly)
 	var back []*vhost
 	for len(e.sched) > 0 && !e.sched[0].at.After(by) {
-		h := heap.Pop(&e.sched).(*vhost)
+		h := e.sched.pop()
 		if h.m.AdvertDueWithin(now, advertEarly) && slices.Contains(groups, h.m.AdvertInterval()) {
 			h.due = true
 			into = append(into, h)
@@ -133,7 +206,7 @@ func (e *Engine) popEarly(now time.Time, into []*vhost, groups []time.Duration) 
 		}
 	}
 	for _, h := range back {
-		heap.Push(&e.sched, h)
+		e.sched.push(h)
 	}
 	return into
 }
@@ -141,7 +214,7 @@ func (e *Engine) popEarly(now time.Time, into []*vhost, groups []time.Duration) 
 // popDue takes every vhost due at now out of the heap, marked due.
 func (e *Engine) popDue(now time.Time, into []*vhost) []*vhost {
 	for len(e.sched) > 0 && !e.sched[0].at.After(now) {
-		h := heap.Pop(&e.sched).(*vhost)
+		h := e.sched.pop()
 		h.due = true
 		into = append(into, h)
 	}
@@ -241,7 +314,7 @@ func (e *Engine) checkSchedule() {
 			continue
 		}
 		n++
-		if h.slot == 0 || e.sched[h.slot-1] != h || !h.at.Equal(at) {
+		if h.slot == 0 || e.sched[h.slot-1].h != h || !h.at.Equal(at) || !e.sched[h.slot-1].at.Equal(at) {
 			panic(fmt.Sprintf("engine: scheduler: %s due %v, scheduled %v (slot %d)", h.name(), at, h.at, h.slot))
 		}
 	}
@@ -250,5 +323,10 @@ func (e *Engine) checkSchedule() {
 	}
 	if n != len(e.sched) {
 		panic(fmt.Sprintf("engine: scheduler: %d vhosts with a deadline, %d scheduled", n, len(e.sched)))
+	}
+	for i := 1; i < len(e.sched); i++ {
+		if e.sched.less(i, (i-1)/2) {
+			panic(fmt.Sprintf("engine: scheduler: %s (%v) before its parent %s (%v)", e.sched[i].h.name(), e.sched[i].at, e.sched[(i-1)/2].h.name(), e.sched[(i-1)/2].at))
+		}
 	}
 }
