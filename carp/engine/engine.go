@@ -124,6 +124,7 @@ type Engine struct {
 	lastLog        map[string]time.Time // rate limit for bad-packet logs
 	joined         map[string]int       // Linux parents whose CARP group we joined -> ifindex then
 	pkts           chan osif.Packet     // from the shim's reader
+	pktRounds      int                  // rounds of Run's loop that took packets, for the tests
 	linkUpdates    chan osif.LinkUpdate
 	save           saver           // config.json on disk, see save.go
 	writes         writeState      // orders the writes of config.json (any goroutine)
@@ -305,7 +306,9 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		case f := <-e.calls:
 			f()
 		case p := <-e.pkts:
+			e.pktRounds++
 			e.input(e.opts.Now(), p)
+			e.inputQueued()
 		case u := <-e.linkUpdates:
 			e.linkChanged(e.opts.Now(), u)
 		case r := <-e.arpReqs:
@@ -313,6 +316,25 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		case <-timer.C():
 			armed = time.Time{}
 			e.advance(e.opts.Now())
+		}
+	}
+}
+
+// inputBatch bounds how many queued packets the loop takes at once, after
+// the one its select took, before it looks at its timer and other work.
+const inputBatch = 64
+
+// inputQueued handles the packets already queued, up to inputBatch: the
+// reader hands over a burst's adverts one by one, and going round the
+// whole loop for each (its timer, the scheduler, a select of six cases)
+// cost a BACKUP of 1,020 vhids more than the adverts themselves.
+func (e *Engine) inputQueued() {
+	for range inputBatch {
+		select {
+		case p := <-e.pkts:
+			e.input(e.opts.Now(), p)
+		default:
+			return
 		}
 	}
 }

@@ -456,3 +456,43 @@ func TestLinkEventLeavesNothingForAFullPass(t *testing.T) {
 	})
 	check(vlink + " set down")
 }
+
+// TestQueuedAdvertsTakenTogether: adverts queued while the loop was busy
+// are handled in a few rounds of the loop, up to inputBatch after the one
+// its select took, not a round (timer, scheduler, select) each.
+func TestQueuedAdvertsTakenTogether(t *testing.T) {
+	e, k := scaleEngine(t, 1, 255)
+	pkts := peerAdverts(t, e, k, 200, 1<<40)
+	var rounds0 int
+	onEngine(t, e, func() {
+		rounds0 = e.pktRounds
+		for _, p := range pkts {
+			e.pkts <- p // room for 256: queued while this call holds the loop
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var left, rounds int
+		onEngine(t, e, func() { left, rounds = len(e.pkts), e.pktRounds-rounds0 })
+		if left == 0 {
+			// ceil(200 / (1 + inputBatch)) = 4
+			if rounds > 4 {
+				t.Errorf("200 queued adverts took %d rounds of the loop, want at most 4", rounds)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d adverts still queued", left)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	st, err := e.Status(context.Background(), api.StatusQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range st.Stats {
+		if c.Name == "ipackets" && c.Value < 200 {
+			t.Errorf("ipackets %d, want 200", c.Value)
+		}
+	}
+}
