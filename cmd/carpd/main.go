@@ -63,6 +63,7 @@ func main() {
 	level := new(slog.LevelVar)
 	lg := slog.New(loglines.NewHandlerOptions(os.Stderr, loglines.Options{Stamp: !journal, Journal: journal, Level: level}))
 	limitMemory()
+	limitProcs()
 	stopProfiles, err := startProfiles()
 	if err != nil {
 		lg.Error(fmt.Sprintf("carpd: %v", err))
