@@ -1,8 +1,10 @@
 package kernelshim
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -18,9 +20,11 @@ import (
 // A timerfd wakes only the thread waiting in the poller. Setting it is one
 // raw, non-blocking system call.
 type LoopTimer struct {
-	f  *os.File
-	rc syscall.RawConn
-	c  chan time.Time
+	f    *os.File
+	rc   syscall.RawConn
+	c    chan time.Time
+	fail atomic.Pointer[error] // why the timer stopped working, if it did
+	stop atomic.Bool           // Stop was called
 }
 
 // NewLoopTimer returns a stopped timer; Stop releases it.
@@ -34,14 +38,23 @@ func NewLoopTimer() (*LoopTimer, error) {
 		t.f.Close()
 		return nil, fmt.Errorf("kernelshim: timerfd: %w", err)
 	}
+	// os.NewFile leaves a file out of the poller when it cannot add it:
+	// waiting on it would then fail at once.
+	if errors.Is(t.f.SetReadDeadline(time.Time{}), os.ErrNoDeadline) {
+		t.f.Close()
+		return nil, errors.New("kernelshim: timerfd: not pollable")
+	}
 	go t.run()
 	return t, nil
 }
 
-// run passes every expiry to C until Stop.
+// run passes every expiry to C until Stop. Should the timer fail (any
+// error but Stop's), it says so once on C, and Set reports the error from
+// then on: the engine then falls back to a Go timer.
 func (t *LoopTimer) run() {
 	var n [8]byte // the count of expiries
 	for {
+		var errno syscall.Errno
 		err := t.rc.Read(func(fd uintptr) bool {
 			for {
 				_, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&n[0])), uintptr(len(n)))
@@ -51,11 +64,23 @@ func (t *LoopTimer) run() {
 				case unix.EAGAIN:
 					return false // wait in the poller
 				}
+				errno = e
 				return true
 			}
 		})
+		if err == nil && errno != 0 {
+			err = errno
+		}
 		if err != nil {
-			return // stopped
+			if !t.stop.Load() {
+				err = fmt.Errorf("kernelshim: timerfd read: %w", err)
+				t.fail.Store(&err)
+				select {
+				case t.c <- time.Now():
+				default:
+				}
+			}
+			return
 		}
 		select {
 		case t.c <- time.Now():
@@ -74,6 +99,9 @@ func (t *LoopTimer) C() <-chan time.Time { return t.c }
 // loop would wait for good. An old expiry already read but not yet passed
 // on still arrives: an early wake-up, with nothing due.
 func (t *LoopTimer) Set(d time.Duration) error {
+	if err := t.fail.Load(); err != nil {
+		return *err
+	}
 	select {
 	case <-t.c:
 	default:
@@ -92,4 +120,7 @@ func (t *LoopTimer) Set(d time.Duration) error {
 }
 
 // Stop releases the timer; it never fires again.
-func (t *LoopTimer) Stop() { t.f.Close() }
+func (t *LoopTimer) Stop() {
+	t.stop.Store(true)
+	t.f.Close()
+}

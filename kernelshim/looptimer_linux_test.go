@@ -77,3 +77,20 @@ func TestLoopTimerNeverLosesAFiring(t *testing.T) {
 		awaitFire(t, lt, fmt.Sprintf("Set(0) #%d", i))
 	}
 }
+
+// TestLoopTimerFailureIsReported: a timer whose expiries can no longer be
+// read wakes its reader once and makes Set fail from then on, so that the
+// engine falls back to a Go timer instead of never waking again.
+func TestLoopTimerFailureIsReported(t *testing.T) {
+	lt, err := NewLoopTimer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Close the file behind the timer's back (not Stop): the wait fails.
+	lt.f.Close()
+	awaitFire(t, lt, "after the timerfd failed")
+	if err := lt.Set(time.Millisecond); err == nil {
+		t.Error("Set after a failure: no error")
+	}
+	lt.Stop()
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -227,5 +228,53 @@ func TestBackupDoesNotSetItsTimerPerAdvert(t *testing.T) {
 			t.Errorf("the BACKUP set its timer %d times while hearing %d adverts, want at most a quarter", got, heard)
 		}
 		t.Logf("%d timer settings for %d adverts heard", got, heard)
+	})
+}
+
+// failingTimer works for its first settings, then fails, as a timerfd whose
+// reader ended would.
+type failingTimer struct {
+	*goTimer
+	left int
+}
+
+func (f *failingTimer) Set(d time.Duration) error {
+	if f.left--; f.left < 0 {
+		return fmt.Errorf("timer broken")
+	}
+	return f.goTimer.Set(d)
+}
+
+// TestBrokenTimerFallsBackToGoTimer: when Options.Timer's timer fails, the
+// loop logs it and goes on with a Go timer: a MASTER keeps advertising.
+func TestBrokenTimerFallsBackToGoTimer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := memkernel.NewMemory()
+		k.Clock = time.Now
+		k.AddLink(osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, MTU: 1500,
+			AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
+			Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.3/16")}}, memkernel.NewSegment())
+		n := startNodeWith(t, Options{Kernel: k, Timer: func() (Timer, error) {
+			return &failingTimer{newGoTimer(), 3}, nil
+		}})
+		defer n.stop(t)
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: "p"},
+			api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.1.1/32"), Alias: true})
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if st := n.state(t, "em0"); st != "MASTER" {
+			t.Fatalf("em0 vhid 1 is %s after 10 s alone, want MASTER", st)
+		}
+		sent := 0
+		n.k.SetSendHook(func(string, osif.Packet) { sent++ })
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		n.k.SetSendHook(nil)
+		if sent < 4 {
+			t.Errorf("%d adverts in 5 s after the timer broke, want 5", sent)
+		}
+		if !strings.Contains(n.logs.String(), "using a Go timer") {
+			t.Errorf("no log line about the fallback: %s", n.logs.String())
+		}
 	})
 }

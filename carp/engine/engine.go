@@ -46,7 +46,8 @@ type Options struct {
 	// devd.pipe, actions) does so off the engine goroutine. The engine
 	// never closes it.
 	Events chan<- Event
-	// Now and Rand are injectable for tests.
+	// Now and Rand are injectable for tests. Now must not run faster than
+	// real time: the loop's timer is set for an earlier deadline only.
 	Now  func() time.Time
 	Rand func() uint64
 	// Timer, if not nil, makes the loop's wake-up timer (carpd: a timerfd,
