@@ -278,3 +278,39 @@ func TestBrokenTimerFallsBackToGoTimer(t *testing.T) {
 		}
 	})
 }
+
+// TestIdleBackupIsNotWokenEarly: a BACKUP of one vhid that hears its MASTER
+// every second is woken by its timer only for the counters' save (each
+// advert moves its
+// master-down deadline a second later, past rearmSlack, and the timer
+// with it), where a timer left at the old deadline woke it for nothing
+// every few seconds.
+func TestIdleBackupIsNotWokenEarly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := memkernel.NewSegment()
+		fw1 := newNode(t, seg, "10.0.0.2/16", "")
+		defer fw1.stop(t)
+		fw2 := newNode(t, seg, "10.0.0.3/16", "")
+		defer fw2.stop(t)
+		line := func(skew int) []api.Op {
+			return []api.Op{{Kind: api.OpVHID, Int: 1}, {Kind: api.OpPass, Str: "p"}, {Kind: api.OpAdvSkew, Int: skew},
+				{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.1.1/32"), Alias: true}}
+		}
+		fw1.ifconfig(t, "em0", line(0)...)
+		fw2.ifconfig(t, "em0", line(100)...)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if a, b := fw1.state(t, "em0"), fw2.state(t, "em0"); a != "MASTER" || b != "BACKUP" {
+			t.Fatalf("fw1 %s, fw2 %s; want MASTER and BACKUP", a, b)
+		}
+		var r0, r1 int
+		onEngine(t, fw2.e, func() { r0 = fw2.e.timerRounds })
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		onEngine(t, fw2.e, func() { r1 = fw2.e.timerRounds })
+		// Only the counters' own deadline (countersEvery) is due.
+		if want := int(20 * time.Second / countersEvery); r1-r0 > want {
+			t.Errorf("the BACKUP's timer woke it %d times in 20 s, want %d (the counters' save)", r1-r0, want)
+		}
+	})
+}

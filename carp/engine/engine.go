@@ -126,6 +126,7 @@ type Engine struct {
 	joined         map[string]int       // Linux parents whose CARP group we joined -> ifindex then
 	pkts           chan osif.Packet     // from the shim's reader
 	pktRounds      int                  // rounds of Run's loop that took packets, for the tests
+	timerRounds    int                  // rounds of Run's loop its timer woke, for the tests
 	linkUpdates    chan osif.LinkUpdate
 	save           saver           // config.json on disk, see save.go
 	writes         writeState      // orders the writes of config.json (any goroutine)
@@ -287,11 +288,13 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		if !ok {
 			d = now.Add(time.Hour)
 		}
-		// The timer is set again only for an earlier deadline, or once
-		// it fired: a deadline that moved later (each advert a BACKUP
-		// hears) costs at most an early wake-up with nothing due, not a
-		// system call per packet.
-		if armed.IsZero() || d.Before(armed) {
+		// The timer is set again for an earlier deadline, once it fired,
+		// or when the deadline moved later by more than rearmSlack: a
+		// BACKUP of many vhids, whose next deadline moves a little later
+		// with each advert it hears, does not pay a system call per
+		// packet, and one of a few vhids is not woken early for nothing
+		// after each advert.
+		if armed.IsZero() || d.Before(armed) || d.Sub(armed) > rearmSlack {
 			if err := timer.Set(d.Sub(now)); err != nil {
 				e.log.Warn("carpd: engine timer: using a Go timer", "err", err)
 				timer.Stop()
@@ -315,11 +318,18 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		case r := <-e.arpReqs:
 			e.arpInput(r)
 		case <-timer.C():
+			e.timerRounds++
 			armed = time.Time{}
 			e.advance(e.opts.Now())
 		}
 	}
 }
+
+// rearmSlack is how much later than the timer's setting the next deadline
+// may be before the loop sets the timer again (see Run): an early wake-up
+// finds nothing due and costs more than a setting, a setting per advert
+// heard costs a system call each.
+const rearmSlack = 250 * time.Millisecond
 
 // inputBatch bounds how many queued packets the loop takes at once, after
 // the one its select took, before it looks at its timer and other work.
