@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -184,13 +183,8 @@ func TestBackupDoesNotSetItsTimerPerAdvert(t *testing.T) {
 		seg := memkernel.NewSegment()
 		fw1 := newNode(t, seg, "10.0.0.2/16", "")
 		defer fw1.stop(t)
-		k2 := memkernel.NewMemory()
-		k2.Clock = time.Now
-		k2.AddLink(osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, MTU: 1500,
-			AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
-			Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.3/16")}}, seg)
 		var sets atomic.Int64
-		fw2 := startNodeWith(t, Options{Kernel: k2, Timer: func() (Timer, error) {
+		fw2 := newNodeWith(t, seg, "10.0.0.3/16", Options{Timer: func() (Timer, error) {
 			return countingTimer{newGoTimer(), &sets}, nil
 		}})
 		defer fw2.stop(t)
@@ -249,12 +243,7 @@ func (f *failingTimer) Set(d time.Duration) error {
 // loop logs it and goes on with a Go timer: a MASTER keeps advertising.
 func TestBrokenTimerFallsBackToGoTimer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		k := memkernel.NewMemory()
-		k.Clock = time.Now
-		k.AddLink(osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, MTU: 1500,
-			AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
-			Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.3/16")}}, memkernel.NewSegment())
-		n := startNodeWith(t, Options{Kernel: k, Timer: func() (Timer, error) {
+		n := newNodeWith(t, memkernel.NewSegment(), "10.0.0.3/16", Options{Timer: func() (Timer, error) {
 			return &failingTimer{newGoTimer(), 3}, nil
 		}})
 		defer n.stop(t)

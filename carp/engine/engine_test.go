@@ -53,12 +53,19 @@ func (s *syncBuffer) String() string {
 // inside a synctest bubble.
 func newNode(t *testing.T, seg *memkernel.Segment, addr, stateDir string) *node {
 	t.Helper()
+	return newNodeWith(t, seg, addr, Options{StateDir: stateDir})
+}
+
+// newNodeWith is newNode with opts (their Kernel made here).
+func newNodeWith(t *testing.T, seg *memkernel.Segment, addr string, opts Options) *node {
+	t.Helper()
 	k := memkernel.NewMemory()
 	k.Clock = time.Now
 	k.AddLink(osif.Link{Name: "em0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(len(addr))}, MTU: 1500,
 		AdminUp: true, Carrier: true, Running: true, Broadcast: true, Multicast: true, Kind: "veth",
 		Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}, seg)
-	return startNode(t, k, stateDir)
+	opts.Kernel = k
+	return startNodeWith(t, opts)
 }
 
 func startNode(t *testing.T, k *memkernel.Memory, stateDir string) *node {
