@@ -292,11 +292,19 @@ func TestIdleBackupIsNotWokenEarly(t *testing.T) {
 		if a, b := fw1.state(t, "em0"), fw2.state(t, "em0"); a != "MASTER" || b != "BACKUP" {
 			t.Fatalf("fw1 %s, fw2 %s; want MASTER and BACKUP", a, b)
 		}
-		var r0, r1 int
-		onEngine(t, fw2.e, func() { r0 = fw2.e.timerRounds })
+		// e.call, not onEngine: that one switches the package's
+		// checkSchedule, which fw1's loop reads meanwhile.
+		rounds := func() int {
+			var n int
+			if err := fw2.e.call(context.Background(), func() { n = fw2.e.timerRounds }); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		r0 := rounds()
 		time.Sleep(20 * time.Second)
 		synctest.Wait()
-		onEngine(t, fw2.e, func() { r1 = fw2.e.timerRounds })
+		r1 := rounds()
 		// Only the counters' own deadline (countersEvery) is due.
 		if want := int(20 * time.Second / countersEvery); r1-r0 > want {
 			t.Errorf("the BACKUP's timer woke it %d times in 20 s, want %d (the counters' save)", r1-r0, want)
