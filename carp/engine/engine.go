@@ -47,7 +47,8 @@ type Options struct {
 	// never closes it.
 	Events chan<- Event
 	// Now and Rand are injectable for tests. Now must not run faster than
-	// real time: the loop's timer is set for an earlier deadline only.
+	// real time: the loop leaves its timer alone for a deadline up to
+	// rearmSlack later than the one it is set for.
 	Now  func() time.Time
 	Rand func() uint64
 	// Timer, if not nil, makes the loop's wake-up timer (carpd: a timerfd,
