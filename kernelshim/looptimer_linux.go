@@ -38,9 +38,7 @@ func NewLoopTimer() (*LoopTimer, error) {
 		t.f.Close()
 		return nil, fmt.Errorf("kernelshim: timerfd: %w", err)
 	}
-	// os.NewFile leaves a file out of the poller when it cannot add it:
-	// waiting on it would then fail at once.
-	if errors.Is(t.f.SetReadDeadline(time.Time{}), os.ErrNoDeadline) {
+	if !pollable(t.f) {
 		t.f.Close()
 		return nil, errors.New("kernelshim: timerfd: not pollable")
 	}

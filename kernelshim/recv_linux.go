@@ -109,9 +109,7 @@ func newBatchReader(fd, oobLen int) (*batchReader, error) {
 		r.close()
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	// os.NewFile leaves a file out of the poller when it cannot add it
-	// (fs.epoll.max_user_watches): waiting on it would then fail at once.
-	if errors.Is(r.ep.SetReadDeadline(time.Time{}), os.ErrNoDeadline) {
+	if !pollable(r.ep) {
 		r.close()
 		return nil, errors.New("epoll: not pollable")
 	}
@@ -127,6 +125,13 @@ func newBatchReader(fd, oobLen int) (*batchReader, error) {
 		}
 	}
 	return r, nil
+}
+
+// pollable reports whether f is in the runtime's poller: os.NewFile leaves
+// a file out when it cannot add it (fs.epoll.max_user_watches), and waiting
+// on it would then fail at once.
+func pollable(f *os.File) bool {
+	return !errors.Is(f.SetReadDeadline(time.Time{}), os.ErrNoDeadline)
 }
 
 // stop ends the reader's current or next wait with net.ErrClosed; any
