@@ -131,6 +131,18 @@ func awaitRead(t *testing.T, ch <-chan readResult) readResult {
 	}
 }
 
+// awaitWaits polls until r has begun its n-th wait (when names when).
+func awaitWaits(t *testing.T, r *batchReader, n int64, when string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.waits.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reader did not wait %s", when)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestBatchReaderWaitsOncePerBurst: the reader waits for the socket only
 // when a read found it empty; what is queued meanwhile is read without
 // another wake-up, in order, none twice, none lost, a full batch at a time.
@@ -175,13 +187,7 @@ func TestBatchReaderWaitsOncePerBurst(t *testing.T) {
 	// Nothing queued: the next read arms the socket and waits for the
 	// next datagram.
 	ch := readAsync(r)
-	deadline := time.Now().Add(10 * time.Second)
-	for r.waits.Load() != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the reader did not wait when its socket was empty")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	awaitWaits(t, r, 2, "when its socket was empty")
 	select {
 	case res := <-ch:
 		t.Fatalf("read returned %v, %v with nothing queued", res.got, res.err)
@@ -198,13 +204,7 @@ func TestBatchReaderWaitsOncePerBurst(t *testing.T) {
 func TestBatchReaderStop(t *testing.T) {
 	r, _ := pairReader(t)
 	ch := readAsync(r)
-	deadline := time.Now().Add(10 * time.Second)
-	for r.waits.Load() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the reader did not wait")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	awaitWaits(t, r, 1, "")
 	r.stop()
 	if res := awaitRead(t, ch); !errors.Is(res.err, net.ErrClosed) {
 		t.Fatalf("read after stop: %v, %v; want net.ErrClosed", res.got, res.err)

@@ -16,6 +16,14 @@ import (
 	"github.com/bsdcarp/bsdcarp/kernelshim/memkernel"
 )
 
+// aliasVHID is `ifconfig em0 vhid VHID pass p [more] alias ADDR`.
+func aliasVHID(vhid int, addr string, more ...api.Op) []api.Op {
+	ops := append([]api.Op{{Kind: api.OpVHID, Int: vhid}, {Kind: api.OpPass, Str: "p"}}, more...)
+	return append(ops, api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix(addr), Alias: true})
+}
+
+func advskew(n int) api.Op { return api.Op{Kind: api.OpAdvSkew, Int: n} }
+
 // TestMasterAdvertsAreSentTogether: 40 MASTER vhids configured at spread
 // times send their adverts in groups (at most one group per advertEarly),
 // so the loop wakes a few times a second instead of once per vhid, and no
@@ -27,8 +35,7 @@ func TestMasterAdvertsAreSentTogether(t *testing.T) {
 		node := newNode(t, memkernel.NewSegment(), "10.0.0.2/16", "")
 		defer node.stop(t)
 		for i := 1; i <= n; i++ {
-			node.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: i}, api.Op{Kind: api.OpPass, Str: "p"},
-				api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix(fmt.Sprintf("10.0.1.%d/32", i)), Alias: true})
+			node.ifconfig(t, "em0", aliasVHID(i, fmt.Sprintf("10.0.1.%d/32", i))...)
 			time.Sleep(23 * time.Millisecond) // spread over about a second
 		}
 		time.Sleep(10 * time.Second) // every vhid MASTER, groups formed
@@ -82,8 +89,7 @@ func TestOtherWakeUpsDoNotHurryAdverts(t *testing.T) {
 		node := newNode(t, memkernel.NewSegment(), "10.0.0.2/16", "")
 		defer node.stop(t)
 		node.ifconfig(t, "em0", vrrpLine(200, 1)...)
-		node.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 2}, api.Op{Kind: api.OpPass, Str: "p"},
-			api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.2.1/32"), Alias: true})
+		node.ifconfig(t, "em0", aliasVHID(2, "10.0.2.1/32")...)
 		time.Sleep(5 * time.Second) // both MASTER
 		synctest.Wait()
 		var mu sync.Mutex
@@ -190,12 +196,9 @@ func TestBackupDoesNotSetItsTimerPerAdvert(t *testing.T) {
 		defer fw2.stop(t)
 		const n = 20
 		for i := 1; i <= n; i++ {
-			op := func(skew int) []api.Op {
-				return []api.Op{{Kind: api.OpVHID, Int: i}, {Kind: api.OpPass, Str: "p"}, {Kind: api.OpAdvSkew, Int: skew},
-					{Kind: api.OpAddr, Prefix: netip.MustParsePrefix(fmt.Sprintf("10.0.1.%d/32", i)), Alias: true}}
-			}
-			fw1.ifconfig(t, "em0", op(0)...)
-			fw2.ifconfig(t, "em0", op(100)...)
+			addr := fmt.Sprintf("10.0.1.%d/32", i)
+			fw1.ifconfig(t, "em0", aliasVHID(i, addr, advskew(0))...)
+			fw2.ifconfig(t, "em0", aliasVHID(i, addr, advskew(100))...)
 			time.Sleep(37 * time.Millisecond) // spread
 		}
 		time.Sleep(10 * time.Second) // fw1 MASTER of all, fw2 BACKUP
@@ -247,8 +250,7 @@ func TestBrokenTimerFallsBackToGoTimer(t *testing.T) {
 			return &failingTimer{newGoTimer(), 3}, nil
 		}})
 		defer n.stop(t)
-		n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: "p"},
-			api.Op{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.1.1/32"), Alias: true})
+		n.ifconfig(t, "em0", aliasVHID(1, "10.0.1.1/32")...)
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		if st := n.state(t, "em0"); st != "MASTER" {
@@ -270,10 +272,9 @@ func TestBrokenTimerFallsBackToGoTimer(t *testing.T) {
 
 // TestIdleBackupIsNotWokenEarly: a BACKUP of one vhid that hears its MASTER
 // every second is woken by its timer only for the counters' save (each
-// advert moves its
-// master-down deadline a second later, past rearmSlack, and the timer
-// with it), where a timer left at the old deadline woke it for nothing
-// every few seconds.
+// advert moves its master-down deadline a second later, past rearmSlack,
+// and the timer with it), where a timer left at the old deadline woke it
+// for nothing every few seconds.
 func TestIdleBackupIsNotWokenEarly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seg := memkernel.NewSegment()
@@ -281,12 +282,8 @@ func TestIdleBackupIsNotWokenEarly(t *testing.T) {
 		defer fw1.stop(t)
 		fw2 := newNode(t, seg, "10.0.0.3/16", "")
 		defer fw2.stop(t)
-		line := func(skew int) []api.Op {
-			return []api.Op{{Kind: api.OpVHID, Int: 1}, {Kind: api.OpPass, Str: "p"}, {Kind: api.OpAdvSkew, Int: skew},
-				{Kind: api.OpAddr, Prefix: netip.MustParsePrefix("10.0.1.1/32"), Alias: true}}
-		}
-		fw1.ifconfig(t, "em0", line(0)...)
-		fw2.ifconfig(t, "em0", line(100)...)
+		fw1.ifconfig(t, "em0", aliasVHID(1, "10.0.1.1/32", advskew(0))...)
+		fw2.ifconfig(t, "em0", aliasVHID(1, "10.0.1.1/32", advskew(100))...)
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		if a, b := fw1.state(t, "em0"), fw2.state(t, "em0"); a != "MASTER" || b != "BACKUP" {
