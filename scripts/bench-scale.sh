@@ -6,7 +6,8 @@
 # Prints CPU (% of one core over the window) and RSS of each side's daemon
 # with the bsdcarp/keepalived ratio, the time of one configuration line, and
 # the time of bsdcarp's status commands against ip(8) in the same namespace.
-# Needs root and keepalived. Knobs: SIZES="1 16 255 1020" (vhid counts, up
+# Needs root and keepalived; with ethtool(8) it also measures both daemons
+# with the lab's links receiving as NICs do (see nicReceive). Knobs: SIZES="1 16 255 1020" (vhid counts, up
 # to 1020 = 255 on each of em0..em3), SECS=20 (CPU window), RUNS=30 (runs
 # per status command).
 set -eu
@@ -51,6 +52,17 @@ END {
 			num(n, "bsdcarp", "master-MiB", "%.1f"), num(n, "keepalived", "master-MiB", "%.1f"), ratio(n, "master-MiB", "keepalived", "master-MiB"),
 			num(n, "bsdcarp", "backup-MiB", "%.1f"), num(n, "keepalived", "backup-MiB", "%.1f"), ratio(n, "backup-MiB", "keepalived", "backup-MiB"),
 			num(n, "bsdcarp", "stable", "%d"), num(n, "keepalived", "stable", "%d")
+	}
+	if (has(order[1], "bsdcarp", "master-cpu-nic%") || has(order[1], "keepalived", "master-cpu-nic%")) {
+		printf "\nthe same daemons over a second %s s window, the lab'"'"'s links receiving as NICs do (threaded NAPI: the switch'"'"'s and the receiving host'"'"'s work runs in kernel threads, not in the sender'"'"'s system call); lab rx = those threads, all hosts\n", secs
+		printf "%6s | %9s %10s %7s | %9s %10s %7s | %9s %10s\n", "N", "MASTER bc", "keepalived", "ratio", "BACKUP bc", "keepalived", "ratio", "lab rx bc", "keepalived"
+		for (j = 1; j <= nn; j++) {
+			n = order[j]
+			printf "%6s | %9s %10s %7s | %9s %10s %7s | %9s %10s\n", n,
+				num(n, "bsdcarp", "master-cpu-nic%", "%.2f%%"), num(n, "keepalived", "master-cpu-nic%", "%.2f%%"), ratio(n, "master-cpu-nic%", "keepalived", "master-cpu-nic%"),
+				num(n, "bsdcarp", "backup-cpu-nic%", "%.2f%%"), num(n, "keepalived", "backup-cpu-nic%", "%.2f%%"), ratio(n, "backup-cpu-nic%", "keepalived", "backup-cpu-nic%"),
+				num(n, "bsdcarp", "lab-rx-cpu-nic%", "%.2f%%"), num(n, "keepalived", "lab-rx-cpu-nic%", "%.2f%%")
+		}
 	}
 	printf "\ntime until the master side holds all N (s): bsdcarp from its first configuration line, keepalived from its start\n"
 	for (j = 1; j <= nn; j++) {

@@ -606,6 +606,7 @@ func benchScaleCarp(b *testing.B, k scaleKnobs, n int) {
 
 	time.Sleep(scaleSettle) // a fixed settling period before the window, the same for both systems
 	use := measureUse(b, [2]int{a.carpd.Pid(), bk.carpd.Pid()}, k.secs)
+	measureNIC(b, lab, [2]int{a.carpd.Pid(), bk.carpd.Pid()}, k.secs)
 	stable := carpStates(a)["MASTER"] == n && carpStates(bk)["BACKUP"] == n
 	if !stable {
 		b.Logf("states changed during the window: a %v, b %v", carpStates(a), carpStates(bk))
@@ -773,6 +774,7 @@ func benchScaleKeepalived(b *testing.B, k scaleKnobs, n int) {
 
 	time.Sleep(scaleSettle) // a fixed settling period before the window, the same for both systems
 	use := measureUse(b, [2]int{ka.Pid(), kb.Pid()}, k.secs)
+	measureNIC(b, lab, [2]int{ka.Pid(), kb.Pid()}, k.secs)
 	stable := vipCount(lab, "a", vs) == n && vipCount(lab, "b", vs) == 0 &&
 		keepalivedStates(ka.Output())["MASTER"] == n && keepalivedStates(kb.Output())["BACKUP"] == n
 	if !stable {
@@ -807,4 +809,102 @@ func TestProcCPU(t *testing.T) {
 		}
 	}
 	_ = x
+}
+
+// nicReceive switches how the lab's links (the hosts' em0..em4 and their
+// ports on the switch) take a frame in. Off (a fresh veth), the sending
+// system call itself carries each frame through the switch and into the
+// receiving host's stack (netif_rx, run at once on the sending CPU), so a
+// daemon's CPU figure includes the switch's and the other host's receive
+// work: for an advert to 255 macvlans per parent, more than a third of a
+// MASTER's. On, a link receives as a NIC does: the frame is queued for the
+// receiving end's NAPI poll, run by a kernel thread of its own (GRO on,
+// which gives a veth its NAPI; TSO off, without which veth bypasses NAPI
+// for locally sent frames; threaded NAPI). It returns the pids of the NAPI
+// threads, whose CPU is the lab's receive work, when on; ok is false when
+// ethtool(8) is missing (the figures are then not reported).
+func nicReceive(b *testing.B, lab *netlab.Lab, on bool) (napi []int, ok bool) {
+	b.Helper()
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		b.Logf("no ethtool(8): the NIC-like receive figures are not measured (%v)", err)
+		return nil, false
+	}
+	before := napiThreads()
+	gro, tso, threaded := "off", "on", "0"
+	if on {
+		gro, tso, threaded = "on", "off", "1"
+	}
+	for _, h := range []string{"a", "b"} {
+		for p := 0; p <= scaleParents; p++ {
+			ifname := fmt.Sprintf("em%d", p)
+			for _, end := range [][2]string{{lab.NS(h), ifname}, {lab.Switch, netlab.SwitchPort(h, ifname)}} {
+				feat := fmt.Sprintf("ethtool -K %s gro %s tso %s", end[1], gro, tso)
+				thr := fmt.Sprintf("echo %s > /sys/class/net/%s/threaded", threaded, end[1])
+				sh := feat + " && " + thr // NAPI comes with GRO, and goes with it
+				if !on {
+					sh = thr + " && " + feat
+				}
+				if out, err := exec.Command("ip", "netns", "exec", end[0], "sh", "-c", sh).CombinedOutput(); err != nil {
+					b.Fatalf("NIC-like receive %v on %s in %s: %v: %s", on, end[1], end[0], err, out)
+				}
+			}
+		}
+	}
+	if on {
+		for _, p := range napiThreads() {
+			if !containsInt(before, p) {
+				napi = append(napi, p)
+			}
+		}
+		if len(napi) == 0 {
+			b.Fatal("NIC-like receive: no NAPI thread appeared")
+		}
+	}
+	return napi, true
+}
+
+// napiThreads returns the pids of the kernel's threaded-NAPI pollers.
+func napiThreads() []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm")); err == nil && strings.HasPrefix(string(comm), "napi/") {
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
+
+// threadsCPU is the CPU time of pids so far (0 for one that has ended).
+func threadsCPU(pids []int) time.Duration {
+	var sum time.Duration
+	for _, p := range pids {
+		if t, err := procCPU(p); err == nil {
+			sum += t
+		}
+	}
+	return sum
+}
+
+// measureNIC measures both sides' daemons (roots) again over d with the
+// lab's links receiving as NICs do (nicReceive), reports the figures, and
+// switches the links back.
+func measureNIC(b *testing.B, lab *netlab.Lab, roots [2]int, d time.Duration) {
+	b.Helper()
+	napi, ok := nicReceive(b, lab, true)
+	if !ok {
+		return
+	}
+	time.Sleep(scaleSettle / 2) // the queues change hands: a short settling period, the same for both systems
+	k0, start := threadsCPU(napi), time.Now()
+	use := measureUse(b, roots, d)
+	rx := 100 * (threadsCPU(napi) - k0).Seconds() / time.Since(start).Seconds()
+	b.ReportMetric(use[0].cpuPct, "master-cpu-nic%")
+	b.ReportMetric(use[1].cpuPct, "backup-cpu-nic%")
+	b.ReportMetric(rx, "lab-rx-cpu-nic%")
+	nicReceive(b, lab, false)
 }
