@@ -148,11 +148,12 @@ func TestARPBalanceOneReplyPerRequestFromTheChosenMaster(t *testing.T) {
 		// It took the address over without a gratuitous ARP, which would
 		// have moved every client to vhid 2's MAC.
 		tr := fw1.k.Transcript()
-		// (vhid 1's address is kept fresh all along, after each of its
-		// adverts while it is the only MASTER: alignedRefresh).
-		vip1 := "ip addr refresh 10.0.0.100/24 dev carp0 lft 2s noprefixroute"
+		// (vhid 1's address is kept fresh all along, twice a second; once
+		// vhid 2's is installed, one refresh writes both).
+		vip1 := "ip addr refresh 10.0.0.100/24 dev carp0 lft 1s noprefixroute"
 		vip2 := "ip addr replace 10.0.0.100/24 dev carp1 lft 1s"
-		wantOps(t, tr, concat(repeat(3, vip1), vip2))
+		both := "ip addr refresh 10.0.0.100/24 dev carp0 lft 1s noprefixroute; 10.0.0.100/24 dev carp1 lft 1s noprefixroute"
+		wantOps(t, tr, concat(repeat(6, vip1), vip2, both))
 		fw2.stop(t)
 		fw1.k.ResetTranscript()
 		ask(t, clientOdd, fw1)

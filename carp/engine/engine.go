@@ -137,7 +137,6 @@ type Engine struct {
 	arpReqs        chan osif.ARPRequest // from ListenARP, only with arpbalance (arpbalance.go)
 	arpStop        context.CancelFunc   // stops the ARP listener; nil when none
 	refresh        refresher            // the address-refresh tick (vhost.go)
-	round          uint64               // rounds of advance, for alignedRefresh
 	started        time.Time            // when New made the engine: the since of a vhid that never ran
 
 	// Advert counters kept across a restart (counters.go).

@@ -165,9 +165,8 @@ func TestAloneBackupBecomesMasterAtMasterDownInterval(t *testing.T) {
 			}
 		}
 		// em0 tuned, carp0 made with the virtual MAC; at MASTER the address
-		// and its announcement, and after the first advert (not a kernel
-		// operation) the address again, with the aligned lifetime.
-		wantOps(t, n.k.Transcript(), concat(setupCarp0, carp0Addr, carp0Announce, carp0RefreshAligned))
+		// and its announcement.
+		wantOps(t, n.k.Transcript(), concat(setupCarp0, carp0Addr, carp0Announce))
 	})
 }
 
@@ -546,7 +545,6 @@ func TestDialectCVHIDOnAnAliasOfThePhysicalInterface(t *testing.T) {
 			"sysctl net/ipv4/conf/carpv1.1/arp_announce=2",
 			"ip addr replace 192.168.1.50/32 dev carpv1.1 lft 1s",
 			"arp announce 192.168.1.50 dev carpv1.1 lladdr 00:00:5e:00:01:01",
-			"ip addr refresh 192.168.1.50/32 dev carpv1.1 lft 2s noprefixroute",
 		})
 		if !slices.Equal(n.k.Addrs(hidden), []netip.Prefix{vip}) {
 			t.Fatalf("virtual address not on the hidden macvlan %s: %v", hidden, n.k.Addrs(hidden))

@@ -254,7 +254,6 @@ func (e *Engine) nextDeadline() (time.Time, bool) {
 // vhost that an earlier one's action makes due (a demotion) is run in the
 // same pass when it comes later in the configuration, else in the next.
 func (e *Engine) advance(now time.Time) {
-	e.round++
 	e.reschedule()
 	due := e.popDue(now, nil)
 	var groups []time.Duration

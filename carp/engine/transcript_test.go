@@ -202,13 +202,10 @@ var setupCarp0 = []string{
 // Lines of carp0 (vhid 1, 10.0.0.1/24 on em0 10.0.0.2) as MASTER: the
 // address (re)installed with a short lifetime, the refresh tick that keeps
 // it fresh (every 500 ms, one batch for all addresses, with the flags of
-// the install: em0 routes 10.0.0.0/24 already), the refresh right after an
-// advert when every MASTER vhid advertised in that round (alignedRefresh:
-// twice the lifetime), and its adverts.
+// the install: em0 routes 10.0.0.0/24 already), and its adverts.
 const (
-	carp0Addr           = "ip addr replace 10.0.0.1/24 dev carp0 lft 1s"
-	carp0Refresh        = "ip addr refresh 10.0.0.1/24 dev carp0 lft 1s noprefixroute"
-	carp0RefreshAligned = "ip addr refresh 10.0.0.1/24 dev carp0 lft 2s noprefixroute"
+	carp0Addr     = "ip addr replace 10.0.0.1/24 dev carp0 lft 1s"
+	carp0Refresh  = "ip addr refresh 10.0.0.1/24 dev carp0 lft 1s noprefixroute"
 	carp0Announce = "arp announce 10.0.0.1 dev carp0 lladdr 00:00:5e:00:01:01"
 	carp0Advert   = "advert vhid 1 advbase 1 advskew 0 demote 0 dev carp0 10.0.0.2 > 224.0.0.18"
 	carp0BowOut   = "advert vhid 1 advbase 255 advskew 255 demote 0 dev carp0 10.0.0.2 > 224.0.0.18"
@@ -306,7 +303,6 @@ var transcriptRows = []transcriptRow{
 			"ip addr replace 192.168.1.50/32 dev carpv1.1 lft 1s",
 			"arp announce 192.168.1.50 dev carpv1.1 lladdr 00:00:5e:00:01:01",
 			"advert vhid 1 advbase 1 advskew 100 demote 0 dev carpv1.1 192.168.1.3 > 224.0.0.18",
-			"ip addr refresh 192.168.1.50/32 dev carpv1.1 lft 2s noprefixroute",
 			"advert vhid 1 advbase 255 advskew 255 demote 0 dev carpv1.1 192.168.1.3 > 224.0.0.18",
 			"ip addr del 192.168.1.50/32 dev carpv1.1",
 			"ip link del carpv1.1",
@@ -357,10 +353,8 @@ var transcriptRows = []transcriptRow{
 			cmdWait(masterDown0),
 		},
 		// The bow-out goes first; the address stays, kept fresh, while a
-		// backup could still take over, then goes, then the link. (The
-		// bow-out is no advert of the round: the tick takes over from the
-		// refresh after the last advert, 1.5 s after it.)
-		want: concat(carp0BowOut, repeat(4, carp0Refresh), carp0AddrGone, "ip link set carp0 down"),
+		// backup could still take over, then goes, then the link.
+		want: concat(carp0BowOut, repeat(6, carp0Refresh), carp0AddrGone, "ip link set carp0 down"),
 	},
 	{
 		name:   "state backup of a lone MASTER: bow-out, drain, MASTER again after the master-down interval",
@@ -372,16 +366,16 @@ var transcriptRows = []transcriptRow{
 		// The address stays, kept fresh, through the drain; with no
 		// other host the master-down timer ends it by taking the
 		// address back (installed, announced) rather than removing it.
-		want: concat(carp0BowOut, repeat(4, carp0Refresh), carp0Addr, carp0Announce, carp0Advert, carp0RefreshAligned),
+		want: concat(carp0BowOut, repeat(6, carp0Refresh), carp0Addr, carp0Announce, carp0Advert),
 	},
 	{
 		name:   "a vhid becomes MASTER at the master-down interval and stays",
 		before: runbookA(0),
 		steps:  []tstep{cmdWait(masterDown0), cmdWait(carp.AdvInterval(1, 0))},
 		// Address, announcement, first advert; then the address kept
-		// fresh after each advert, the only vhid's (alignedRefresh), and
-		// one advert per interval.
-		want: concat(carp0Addr, carp0Announce, carp0Advert, carp0RefreshAligned, carp0Advert, carp0RefreshAligned),
+		// fresh (twice a second, the tick after an advert due at the
+		// same instant) and one advert per interval.
+		want: concat(carp0Addr, carp0Announce, carp0Advert, carp0Refresh, carp0Advert, carp0Refresh),
 	},
 	{
 		name:   "refused lines touch nothing",

@@ -31,9 +31,8 @@ type vhost struct {
 	draining    bool           // bowed out of MASTER, addresses kept until the new MASTER is heard
 	drainUntil  time.Time      // the drain ends at the latest then
 	nextRefresh time.Time
-	advRound    uint64 // the loop round (Engine.round) of its last advert that left on every family
-	sendErrs    int    // consecutive failed sends
-	sendOKs     int    // consecutive good sends after the senderr demotion
+	sendErrs    int // consecutive failed sends
+	sendOKs     int // consecutive good sends after the senderr demotion
 	senderr     bool
 	suppressed  bool // counted in the interface-down demotion
 	linkKnown   bool // an IFNET event for the cloned carpN was reported
@@ -115,8 +114,7 @@ func (e *Engine) vlinkName(ifc IfaceConfig, v VHIDConfig) string {
 // refreshed at r expires at r + L - 20 ms at the earliest, and the refresh
 // tick (refreshEvery) writes it again within L/2 (see refreshTick), leaving
 // the event loop 480 ms of delay at advbase 1 (twice a lifetime is enough;
-// it was three times). A refresh in the round of an advert may write twice
-// L instead (alignedLifetime): there r is tied to a, not only to k.
+// it was three times).
 func addrLifetime(advbase uint8) time.Duration {
 	d := time.Duration(advbase) * time.Second
 	if d < time.Second {
@@ -672,6 +670,7 @@ func (e *Engine) installAddrs(now time.Time, h *vhost) {
 	h.installed = slices.Clone(h.cfg.Addrs)
 	h.lifetimes = make([]osif.AddrLifetime, len(h.installed))
 	e.writeAddrs(now, h)
+	e.refresh.start(now)
 }
 
 // writeAddrs installs, by link name, every address of h that is not in the
@@ -691,7 +690,6 @@ func (e *Engine) writeAddrs(now time.Time, h *vhost) {
 		h.lifetimes[i] = a
 	}
 	h.nextRefresh = now.Add(lt / 2)
-	e.refresh.start(now)
 }
 
 // refreshEvery is the period of the refresh tick: half the least address
@@ -714,12 +712,10 @@ type addrRef struct {
 	i int
 }
 
-// start runs the tick from now, if it is not running or not due within
-// refreshEvery (after an aligned refresh): an address just written has
-// addrLifetime, and needs the tick by then.
+// start runs the tick, if it is not running, from now.
 func (r *refresher) start(now time.Time) {
-	if next := now.Add(refreshEvery); r.at.IsZero() || r.at.After(next) {
-		r.at = next
+	if r.at.IsZero() {
+		r.at = now.Add(refreshEvery)
 	}
 }
 
@@ -735,83 +731,27 @@ func (r *refresher) deadline() (time.Time, bool) {
 // the last one, only sometimes up to refreshEarly sooner.
 const refreshEarly = 50 * time.Millisecond
 
-// alignedLifetime is the lifetime of h's addresses written in the round of
-// an advert of h (see alignedRefresh): twice addrLifetime. With r the
-// refresh, right after the advert a that the backups heard last (r - a is
-// the time the round takes, milliseconds), the addresses of a killed engine
-// are gone by r + 2 * advbase + 0.25 s (in the kernel's worst case
-// r + 2 * advbase + 1 s), and a backup takes over at the earliest
-// a + 3 * advbase: the margins of addrLifetime's reasoning, both. It is 0
-// (no aligned refresh) for a VRRPv3 vhid, whose interval may be shorter
-// than the kernel's least lifetime, and for an interval (advbase plus
-// advskew/256) so long that the next advert's refresh would leave the live
-// engine less than refreshEvery - 20 ms before the lifetime ends, less
-// than the refresh tick leaves it.
-func alignedLifetime(h *vhost) time.Duration {
-	if h.cfg.isVRRP() || h.cfg.AdvBase == 0 {
-		return 0
-	}
-	lt := 2 * addrLifetime(h.cfg.AdvBase)
-	if h.m.AdvertInterval() > lt-refreshEvery {
-		return 0
-	}
-	return lt
-}
-
-// alignedRefresh reports whether every vhid that has addresses installed
-// sent its advert in this round of the loop (MASTERs of one advbase whose
-// adverts go out together, as advertEarly makes them: one vhid, or a
-// handful configured together), each with an alignedLifetime. The refresh
-// then runs in this round, for all of them, with alignedLifetime: once per
-// advert instead of twice a second, in the same wake-up. In any other
-// round the refresh tick runs as before; after an aligned refresh it comes
-// at the latest alignedLifetime - refreshEvery later, as a fallback for a
-// round that is not aligned.
-func (e *Engine) alignedRefresh() bool {
-	found := false
-	for _, h := range e.hosts {
-		if len(h.installed) == 0 {
-			continue
-		}
-		if h.advRound != e.round || alignedLifetime(h) == 0 {
-			return false
-		}
-		found = true
-	}
-	return found
-}
-
 // refreshTick refreshes, when the tick is due within early, the addresses
 // of every vhid whose next refresh would otherwise come more than half a
-// lifetime after its last one, and those of every vhid in a round that
-// alignedRefresh allows; the tick stops when no address is installed.
+// lifetime after its last one; the tick stops when no address is
+// installed.
 func (e *Engine) refreshTick(now time.Time, early time.Duration) {
 	r := &e.refresh
-	if r.at.IsZero() {
-		return
-	}
-	aligned := e.alignedRefresh()
-	if !aligned && now.Add(early).Before(r.at) {
+	if r.at.IsZero() || now.Add(early).Before(r.at) {
 		return
 	}
 	r.batch, r.owners = r.batch[:0], r.owners[:0]
 	var again []*vhost // addresses to install again by name
 	running := false
-	var fallback time.Time // the next tick after an aligned refresh
 	for _, h := range e.hosts {
 		if len(h.installed) == 0 {
 			continue
 		}
 		running = true
-		lt := addrLifetime(h.cfg.AdvBase)
-		if aligned {
-			lt = alignedLifetime(h)
-			if f := now.Add(lt - refreshEvery); fallback.IsZero() || f.Before(fallback) {
-				fallback = f
-			}
-		} else if !now.Add(refreshEvery).After(h.nextRefresh) {
+		if !now.Add(refreshEvery).After(h.nextRefresh) {
 			continue // the next tick is soon enough
 		}
+		lt := addrLifetime(h.cfg.AdvBase)
 		h.nextRefresh = now.Add(lt / 2)
 		for i, a := range h.lifetimes {
 			if a.Index == 0 {
@@ -828,9 +768,6 @@ func (e *Engine) refreshTick(now time.Time, early time.Duration) {
 		return
 	}
 	r.at = now.Add(refreshEvery)
-	if aligned {
-		r.at = fallback
-	}
 	for _, err := range unjoin(e.k.RefreshAddrs(r.batch)) {
 		var ae *osif.AddrError
 		if !errors.As(err, &ae) || ae.Entry < 0 || ae.Entry >= len(r.owners) {
@@ -923,9 +860,6 @@ func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 			e.stats.OPackets++
 			h.obs.advOut++
 		}
-	}
-	if err == nil && advbase == h.cfg.AdvBase {
-		h.advRound = e.round // an advert, not a bow-out: see alignedRefresh
 	}
 	e.sendResult(h, err)
 }
