@@ -290,6 +290,45 @@ func BenchmarkIfconfigNewVHID255(b *testing.B) {
 	}
 }
 
+// BenchmarkIfconfigNewVHID1020 is the line that creates the 1,020th vhid
+// (vhid 255 of em3, the others configured) and the one that removes it
+// again: what adding a vhid costs the engine at the largest size.
+func BenchmarkIfconfigNewVHID1020(b *testing.B) {
+	e, _ := scaleEngine(b, 4, 0)
+	for p := 0; p < 4; p++ {
+		for v := 1; v <= 255; v++ {
+			if p == 3 && v == 255 {
+				break
+			}
+			if err := e.Ifconfig(context.Background(), scaleLine(p, v, 100)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportAllocs()
+	del := api.IfconfigRequest{Iface: "em3", Ops: []api.Op{{Kind: api.OpDelAddr, Prefix: netip.MustParsePrefix("10.3.255.1/32")}}}
+	for b.Loop() {
+		if err := e.Ifconfig(context.Background(), scaleLine(3, 255, 100)); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Ifconfig(context.Background(), del); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIndexHosts1020 is the rebuild of the vhost index with 1,020
+// vhids: what a line that adds or removes a vhid pays for the lookups.
+func BenchmarkIndexHosts1020(b *testing.B) {
+	e, _ := scaleEngine(b, 4, 255)
+	b.ReportAllocs()
+	onEngine(b, e, func() {
+		for b.Loop() {
+			e.indexHosts()
+		}
+	})
+}
+
 // A line re-runs only the vhosts it changed (reconcileOnly): a full
 // reconcile right after it must find nothing left to do, whatever the
 // line changed (a vhid's advskew, key or addresses, a new vhid, a removed
