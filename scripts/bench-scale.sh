@@ -9,7 +9,7 @@
 # Needs root and keepalived; with ethtool(8) it also measures both daemons
 # with the lab's links receiving as NICs do (see nicReceive). Knobs: SIZES="1 16 255 1020" (vhid counts, up
 # to 1020 = 255 on each of em0..em3), SECS=20 (CPU window), RUNS=30 (runs
-# per status command).
+# per status command), FROM=file (print the tables of a saved run's output).
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -20,12 +20,17 @@ BENCH_SCALE_SIZES=${SIZES:-1 16 255 1020}
 BENCH_SCALE_SECS=${SECS:-20}
 BENCH_SCALE_RUNS=${RUNS:-30}
 export BENCH_SCALE_SIZES BENCH_SCALE_SECS BENCH_SCALE_RUNS
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -count 1 -timeout 60m ./internal/e2e/ | tee "$out"
+if [ -n "${FROM:-}" ]; then
+	out=$FROM # the tables again from a saved run's output
+else
+	out=$(mktemp)
+	trap 'rm -f "$out"' EXIT
+	go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -count 1 -timeout 60m ./internal/e2e/ | tee "$out"
+fi
 awk -v secs="$BENCH_SCALE_SECS" '
 function has(n, sys, k) { return (n, sys, k) in v }
 function num(n, sys, k, fmt) { return has(n, sys, k) ? sprintf(fmt, v[n, sys, k]) : "FAIL" }
+function cpu(n, sys, k) { return num(n, sys, k, has(n, sys, k) && v[n, sys, k] < 0.1 ? "%.3f%%" : "%.2f%%") }
 function ratio(n, k, b, a) {
 	if (!has(n, "bsdcarp", k) || !has(n, b, a)) return "-"
 	a = v[n, b, a]; k = v[n, "bsdcarp", k]
@@ -47,8 +52,8 @@ END {
 	for (j = 1; j <= nn; j++) {
 		n = order[j]
 		printf "%6s | %9s %10s %7s | %9s %10s %7s | %8s %10s %7s | %8s %10s %7s | %s/%s\n", n,
-			num(n, "bsdcarp", "master-cpu%", "%.2f%%"), num(n, "keepalived", "master-cpu%", "%.2f%%"), ratio(n, "master-cpu%", "keepalived", "master-cpu%"),
-			num(n, "bsdcarp", "backup-cpu%", "%.2f%%"), num(n, "keepalived", "backup-cpu%", "%.2f%%"), ratio(n, "backup-cpu%", "keepalived", "backup-cpu%"),
+			cpu(n, "bsdcarp", "master-cpu%"), cpu(n, "keepalived", "master-cpu%"), ratio(n, "master-cpu%", "keepalived", "master-cpu%"),
+			cpu(n, "bsdcarp", "backup-cpu%"), cpu(n, "keepalived", "backup-cpu%"), ratio(n, "backup-cpu%", "keepalived", "backup-cpu%"),
 			num(n, "bsdcarp", "master-MiB", "%.1f"), num(n, "keepalived", "master-MiB", "%.1f"), ratio(n, "master-MiB", "keepalived", "master-MiB"),
 			num(n, "bsdcarp", "backup-MiB", "%.1f"), num(n, "keepalived", "backup-MiB", "%.1f"), ratio(n, "backup-MiB", "keepalived", "backup-MiB"),
 			num(n, "bsdcarp", "stable", "%d"), num(n, "keepalived", "stable", "%d")
@@ -59,9 +64,9 @@ END {
 		for (j = 1; j <= nn; j++) {
 			n = order[j]
 			printf "%6s | %9s %10s %7s | %9s %10s %7s | %9s %10s\n", n,
-				num(n, "bsdcarp", "master-cpu-nic%", "%.2f%%"), num(n, "keepalived", "master-cpu-nic%", "%.2f%%"), ratio(n, "master-cpu-nic%", "keepalived", "master-cpu-nic%"),
-				num(n, "bsdcarp", "backup-cpu-nic%", "%.2f%%"), num(n, "keepalived", "backup-cpu-nic%", "%.2f%%"), ratio(n, "backup-cpu-nic%", "keepalived", "backup-cpu-nic%"),
-				num(n, "bsdcarp", "lab-rx-cpu-nic%", "%.2f%%"), num(n, "keepalived", "lab-rx-cpu-nic%", "%.2f%%")
+				cpu(n, "bsdcarp", "master-cpu-nic%"), cpu(n, "keepalived", "master-cpu-nic%"), ratio(n, "master-cpu-nic%", "keepalived", "master-cpu-nic%"),
+				cpu(n, "bsdcarp", "backup-cpu-nic%"), cpu(n, "keepalived", "backup-cpu-nic%"), ratio(n, "backup-cpu-nic%", "keepalived", "backup-cpu-nic%"),
+				cpu(n, "bsdcarp", "lab-rx-cpu-nic%"), cpu(n, "keepalived", "lab-rx-cpu-nic%")
 		}
 	}
 	printf "\ntime until the master side holds all N (s): bsdcarp from its first configuration line, keepalived from its start\n"
