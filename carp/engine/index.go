@@ -106,8 +106,10 @@ func (e *Engine) linkByLinuxName(name string) (osif.Link, bool) {
 // (counted first), and a vlink's or an address's first vhost gets a list
 // of one cut from another (a second vhost, rare, makes its own). Every cut
 // has its capacity at its length, so an append to one list (reindexAddrs)
-// never writes into the next. With 1,020 vhids this made it 3x cheaper,
-// and it was most of what adding a vhid cost the engine.
+// never writes into the next. With 1,020 vhids: 276 -> 191 µs alone and
+// 2,840 -> 25 allocations; in a line that adds a vhid, of which it was
+// most of the engine's own work, about half as much with the garbage
+// collector's share.
 func (e *Engine) indexHosts() {
 	n, nAddrs := len(e.hosts), 0
 	var perVHID [256]int
