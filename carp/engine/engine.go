@@ -89,8 +89,15 @@ func (e *Engine) loopTimer() Timer {
 		if err == nil {
 			return t
 		}
-		e.log.Warn("carpd: engine timer: using a Go timer", "err", err)
+		return e.goTimerAfter(err)
 	}
+	return newGoTimer()
+}
+
+// goTimerAfter logs that the loop's timer failed with err and returns the Go
+// timer that takes its place.
+func (e *Engine) goTimerAfter(err error) Timer {
+	e.log.Warn("carpd: engine timer: using a Go timer", "err", err)
 	return newGoTimer()
 }
 
@@ -297,9 +304,8 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		// after each advert.
 		if armed.IsZero() || d.Before(armed) || d.Sub(armed) > rearmSlack {
 			if err := timer.Set(d.Sub(now)); err != nil {
-				e.log.Warn("carpd: engine timer: using a Go timer", "err", err)
 				timer.Stop()
-				timer = newGoTimer()
+				timer = e.goTimerAfter(err)
 				_ = timer.Set(d.Sub(now))
 			}
 			armed = d
