@@ -151,6 +151,7 @@ type Engine struct {
 	countersAt    time.Time                    // next write of counters.json
 	countersSaved []byte                       // last version handed to the writer
 	countersOut   chan []byte                  // to counterWriter, latest wins
+	countersSeq   uint64                       // number of the counters loaded at start
 }
 
 // Queues from the kernel's reader goroutines to the event loop. A reader
@@ -208,7 +209,7 @@ func New(opts Options) (*Engine, error) {
 	e.cfg = cfg
 	e.syncLogLevel()
 	e.initSave()
-	e.counters = e.loadCounters()
+	e.counters, e.countersSeq = e.loadCounters()
 	orig, err := loadKernelState(opts.StateDir)
 	if err != nil {
 		return nil, err
@@ -263,7 +264,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	defer stopShim()
 	e.shimCtx = shimCtx
 	stopWriter, writerDone := make(chan struct{}), make(chan struct{})
-	go e.counterWriter(stopWriter, writerDone)
+	go e.counterWriter(stopWriter, writerDone, &counterFiles{dir: e.opts.StateDir, seq: e.countersSeq})
 	// Last deferred, first run: the final counters are written after the
 	// hand-over (and after a panic's) before Run returns.
 	defer func() { close(stopWriter); <-writerDone }()

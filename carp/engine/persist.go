@@ -93,24 +93,13 @@ func readBounded(path string) ([]byte, error) {
 }
 
 // writeAtomic replaces dir/name with b so that a crash leaves either the old
-// or the new file, never a torn one. Files are 0600: they hold the keys.
+// or the new file, never a torn one: b goes to a temporary file (mode 0600:
+// they hold the keys), which is synced, renamed to name, and the directory
+// synced.
 func writeAtomic(dir, name string, b []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("engine: state dir: %w", err)
 	}
-	return replaceFile(dir, name, b, true)
-}
-
-// writeCache replaces dir/name with b through a temporary file and a
-// rename, so a reader never sees a torn file, but without fsync: for a
-// cache whose loss costs little, on a path a slow disk must not stall.
-func writeCache(dir, name string, b []byte) error {
-	return replaceFile(dir, name, b, false)
-}
-
-// replaceFile writes b to a temporary file (mode 0600) in dir and renames it
-// to name; with durable, the file and then the directory are synced.
-func replaceFile(dir, name string, b []byte, durable bool) error {
 	fail := func(err error) error { return fmt.Errorf("engine: save %s: %w", name, err) }
 	f, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
@@ -126,20 +115,15 @@ func replaceFile(dir, name string, b []byte, durable bool) error {
 		f.Close()
 		return fail(err)
 	}
-	if durable {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fail(err)
-		}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fail(err)
 	}
 	if err := f.Close(); err != nil {
 		return fail(err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return fail(err)
-	}
-	if !durable {
-		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {
