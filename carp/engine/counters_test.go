@@ -69,7 +69,6 @@ func sameCounters(t *testing.T, what string, got, want map[string]carp.CounterSt
 func TestCounterFilesTakeTurns(t *testing.T) {
 	dir := t.TempDir()
 	w := &counterFiles{dir: dir}
-	defer w.close()
 	m1, m2, m3 := someCounters(3, 100), someCounters(3, 200), someCounters(2, 300)
 	writeCounters(t, w, m1)
 	if _, err := os.Stat(filepath.Join(dir, countersFileB)); !os.IsNotExist(err) {
@@ -116,7 +115,6 @@ func TestCountersLoadSurvivesATornWrite(t *testing.T) {
 	m1, m2 := someCounters(40, 1000), someCounters(40, 2000)
 	writeCounters(t, w, m1)
 	writeCounters(t, w, m2)
-	w.close()
 	torn := filepath.Join(dir, countersFileB) // write 2
 	fi, err := os.Stat(torn)
 	if err != nil {
@@ -136,7 +134,6 @@ func TestCountersLoadSurvivesATornWrite(t *testing.T) {
 		t.Errorf("want the damaged file logged at debug level only:\n%s", logs.String())
 	}
 	w2 := &counterFiles{dir: dir, seq: seq}
-	defer w2.close()
 	m3 := someCounters(40, 3000)
 	writeCounters(t, w2, m3)
 	if seq, m := readSlot(t, dir, countersFileB); seq != 2 {
@@ -179,7 +176,6 @@ func TestCountersLoadsUnnumberedFile(t *testing.T) {
 	}
 	sameCounters(t, "loaded", got, m)
 	w := &counterFiles{dir: dir, seq: seq}
-	defer w.close()
 	writeCounters(t, w, someCounters(1, 5)) // write 1 replaces it in place
 	if seq, m := readSlot(t, dir, countersFile); seq != 1 || len(m) != 1 {
 		t.Errorf("%s holds write %d of %d vhids, want write 1 of 1", countersFile, seq, len(m))
@@ -191,7 +187,6 @@ func TestCountersLoadsUnnumberedFile(t *testing.T) {
 func TestCounterFilesShrink(t *testing.T) {
 	dir := t.TempDir()
 	w := &counterFiles{dir: dir}
-	defer w.close()
 	path := filepath.Join(dir, countersFile)
 	big := someCounters(1020, 1<<40)
 	writeCounters(t, w, big) // write 1
@@ -226,13 +221,11 @@ func fileSize(t *testing.T, path string) int64 {
 	return fi.Size()
 }
 
-// A file removed (or replaced) while carpd runs is made again at its next
-// turn rather than written into the removed one; a symlink put in its
-// place is refused, and what it points to left alone.
+// A file removed while carpd runs is made again at its next turn; a
+// symlink put in its place is refused, and what it points to left alone.
 func TestCounterFilesRemovedOrReplaced(t *testing.T) {
 	dir := t.TempDir()
 	w := &counterFiles{dir: dir}
-	defer w.close()
 	path := filepath.Join(dir, countersFile)
 	writeCounters(t, w, someCounters(2, 1)) // write 1
 	if err := os.Remove(path); err != nil {
@@ -271,7 +264,6 @@ func TestCounterFilesRemovedOrReplaced(t *testing.T) {
 // (a new file, renamed over the old) for comparison.
 func BenchmarkCountersWrite(b *testing.B) {
 	w := &counterFiles{dir: b.TempDir()}
-	defer w.close()
 	m := someCounters(16, 1<<40)
 	b.ReportAllocs()
 	for b.Loop() {
