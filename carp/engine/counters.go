@@ -29,9 +29,12 @@ import (
 // and ext4 writing the data out at the rename: about 160 µs a write); an
 // existing file opened, written over and closed is about 13 µs
 // (BenchmarkCountersWrite and BenchmarkCountersWriteRenamed, 16 vhids, on
-// ext4). A write cut short (carpd killed in the middle of a large one)
-// damages only the file being written; the other still holds the previous
-// version, and the loader takes the valid file with the higher number.
+// ext4). Each version ends with its number again: a write cut short
+// (carpd killed in the middle of a large one, or a full disk) leaves the
+// new beginning before the old end, which the loader refuses, and the
+// other file still holds the version before; the loader takes the valid
+// file with the higher number, and a failed write is retried in the same
+// file, never the other.
 const (
 	countersFile  = "counters.json"
 	countersFileB = "counters.b.json"
@@ -41,29 +44,38 @@ const (
 	countersEvery = 10 * time.Second
 )
 
-// countersSlots are the files written in turn: write n (from 1) goes to
-// countersSlots[(n-1)%2], so the first one is counters.json.
+// countersSlots are the files written in turn: write n goes to
+// countersSlots[n%2]. A counters.json of the map alone (written by
+// snapshots of 0.1.0 before the two files) is write 0, so the first write
+// after it goes to the other file.
 var countersSlots = [2]string{countersFile, countersFileB}
 
 // countersSlot is the index into countersSlots of write seq.
-func countersSlot(seq uint64) int { return int((seq + 1) % 2) }
+func countersSlot(seq uint64) int { return int(seq % 2) }
 
 // countersDoc is the content of a counters file, followed by any number
-// of spaces (what is left of a longer earlier version).
+// of spaces (what is left of a longer earlier version). End repeats Seq:
+// it is written last.
 type countersDoc struct {
 	Seq      uint64                       `json:"seq"`
 	Counters map[string]carp.CounterState `json:"counters"`
+	End      uint64                       `json:"end"`
 }
 
+// errCountersMixed is a counters file whose end is not its beginning's.
+var errCountersMixed = errors.New("cut short: its end is of another version")
+
 // decodeCounters reads a counters file. A file written before the counters
-// were numbered (snapshots of 0.1.0 before the two files) holds only the
-// map: it counts as write 0.
+// were numbered holds only the map: it counts as write 0.
 func decodeCounters(b []byte) (uint64, map[string]carp.CounterState, error) {
 	var doc countersDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return 0, nil, err
 	}
 	if doc.Counters != nil {
+		if doc.End != doc.Seq {
+			return 0, nil, errCountersMixed
+		}
 		return doc.Seq, doc.Counters, nil
 	}
 	m := map[string]carp.CounterState{}
@@ -81,7 +93,8 @@ func counterKey(iface string, vhid uint8) string {
 // loadCounters reads both counters files and returns the counters of the
 // valid one written last (none: an empty map), and that write's number. A
 // damaged file is logged: at warning level when it leaves nothing to
-// restore, at debug level when the other file is used.
+// restore, at debug level when the other file is used. An empty file (a
+// carpd killed between making it and writing it) counts as missing.
 func (e *Engine) loadCounters() (map[string]carp.CounterState, uint64) {
 	m, seq := map[string]carp.CounterState{}, uint64(0)
 	if e.opts.StateDir == "" {
@@ -92,7 +105,7 @@ func (e *Engine) loadCounters() (map[string]carp.CounterState, uint64) {
 	for _, name := range countersSlots {
 		path := filepath.Join(e.opts.StateDir, name)
 		b, err := readBounded(path)
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || err == nil && len(b) == 0 {
 			continue
 		}
 		var s uint64
@@ -119,8 +132,8 @@ func (e *Engine) loadCounters() (map[string]carp.CounterState, uint64) {
 }
 
 // saveCounters hands the counters of the running vhids to the writer when
-// they changed since the last time. The file is written off the engine
-// goroutine (see counterWriter) and without fsync: it is a cache, and a
+// they changed since the last time. The files are written off the engine
+// goroutine (see counterWriter) and without fsync: they are a cache, and a
 // slow or hung disk must never delay an advert.
 func (e *Engine) saveCounters(now time.Time) {
 	e.countersAt = now.Add(countersEvery)
@@ -150,20 +163,21 @@ func (e *Engine) encodeCounters() ([]byte, error) {
 }
 
 // counterWriter writes what saveCounters hands it until stop is closed,
-// then writes what is still pending. Failures are logged once per run of
-// failures.
+// then writes what is still pending. A failure is logged once per file and
+// run of failures.
 func (e *Engine) counterWriter(stop <-chan struct{}, done chan<- struct{}, files *counterFiles) {
 	defer close(done)
-	failed := false
+	var failed [2]bool
 	write := func(b []byte) {
-		if err := files.write(b); err != nil {
-			if !failed {
+		i, err := files.write(b)
+		if err != nil {
+			if !failed[i] {
 				e.errorf("carpd: %v", fmt.Errorf("save advert counters: %w", err))
 			}
-			failed = true
+			failed[i] = true
 			return
 		}
-		failed = false
+		failed[i] = false
 	}
 	for {
 		select {
@@ -186,7 +200,7 @@ func (e *Engine) counterWriter(stop <-chan struct{}, done chan<- struct{}, files
 // can still be remounted read-only or unmounted.
 type counterFiles struct {
 	dir string
-	seq uint64 // number of the last write
+	seq uint64 // number of the last write, or of the file loaded at start
 	buf []byte
 }
 
@@ -195,29 +209,41 @@ type counterFiles struct {
 const shrinkSlack = 64 << 10
 
 // write writes b (the JSON of the counters map) as the next numbered
-// version. The new content is padded with spaces to the file's length, so
-// one write replaces the whole file and a process killed at any point
-// leaves the old or the new version, or, for a write cut short, a damaged
-// file beside the intact other one. A symlink in a file's place is
-// refused.
-func (w *counterFiles) write(b []byte) error {
-	w.seq++
-	name := countersSlots[countersSlot(w.seq)]
-	fail := func(err error) error { return fmt.Errorf("engine: save %s: %w", name, err) }
-	f, err := os.OpenFile(filepath.Join(w.dir, name), os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+// version, and returns the slot it went to. The new content is padded with
+// spaces to the file's length, so one write replaces the whole file; it
+// ends with its number, so a write cut short is refused by the loader. A
+// file that could not be opened is skipped (the next version goes to the
+// other); one a write failed in is written again next time (the other
+// keeps the last version that is whole). Only a regular file of carpd's
+// user with one link is written, never through a symlink, never blocking.
+func (w *counterFiles) write(b []byte) (int, error) {
+	next := w.seq + 1
+	i := countersSlot(next)
+	name := countersSlots[i]
+	fail := func(err error) (int, error) { return i, fmt.Errorf("engine: save %s: %w", name, err) }
+	f, err := os.OpenFile(filepath.Join(w.dir, name), os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
+		w.seq = next
 		return fail(err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
+	if err == nil {
+		err = counterFileUsable(fi)
+	}
 	if err != nil {
+		w.seq = next
 		return fail(err)
 	}
-	if !fi.Mode().IsRegular() {
-		return fail(errors.New("not a regular file"))
+	if fi.Mode().Perm() != 0o600 {
+		if err := f.Chmod(0o600); err != nil {
+			w.seq = next
+			return fail(err)
+		}
 	}
-	w.buf = append(strconv.AppendUint(append(w.buf[:0], `{"seq":`...), w.seq, 10), `,"counters":`...)
-	w.buf = append(append(w.buf, b...), '}')
+	seq := strconv.AppendUint(nil, next, 10)
+	w.buf = append(append(append(w.buf[:0], `{"seq":`...), seq...), `,"counters":`...)
+	w.buf = append(append(append(append(w.buf, b...), `,"end":`...), seq...), '}')
 	n := int64(len(w.buf))
 	for int64(len(w.buf)) < fi.Size() {
 		w.buf = append(w.buf, ' ')
@@ -233,6 +259,27 @@ func (w *counterFiles) write(b []byte) error {
 	}
 	if err := f.Close(); err != nil {
 		return fail(err)
+	}
+	w.seq = next
+	return i, nil
+}
+
+// counterFileUsable refuses what is not a regular file of carpd's user
+// with one link: a FIFO, device or directory in a counters file's place,
+// or a hard link to some other file.
+func counterFileUsable(fi os.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return errors.New("not a regular file")
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("owned by uid %d, not %d", st.Uid, os.Geteuid())
+	}
+	if st.Nlink != 1 {
+		return fmt.Errorf("%d links to it", st.Nlink)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/bsdcarp/bsdcarp/carp"
@@ -30,15 +31,17 @@ func someCounters(n int, base uint64) map[string]carp.CounterState {
 	return m
 }
 
-func writeCounters(t testing.TB, w *counterFiles, m map[string]carp.CounterState) {
+func writeCounters(t testing.TB, w *counterFiles, m map[string]carp.CounterState) int {
 	t.Helper()
 	b, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.write(b); err != nil {
+	i, err := w.write(b)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return i
 }
 
 // readSlot decodes one counters file as the loader does.
@@ -64,28 +67,34 @@ func sameCounters(t *testing.T, what string, got, want map[string]carp.CounterSt
 	}
 }
 
-// Writes go to counters.json and counters.b.json in turn, each numbered,
+// Writes go to counters.b.json and counters.json in turn, each numbered,
 // and the loader takes the one written last.
 func TestCounterFilesTakeTurns(t *testing.T) {
 	dir := t.TempDir()
 	w := &counterFiles{dir: dir}
 	m1, m2, m3 := someCounters(3, 100), someCounters(3, 200), someCounters(2, 300)
-	writeCounters(t, w, m1)
-	if _, err := os.Stat(filepath.Join(dir, countersFileB)); !os.IsNotExist(err) {
-		t.Fatalf("first write made %s (err %v); want only %s", countersFileB, err, countersFile)
+	if i := writeCounters(t, w, m1); i != 1 {
+		t.Errorf("write 1 went to slot %d, want 1 (%s)", i, countersFileB)
 	}
+	if _, err := os.Stat(filepath.Join(dir, countersFile)); !os.IsNotExist(err) {
+		t.Fatalf("first write made %s (err %v); want only %s", countersFile, err, countersFileB)
+	}
+	size1 := fileSize(t, filepath.Join(dir, countersFileB))
 	writeCounters(t, w, m2)
-	writeCounters(t, w, m3) // shorter than m1: padded to counters.json's length
-	seq, m := readSlot(t, dir, countersFile)
+	writeCounters(t, w, m3) // shorter than m1: padded to counters.b.json's length
+	if got := fileSize(t, filepath.Join(dir, countersFileB)); got != size1 {
+		t.Errorf("%s is %d bytes after a shorter version, want %d (padded)", countersFileB, got, size1)
+	}
+	seq, m := readSlot(t, dir, countersFileB)
 	if seq != 3 {
-		t.Errorf("%s holds write %d, want 3", countersFile, seq)
+		t.Errorf("%s holds write %d, want 3", countersFileB, seq)
 	}
-	sameCounters(t, countersFile, m, m3)
-	seq, m = readSlot(t, dir, countersFileB)
+	sameCounters(t, countersFileB, m, m3)
+	seq, m = readSlot(t, dir, countersFile)
 	if seq != 2 {
-		t.Errorf("%s holds write %d, want 2", countersFileB, seq)
+		t.Errorf("%s holds write %d, want 2", countersFile, seq)
 	}
-	sameCounters(t, countersFileB, m, m2)
+	sameCounters(t, countersFile, m, m2)
 	for _, name := range countersSlots {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
@@ -106,40 +115,67 @@ func TestCounterFilesTakeTurns(t *testing.T) {
 	}
 }
 
-// A write cut short damages only its own file: the loader takes the other,
-// one version older, logging the damaged one at debug level only, and the
-// writer, going on from that version, rewrites the damaged file next.
+// A write cut short leaves the new beginning before the old end: even
+// when that reads as JSON (same vhids, numbers of the same width), the
+// loader refuses it and takes the other file, one version older, logging
+// the damaged one at debug level only; the writer, going on from that
+// version, writes the damaged file again next.
 func TestCountersLoadSurvivesATornWrite(t *testing.T) {
 	dir := t.TempDir()
 	w := &counterFiles{dir: dir}
-	m1, m2 := someCounters(40, 1000), someCounters(40, 2000)
-	writeCounters(t, w, m1)
-	writeCounters(t, w, m2)
-	torn := filepath.Join(dir, countersFileB) // write 2
-	fi, err := os.Stat(torn)
+	m1, m2, m3 := someCounters(40, 1000), someCounters(40, 2000), someCounters(40, 3000)
+	writeCounters(t, w, m1) // counters.b.json
+	writeCounters(t, w, m2) // counters.json
+	// Write 3, to counters.b.json, cut short half way.
+	scratch := t.TempDir()
+	writeCounters(t, &counterFiles{dir: scratch, seq: 2}, m3)
+	whole, err := os.ReadFile(filepath.Join(scratch, countersFileB))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(torn, fi.Size()/2); err != nil {
+	torn := filepath.Join(dir, countersFileB)
+	f, err := os.OpenFile(torn, os.O_WRONLY, 0)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(whole[:len(whole)/2], 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	mixed, err := os.ReadFile(torn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(mixed) {
+		t.Fatalf("the cut write does not read as JSON; the test wants one that does:\n%s", mixed)
 	}
 	var logs bytes.Buffer
 	e := countersEngine(dir, &logs)
 	got, seq := e.loadCounters()
-	if seq != 1 {
-		t.Fatalf("loaded write %d, want 1 (the intact file)", seq)
+	if seq != 2 {
+		t.Fatalf("loaded write %d, want 2 (the intact file)", seq)
 	}
-	sameCounters(t, "loaded", got, m1)
-	if !strings.Contains(logs.String(), "level=DEBUG") || strings.Contains(logs.String(), "level=WARN") {
-		t.Errorf("want the damaged file logged at debug level only:\n%s", logs.String())
+	sameCounters(t, "loaded", got, m2)
+	if !strings.Contains(logs.String(), "level=DEBUG") || strings.Contains(logs.String(), "level=WARN") ||
+		!strings.Contains(logs.String(), errCountersMixed.Error()) {
+		t.Errorf("want the mixed file logged at debug level only:\n%s", logs.String())
 	}
 	w2 := &counterFiles{dir: dir, seq: seq}
-	m3 := someCounters(40, 3000)
-	writeCounters(t, w2, m3)
-	if seq, m := readSlot(t, dir, countersFileB); seq != 2 {
-		t.Errorf("next write went elsewhere: %s holds write %d", countersFileB, seq)
+	if i := writeCounters(t, w2, m3); i != countersSlot(3) {
+		t.Errorf("next write went to slot %d, want %d", i, countersSlot(3))
+	}
+	if seq, m := readSlot(t, dir, countersFileB); seq != 3 {
+		t.Errorf("%s holds write %d, want 3", countersFileB, seq)
 	} else {
 		sameCounters(t, countersFileB, m, m3)
+	}
+	// An empty file (carpd killed right after making it) is no damage.
+	if err := os.WriteFile(filepath.Join(dir, countersFileB), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs.Reset()
+	if _, seq := e.loadCounters(); seq != 2 || logs.Len() != 0 {
+		t.Errorf("with an empty %s: loaded write %d (want 2), logs:\n%s", countersFileB, seq, logs.String())
 	}
 	// Both damaged: nothing to restore, said at warning level, as before.
 	for _, name := range countersSlots {
@@ -176,9 +212,12 @@ func TestCountersLoadsUnnumberedFile(t *testing.T) {
 	}
 	sameCounters(t, "loaded", got, m)
 	w := &counterFiles{dir: dir, seq: seq}
-	writeCounters(t, w, someCounters(1, 5)) // write 1 replaces it in place
-	if seq, m := readSlot(t, dir, countersFile); seq != 1 || len(m) != 1 {
-		t.Errorf("%s holds write %d of %d vhids, want write 1 of 1", countersFile, seq, len(m))
+	writeCounters(t, w, someCounters(1, 5)) // write 1, beside it
+	if seq, m := readSlot(t, dir, countersFileB); seq != 1 || len(m) != 1 {
+		t.Errorf("%s holds write %d of %d vhids, want write 1 of 1", countersFileB, seq, len(m))
+	}
+	if _, m := readSlot(t, dir, countersFile); len(m) != 5 {
+		t.Errorf("the first write changed %s: %d vhids, want the 5 it held", countersFile, len(m))
 	}
 }
 
@@ -187,7 +226,7 @@ func TestCountersLoadsUnnumberedFile(t *testing.T) {
 func TestCounterFilesShrink(t *testing.T) {
 	dir := t.TempDir()
 	w := &counterFiles{dir: dir}
-	path := filepath.Join(dir, countersFile)
+	path := filepath.Join(dir, countersFileB)
 	big := someCounters(1020, 1<<40)
 	writeCounters(t, w, big) // write 1
 	bigSize := fileSize(t, path)
@@ -199,7 +238,7 @@ func TestCounterFilesShrink(t *testing.T) {
 	if got := fileSize(t, path); got != bigSize {
 		t.Errorf("after a small shrink the file is %d bytes, want %d (padded)", got, bigSize)
 	}
-	if _, m := readSlot(t, dir, countersFile); len(m) != 1000 {
+	if _, m := readSlot(t, dir, countersFileB); len(m) != 1000 {
 		t.Errorf("padded file reads %d vhids, want 1000", len(m))
 	}
 	writeCounters(t, w, big)                // write 4
@@ -207,7 +246,7 @@ func TestCounterFilesShrink(t *testing.T) {
 	if got := fileSize(t, path); got > 200 {
 		t.Errorf("after a large shrink the file is %d bytes, want it cut to its content", got)
 	}
-	if seq, m := readSlot(t, dir, countersFile); seq != 5 || len(m) != 1 {
+	if seq, m := readSlot(t, dir, countersFileB); seq != 5 || len(m) != 1 {
 		t.Errorf("cut file reads write %d of %d vhids, want write 5 of 1", seq, len(m))
 	}
 }
@@ -226,15 +265,15 @@ func fileSize(t *testing.T, path string) int64 {
 func TestCounterFilesRemovedOrReplaced(t *testing.T) {
 	dir := t.TempDir()
 	w := &counterFiles{dir: dir}
-	path := filepath.Join(dir, countersFile)
+	path := filepath.Join(dir, countersFileB)
 	writeCounters(t, w, someCounters(2, 1)) // write 1
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
 	writeCounters(t, w, someCounters(2, 2)) // write 2
-	writeCounters(t, w, someCounters(2, 3)) // write 3: counters.json again
-	if seq, _ := readSlot(t, dir, countersFile); seq != 3 {
-		t.Errorf("%s holds write %d after its removal, want 3", countersFile, seq)
+	writeCounters(t, w, someCounters(2, 3)) // write 3: counters.b.json again
+	if seq, _ := readSlot(t, dir, countersFileB); seq != 3 {
+		t.Errorf("%s holds write %d after its removal, want 3", countersFileB, seq)
 	}
 	victim := filepath.Join(t.TempDir(), "victim")
 	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
@@ -251,11 +290,167 @@ func TestCounterFilesRemovedOrReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.write(b); err == nil { // write 5: through the symlink
+	if _, err := w.write(b); err == nil { // write 5: through the symlink
 		t.Error("write through a symlink succeeded")
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "keep" {
 		t.Errorf("symlink target changed to %q", b)
+	}
+}
+
+// Only a regular file of carpd's user with one link is written: a FIFO in
+// a file's place neither blocks the writer nor is written, a hard link to
+// another file is refused, a file of another user too; a file of carpd's
+// with another mode is made 0600. A file that cannot be written is skipped:
+// the next version goes to the other file.
+func TestCounterFilesRefuseOddFiles(t *testing.T) {
+	dir := t.TempDir()
+	pathB := filepath.Join(dir, countersFileB)
+	if err := syscall.Mkfifo(pathB, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := &counterFiles{dir: dir}
+	b, err := json.Marshal(someCounters(2, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, err := w.write(b); err == nil || i != 1 { // write 1, the FIFO
+		t.Errorf("write into a FIFO: slot %d, err %v; want slot 1 and an error", i, err)
+	}
+	if i := writeCounters(t, w, someCounters(2, 2)); i != 0 { // skipped to write 2
+		t.Errorf("after the FIFO the write went to slot %d, want 0", i)
+	}
+	if seq, _ := readSlot(t, dir, countersFile); seq != 2 {
+		t.Errorf("%s holds write %d, want 2", countersFile, seq)
+	}
+	if err := os.Remove(pathB); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(other, pathB); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.write(b); err == nil || !strings.Contains(err.Error(), "2 links") { // write 3
+		t.Errorf("write into a hard link: err %v, want one about its 2 links", err)
+	}
+	if b, _ := os.ReadFile(other); string(b) != "keep" {
+		t.Errorf("hard-linked file changed to %q", b)
+	}
+	if err := os.Remove(pathB); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pathB, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(pathB, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeCounters(t, w, someCounters(2, 4)) // write 4, counters.json
+	writeCounters(t, w, someCounters(2, 5)) // write 5, counters.b.json
+	if fi, err := os.Stat(pathB); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s after a write: %v, %v; want mode 0600", countersFileB, fi.Mode().Perm(), err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(pathB, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		writeCounters(t, w, someCounters(2, 6)) // write 6, counters.json
+		if _, err := w.write(b); err == nil || !strings.Contains(err.Error(), "owned by uid 12345") {
+			t.Errorf("write into another user's file: err %v", err)
+		}
+	}
+}
+
+// A file that cannot be written is logged once, not at every turn.
+func TestCounterWriterLogsAFailingFileOnce(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, countersFileB), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	e := countersEngine(dir, &logs)
+	e.countersOut = make(chan []byte, 1)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go e.counterWriter(stop, done, &counterFiles{dir: dir})
+	for v := range uint64(6) {
+		b, err := json.Marshal(someCounters(1, v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.countersOut <- b
+	}
+	close(stop)
+	<-done
+	if n := strings.Count(logs.String(), "save advert counters"); n != 1 {
+		t.Errorf("the failing file was logged %d times, want once:\n%s", n, logs.String())
+	}
+	if seq, _ := readSlot(t, dir, countersFile); seq < 4 {
+		t.Errorf("%s holds write %d; the good file should have gone on (write 4 or 6)", countersFile, seq)
+	}
+}
+
+// On a full file system a write that fails part way is tried again in the
+// same file at the next turn, never in the other, which keeps the last
+// whole version; with space again the write goes through.
+func TestCountersFullDiskKeepsTheOtherFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (CI runs as root)")
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size=256k,mode=0700"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	defer func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("umount %s: %v", dir, err)
+		}
+	}()
+	w := &counterFiles{dir: dir}
+	small := someCounters(2, 1000)
+	writeCounters(t, w, small) // write 1, counters.b.json
+	writeCounters(t, w, small) // write 2, counters.json
+	filler := filepath.Join(dir, "filler")
+	f, err := os.OpenFile(filler, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	big, err := json.Marshal(someCounters(1020, 1<<40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		i, err := w.write(big) // write 3, counters.b.json, twice
+		if err == nil || i != 1 {
+			t.Fatalf("a write of %d bytes on a full file system: slot %d, err %v; want slot 1 and an error", len(big), i, err)
+		}
+	}
+	var logs bytes.Buffer
+	got, seq := countersEngine(dir, &logs).loadCounters()
+	if seq != 2 {
+		t.Errorf("after the failed writes the loader takes write %d, want 2 (counters.json)", seq)
+	}
+	sameCounters(t, "loaded", got, small)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if i, err := w.write(big); err != nil || i != 1 {
+		t.Fatalf("with space again: slot %d, err %v", i, err)
+	}
+	if seq, m := readSlot(t, dir, countersFileB); seq != 3 || len(m) != 1020 {
+		t.Errorf("%s holds write %d of %d vhids, want write 3 of 1020", countersFileB, seq, len(m))
 	}
 }
 
@@ -276,7 +471,7 @@ func BenchmarkCountersWriteRenamed(b *testing.B) {
 	m := someCounters(16, 1<<40)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf, err := json.Marshal(countersDoc{Seq: 1, Counters: m})
+		buf, err := json.Marshal(countersDoc{Seq: 1, Counters: m, End: 1})
 		if err != nil {
 			b.Fatal(err)
 		}

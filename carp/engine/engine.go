@@ -148,7 +148,7 @@ type Engine struct {
 
 	// Advert counters kept across a restart (counters.go).
 	counters      map[string]carp.CounterState // loaded at start, handed to each vhid once
-	countersAt    time.Time                    // next write of counters.json
+	countersAt    time.Time                    // next write of the counters files
 	countersSaved []byte                       // last version handed to the writer
 	countersOut   chan []byte                  // to counterWriter, latest wins
 	countersSeq   uint64                       // number of the counters loaded at start

@@ -259,8 +259,9 @@ func TestSendErrorsDemoteAndAreSaidAtTheDefaultLevel(t *testing.T) {
 }
 
 // Within one boot a restarted engine still knows the adverts it had seen
-// (counters.json in the runtime state directory): a capture replayed right
-// after the restart is dropped, and a damaged file is only logged.
+// (counters.json and counters.b.json in the runtime state directory): a
+// capture replayed right after the restart is dropped, and a damaged file
+// is only logged.
 func TestRestartedEngineStillDropsReplays(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seg := memkernel.NewSegment()
