@@ -74,7 +74,7 @@ END {
 		n = order[j]
 		printf "%6s | bsdcarp %7s | keepalived %7s\n", n, num(n, "bsdcarp", "master-up-s", "%.2f"), num(n, "keepalived", "master-up-s", "%.2f")
 	}
-	printf "\nbsdcarp configuration line (ms): single `ifconfig emX vhid ... alias` adding a vhid (last min(N,20) of the master side, while the others take over) median and mean; per line of the backup side'"'"'s sh script of N lines; `ifconfig em0 vhid 1 advskew 1|0` on the settled master side, median\n"
+	printf "\nbsdcarp configuration line (ms): single `ifconfig emX vhid ... alias` adding a vhid (last min(N,20) of the master side, while the others take over) median and mean; per line of the backup side'"'"'s sh script of N lines; `ifconfig em0 vhid 1 advskew 1|0` on the settled master side, median; state directories on tmpfs, as the default /run/carpd/state\n"
 	for (j = 1; j <= nn; j++) {
 		n = order[j]
 		printf "%6s | single median %7s | mean %7s | script %7s/line | settled %7s\n", n,

@@ -16,7 +16,7 @@ import (
 // mountTmpfs mounts a tmpfs of the given size on a new directory and
 // unmounts it at cleanup, after the lab (registered later, so cleaned up
 // first) has stopped every process that could use it.
-func mountTmpfs(t *testing.T, size string) string {
+func mountTmpfs(t testing.TB, size string) string {
 	t.Helper()
 	netlab.Require(t)
 	dir := filepath.Join(t.TempDir(), "state")
