@@ -31,13 +31,19 @@ func someCounters(n int, base uint64) map[string]carp.CounterState {
 	return m
 }
 
-func writeCounters(t testing.TB, w *counterFiles, m map[string]carp.CounterState) int {
+// countersJSON is m as saveCounters hands it to the writer.
+func countersJSON(t testing.TB, m map[string]carp.CounterState) []byte {
 	t.Helper()
 	b, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i, err := w.write(b)
+	return b
+}
+
+func writeCounters(t testing.TB, w *counterFiles, m map[string]carp.CounterState) int {
+	t.Helper()
+	i, err := w.write(countersJSON(t, m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,10 +204,7 @@ func TestCountersLoadSurvivesATornWrite(t *testing.T) {
 func TestCountersLoadsUnnumberedFile(t *testing.T) {
 	dir := t.TempDir()
 	m := someCounters(5, 77)
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := countersJSON(t, m)
 	if err := os.WriteFile(filepath.Join(dir, countersFile), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -286,10 +289,7 @@ func TestCounterFilesRemovedOrReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeCounters(t, w, someCounters(2, 4)) // write 4, the other file
-	b, err := json.Marshal(someCounters(2, 5))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := countersJSON(t, someCounters(2, 5))
 	if _, err := w.write(b); err == nil { // write 5: through the symlink
 		t.Error("write through a symlink succeeded")
 	}
@@ -310,10 +310,7 @@ func TestCounterFilesRefuseOddFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &counterFiles{dir: dir}
-	b, err := json.Marshal(someCounters(2, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := countersJSON(t, someCounters(2, 1))
 	if i, err := w.write(b); err == nil || i != 1 { // write 1, the FIFO
 		t.Errorf("write into a FIFO: slot %d, err %v; want slot 1 and an error", i, err)
 	}
@@ -376,10 +373,7 @@ func TestCounterWriterLogsAFailingFileOnce(t *testing.T) {
 	stop, done := make(chan struct{}), make(chan struct{})
 	go e.counterWriter(stop, done, &counterFiles{dir: dir})
 	for v := range uint64(6) {
-		b, err := json.Marshal(someCounters(1, v))
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := countersJSON(t, someCounters(1, v))
 		e.countersOut <- b
 	}
 	close(stop)
@@ -427,10 +421,7 @@ func TestCountersFullDiskKeepsTheOtherFile(t *testing.T) {
 		}
 	}
 	f.Close()
-	big, err := json.Marshal(someCounters(1020, 1<<40))
-	if err != nil {
-		t.Fatal(err)
-	}
+	big := countersJSON(t, someCounters(1020, 1<<40))
 	for range 2 {
 		i, err := w.write(big) // write 3, counters.b.json, twice
 		if err == nil || i != 1 {
