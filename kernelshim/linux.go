@@ -593,38 +593,59 @@ func (k *Linux) SetLinkUp(name string, up bool) error {
 }
 
 // ReplaceAddr: see the contract in carp/engine's kernel.go.
+//
+// The message is the refresh's (see RefreshAddrs), for the link's ifindex
+// from the cache SendCARP uses: a takeover installs every address of every
+// vhid it takes, and a netlink link lookup before each cost as much as the
+// install. A link re-created under the same name (its cached ifindex gone)
+// is looked up again and the address written once more.
 func (k *Linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (osif.AddrLifetime, error) {
 	if !p.IsValid() {
 		return osif.AddrLifetime{}, fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
 	}
-	l, err := k.nlLink(link)
+	secs := osif.LifetimeSeconds(lifetime)
+	write := func(sl sendLink) (osif.AddrLifetime, error) {
+		a := osif.AddrLifetime{Index: sl.index, Prefix: p, Lifetime: lifetime}
+		if p.Addr().Unmap().Is6() {
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if k.parentCovers(sl.parent, p) {
+			// The parent already routes this subnet. A second prefix route via
+			// the macvlan could win after a parent flap and send the host's own
+			// traffic from the shared address, breaking it at the next failover.
+			a.Flags |= unix.IFA_F_NOPREFIXROUTE
+		}
+		err := k.RefreshAddrs([]osif.AddrLifetime{a})
+		var ae *osif.AddrError
+		if errors.As(err, &ae) {
+			err = ae.Err
+		}
+		return a, err
+	}
+	sl, cached, err := k.sendLink(link)
 	if err != nil {
 		return osif.AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %w", p, err)
 	}
-	secs := osif.LifetimeSeconds(lifetime)
-	a := &netlink.Addr{IPNet: ipNetOf(p), ValidLft: secs, PreferedLft: secs}
-	if p.Addr().Unmap().Is6() {
-		a.Flags = unix.IFA_F_NODAD
+	a, err := write(sl)
+	if err != nil && cached && errors.Is(err, osif.ErrNoLink) {
+		k.forgetSendLink(link, 0)
+		if sl, _, lerr := k.sendLink(link); lerr != nil {
+			err = lerr
+		} else {
+			a, err = write(sl)
+		}
 	}
-	if k.parentCovers(l, p) {
-		// The parent already routes this subnet. A second prefix route via
-		// the macvlan could win after a parent flap and send the host's own
-		// traffic from the shared address, breaking it at the next failover.
-		a.Flags |= unix.IFA_F_NOPREFIXROUTE
-	}
-	if err := k.withHandle(func(h *netlink.Handle) error { return h.AddrReplace(l, a) }); err != nil {
+	if err != nil {
 		return osif.AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %s (lifetime %ds): %w", p, link, secs, err)
 	}
-	return osif.AddrLifetime{Index: l.Attrs().Index, Prefix: p, Lifetime: lifetime, Flags: uint32(a.Flags)}, nil
+	return a, nil
 }
 
-// parentCovers reports whether l is a stacked link (macvlan) whose parent
-// has an address of p's family whose prefix contains p's subnet.
-func (k *Linux) parentCovers(l netlink.Link, p netip.Prefix) bool {
-	// Only a macvlan's ParentIndex is a link of this namespace (a veth's is
-	// its peer's, possibly in another namespace).
-	parent := l.Attrs().ParentIndex
-	if l.Type() != "macvlan" || parent == 0 || parent == l.Attrs().Index {
+// parentCovers reports whether parent (a macvlan's parent's ifindex, 0 for
+// no macvlan) has an address of p's family whose prefix contains p's
+// subnet.
+func (k *Linux) parentCovers(parent int, p netip.Prefix) bool {
+	if parent == 0 {
 		return false
 	}
 	addrs, err := k.recentAddrs()
@@ -1151,6 +1172,9 @@ type sendLink struct {
 	// namespace.
 	wire int
 	mac  [6]byte
+	// parent is the ifindex of a macvlan's parent, up or not, when it is
+	// a link of this namespace; 0 for any other link.
+	parent int
 }
 
 // sendLink returns the sendLink of link name, from the cache when it is
@@ -1168,6 +1192,9 @@ func (k *Linux) sendLink(name string) (sl sendLink, cached bool, err error) {
 	}
 	a := l.Attrs()
 	sl.index = a.Index
+	if l.Type() == "macvlan" && a.NetNsID < 0 && a.ParentIndex != a.Index {
+		sl.parent = a.ParentIndex
+	}
 	if a.EncapType == "ether" && len(a.HardwareAddr) == 6 && a.RawFlags&unix.IFF_UP != 0 {
 		sl.wire = a.Index
 		copy(sl.mac[:], a.HardwareAddr)
@@ -1285,14 +1312,21 @@ func (k *Linux) sendCARP(r4 *ipv4.RawConn, p6 *ipv6.PacketConn, out string, idx 
 }
 
 // Announce: see the contract in carp/engine's kernel.go.
+//
+// Like a multicast advert (see SendCARP), the frame leaves out of the
+// parent of a macvlan `link`, from the MAC given: on the parent's wire it
+// is the frame the macvlan would send, but the macvlan (bridge mode) would
+// first copy a broadcast to every sibling macvlan of the parent, each of
+// which ran it through ARP or neighbour discovery for nothing: with 255
+// vhids on a parent, 254 copies of each announcement, and a takeover of
+// every vhid announces every address at once. The link comes from the
+// cache SendCARP uses, not from a netlink lookup per announcement. A link
+// that is no Ethernet link, is down, or whose parent is in another
+// namespace gets the frame itself.
 func (k *Linux) Announce(link string, mac net.HardwareAddr, addr netip.Addr) error {
 	frame, dst, err := AnnounceFrame(mac, addr)
 	if err != nil {
 		return err
-	}
-	l, err := k.nlLink(link)
-	if err != nil {
-		return fmt.Errorf("kernelshim: announce %s on %w", addr, err)
 	}
 	fd, err := k.packetSocket()
 	if err != nil {
@@ -1302,12 +1336,31 @@ func (k *Linux) Announce(link string, mac net.HardwareAddr, addr netip.Addr) err
 	if addr.Unmap().Is6() {
 		proto = unix.ETH_P_IPV6
 	}
-	sa := &unix.SockaddrLinklayer{Protocol: htons(uint16(proto)), Ifindex: l.Attrs().Index, Halen: 6}
-	copy(sa.Addr[:], dst)
-	if err := unix.Sendto(fd, frame, 0, sa); err != nil {
-		return fmt.Errorf("kernelshim: announce %s on %s: send: %w", addr, link, err)
+	send := func(sl sendLink) error {
+		sa := &unix.SockaddrLinklayer{Protocol: htons(uint16(proto)), Ifindex: sl.index, Halen: 6}
+		if sl.wire != 0 {
+			sa.Ifindex = sl.wire
+		}
+		copy(sa.Addr[:], dst)
+		if err := unix.Sendto(fd, frame, 0, sa); err != nil {
+			return fmt.Errorf("kernelshim: announce %s on %s: send: %w", addr, link, err)
+		}
+		return nil
 	}
-	return nil
+	sl, cached, err := k.sendLink(link)
+	if err != nil {
+		return fmt.Errorf("kernelshim: announce %s on %w", addr, err)
+	}
+	err = send(sl)
+	if err != nil && cached {
+		// The link may have been re-created under the same name: look it
+		// up again and send once more.
+		k.forgetSendLink(link, 0)
+		if sl, _, lerr := k.sendLink(link); lerr == nil {
+			err = send(sl)
+		}
+	}
+	return err
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -606,9 +606,10 @@ func TestParse4FlagsAnIncompleteHeader(t *testing.T) {
 	}
 }
 
-// TestLinuxSendAfterLinkRecreated: SendCARP caches the ifindex of the link
-// it sends out of; a link deleted and made again under the same name
-// behind the kernel's back (a new ifindex) must not lose an advert.
+// TestLinuxSendAfterLinkRecreated: SendCARP, ReplaceAddr and Announce
+// cache the ifindex of the link they use; a link deleted and made again
+// under the same name behind the kernel's back (a new ifindex) must not
+// lose an advert, an address or an announcement.
 func TestLinuxSendAfterLinkRecreated(t *testing.T) {
 	requireRoot(t)
 	a, b := vethPair(t)
@@ -618,6 +619,7 @@ func TestLinuxSendAfterLinkRecreated(t *testing.T) {
 	if err := kb.JoinGroup("veth0"); err != nil {
 		t.Fatal(err)
 	}
+	sniff := newSniffer(t, b, "veth0")
 	mac := "00:00:5e:00:01:07"
 	ipn(t, a, "link", "add", "link", "veth0", "name", "carp7", "address", mac, "type", "macvlan", "mode", "bridge")
 	ipn(t, a, "link", "set", "carp7", "up")
@@ -628,6 +630,26 @@ func TestLinuxSendAfterLinkRecreated(t *testing.T) {
 		}
 		if _, ok := recvPacket(chb, 2*time.Second); !ok {
 			t.Fatalf("round %d: advert out of carp7 not received", round)
+		}
+		vip := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(70 + round)}), 32)
+		got, err := ka.ReplaceAddr("carp7", vip, 30*time.Second)
+		if err != nil {
+			t.Fatalf("round %d: ReplaceAddr: %v", round, err)
+		}
+		l, err := ka.LinkByName("carp7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Index != l.Index || !slices.Contains(l.Addrs, vip) {
+			t.Fatalf("round %d: ReplaceAddr(carp7, %s) = %+v; carp7 is index %d with %v", round, vip, got, l.Index, l.Addrs)
+		}
+		if err := ka.Announce("carp7", net.HardwareAddr{0, 0, 0x5e, 0, 1, 7}, vip.Addr()); err != nil {
+			t.Fatalf("round %d: Announce: %v", round, err)
+		}
+		if f := sniff.next(2*time.Second, func(f []byte) bool {
+			return len(f) >= 42 && f[12] == 0x08 && f[13] == 0x06 && bytes.Equal(f[14+14:14+18], vip.Addr().AsSlice())
+		}); f == nil {
+			t.Fatalf("round %d: the announcement of %s out of carp7 not seen on the peer", round, vip)
 		}
 		if round == 0 {
 			before, err := ka.LinkByName("carp7")

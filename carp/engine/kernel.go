@@ -84,11 +84,12 @@ type CARPIO interface {
 	// source address src, TTL / hop limit 255, TOS / traffic class tos, DF
 	// set for IPv4 (total length 56 for a 36-byte payload). Needs OpenCARP.
 	SendCARP(out string, src, dst netip.Addr, tos uint8, payload []byte) error
-	// Announce sends, as a whole Ethernet frame on `link`, a gratuitous ARP
-	// request (IPv4: sender = target = addr, sender hw = mac, to
-	// ff:ff:ff:ff:ff:ff) or an unsolicited neighbour advertisement (IPv6:
-	// from addr to ff02::1 / 33:33:00:00:00:01, Override flag, target
-	// link-layer option = mac, hop limit 255).
+	// Announce sends, as a whole Ethernet frame on `link`'s wire (out of
+	// the parent of a macvlan, with no copy to the parent's other
+	// macvlans), a gratuitous ARP request (IPv4: sender = target = addr,
+	// sender hw = mac, to ff:ff:ff:ff:ff:ff) or an unsolicited neighbour
+	// advertisement (IPv6: from addr to ff02::1 / 33:33:00:00:00:01,
+	// Override flag, target link-layer option = mac, hop limit 255).
 	Announce(link string, mac net.HardwareAddr, addr netip.Addr) error
 }
 

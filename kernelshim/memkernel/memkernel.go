@@ -910,10 +910,10 @@ func (m *Memory) Announce(link string, mac net.HardwareAddr, addr netip.Addr) er
 	} else {
 		m.logf("nd advertise %s dev %s lladdr %s", addr, link, mac)
 	}
+	// Out of the parent's wire, as Linux sends it: no copy to the
+	// parent's other macvlans.
 	seg := m.wireLocked(l)
-	own, onto := m.arpCopiesLocked(m.siblingsLocked(l), dst, frame)
 	m.mu.Unlock()
-	deliverARP(onto, own)
 	m.sendFrame(seg, dst, frame)
 	return nil
 }
@@ -1016,23 +1016,6 @@ func deliverARP(onto chan<- osif.ARPRequest, reqs []osif.ARPRequest) {
 		default:
 		}
 	}
-}
-
-// siblingsLocked returns the macvlans that a frame sent on macvlan l
-// reaches inside this kernel: as Linux's macvlans in bridge mode, the
-// other macvlans on the same parent that are up. Their copies are not
-// frames this host sends as far as a packet socket can tell.
-func (m *Memory) siblingsLocked(l *memLink) []*memLink {
-	var out []*memLink
-	if l.parent == "" || !l.AdminUp || !l.carrier {
-		return nil
-	}
-	for _, n := range m.order {
-		if c := m.links[n]; c != l && c.parent == l.parent && c.AdminUp {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // ListenARP: see the contract in carp/engine's kernel.go. Requests come from InjectARP
