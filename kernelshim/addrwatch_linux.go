@@ -215,6 +215,9 @@ func (k *Linux) readAddrWatch(w *addrWatch, ch chan<- int, done <-chan struct{},
 				k.addrNotes.Add(1)
 				if k.isOurs(index) {
 					k.ownAddrNotes.Add(1)
+					if k.filterStale.Load() {
+						k.refilter()
+					}
 				} else {
 					select {
 					case ch <- index:

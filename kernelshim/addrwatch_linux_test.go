@@ -81,7 +81,8 @@ func TestIfindexFilter(t *testing.T) {
 // TestLinuxWatchOwnAddrNotifications: the lifetime refreshes of our own
 // macvlans' addresses are dropped by the socket filter before the watch
 // reads them, while a change of someone else's address still makes a
-// LinkUpdate.
+// LinkUpdate. A new macvlan joins the filter when the watch first reads a
+// notification of it (its first address), not when it is made.
 func TestLinuxWatchOwnAddrNotifications(t *testing.T) {
 	requireRoot(t)
 	a, _ := vethPair(t)
@@ -92,11 +93,35 @@ func TestLinuxWatchOwnAddrNotifications(t *testing.T) {
 	if err := ka.WatchLinks(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
-	var batch []osif.AddrLifetime
-	for i, name := range []string{"carp0", "carp1"} {
+	// marker adds p to veth0 and waits for its LinkUpdate: notifications
+	// arrive in order, so every one before it has been read or dropped.
+	marker := func(p string) {
+		t.Helper()
+		ipn(t, a, "addr", "add", p, "dev", "veth0")
+		deadline := time.After(3 * time.Second)
+		for {
+			select {
+			case u := <-ch:
+				if u.Link.Name == "veth0" && slices.Contains(u.Link.Addrs, netip.MustParsePrefix(p)) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no link update for the address %s added to veth0", p)
+			}
+		}
+	}
+	names := []string{"carp0", "carp1"}
+	for i, name := range names {
 		if err := ka.CreateMACVLAN(name, "veth0", net.HardwareAddr{0, 0, 0x5e, 0, 1, byte(i + 1)}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// No address yet, so no notification of them: no rebuild either.
+	if !ka.filterStale.Load() {
+		t.Fatal("macvlans made: the filter is not marked for a rebuild")
+	}
+	var batch []osif.AddrLifetime
+	for i, name := range names {
 		for _, p := range []string{"198.51.100.%d/32", "2001:db8:5::%d/128"} {
 			al, err := ka.ReplaceAddr(name, netip.MustParsePrefix(fmt.Sprintf(p, 10+i)), 5*time.Second)
 			if err != nil {
@@ -105,31 +130,24 @@ func TestLinuxWatchOwnAddrNotifications(t *testing.T) {
 			batch = append(batch, al)
 		}
 	}
+	marker("198.51.100.6/24")
+	if ka.filterStale.Load() {
+		t.Fatal("the watch read the new links' notifications but did not rebuild its filter")
+	}
+	if n := ka.ownAddrNotes.Load(); n == 0 || n > 4 {
+		t.Errorf("%d notifications of our own addresses before the rebuild, want 1 to 4 (the installs)", n)
+	}
+	ka.ownAddrNotes.Store(0)
 	for range 20 {
 		if err := ka.RefreshAddrs(batch); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Notifications arrive in order: once veth0's shows, every refresh
-	// before it has been read or dropped.
-	ipn(t, a, "addr", "add", "198.51.100.7/24", "dev", "veth0")
-	deadline := time.After(3 * time.Second)
-	for found := false; !found; {
-		select {
-		case u := <-ch:
-			if u.Link.Name == "carp0" || u.Link.Name == "carp1" {
-				continue
-			}
-			found = u.Link.Name == "veth0" && slices.Contains(u.Link.Addrs, netip.MustParsePrefix("198.51.100.7/24"))
-		case <-deadline:
-			t.Fatal("no link update for the address added to veth0")
-		}
-	}
+	marker("198.51.100.7/24")
 	if n := ka.ownAddrNotes.Load(); n != 0 {
 		t.Errorf("%d notifications of our own addresses reached the watch, want 0", n)
 	}
 	if n := ka.addrNotes.Load(); n == 0 {
 		t.Error("the watch counted no notification at all")
 	}
-
 }

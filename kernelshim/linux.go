@@ -89,6 +89,9 @@ type Linux struct {
 	// Address notifications the link watch read, and those of them about
 	// our own links (which its socket filter should have dropped), for tests.
 	addrNotes, ownAddrNotes atomic.Uint64
+	// filterStale: a macvlan was made since the address watch's filters
+	// were last built (written under mu; see refilter).
+	filterStale atomic.Bool
 
 	// RefreshAddrs's netlink socket (-1 until first use), its next
 	// sequence number and buffers, under rmu (see refresh_linux.go).
@@ -422,7 +425,11 @@ func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 			k.ours = map[int]bool{}
 		}
 		k.ours[l.Attrs().Index] = true
-		k.ourLinksChangedLocked()
+		// The filters are rebuilt when the watch first reads a
+		// notification of the new link (refilter), not here: a new
+		// macvlan has no address yet, and a script of configuration
+		// lines then pays one rebuild, not one per line.
+		k.filterStale.Store(len(k.subs) > 0)
 		k.mu.Unlock()
 	}
 	return nil
@@ -440,20 +447,16 @@ func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 // the same delivery, the same frames in the same order. A failure only
 // costs that speed: it is logged at debug level.
 func (k *Linux) setBCCutoff(index int) {
-	err := k.inNS(func() error {
-		req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
-		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-		msg.Index = int32(index)
-		req.AddData(msg)
-		info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
-		info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("macvlan"))
-		data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
-		data.AddRtAttr(unix.IFLA_MACVLAN_BC_CUTOFF, nl.Uint32Attr(macvlanNoBCQueue))
-		req.AddData(info)
-		_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-		return err
-	})
-	if err != nil {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, 0)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	req.AddData(msg)
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("macvlan"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	data.AddRtAttr(unix.IFLA_MACVLAN_BC_CUTOFF, nl.Uint32Attr(macvlanNoBCQueue))
+	req.AddData(info)
+	if err := k.request(req.Serialize()); err != nil {
 		k.log.Debug("macvlan broadcast cutoff", "index", index, "err", err)
 	}
 }
@@ -1515,6 +1518,7 @@ func (k *Linux) ourIndexesLocked() []int {
 // subscription after k.ours changed; k.mu is held. A failure costs only
 // CPU: the reader drops our links' notifications all the same.
 func (k *Linux) ourLinksChangedLocked() {
+	k.filterStale.Store(false)
 	if len(k.subs) == 0 {
 		return
 	}
@@ -1523,6 +1527,17 @@ func (k *Linux) ourLinksChangedLocked() {
 		if err := s.aw.setFilter(idx); err != nil {
 			k.log.Debug("link watch: address notification filter", "err", err)
 		}
+	}
+}
+
+// refilter rebuilds the address watch's filters if a macvlan was made
+// since they were built: called by the watch for a notification of one of
+// our links that got through.
+func (k *Linux) refilter() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.filterStale.Load() {
+		k.ourLinksChangedLocked()
 	}
 }
 

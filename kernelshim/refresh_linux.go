@@ -113,6 +113,41 @@ func (k *Linux) RefreshAddrs(batch []osif.AddrLifetime) error {
 	return errors.Join(errs...)
 }
 
+// request sends one rtnetlink request msg (a whole message; its sequence
+// number is set here and NLM_F_ACK added) on RefreshAddrs' socket and
+// returns the error the kernel answered, if any: no socket made and closed
+// for it, no change of namespace.
+func (k *Linux) request(msg []byte) error {
+	if len(msg) < unix.NLMSG_HDRLEN {
+		return errors.New("kernelshim: netlink request: short message")
+	}
+	k.rmu.Lock()
+	defer k.rmu.Unlock()
+	if k.isClosed() {
+		return fmt.Errorf("kernelshim: netlink request: %w", osif.ErrClosed)
+	}
+	fd, err := k.refreshSocket()
+	if err != nil {
+		return err
+	}
+	k.rseq++
+	seq := k.rseq
+	ne := binary.NativeEndian
+	ne.PutUint32(msg[8:], seq)
+	ne.PutUint16(msg[6:], ne.Uint16(msg[6:])|unix.NLM_F_ACK)
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("kernelshim: netlink request: send: %w", err)
+	}
+	for _, err := range k.readRefreshReplies(fd, make([]osif.AddrLifetime, 1), seq, seq) {
+		var ae *osif.AddrError
+		if errors.As(err, &ae) {
+			return ae.Err
+		}
+		return err
+	}
+	return nil
+}
+
 // rawRecv reads one datagram of the netlink socket fd without waiting, as
 // a raw system call: the runtime's bookkeeping for a call that may block
 // wakes its monitor thread, sysmon, on each one while it sleeps, which
@@ -209,7 +244,7 @@ func (k *Linux) readRefreshReplies(fd int, batch []osif.AddrLifetime, base, ackS
 // appendNewAddr appends to b one RTM_NEWADDR request (NLM_F_REQUEST,
 // NLM_F_CREATE, NLM_F_REPLACE; NLM_F_ACK with ack) that sets a's address on
 // link a.Index with a's flags and lifetime: the message `ip addr replace`
-// (and vishvananda/netlink's AddrReplace, which ReplaceAddr uses) sends.
+// (and vishvananda/netlink's AddrReplace) sends; ReplaceAddr sends it too.
 // a.Prefix must be valid.
 func appendNewAddr(b []byte, seq uint32, ack bool, a osif.AddrLifetime) []byte {
 	ne := binary.NativeEndian

@@ -3,6 +3,7 @@
 package kernelshim
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"syscall"
@@ -15,7 +16,7 @@ import (
 )
 
 // The refresh batch decodes, with the netlink library's parsers, to the
-// RTM_NEWADDR messages ReplaceAddr sends through AddrReplace: family,
+// RTM_NEWADDR messages the library's AddrReplace sends: family,
 // prefix length, index, addresses, flags, broadcast, lifetimes.
 func TestRefreshBatchEncoding(t *testing.T) {
 	entries := []osif.AddrLifetime{
@@ -99,4 +100,45 @@ func BenchmarkRefreshBatchEncoding(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(buf)), "bytes/batch")
+}
+
+// TestLinuxRequest: request sends one rtnetlink request on the refresh
+// socket and returns the kernel's answer: an errno for a link that is not
+// there, nil for one that is (the change made); a refresh on the same
+// socket afterwards still reads its own replies.
+func TestLinuxRequest(t *testing.T) {
+	requireRoot(t)
+	a, _ := vethPair(t)
+	k := kernelIn(t, a)
+	alias := func(index int32, s string) []byte {
+		req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, 0)
+		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+		msg.Index = index
+		req.AddData(msg)
+		req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(s)))
+		return req.Serialize()
+	}
+	if err := k.request(alias(1<<30, "nobody")); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("request for a missing link = %v, want ENODEV", err)
+	}
+	l, err := k.LinkByName("veth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.request(alias(int32(l.Index), "set by request")); err != nil {
+		t.Fatalf("request for veth0: %v", err)
+	}
+	if nl, err := k.nlLink("veth0"); err != nil || nl.Attrs().Alias != "set by request" {
+		t.Errorf("veth0 after the request: %v, %v", nl, err)
+	}
+	if err := k.request([]byte{1, 2}); err == nil {
+		t.Error("request of a short message: no error")
+	}
+	p := netip.MustParsePrefix("192.0.2.77/32")
+	if _, err := k.ReplaceAddr("veth0", p, 30*time.Second); err != nil {
+		t.Fatalf("ReplaceAddr after requests: %v", err)
+	}
+	if err := k.RefreshAddrs([]osif.AddrLifetime{{Index: l.Index, Prefix: p, Lifetime: time.Minute}}); err != nil {
+		t.Fatalf("RefreshAddrs after requests: %v", err)
+	}
 }
