@@ -4,8 +4,10 @@
 # backup-side host at advbase 1 (bsdcarp: one carpd per host, vhids on em
 # aliases; keepalived 2.x: one VRRPv3 vrrp_instance per vhid, advert_int 1).
 # Prints CPU (% of one core over the window) and RSS of each side's daemon
-# with the bsdcarp/keepalived ratio, the time of one configuration line, and
-# the time of bsdcarp's status commands against ip(8) in the same namespace.
+# with the bsdcarp/keepalived ratio, the time of one configuration line, the
+# time of bsdcarp's status commands against ip(8) in the same namespace, and
+# a crash: the master side's daemon killed, the time until the backup side
+# holds all N addresses and the CPU its daemon spends on the takeover.
 # Needs root and keepalived; with ethtool(8) it also measures both daemons
 # with the lab's links receiving as NICs do (see nicReceive). Knobs: SIZES="1 16 255 1020" (vhid counts, up
 # to 1020 = 255 on each of em0..em3), SECS=20 (CPU window), RUNS=30 (runs
@@ -73,6 +75,13 @@ END {
 	for (j = 1; j <= nn; j++) {
 		n = order[j]
 		printf "%6s | bsdcarp %7s | keepalived %7s\n", n, num(n, "bsdcarp", "master-up-s", "%.2f"), num(n, "keepalived", "master-up-s", "%.2f")
+	}
+	printf "\ntakeover: the master side'"'"'s daemon killed (SIGKILL), time until the backup side holds all N addresses (s; the kill falls at any phase of the 1 s advert interval) and the CPU its daemon used meanwhile (ms)\n"
+	printf "%6s | %10s %10s | %12s %10s %7s\n", "N", "bsdcarp s", "keepalived", "bsdcarp CPU", "keepalived", "ratio"
+	for (j = 1; j <= nn; j++) {
+		n = order[j]
+		printf "%6s | %10s %10s | %12s %10s %7s\n", n, num(n, "bsdcarp", "takeover-s", "%.2f"), num(n, "keepalived", "takeover-s", "%.2f"),
+			num(n, "bsdcarp", "takeover-cpu-ms", "%.1f"), num(n, "keepalived", "takeover-cpu-ms", "%.1f"), ratio(n, "takeover-cpu-ms", "keepalived", "takeover-cpu-ms")
 	}
 	printf "\nbsdcarp configuration line (ms): single `ifconfig emX vhid ... alias` adding a vhid (last min(N,20) of the master side, while the others take over) median and mean; per line of the backup side'"'"'s sh script of N lines; `ifconfig em0 vhid 1 advskew 1|0` on the settled master side, median; state directories on tmpfs, as the default /run/carpd/state\n"
 	for (j = 1; j <= nn; j++) {

@@ -656,9 +656,13 @@ func benchScaleCarp(b *testing.B, k scaleKnobs, n int) {
 		b.Fatalf("a: %v\ncarpd exited: %v; its log:\n%s", err, a.carpd.Exited(), tail(a.log(), 60))
 	}
 
+	takeover, takeoverCPU := measureTakeover(b, lab, a.carpd, bk.carpd.Pid(), vs)
+
 	reportUse(b, use)
 	b.ReportMetric(up.Seconds(), "master-up-s")
 	b.ReportMetric(boolMetric(stable), "stable")
+	b.ReportMetric(takeover.Seconds(), "takeover-s")
+	b.ReportMetric(float64(takeoverCPU)/float64(time.Millisecond), "takeover-cpu-ms")
 	b.ReportMetric(medianMS(single), "cfg-line-ms")
 	b.ReportMetric(meanMS(single), "cfg-line-mean-ms")
 	b.ReportMetric(float64(scriptB)/float64(time.Millisecond), "cfg-script-ms/line")
@@ -789,9 +793,52 @@ func benchScaleKeepalived(b *testing.B, k scaleKnobs, n int) {
 	if !stable {
 		b.Logf("states changed during the window: a %v, b %v", keepalivedStates(ka.Output()), keepalivedStates(kb.Output()))
 	}
+	takeover, takeoverCPU := measureTakeover(b, lab, ka, kb.Pid(), vs)
 	reportUse(b, use)
 	b.ReportMetric(up.Seconds(), "master-up-s")
 	b.ReportMetric(boolMetric(stable), "stable")
+	b.ReportMetric(takeover.Seconds(), "takeover-s")
+	b.ReportMetric(float64(takeoverCPU)/float64(time.Millisecond), "takeover-cpu-ms")
+}
+
+// takeoverPollStep is how often measureTakeover looks at the backup side's
+// addresses (with ip(8), not asking the daemon, whose CPU it measures).
+const takeoverPollStep = 20 * time.Millisecond
+
+// measureTakeover crashes the master side's daemon (SIGKILL to its process
+// group: every keepalived process at once) and returns how long the backup
+// side took to hold all of vs as kernel addresses, and the CPU time its
+// daemon (its process tree) spent from the kill until then. The kill falls
+// at any phase of the advert interval, so the time varies by up to one
+// advbase from run to run; the CPU is what taking over N vhids costs.
+func measureTakeover(b *testing.B, lab *netlab.Lab, master *netlab.Proc, backup int, vs []scaleVIP) (time.Duration, time.Duration) {
+	b.Helper()
+	cpu := func(tree []int) time.Duration {
+		var sum time.Duration
+		for _, p := range tree {
+			t, err := procCPU(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += t
+		}
+		return sum
+	}
+	tree := procTree(backup)
+	c0 := cpu(tree)
+	start := time.Now()
+	_ = master.Kill(syscall.SIGKILL) // its error is the "killed" exit status
+	if !master.Exited() {
+		b.Fatal("the master side's daemon survived SIGKILL")
+	}
+	_, ok := pollEvery(convergeTimeout(len(vs)), takeoverPollStep, func() bool { return vipCount(lab, "b", vs) == len(vs) })
+	d := time.Since(start)
+	if !ok {
+		b.Fatalf("b holds %d of %d addresses %v after the master side's daemon was killed", vipCount(lab, "b", vs), len(vs), d)
+	}
+	used := cpu(tree) - c0
+	b.Logf("takeover: b holds all %d addresses %v after the kill; its daemon used %v of CPU meanwhile", len(vs), d.Round(time.Millisecond), used.Round(100*time.Microsecond))
+	return d, used
 }
 
 // TestProcCPU: the bench's CPU figure of a process is its threads' run time
