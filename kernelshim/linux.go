@@ -89,6 +89,8 @@ type Linux struct {
 	// Address notifications the link watch read, and those of them about
 	// our own links (which its socket filter should have dropped), for tests.
 	addrNotes, ownAddrNotes atomic.Uint64
+	// linkLookups counts netlink link lookups by name (nlLink), for tests.
+	linkLookups atomic.Uint64
 	// filterStale: a macvlan was made since the address watch's filters
 	// were last built (written under mu; see refilter).
 	filterStale atomic.Bool
@@ -101,11 +103,11 @@ type Linux struct {
 	wbuf []byte
 	rbuf []byte
 
-	// sendLinks caches what SendCARP needs of the links it sends out of,
-	// so that an advert costs one sendmsg and no netlink round trip; an
-	// entry is dropped when a send through it fails (the link was
-	// re-created), when carpd changes the link and when a link update
-	// names it (see forgetSendLink).
+	// sendLinks caches what SendCARP, Announce and ReplaceAddr need of
+	// the links they use, so that an advert costs one sendmsg and no
+	// netlink round trip; an entry is dropped when a send through it fails
+	// (the link was re-created) and when carpd changes the link, and
+	// replaced by what a link update says of it (see forgetSendLink).
 	smu       sync.Mutex
 	sendLinks map[string]sendLink
 
@@ -217,6 +219,7 @@ func isNotFound(err error) bool {
 }
 
 func (k *Linux) nlLink(name string) (netlink.Link, error) {
+	k.linkLookups.Add(1)
 	var l netlink.Link
 	err := k.withHandle(func(h *netlink.Handle) error {
 		var err error
@@ -418,13 +421,14 @@ func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 	if err := k.withHandle(func(h *netlink.Handle) error { return h.LinkSetUp(mv) }); err != nil {
 		return fail("set up", err)
 	}
-	if l, err := k.nlLink(name); err == nil {
-		k.setBCCutoff(l.Attrs().Index)
+	// LinkAdd learnt the new link's index (by a lookup of its own).
+	if index := mv.Attrs().Index; index != 0 {
+		k.setBCCutoff(index)
 		k.mu.Lock()
 		if k.ours == nil {
 			k.ours = map[int]bool{}
 		}
-		k.ours[l.Attrs().Index] = true
+		k.ours[index] = true
 		// The filters are rebuilt when the watch first reads a
 		// notification of the new link (refilter), not here: a new
 		// macvlan has no address yet, and a script of configuration
@@ -1193,6 +1197,14 @@ func (k *Linux) sendLink(name string) (sl sendLink, cached bool, err error) {
 	if err != nil {
 		return sendLink{}, false, err
 	}
+	sl = sendLinkOf(l)
+	k.storeSendLink(name, sl)
+	return sl, false, nil
+}
+
+// sendLinkOf is the sendLink of l.
+func sendLinkOf(l netlink.Link) sendLink {
+	var sl sendLink
 	a := l.Attrs()
 	sl.index = a.Index
 	if l.Type() == "macvlan" && a.NetNsID < 0 && a.ParentIndex != a.Index {
@@ -1208,13 +1220,17 @@ func (k *Linux) sendLink(name string) (sl sendLink, cached bool, err error) {
 			}
 		}
 	}
+	return sl
+}
+
+// storeSendLink caches sl as the sendLink of link name.
+func (k *Linux) storeSendLink(name string, sl sendLink) {
 	k.smu.Lock()
 	if k.sendLinks == nil {
 		k.sendLinks = map[string]sendLink{}
 	}
 	k.sendLinks[name] = sl
 	k.smu.Unlock()
-	return sl, false, nil
 }
 
 // forgetSendLink drops the cached sendLink of link name and, for an index
@@ -1611,9 +1627,12 @@ func (k *Linux) pump(ctx context.Context, s *subscription, onto chan<- osif.Link
 			}
 			lu := osif.LinkUpdate{Link: convertLink(u.Link), Deleted: u.Header.Type == unix.RTM_DELLINK}
 			// The link changed (deleted, renamed, down, another MAC)
-			// maybe behind carpd's back: SendCARP looks it up again.
+			// maybe behind carpd's back: the send cache takes what the
+			// notification says of it (a new macvlan is there before
+			// its first takeover, with no lookup then), or drops it.
 			k.forgetSendLink(lu.Link.Name, lu.Link.Index)
 			if !lu.Deleted {
+				k.storeSendLink(u.Link.Attrs().Name, sendLinkOf(u.Link))
 				if addrs, err := k.addrsByIndex(lu.Link.Index); err == nil {
 					lu.Link.Addrs = addrs[lu.Link.Index]
 				}

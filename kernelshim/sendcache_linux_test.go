@@ -1,0 +1,83 @@
+//go:build linux
+
+package kernelshim
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bsdcarp/bsdcarp/carp/osif"
+)
+
+// TestLinuxSendCacheFollowsTheWatch: while the link watch runs, a macvlan
+// made (or made again, with a new ifindex) behind the kernel's back is in
+// the send cache from its notifications, so that its first address install
+// and announcement, as at a takeover, look no link up.
+func TestLinuxSendCacheFollowsTheWatch(t *testing.T) {
+	requireRoot(t)
+	a, _ := vethPair(t)
+	k := kernelIn(t, a)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := make(chan osif.LinkUpdate, 64)
+	if err := k.WatchLinks(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // the engine's side of the watch
+		for {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	index := func(name string) int {
+		t.Helper()
+		f := strings.SplitN(ipn(t, a, "-o", "link", "show", name), ":", 2)
+		i, err := strconv.Atoi(f[0])
+		if err != nil {
+			t.Fatalf("ip -o link show %s: %q", name, f)
+		}
+		return i
+	}
+	parent := index("veth0")
+	mac := net.HardwareAddr{0, 0, 0x5e, 0, 1, 7}
+	for round := range 2 {
+		if round == 1 {
+			ipn(t, a, "link", "del", "carp7")
+		}
+		ipn(t, a, "link", "add", "link", "veth0", "name", "carp7", "address", mac.String(), "type", "macvlan", "mode", "bridge")
+		ipn(t, a, "link", "set", "carp7", "up")
+		idx := index("carp7")
+		for deadline := time.Now().Add(3 * time.Second); ; {
+			k.smu.Lock()
+			sl, ok := k.sendLinks["carp7"]
+			k.smu.Unlock()
+			if ok && sl.index == idx && sl.wire == parent && sl.parent == parent && net.HardwareAddr(sl.mac[:]).String() == mac.String() {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: carp7 (index %d on %d) in the send cache: %+v, %v", round, idx, parent, sl, ok)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		before := k.linkLookups.Load()
+		vip := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(70 + round)}), 32)
+		got, err := k.ReplaceAddr("carp7", vip, 30*time.Second)
+		if err != nil || got.Index != idx {
+			t.Fatalf("round %d: ReplaceAddr(carp7, %s) = %+v, %v; want index %d", round, vip, got, err, idx)
+		}
+		if err := k.Announce("carp7", mac, vip.Addr()); err != nil {
+			t.Fatalf("round %d: Announce: %v", round, err)
+		}
+		if n := k.linkLookups.Load() - before; n != 0 {
+			t.Errorf("round %d: %d link lookups for an install and an announcement of a link the watch had seen", round, n)
+		}
+	}
+}
