@@ -110,6 +110,7 @@ type Linux struct {
 	// replaced by what a link update says of it (see forgetSendLink).
 	smu       sync.Mutex
 	sendLinks map[string]sendLink
+	sendNames map[int]string // sendNames[sl.index] is the name of each entry sl
 
 	// fmu guards the buffer and address multicast adverts are built in
 	// and sent from on the AF_PACKET socket (see sendFrame).
@@ -1227,9 +1228,11 @@ func sendLinkOf(l netlink.Link) sendLink {
 func (k *Linux) storeSendLink(name string, sl sendLink) {
 	k.smu.Lock()
 	if k.sendLinks == nil {
-		k.sendLinks = map[string]sendLink{}
+		k.sendLinks, k.sendNames = map[string]sendLink{}, map[int]string{}
 	}
+	k.forgetSendLinkLocked(name, sl.index) // its old index, another name of this one
 	k.sendLinks[name] = sl
+	k.sendNames[sl.index] = name
 	k.smu.Unlock()
 }
 
@@ -1237,15 +1240,21 @@ func (k *Linux) storeSendLink(name string, sl sendLink) {
 // other than 0, that of any link of that ifindex (a link renamed).
 func (k *Linux) forgetSendLink(name string, index int) {
 	k.smu.Lock()
-	delete(k.sendLinks, name)
-	if index != 0 {
-		for n, sl := range k.sendLinks {
-			if sl.index == index {
-				delete(k.sendLinks, n)
-			}
-		}
-	}
+	k.forgetSendLinkLocked(name, index)
 	k.smu.Unlock()
+}
+
+// forgetSendLinkLocked is forgetSendLink with k.smu held: no scan of the
+// cache, which the link watch fills with every link of the namespace.
+func (k *Linux) forgetSendLinkLocked(name string, index int) {
+	if sl, ok := k.sendLinks[name]; ok {
+		delete(k.sendLinks, name)
+		delete(k.sendNames, sl.index)
+	}
+	if n, ok := k.sendNames[index]; ok && index != 0 {
+		delete(k.sendLinks, n)
+		delete(k.sendNames, index)
+	}
 }
 
 // sendAdvert sends one advert out of link out (sl).

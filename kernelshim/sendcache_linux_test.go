@@ -81,3 +81,31 @@ func TestLinuxSendCacheFollowsTheWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestSendCacheBookkeeping: the send cache keeps one entry per ifindex and
+// per name through renames, re-creations and forgetting by either.
+func TestSendCacheBookkeeping(t *testing.T) {
+	k := &Linux{}
+	check := func(when string, want map[string]int) {
+		t.Helper()
+		if len(k.sendLinks) != len(want) || len(k.sendNames) != len(want) {
+			t.Fatalf("%s: cache %v, names %v; want %v", when, k.sendLinks, k.sendNames, want)
+		}
+		for name, index := range want {
+			if sl, ok := k.sendLinks[name]; !ok || sl.index != index || k.sendNames[index] != name {
+				t.Fatalf("%s: cache %v, names %v; want %v", when, k.sendLinks, k.sendNames, want)
+			}
+		}
+	}
+	k.storeSendLink("em0", sendLink{index: 2})
+	k.storeSendLink("carp7", sendLink{index: 5})
+	check("stored", map[string]int{"em0": 2, "carp7": 5})
+	k.storeSendLink("carp8", sendLink{index: 5}) // carp7 renamed carp8
+	check("renamed", map[string]int{"em0": 2, "carp8": 5})
+	k.storeSendLink("carp8", sendLink{index: 6}) // made again
+	check("made again", map[string]int{"em0": 2, "carp8": 6})
+	k.forgetSendLink("nope", 6) // by index: a link of another name
+	check("forgotten by index", map[string]int{"em0": 2})
+	k.forgetSendLink("em0", 0)
+	check("forgotten by name", map[string]int{})
+}
