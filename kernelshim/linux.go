@@ -424,6 +424,12 @@ func (k *Linux) CreateMACVLAN(name, parent string, mac net.HardwareAddr) error {
 	}
 	// LinkAdd learnt the new link's index (by a lookup of its own).
 	if index := mv.Attrs().Index; index != 0 {
+		// What SendCARP, Announce and ReplaceAddr need of it, known here:
+		// its first takeover looks nothing up, and a late update about a
+		// link of this name that was deleted cannot take its place.
+		sl := sendLink{index: index, wire: p.Attrs().Index, parent: p.Attrs().Index}
+		copy(sl.mac[:], mac)
+		k.storeSendLink(name, sl)
 		k.setBCCutoff(index)
 		k.mu.Lock()
 		if k.ours == nil {
@@ -602,11 +608,12 @@ func (k *Linux) SetLinkUp(name string, up bool) error {
 
 // ReplaceAddr: see the contract in carp/engine's kernel.go.
 //
-// The message is the refresh's (see RefreshAddrs), for the link's ifindex
-// from the cache SendCARP uses: a takeover installs every address of every
-// vhid it takes, and a netlink link lookup before each cost as much as the
-// install. A link re-created under the same name (its cached ifindex gone)
-// is looked up again and the address written once more.
+// The message is the refresh's (see RefreshAddrs), for the ifindex of one
+// of our macvlans from the cache SendCARP uses: a takeover installs every
+// address of every vhid it takes, and a netlink link lookup before each
+// cost as much as the install. A link re-created under the same name (its
+// cached ifindex gone) is looked up again and the address written once
+// more. Any other link is looked up by name each time.
 func (k *Linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration) (osif.AddrLifetime, error) {
 	if !p.IsValid() {
 		return osif.AddrLifetime{}, fmt.Errorf("kernelshim: replace address on %s: invalid prefix %v", link, p)
@@ -631,6 +638,13 @@ func (k *Linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration)
 		return a, err
 	}
 	sl, cached, err := k.sendLink(link)
+	if err == nil && cached && !k.isOurs(sl.index) {
+		// Not one of our macvlans (an address an ifconfig line sets on a
+		// parent, say): such a link may be renamed behind carpd's back,
+		// and a write by a stale index would land on another link.
+		k.forgetSendLink(link, 0)
+		sl, cached, err = k.sendLink(link)
+	}
 	if err != nil {
 		return osif.AddrLifetime{}, fmt.Errorf("kernelshim: replace %s on %w", p, err)
 	}
@@ -1227,12 +1241,40 @@ func sendLinkOf(l netlink.Link) sendLink {
 // storeSendLink caches sl as the sendLink of link name.
 func (k *Linux) storeSendLink(name string, sl sendLink) {
 	k.smu.Lock()
+	k.storeSendLinkLocked(name, sl)
+	k.smu.Unlock()
+}
+
+func (k *Linux) storeSendLinkLocked(name string, sl sendLink) {
 	if k.sendLinks == nil {
 		k.sendLinks, k.sendNames = map[string]sendLink{}, map[int]string{}
 	}
 	k.forgetSendLinkLocked(name, sl.index) // its old index, another name of this one
 	k.sendLinks[name] = sl
 	k.sendNames[sl.index] = name
+}
+
+// updateSendLink takes sl, what a link update says of link name, into the
+// send cache: as name's entry when name has none or one of the same
+// ifindex (the same link, changed), dropping any other name of that index
+// (a rename). When name's entry is of another ifindex, the update may be a
+// late one about a link carpd has since deleted and made again under that
+// name, or about one made behind its back: the entry is dropped, and the
+// next use looks the name up.
+func (k *Linux) updateSendLink(name string, sl sendLink) {
+	k.smu.Lock()
+	defer k.smu.Unlock()
+	if old, ok := k.sendLinks[name]; ok && old.index != sl.index {
+		k.forgetSendLinkLocked(name, sl.index)
+		return
+	}
+	k.storeSendLinkLocked(name, sl)
+}
+
+// clearSendLinks empties the send cache.
+func (k *Linux) clearSendLinks() {
+	k.smu.Lock()
+	k.sendLinks, k.sendNames = nil, nil
 	k.smu.Unlock()
 }
 
@@ -1451,6 +1493,8 @@ func (k *Linux) WatchLinks(ctx context.Context, onto chan<- osif.LinkUpdate) err
 				}
 				k.log.Warn("link watch: resubscribe failed", "err", err)
 			}
+			// Updates were lost: what the send cache holds may be stale.
+			k.clearSendLinks()
 			select {
 			case onto <- osif.LinkUpdate{Resync: true}:
 			case <-ctx.Done():
@@ -1637,11 +1681,11 @@ func (k *Linux) pump(ctx context.Context, s *subscription, onto chan<- osif.Link
 			lu := osif.LinkUpdate{Link: convertLink(u.Link), Deleted: u.Header.Type == unix.RTM_DELLINK}
 			// The link changed (deleted, renamed, down, another MAC)
 			// maybe behind carpd's back: the send cache takes what the
-			// notification says of it (a new macvlan is there before
-			// its first takeover, with no lookup then), or drops it.
-			k.forgetSendLink(lu.Link.Name, lu.Link.Index)
-			if !lu.Deleted {
-				k.storeSendLink(u.Link.Attrs().Name, sendLinkOf(u.Link))
+			// notification says of it, or drops it (see updateSendLink).
+			if lu.Deleted {
+				k.forgetSendLink(lu.Link.Name, lu.Link.Index)
+			} else {
+				k.updateSendLink(u.Link.Attrs().Name, sendLinkOf(u.Link))
 				if addrs, err := k.addrsByIndex(lu.Link.Index); err == nil {
 					lu.Link.Addrs = addrs[lu.Link.Index]
 				}

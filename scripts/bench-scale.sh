@@ -76,7 +76,7 @@ END {
 		n = order[j]
 		printf "%6s | bsdcarp %7s | keepalived %7s\n", n, num(n, "bsdcarp", "master-up-s", "%.2f"), num(n, "keepalived", "master-up-s", "%.2f")
 	}
-	printf "\ntakeover: the master side'"'"'s daemon killed (SIGKILL), time until the backup side holds all N addresses (s; the kill falls at any phase of the 1 s advert interval) and the CPU its daemon used meanwhile (ms)\n"
+	printf "\ntakeover: the master side'"'"'s daemon killed (SIGKILL), time until the backup side holds all N addresses (s; the kill falls at any phase of the 1 s advert interval) and the CPU its daemon used meanwhile beyond its idle rate of the window above, i.e. what the takeover cost (ms)\n"
 	printf "%6s | %10s %10s | %12s %10s %7s\n", "N", "bsdcarp s", "keepalived", "bsdcarp CPU", "keepalived", "ratio"
 	for (j = 1; j <= nn; j++) {
 		n = order[j]
