@@ -107,7 +107,7 @@ type Linux struct {
 	// the links they use, so that an advert costs one sendmsg and no
 	// netlink round trip; an entry is dropped when a send through it fails
 	// (the link was re-created) and when carpd changes the link, and
-	// replaced by what a link update says of it (see forgetSendLink).
+	// replaced by what a link update says of it (see updateSendLink).
 	smu       sync.Mutex
 	sendLinks map[string]sendLink
 	sendNames map[int]string // sendNames[sl.index] is the name of each entry sl
