@@ -425,19 +425,26 @@ func (s *sim) drop(from, to *memkernel.Memory) bool {
 	return false
 }
 
-// sent is the send hook of host i: it captures the advert for the attacker
-// and records it as seen by its sender (carp.Counter.Next: on both families).
+// sent is the send hook of host i: it captures the advert for the attacker,
+// records it as seen by its sender (carp.Counter.Next: on both families)
+// and as the sender's last advert of its vhid. The last advert is recorded
+// whether or not the host counts as listening yet: a restarted engine may
+// send its first advert before start's caller marks it listening, and it
+// ignores a copy of that advert as its own all the same.
 func (s *sim) sent(i int, p osif.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.hosts[i]
 	s.inflight[i] = p
 	s.caps = append(s.caps, simCapture{host: i, epoch: h.epoch, p: p})
-	if h.listening && len(p.Payload) >= carp.HeaderLen {
-		v := p.Payload[1]
+	if len(p.Payload) < carp.HeaderLen {
+		return
+	}
+	v := p.Payload[1]
+	h.lastSent[v] = slices.Clone(p.Payload)
+	if h.listening {
 		noteHead(h.heads, chainKey{v, false}, counterOf(p.Payload))
 		noteHead(h.heads, chainKey{v, true}, counterOf(p.Payload))
-		h.lastSent[v] = slices.Clone(p.Payload)
 	}
 }
 
