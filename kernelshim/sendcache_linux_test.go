@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,4 +150,47 @@ func TestSendCacheBookkeeping(t *testing.T) {
 	k.storeSendLink("em0", sendLink{index: 2})
 	k.forgetSendLink("em0", 0)
 	check("forgotten by name", map[string]int{})
+}
+
+// TestLinuxReplaceAddrAfterOurLinkRecreated: with no link watch to tell it,
+// the send cache still holds a macvlan of ours by its old ifindex after the
+// link was deleted and made again behind carpd's back; the install through
+// the stale index fails (ENODEV), and ReplaceAddr looks the name up and
+// writes the address once more, on the new link.
+func TestLinuxReplaceAddrAfterOurLinkRecreated(t *testing.T) {
+	requireRoot(t)
+	a, _ := vethPair(t)
+	k := kernelIn(t, a)
+	mac := net.HardwareAddr{0, 0, 0x5e, 0, 1, 8}
+	if err := k.CreateMACVLAN("carp8", "veth0", mac); err != nil {
+		t.Fatal(err)
+	}
+	old, err := k.LinkByName("carp8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipn(t, a, "link", "del", "carp8")
+	ipn(t, a, "link", "add", "link", "veth0", "name", "carp8", "address", mac.String(), "type", "macvlan", "mode", "bridge")
+	ipn(t, a, "link", "set", "carp8", "up")
+	k.smu.Lock()
+	stale := k.sendLinks["carp8"].index
+	k.smu.Unlock()
+	if stale != old.Index {
+		t.Fatalf("the cache holds carp8 as index %d, want the old %d (the test needs a stale entry)", stale, old.Index)
+	}
+	vip := netip.MustParsePrefix("192.0.2.88/32")
+	got, err := k.ReplaceAddr("carp8", vip, 30*time.Second)
+	if err != nil {
+		t.Fatalf("ReplaceAddr after the re-creation: %v", err)
+	}
+	now, err := k.LinkByName("carp8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Index != now.Index || got.Index == old.Index {
+		t.Errorf("ReplaceAddr = %+v: want the new carp8 (index %d, was %d)", got, now.Index, old.Index)
+	}
+	if !slices.Contains(now.Addrs, vip) {
+		t.Errorf("%s not on the new carp8: %v", vip, now.Addrs)
+	}
 }
