@@ -117,6 +117,9 @@ type Linux struct {
 	fmu   sync.Mutex
 	frame []byte
 	rsa   unix.RawSockaddrLinklayer
+	batch frameBatch // SendCARPs' frames (see sendbatch_linux.go)
+	// mmsgCalls counts SendCARPs' sendmmsg calls, for the tests.
+	mmsgCalls atomic.Int64
 
 	dellinks atomic.Int64 // RTM_DELLINK requests sent, for the tests
 	addrMsgs atomic.Int64 // addresses addrsOf received, for the tests

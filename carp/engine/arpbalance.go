@@ -63,7 +63,7 @@ func (e *Engine) syncARPBalance() {
 	on := e.knob("arpbalance") != 0
 	if on && e.arpStop == nil && e.shimCtx != nil {
 		ctx, stop := context.WithCancel(e.shimCtx)
-		if err := e.k.ListenARP(ctx, e.arpReqs); err != nil {
+		if err := e.kern().ListenARP(ctx, e.arpReqs); err != nil {
 			stop()
 			e.errorf("carpd: arpbalance: %v", err)
 		} else {
@@ -125,7 +125,7 @@ func (e *Engine) arpInput(r osif.ARPRequest) {
 	if h == nil || h.m.State() != carp.Master {
 		return
 	}
-	if err := e.k.ReplyARP(h.vlink, carp.VirtualMAC(h.cfg.VHID), r.TargetIP, r.SenderMAC, r.SenderIP); err != nil {
+	if err := e.kern().ReplyARP(h.vlink, carp.VirtualMAC(h.cfg.VHID), r.TargetIP, r.SenderMAC, r.SenderIP); err != nil {
 		e.errorf("carpd: arpbalance: reply for %s to %s: %v", r.TargetIP, r.SenderIP, err)
 	}
 }

@@ -134,17 +134,23 @@ type Engine struct {
 	joined         map[string]int       // Linux parents whose CARP group we joined -> ifindex then
 	pkts           chan osif.Packet     // from the shim's reader
 	pktRounds      int                  // rounds of Run's loop that took packets, for the tests
-	timerRounds    int                  // rounds of Run's loop its timer woke, for the tests
-	linkUpdates    chan osif.LinkUpdate
-	save           saver           // config.json on disk, see save.go
-	writes         writeState      // orders the writes of config.json (any goroutine)
-	parentCarrier  map[string]bool // BSD parent -> carrier last seen, for IFNET events (events.go)
-	eventsDropped  eventCounter
-	shimCtx        context.Context      // the Kernel's subscriptions live until it ends
-	arpReqs        chan osif.ARPRequest // from ListenARP, only with arpbalance (arpbalance.go)
-	arpStop        context.CancelFunc   // stops the ARP listener; nil when none
-	refresh        refresher            // the address-refresh tick (vhost.go)
-	started        time.Time            // when New made the engine: the since of a vhid that never ran
+	// The adverts a timer round gathers while batching, whose they are,
+	// and SendCARPs' results (see flushAdverts).
+	batching      bool
+	outbox        []osif.Advert
+	outMeta       []outMeta
+	outErrs       []error
+	timerRounds   int // rounds of Run's loop its timer woke, for the tests
+	linkUpdates   chan osif.LinkUpdate
+	save          saver           // config.json on disk, see save.go
+	writes        writeState      // orders the writes of config.json (any goroutine)
+	parentCarrier map[string]bool // BSD parent -> carrier last seen, for IFNET events (events.go)
+	eventsDropped eventCounter
+	shimCtx       context.Context      // the Kernel's subscriptions live until it ends
+	arpReqs       chan osif.ARPRequest // from ListenARP, only with arpbalance (arpbalance.go)
+	arpStop       context.CancelFunc   // stops the ARP listener; nil when none
+	refresh       refresher            // the address-refresh tick (vhost.go)
+	started       time.Time            // when New made the engine: the since of a vhid that never ran
 
 	// Advert counters kept across a restart (counters.go).
 	counters      map[string]carp.CounterState // loaded at start, handed to each vhid once
@@ -275,10 +281,10 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			err = fmt.Errorf("engine: panic: %v", r)
 		}
 	}()
-	if err := e.k.WatchLinks(shimCtx, e.linkUpdates); err != nil {
+	if err := e.kern().WatchLinks(shimCtx, e.linkUpdates); err != nil {
 		return fmt.Errorf("engine: watch links: %w", err)
 	}
-	if err := e.k.OpenCARP(shimCtx, e.pkts); err != nil {
+	if err := e.kern().OpenCARP(shimCtx, e.pkts); err != nil {
 		return fmt.Errorf("engine: open carp sockets: %w", err)
 	}
 	if err := e.resyncLinks(); err != nil {
@@ -435,7 +441,7 @@ func (e *Engine) linuxName(bsd string) string { return e.hostView().linuxName(bs
 func (e *Engine) bsdName(linux string) string { return e.hostView().bsdName(linux) }
 
 func (e *Engine) resyncLinks() error {
-	ls, err := e.k.Links()
+	ls, err := e.kern().Links()
 	if err != nil {
 		return fmt.Errorf("engine: list links: %w", err)
 	}
@@ -468,7 +474,7 @@ func (e *Engine) removeStrayLinks() {
 		return
 	}
 	slices.Sort(names) // what the kernel is asked does not depend on map order
-	for _, err := range unjoin(e.k.DeleteLinks(names)) {
+	for _, err := range unjoin(e.kern().DeleteLinks(names)) {
 		if !errors.Is(err, osif.ErrNoLink) {
 			e.errorf("carpd: remove stale link: %v", err)
 		}

@@ -34,14 +34,14 @@ func (e *Engine) execute(steps []kernelStep, keep []netip.Prefix) error {
 func (e *Engine) runStep(s kernelStep) error {
 	switch s.kind {
 	case stepAddAddr:
-		_, err := e.k.ReplaceAddr(s.link, s.prefix, 0)
+		_, err := e.kern().ReplaceAddr(s.link, s.prefix, 0)
 		return err
 	case stepDelAddr:
-		return e.k.DelAddr(s.link, s.prefix)
+		return e.kern().DelAddr(s.link, s.prefix)
 	case stepSetUp:
-		return e.k.SetLinkUp(s.link, s.up)
+		return e.kern().SetLinkUp(s.link, s.up)
 	case stepSetMTU:
-		return e.k.SetMTU(s.link, s.mtu)
+		return e.kern().SetMTU(s.link, s.mtu)
 	}
 	return nil
 }
@@ -98,7 +98,7 @@ func (e *Engine) restoreV4(steps []kernelStep, keep []netip.Prefix) {
 	now, _ := e.linkByLinuxName(link)
 	for _, p := range keep {
 		if p.Addr().Is4() && !slices.Contains(now.Addrs, p) {
-			if _, err := e.k.ReplaceAddr(link, p, 0); err != nil {
+			if _, err := e.kern().ReplaceAddr(link, p, 0); err != nil {
 				e.errorf("carpd: restore %s on %s: %v", p, link, err)
 			}
 		}

@@ -84,6 +84,12 @@ type CARPIO interface {
 	// source address src, TTL / hop limit 255, TOS / traffic class tos, DF
 	// set for IPv4 (total length 56 for a 36-byte payload). Needs OpenCARP.
 	SendCARP(out string, src, dst netip.Addr, tos uint8, payload []byte) error
+	// SendCARPs sends every advert of ads as SendCARP would, and sets
+	// errs[i] (len(errs) >= len(ads)) to what SendCARP would have
+	// returned for ads[i]: a failed advert does not stop the others. It
+	// exists for the cost of a round of many vhids: on Linux the adverts
+	// that leave as frames go out a batch per system call (sendmmsg).
+	SendCARPs(ads []osif.Advert, errs []error)
 	// Announce sends, as a whole Ethernet frame on `link`'s wire (out of
 	// the parent of a macvlan, with no copy to the parent's other
 	// macvlans), a gratuitous ARP request (IPv4: sender = target = addr,

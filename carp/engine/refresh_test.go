@@ -92,3 +92,27 @@ func TestRefreshReinstallsOnAMacvlanMadeAgain(t *testing.T) {
 		}
 	})
 }
+
+// The adverts of the vhids a timer round advances go to the kernel in one
+// SendCARPs call: 16 vhids configured together advertise in the same
+// rounds, one call a round.
+func TestAdvertsOfARoundGoInOneBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
+		defer n.stop(t)
+		for v := 1; v <= 16; v++ {
+			n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: v}, api.Op{Kind: api.OpPass, Str: "x"},
+				api.Op{Kind: api.OpAddr, Alias: true, Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(100 + v)}), 32)})
+		}
+		time.Sleep(masterDown0)
+		synctest.Wait()
+		before := n.k.Stats()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		after := n.k.Stats()
+		sent, batches := after.Sent-before.Sent, after.Batches-before.Batches
+		if sent != 5*16 || batches != 5 {
+			t.Fatalf("16 MASTERs over 5 advert intervals: %d adverts in %d SendCARPs calls, want 80 in 5", sent, batches)
+		}
+	})
+}

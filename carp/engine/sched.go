@@ -254,6 +254,14 @@ func (e *Engine) nextDeadline() (time.Time, bool) {
 // vhost that an earlier one's action makes due (a demotion) is run in the
 // same pass when it comes later in the configuration, else in the next.
 func (e *Engine) advance(now time.Time) {
+	// The adverts of the round are gathered and go out together (see
+	// flushAdverts), before any other kernel call and at the latest when
+	// the vhids due are done.
+	e.batching = true
+	defer func() {
+		e.batching = false
+		e.flushAdverts()
+	}()
 	e.reschedule()
 	due := e.popDue(now, nil)
 	var groups []time.Duration
@@ -286,6 +294,8 @@ func (e *Engine) advance(now time.Time) {
 			}
 		}
 	}
+	e.batching = false
+	e.flushAdverts()
 	e.reschedule()
 	early := time.Duration(0)
 	if len(due) > 0 {

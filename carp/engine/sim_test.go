@@ -280,6 +280,12 @@ func (c *crashKernel) SendCARP(out string, src, dst netip.Addr, tos uint8, paylo
 	return c.Memory.SendCARP(out, src, dst, tos, payload)
 }
 
+func (c *crashKernel) SendCARPs(ads []osif.Advert, errs []error) {
+	for i, a := range ads {
+		errs[i] = c.SendCARP(a.Out, a.Src, a.Dst, a.TOS, a.Payload)
+	}
+}
+
 func (c *crashKernel) Announce(link string, mac net.HardwareAddr, addr netip.Addr) error {
 	if err := c.check(); err != nil {
 		return err

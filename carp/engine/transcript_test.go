@@ -256,6 +256,24 @@ type transcriptRow struct {
 // operations each must cause.
 var transcriptRows = []transcriptRow{
 	{
+		name: "two vhids take over in one round: each advert before the next vhid's install",
+		before: []tstep{
+			cmdIfconfig("em0", opVHID(1), opPass("p"), opAlias("10.0.0.50/32")),
+			cmdIfconfig("em0", opVHID(2), opPass("p"), opAlias("10.0.0.51/32")),
+		},
+		steps: []tstep{cmdWait(masterDown0)},
+		// The adverts of a round are sent together, but never after a
+		// kernel change the engine made later (see Engine.kern).
+		want: []string{
+			"ip addr replace 10.0.0.50/32 dev carpv1.1 lft 1s",
+			"arp announce 10.0.0.50 dev carpv1.1 lladdr 00:00:5e:00:01:01",
+			"advert vhid 1 advbase 1 advskew 0 demote 0 dev carpv1.1 10.0.0.2 > 224.0.0.18",
+			"ip addr replace 10.0.0.51/32 dev carpv1.2 lft 1s",
+			"arp announce 10.0.0.51 dev carpv1.2 lladdr 00:00:5e:00:01:02",
+			"advert vhid 2 advbase 1 advskew 0 demote 0 dev carpv1.2 10.0.0.2 > 224.0.0.18",
+		},
+	},
+	{
 		name:  "dialect A: create, vhid with address, destroy",
 		steps: append(runbookA(100), cmdIfconfig("carp0", opDestroy())),
 		want: concat(setupCarp0,

@@ -441,7 +441,7 @@ func (e *Engine) ensureVlink(h *vhost) bool {
 	}
 	parent := e.linuxName(h.carpdev)
 	e.tuneParent(parent)
-	if err := e.k.CreateMACVLAN(h.vlink, parent, carp.VirtualMAC(h.cfg.VHID)); err != nil {
+	if err := e.kern().CreateMACVLAN(h.vlink, parent, carp.VirtualMAC(h.cfg.VHID)); err != nil {
 		e.errorf("carpd: create %s on %s: %v", h.vlink, parent, err)
 		return false
 	}
@@ -454,7 +454,7 @@ func (e *Engine) ensureVlink(h *vhost) bool {
 	h.made = true
 	// One link asked for, not the whole list again: a line that creates a
 	// vhid costs the same with 1 or 255 others.
-	if l, err := e.k.LinkByName(h.vlink); err == nil {
+	if l, err := e.kern().LinkByName(h.vlink); err == nil {
 		e.putLink(l)
 	} else {
 		e.relist("after creating " + h.vlink)
@@ -468,7 +468,7 @@ func (e *Engine) setVlinkUp(h *vhost, up bool) {
 	if !ok || l.AdminUp == up {
 		return
 	}
-	if err := e.k.SetLinkUp(h.vlink, up); err != nil {
+	if err := e.kern().SetLinkUp(h.vlink, up); err != nil {
 		e.errorf("carpd: set %s up=%v: %v", h.vlink, up, err)
 		return
 	}
@@ -503,7 +503,7 @@ func (e *Engine) tuneParent(parent string) {
 // and which a reboot clears (under /run), so it only ever names values that
 // this process or the dead engine whose lock it inherited changed.
 func (e *Engine) setKernel(path, value string, restore bool) {
-	old, err := e.k.SetSysctl(path, value)
+	old, err := e.kern().SetSysctl(path, value)
 	if err != nil {
 		e.errorf("carpd: set %s=%s: %v", path, value, err)
 		return
@@ -520,7 +520,7 @@ func (e *Engine) restoreKernel() {
 	// In a fixed order (by path), so that a stop is the same every time.
 	for _, path := range slices.Sorted(maps.Keys(e.kernelOriginal)) {
 		v := e.kernelOriginal[path]
-		if _, err := e.k.SetSysctl(path, v); err != nil {
+		if _, err := e.kern().SetSysctl(path, v); err != nil {
 			e.errorf("carpd: restore %s=%s: %v", path, v, err)
 		}
 	}
@@ -536,7 +536,7 @@ func (e *Engine) restoreKernel() {
 func (e *Engine) teardown(now time.Time, h *vhost, reason string) {
 	e.handOver(now, h, reason)
 	if h.made {
-		if err := e.k.DeleteLink(h.vlink); err != nil && !errors.Is(err, osif.ErrNoLink) {
+		if err := e.kern().DeleteLink(h.vlink); err != nil && !errors.Is(err, osif.ErrNoLink) {
 			e.errorf("carpd: delete %s: %v", h.vlink, err)
 		}
 		h.made = false
@@ -553,7 +553,7 @@ func (e *Engine) deleteLinks(hs []*vhost) {
 			h.made = false
 		}
 	}
-	for _, err := range unjoin(e.k.DeleteLinks(names)) {
+	for _, err := range unjoin(e.kern().DeleteLinks(names)) {
 		if !errors.Is(err, osif.ErrNoLink) {
 			e.errorf("carpd: %v", err)
 		}
@@ -654,7 +654,7 @@ func (e *Engine) announce(h *vhost, p netip.Prefix) {
 	if e.arpBalanced(h, p.Addr()) {
 		return // see arpBalanced
 	}
-	if err := e.k.Announce(h.vlink, carp.VirtualMAC(h.cfg.VHID), p.Addr()); err != nil {
+	if err := e.kern().Announce(h.vlink, carp.VirtualMAC(h.cfg.VHID), p.Addr()); err != nil {
 		e.errorf("carpd: announce %s on %s: %v", p.Addr(), h.vlink, err)
 	}
 }
@@ -662,7 +662,7 @@ func (e *Engine) announce(h *vhost, p netip.Prefix) {
 func (e *Engine) installAddrs(now time.Time, h *vhost) {
 	for _, p := range h.installed {
 		if !slices.Contains(h.cfg.Addrs, p) {
-			if err := e.k.DelAddr(h.vlink, p); err != nil {
+			if err := e.kern().DelAddr(h.vlink, p); err != nil {
 				e.errorf("carpd: remove %s from %s: %v", p, h.vlink, err)
 			}
 		}
@@ -682,7 +682,7 @@ func (e *Engine) writeAddrs(now time.Time, h *vhost) {
 		if h.lifetimes[i].Index != 0 {
 			continue
 		}
-		a, err := e.k.ReplaceAddr(h.vlink, p, lt)
+		a, err := e.kern().ReplaceAddr(h.vlink, p, lt)
 		if err != nil {
 			e.errorf("carpd: add %s to %s: %v", p, h.vlink, err)
 			continue
@@ -768,7 +768,7 @@ func (e *Engine) refreshTick(now time.Time, early time.Duration) {
 		return
 	}
 	r.at = now.Add(refreshEvery)
-	for _, err := range unjoin(e.k.RefreshAddrs(r.batch)) {
+	for _, err := range unjoin(e.kern().RefreshAddrs(r.batch)) {
 		var ae *osif.AddrError
 		if !errors.As(err, &ae) || ae.Entry < 0 || ae.Entry >= len(r.owners) {
 			e.errorf("carpd: %v", err)
@@ -806,7 +806,7 @@ func unjoin(err error) []error {
 func (e *Engine) removeAddrs(h *vhost) {
 	h.draining = false
 	for _, p := range h.installed {
-		if err := e.k.DelAddr(h.vlink, p); err != nil {
+		if err := e.kern().DelAddr(h.vlink, p); err != nil {
 			e.errorf("carpd: remove %s from %s: %v", p, h.vlink, err)
 		}
 	}
@@ -850,18 +850,91 @@ func (e *Engine) send(h *vhost, advbase, advskew uint8) {
 			pl = e.vrrpAdvert(h, advbase, advskew, src, dst)
 			h.lastSent = pl
 		}
-		if ferr := e.k.SendCARP(out, src, dst, tos, pl); ferr != nil {
-			err = ferr
-			e.countNoMem(ferr)
-		} else if six {
-			e.stats.OPackets6++
-			h.obs.advOut++
-		} else {
-			e.stats.OPackets++
-			h.obs.advOut++
+		if e.batching {
+			e.outbox = append(e.outbox, osif.Advert{Out: out, Src: src, Dst: dst, TOS: tos, Payload: pl})
+			e.outMeta = append(e.outMeta, outMeta{h: h, six: six})
+			continue
 		}
+		ferr := e.k.SendCARP(out, src, dst, tos, pl)
+		if ferr != nil {
+			err = ferr
+		}
+		e.sent(h, six, ferr)
+	}
+	if e.batching {
+		if n := len(e.outMeta); n > 0 && e.outMeta[n-1].h == h {
+			e.outMeta[n-1].last = true
+		}
+		return
 	}
 	e.sendResult(h, err)
+}
+
+// sent counts one advert of h sent (err nil) or not.
+func (e *Engine) sent(h *vhost, six bool, err error) {
+	switch {
+	case err != nil:
+		e.countNoMem(err)
+	case six:
+		e.stats.OPackets6++
+		h.obs.advOut++
+	default:
+		e.stats.OPackets++
+		h.obs.advOut++
+	}
+}
+
+// outMeta is whose an advert of the outbox is (see flushAdverts).
+type outMeta struct {
+	h    *vhost
+	six  bool
+	last bool // the last advert of h's send: its sendResult comes after it
+}
+
+// kern returns the kernel for any call other than an advert: the adverts
+// the round has gathered go out first, so that the kernel sees every
+// change in the order the engine made it.
+func (e *Engine) kern() Kernel {
+	e.flushAdverts()
+	return e.k
+}
+
+// flushAdverts sends the adverts gathered in the outbox (send, while
+// batching: the vhids a timer round advances) with one SendCARPs, then
+// counts each and gives each vhid its sendResult, as send does for one.
+// What those results set off (a demotion re-advertises every vhid) sends
+// at once, after the batch.
+func (e *Engine) flushAdverts() {
+	if len(e.outbox) == 0 {
+		return
+	}
+	ads, meta := e.outbox, e.outMeta
+	e.outbox, e.outMeta = nil, nil
+	if cap(e.outErrs) < len(ads) {
+		e.outErrs = make([]error, len(ads))
+	}
+	errs := e.outErrs[:len(ads)]
+	e.k.SendCARPs(ads, errs)
+	batching := e.batching
+	e.batching = false
+	var err error
+	for j, m := range meta {
+		if errs[j] != nil {
+			err = errs[j]
+		}
+		e.sent(m.h, m.six, errs[j])
+		if m.last {
+			e.sendResult(m.h, err)
+			err = nil
+		}
+	}
+	e.batching = batching
+	clear(ads)
+	clear(meta)
+	clear(errs)
+	if e.outbox == nil {
+		e.outbox, e.outMeta = ads[:0], meta[:0]
+	}
 }
 
 // vrrpAdvert is the VRRPv3 advert of h from src to dst: priority 0 when
@@ -1129,7 +1202,7 @@ func (e *Engine) syncGroups() {
 	for _, name := range slices.Sorted(maps.Keys(e.joined)) {
 		if want[name] != e.joined[name] {
 			if want[name] == 0 {
-				if err := e.k.LeaveGroup(name); err != nil {
+				if err := e.kern().LeaveGroup(name); err != nil {
 					e.errorf("carpd: leave CARP group on %s: %v", name, err)
 				}
 			}
@@ -1141,7 +1214,7 @@ func (e *Engine) syncGroups() {
 		if _, ok := e.joined[name]; ok {
 			continue
 		}
-		if err := e.k.JoinGroup(name); err != nil {
+		if err := e.kern().JoinGroup(name); err != nil {
 			e.errorf("carpd: join CARP group on %s: %v", name, err)
 			continue
 		}

@@ -91,6 +91,14 @@ type Packet struct {
 	ShortHeader bool
 }
 
+// Advert is one advert of a SendCARPs batch: the arguments SendCARP takes.
+type Advert struct {
+	Out      string // the link it leaves out of
+	Src, Dst netip.Addr
+	TOS      uint8
+	Payload  []byte // the CARP (or VRRP) bytes after the IP header
+}
+
 // ARPRequest is one received ARP request (operation 1, Ethernet / IPv4).
 type ARPRequest struct {
 	// IfIndex is the interface the frame arrived on. A broadcast request

@@ -55,6 +55,7 @@ var packetCases = []struct {
 	{"CARPErrors", carpErrors},
 	{"CARPAdvertsIPv4", func(t *testing.T, f Fixture) { carpAdverts(t, f, false) }},
 	{"CARPAdvertsIPv6", func(t *testing.T, f Fixture) { carpAdverts(t, f, true) }},
+	{"CARPAdvertBatch", carpAdvertBatch},
 	{"CARPJoinedOnMACVLAN", carpJoinedOnMACVLAN},
 	{"AnnounceSeenByPeer", announceSeenByPeer},
 	{"AnnounceFromMACVLAN", announceFromMACVLAN},
@@ -247,6 +248,101 @@ func carpAdverts(t *testing.T, f Fixture, v6 bool) {
 	send(t, a, f.Parent, aSrc, group, advert(5))
 	send(t, a, f.Parent, aSrc, bSrc, advert(6))
 	wantPacket(t, chb, "at the peer, after it left (the unicast marker, not the advert)", at(6, aSrc, bSrc, bl))
+}
+
+// carpAdvertBatch: SendCARPs sends every advert of a batch as SendCARP
+// would: more adverts to the group than one system call takes on Linux,
+// out of the parent and out of a macvlan, a unicast one, and among them
+// adverts SendCARP refuses (a link that does not exist, a source and a
+// group of different families), whose errors come at their own index
+// without stopping the others; IPv6 too when the peer has it.
+func carpAdvertBatch(t *testing.T, f Fixture) {
+	a, b, p := peer(t, f)
+	_ = openCARP(t, a)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	chb := make(chan osif.Packet, 512)
+	if err := b.OpenCARP(ctx, chb); err != nil {
+		t.Fatalf("peer OpenCARP: %v", err)
+	}
+	aSrc, bSrc, group := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), osif.GroupV4
+	replace(t, f.Kernel, f.Parent, aSrc.String()+"/24")
+	replace(t, p.Kernel, p.Parent, bSrc.String()+"/24")
+	create(t, f, "carp0")
+	if err := b.JoinGroup(p.Parent); err != nil {
+		t.Fatalf("peer JoinGroup(%s): %v", p.Parent, err)
+	}
+	// payload n of the batch: advert(n % 256) with byte 2 set to n / 256,
+	// so that every advert of the batch is told apart.
+	pl := func(n int) []byte {
+		b := advert(byte(n))
+		b[2] = byte(n >> 8)
+		return b
+	}
+	var ads []osif.Advert
+	bad := map[int]string{}
+	for n := range 150 {
+		ad := osif.Advert{Out: f.Parent, Src: aSrc, Dst: group, TOS: 0xe0, Payload: pl(n)}
+		switch n {
+		case 3, 100:
+			ad.Out = "carp0"
+		case 5:
+			ad.Dst = bSrc
+		case 7, 120:
+			ad.Out = "nope0"
+			bad[n] = "no link"
+		case 64:
+			ad.Dst = osif.GroupV6
+			bad[n] = "families"
+		}
+		ads = append(ads, ad)
+	}
+	if p.IPv6 {
+		replace(t, f.Kernel, f.Parent, "fe80::1/64")
+		replace(t, p.Kernel, p.Parent, "fe80::2/64")
+		ads = append(ads, osif.Advert{Out: "carp0", Src: netip.MustParseAddr("fe80::1"), Dst: osif.GroupV6, Payload: pl(150)})
+	}
+	errs := make([]error, len(ads))
+	for i := range errs {
+		errs[i] = errors.New("not set by SendCARPs")
+	}
+	a.SendCARPs(ads, errs)
+	for i, err := range errs {
+		switch bad[i] {
+		case "no link":
+			wantNoLink(t, "SendCARPs: the advert out of nope0", err)
+		case "families":
+			if err == nil {
+				t.Errorf("SendCARPs: advert %d from an IPv4 source to an IPv6 group: no error", i)
+			}
+		default:
+			if err != nil {
+				t.Errorf("SendCARPs: advert %d (out of %s to %s): %v", i, ads[i].Out, ads[i].Dst, err)
+			}
+		}
+	}
+	want := map[string]osif.Advert{}
+	for i, ad := range ads {
+		if bad[i] == "" {
+			want[string(ad.Payload)] = ad
+		}
+	}
+	deadline := time.After(waitFor)
+	for len(want) > 0 {
+		select {
+		case pk := <-chb:
+			ad, ok := want[string(pk.Payload)]
+			if !ok {
+				t.Fatalf("at the peer: %+v, no advert of the batch (or a second copy)", pk)
+			}
+			if pk.Src != ad.Src || pk.Dst != ad.Dst || pk.TTL != 255 {
+				t.Fatalf("at the peer: %+v, sent as %+v", pk, ad)
+			}
+			delete(want, string(pk.Payload))
+		case <-deadline:
+			t.Fatalf("%d adverts of the batch did not reach the peer within %v", len(want), waitFor)
+		}
+	}
 }
 
 // carpJoinedOnMACVLAN: a peer that joined the group on a macvlan of its

@@ -111,7 +111,8 @@ type memAddr struct {
 
 // MemoryStats counts what a Memory kernel did with adverts.
 type MemoryStats struct {
-	Sent      int // SendCARP calls that succeeded
+	Sent      int // SendCARP calls that succeeded (also those of SendCARPs)
+	Batches   int // SendCARPs calls
 	Delivered int // packets delivered to this kernel's OpenCARP channel
 	Dropped   int // packets for this kernel dropped because its channel was full
 }
@@ -792,6 +793,18 @@ func (m *Memory) JoinGroup(ifname string) error { return m.setJoined(ifname, tru
 
 // LeaveGroup: see the contract in carp/engine's kernel.go.
 func (m *Memory) LeaveGroup(ifname string) error { return m.setJoined(ifname, false) }
+
+// SendCARPs: see the contract in carp/engine's kernel.go. Each advert is
+// one SendCARP (one Sent count, one send hook call); the call counts one
+// of Stats().Batches.
+func (m *Memory) SendCARPs(ads []osif.Advert, errs []error) {
+	m.mu.Lock()
+	m.stats.Batches++
+	m.mu.Unlock()
+	for i, a := range ads {
+		errs[i] = m.SendCARP(a.Out, a.Src, a.Dst, a.TOS, a.Payload)
+	}
+}
 
 // SendCARP: see the contract in carp/engine's kernel.go. The packet reaches every other kernel on the
 // segment of `out` (or of its macvlan parent) that has OpenCARP'd and joined

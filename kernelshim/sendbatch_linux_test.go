@@ -1,0 +1,74 @@
+//go:build linux
+
+package kernelshim
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/bsdcarp/bsdcarp/carp/osif"
+)
+
+// TestLinuxSendCARPsBatches: the adverts of a SendCARPs call that leave as
+// frames go out sendBatchMax to a sendmmsg, each from the MAC of the link
+// it names (a macvlan's virtual MAC, out of its parent), whole on the wire;
+// an advert SendCARP refuses costs its own call and does not stop the
+// frames after it.
+func TestLinuxSendCARPsBatches(t *testing.T) {
+	requireRoot(t)
+	a, b := vethPair(t)
+	k := kernelIn(t, a)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := k.OpenCARP(ctx, make(chan osif.Packet, 16)); err != nil {
+		t.Fatal(err)
+	}
+	macs := []net.HardwareAddr{{0, 0, 0x5e, 0, 1, 1}, {0, 0, 0x5e, 0, 1, 2}}
+	for i, name := range []string{"carp1", "carp2"} {
+		if err := k.CreateMACVLAN(name, "veth0", macs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sn := newSniffer(t, b, "veth0")
+	src := netip.MustParseAddr("192.0.2.1")
+	const n = 2*sendBatchMax + 10
+	ads := make([]osif.Advert, n)
+	for i := range ads {
+		p := make([]byte, 36)
+		p[0], p[1], p[2], p[3] = 0x21, byte(i%2+1), byte(i>>8), byte(i)
+		ads[i] = osif.Advert{Out: []string{"carp1", "carp2"}[i%2], Src: src, Dst: osif.GroupV4, TOS: 0xe0, Payload: p}
+	}
+	ads[sendBatchMax-1].Out = "nope0" // refused before the batch is sent
+	errs := make([]error, n)
+	before := k.mmsgCalls.Load()
+	k.SendCARPs(ads, errs)
+	if calls := k.mmsgCalls.Load() - before; calls != 3 {
+		t.Errorf("%d frames took %d sendmmsg calls, want 3 (%d a call)", n-1, calls, sendBatchMax)
+	}
+	for i, err := range errs {
+		if (err != nil) != (i == sendBatchMax-1) {
+			t.Errorf("advert %d (out of %s): err = %v", i, ads[i].Out, err)
+		}
+	}
+	seen := map[int]bool{}
+	for len(seen) < n-1 {
+		f := sn.next(5*time.Second, func(f []byte) bool { return len(f) == 14+20+36 && f[12] == 8 && f[14+9] == 112 })
+		if f == nil {
+			t.Fatalf("%d of %d frames arrived", len(seen), n-1)
+		}
+		p := f[14+20:]
+		i := int(p[2])<<8 | int(p[3])
+		if i >= n || seen[i] || i == sendBatchMax-1 {
+			t.Fatalf("frame of advert %d: unexpected or a second copy", i)
+		}
+		seen[i] = true
+		if !bytes.Equal(p, ads[i].Payload) || !bytes.Equal(f[6:12], macs[i%2]) ||
+			!bytes.Equal(f[:6], []byte{1, 0, 0x5e, 0, 0, 0x12}) || !bytes.Equal(f[14+12:14+16], src.AsSlice()) || f[14+8] != 255 || f[14+1] != 0xe0 {
+			t.Fatalf("frame of advert %d: % x", i, f)
+		}
+	}
+}
