@@ -7,7 +7,8 @@
 # with the bsdcarp/keepalived ratio, the time of one configuration line, the
 # time of bsdcarp's status commands against ip(8) in the same namespace, and
 # a crash: the master side's daemon killed, the time until the backup side
-# holds all N addresses and the CPU its daemon spends on the takeover.
+# holds all N addresses and the CPU its daemon spends on the takeover; and
+# the lab's floor: what the least CARP master (the adverts alone) costs.
 # Needs root and keepalived; with ethtool(8) it also measures both daemons
 # with the lab's links receiving as NICs do (see nicReceive). Knobs: SIZES="1 16 255 1020" (vhid counts, up
 # to 1020 = 255 on each of em0..em3), SECS=20 (CPU window), RUNS=30 (runs
@@ -33,6 +34,11 @@ awk -v secs="$BENCH_SCALE_SECS" '
 function has(n, sys, k) { return (n, sys, k) in v }
 function num(n, sys, k, fmt) { return has(n, sys, k) ? sprintf(fmt, v[n, sys, k]) : "FAIL" }
 function cpu(n, sys, k) { return num(n, sys, k, has(n, sys, k) && v[n, sys, k] < 0.1 ? "%.3f%%" : "%.2f%%") }
+function above(n, sys, d) {
+	if (!has(n, sys, "master-cpu%") || !has(n, "bsdcarp", "floor-cpu%")) return "-"
+	d = v[n, sys, "master-cpu%"] - v[n, "bsdcarp", "floor-cpu%"]
+	return sprintf(d < 0.1 && d > -0.1 ? "%+.3f%%" : "%+.2f%%", d)
+}
 function ratio(n, k, b, a) {
 	if (!has(n, "bsdcarp", k) || !has(n, b, a)) return "-"
 	a = v[n, b, a]; k = v[n, "bsdcarp", k]
@@ -59,6 +65,14 @@ END {
 			num(n, "bsdcarp", "master-MiB", "%.1f"), num(n, "keepalived", "master-MiB", "%.1f"), ratio(n, "master-MiB", "keepalived", "master-MiB"),
 			num(n, "bsdcarp", "backup-MiB", "%.1f"), num(n, "keepalived", "backup-MiB", "%.1f"), ratio(n, "backup-MiB", "keepalived", "backup-MiB"),
 			num(n, "bsdcarp", "stable", "%d"), num(n, "keepalived", "stable", "%d")
+	}
+	if (has(order[1], "bsdcarp", "floor-cpu%")) {
+		printf "\nthe floor: the least CARP master of N vhids (carpreplay floor: once a second each advert built, signed and sent, all with sendmmsg; no state machine, no addresses, nothing received), on the same lab, over a %s s window after the takeover; what each MASTER above spends beyond it\n", secs
+		printf "%6s | %9s | %12s %12s\n", "N", "floor", "bsdcarp +", "keepalived +"
+		for (j = 1; j <= nn; j++) {
+			n = order[j]
+			printf "%6s | %9s | %12s %12s\n", n, cpu(n, "bsdcarp", "floor-cpu%"), above(n, "bsdcarp"), above(n, "keepalived")
+		}
 	}
 	if (has(order[1], "bsdcarp", "master-cpu-nic%") || has(order[1], "keepalived", "master-cpu-nic%")) {
 		printf "\nthe same daemons over a second %s s window, the lab'"'"'s links receiving as NICs do (threaded NAPI: the switch'"'"'s and the receiving host'"'"'s work runs in kernel threads, not in the sender'"'"'s system call); lab rx = those threads, all hosts\n", secs

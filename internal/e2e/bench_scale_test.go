@@ -657,12 +657,14 @@ func benchScaleCarp(b *testing.B, k scaleKnobs, n int) {
 	}
 
 	takeover, takeoverCPU := measureTakeover(b, lab, a.carpd, bk.carpd.Pid(), use[1].cpuPct, vs)
+	floorPct := measureFloor(b, lab, bk, vs, k.secs)
 
 	reportUse(b, use)
 	b.ReportMetric(up.Seconds(), "master-up-s")
 	b.ReportMetric(boolMetric(stable), "stable")
 	b.ReportMetric(takeover.Seconds(), "takeover-s")
 	b.ReportMetric(float64(takeoverCPU)/float64(time.Millisecond), "takeover-cpu-ms")
+	b.ReportMetric(floorPct, "floor-cpu%")
 	b.ReportMetric(medianMS(single), "cfg-line-ms")
 	b.ReportMetric(meanMS(single), "cfg-line-mean-ms")
 	b.ReportMetric(float64(scriptB)/float64(time.Millisecond), "cfg-script-ms/line")
@@ -843,6 +845,37 @@ func measureTakeover(b *testing.B, lab *netlab.Lab, master *netlab.Proc, backup 
 	b.Logf("takeover: b holds all %d addresses %v after the kill; its daemon used %v of CPU meanwhile, %v of it at its idle rate (%.3f%%)",
 		len(vs), d.Round(time.Millisecond), used.Round(100*time.Microsecond), idle.Round(100*time.Microsecond), idlePct)
 	return d, used - idle
+}
+
+// measureFloor runs, on the master side whose carpd the takeover killed,
+// the least CARP master there can be (carpreplay floor: once a second the
+// advert of every vhid of vs, signed, from its virtual MAC, all sent with
+// sendmmsg; nothing else, not even the addresses) and returns its CPU over
+// a window of d once bk's carpd, which hears a better master, is BACKUP of
+// every vhid again: what N adverts a second cost on this lab's wire, the
+// switch's and the backup's receive path included (the veth runs them in
+// the sender's system call), below which no daemon measured here can go.
+func measureFloor(b *testing.B, lab *netlab.Lab, bk *host, vs []scaleVIP, d time.Duration) float64 {
+	b.Helper()
+	var ifs []string
+	for p := 0; p <= vs[len(vs)-1].parent; p++ {
+		ifs = append(ifs, fmt.Sprintf("em%d", p))
+	}
+	fl := lab.Start("a", "floor", nil, filepath.Join(bin, "carpreplay"), "floor", "-i", strings.Join(ifs, ","),
+		"-vhids", strconv.Itoa(scaleMaxVHID), "-n", strconv.Itoa(len(vs)), "-pass", scalePass)
+	defer func() { _ = fl.Kill(syscall.SIGKILL) }()
+	n := len(vs)
+	if d, ok := pollEvery(convergeTimeout(n), scalePollStep, func() bool { return carpStates(bk)["BACKUP"] == n }); !ok {
+		b.Fatalf("floor: b not BACKUP of all %d vhids %v after the floor sender started: %v (sender exited: %v; its output: %s)",
+			n, d, carpStates(bk), fl.Exited(), fl.Output())
+	}
+	time.Sleep(scaleSettle)
+	use := measureUse(b, [2]int{fl.Pid(), bk.carpd.Pid()}, d)
+	if fl.Exited() || carpStates(bk)["BACKUP"] != n {
+		b.Fatalf("floor: the sender exited (%v) or b left BACKUP during the window: %v; its output: %s", fl.Exited(), carpStates(bk), fl.Output())
+	}
+	b.Logf("floor: the least CARP master of %d vhids used %.3f%% of a core; b's carpd hearing it %.3f%%", n, use[0].cpuPct, use[1].cpuPct)
+	return use[0].cpuPct
 }
 
 // TestProcCPU: the bench's CPU figure of a process is its threads' run time

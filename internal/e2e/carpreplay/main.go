@@ -1,9 +1,11 @@
 // Command carpreplay is a test tool of the namespace tests: it plays the
 // attacker who captures CARP advertisements on a LAN and replays
-// them later. It only ever runs inside a test's network namespace.
+// them later, and the least CARP master there can be (the scale
+// benchmark's floor). It only ever runs inside a test's network namespace.
 //
 //	carpreplay capture -i IF -vhid N -n COUNT -o FILE   # save COUNT adverts of vhid N (whole IPv4 packets)
 //	carpreplay send -i IF -f FILE -rate PPS -for DUR   # replay them verbatim, in a loop, then exit
+//	carpreplay floor -i IF,IF.. -vhids N -pass P -n TOTAL # advertise vhids 1..N on each IF, TOTAL in all, until killed
 package main
 
 import (
@@ -29,6 +31,8 @@ func main() {
 		err = capture(os.Args[2:])
 	case "send":
 		err = send(os.Args[2:])
+	case "floor":
+		err = floor(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
