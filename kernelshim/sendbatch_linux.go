@@ -34,13 +34,13 @@ type frameBatch struct {
 // AF_PACKET socket (see there) are built into one buffer and sent by
 // sendmmsg, sendBatchMax at a time: one system call for many adverts
 // instead of one each. Every other advert, and any frame the kernel
-// refused, goes through SendCARP (which looks its link up again and
-// retries once when the cached one failed), so each advert gets exactly
-// SendCARP's result.
+// refused, goes through SendCARP afterwards (which looks its link up
+// again and retries once when the cached one failed), so each advert gets
+// SendCARP's result; those leave after the batch's frames.
 func (k *Linux) SendCARPs(ads []osif.Advert, errs []error) {
 	var single []int // adverts for SendCARP, in order
-	if fd, ok := k.batchable(); ok {
-		single = k.sendFrames(fd, ads, errs)
+	if fd, v6, ok := k.batchable(); ok {
+		single = k.sendFrames(fd, v6, ads, errs)
 	} else {
 		single = make([]int, len(ads))
 		for i := range ads {
@@ -53,28 +53,30 @@ func (k *Linux) SendCARPs(ads []osif.Advert, errs []error) {
 	}
 }
 
-// batchable returns the AF_PACKET socket when frames can be sent on it:
-// the adapter open, OpenCARP done (SendCARP needs its sockets first) and
-// the socket made.
-func (k *Linux) batchable() (int, bool) {
-	if _, _, err := k.sockets(); err != nil {
-		return -1, false
+// batchable returns the AF_PACKET socket when frames can be sent on it
+// (the adapter open, OpenCARP done: SendCARP needs its sockets first, and
+// the socket made), and whether the IPv6 CARP socket is open (SendCARP
+// refuses an IPv6 advert when it is not).
+func (k *Linux) batchable() (fd int, v6, ok bool) {
+	_, p6, err := k.sockets()
+	if err != nil {
+		return -1, false, false
 	}
-	fd, err := k.packetSocket()
-	return fd, err == nil
+	fd, err = k.packetSocket()
+	return fd, p6 != nil, err == nil
 }
 
-// sendFrames sends the adverts of ads that leave as frames in batches,
-// sets errs[i] = nil for each one sent, and returns the indexes of the
-// others (not a frame, or refused) in order.
-func (k *Linux) sendFrames(fd int, ads []osif.Advert, errs []error) (single []int) {
+// sendFrames sends the adverts of ads that leave as frames in batches
+// (IPv6 ones only when v6), sets errs[i] = nil for each one sent, and
+// returns the indexes of the others (not a frame, or refused) in order.
+func (k *Linux) sendFrames(fd int, v6 bool, ads []osif.Advert, errs []error) (single []int) {
 	k.fmu.Lock()
 	defer k.fmu.Unlock()
 	b := &k.batch
 	b.buf, b.off, b.ad, b.sa = b.buf[:0], b.off[:0], b.ad[:0], b.sa[:0]
 	for i, a := range ads {
 		src, dst := a.Src.Unmap(), a.Dst.Unmap()
-		if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() || !dst.IsMulticast() {
+		if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() || !dst.IsMulticast() || (dst.Is6() && !v6) {
 			single = append(single, i)
 			continue
 		}
@@ -132,13 +134,12 @@ func (k *Linux) sendFrames(fd int, ads []osif.Advert, errs []error) (single []in
 	for j := 0; j < n; {
 		m := min(n-j, sendBatchMax)
 		// Raw, as sendFrame's sendto: MSG_DONTWAIT, it never parks.
-		k.mmsgCalls.Add(1)
 		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[j])), uintptr(m),
 			unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case errno == unix.EINTR:
 			continue
-		case errno != 0:
+		case errno != 0 || r == 0:
 			// The first frame of this call was refused: SendCARP tries
 			// it again and reports what it gets.
 			single = append(single, b.ad[j])
@@ -146,6 +147,7 @@ func (k *Linux) sendFrames(fd int, ads []osif.Advert, errs []error) (single []in
 			j++
 			continue
 		}
+		k.mmsgCalls.Add(1)
 		for _, i := range b.ad[j : j+int(r)] {
 			errs[i] = nil
 		}

@@ -5,19 +5,23 @@ package kernelshim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/bsdcarp/bsdcarp/carp/osif"
+	"golang.org/x/sys/unix"
 )
 
 // TestLinuxSendCARPsBatches: the adverts of a SendCARPs call that leave as
-// frames go out sendBatchMax to a sendmmsg, each from the MAC of the link
-// it names (a macvlan's virtual MAC, out of its parent), whole on the wire;
-// an advert SendCARP refuses costs its own call and does not stop the
-// frames after it.
+// frames go out up to sendBatchMax to a sendmmsg, each from the MAC of the
+// link it names (a macvlan's virtual MAC, out of its parent), whole on the
+// wire. An advert SendCARP refuses (no such link) stays out of the batch; a
+// frame the kernel refuses (longer than the link's MTU), first of the
+// batch or in the middle of a call, gets SendCARP's error, and the frames
+// after it still go, in the calls that follow.
 func TestLinuxSendCARPsBatches(t *testing.T) {
 	requireRoot(t)
 	a, b := vethPair(t)
@@ -43,26 +47,41 @@ func TestLinuxSendCARPsBatches(t *testing.T) {
 		ads[i] = osif.Advert{Out: []string{"carp1", "carp2"}[i%2], Src: src, Dst: osif.GroupV4, TOS: 0xe0, Payload: p}
 	}
 	ads[sendBatchMax-1].Out = "nope0" // refused before the batch is sent
+	tooLong := map[int]bool{0: true, 10: true}
+	for i := range tooLong {
+		ads[i].Payload = append(ads[i].Payload, make([]byte, 1500)...)
+	}
 	errs := make([]error, n)
 	before := k.mmsgCalls.Load()
 	k.SendCARPs(ads, errs)
+	// Frames 1-9, then 11-74, then the rest (the refused ones start a
+	// call each, which sends nothing).
 	if calls := k.mmsgCalls.Load() - before; calls != 3 {
-		t.Errorf("%d frames took %d sendmmsg calls, want 3 (%d a call)", n-1, calls, sendBatchMax)
+		t.Errorf("%d frames took %d sendmmsg calls that sent, want 3 (%d a call)", n-3, calls, sendBatchMax)
 	}
 	for i, err := range errs {
-		if (err != nil) != (i == sendBatchMax-1) {
-			t.Errorf("advert %d (out of %s): err = %v", i, ads[i].Out, err)
+		switch {
+		case i == sendBatchMax-1:
+			if !errors.Is(err, osif.ErrNoLink) {
+				t.Errorf("advert %d out of nope0: err = %v, want ErrNoLink", i, err)
+			}
+		case tooLong[i]:
+			if !errors.Is(err, unix.EMSGSIZE) {
+				t.Errorf("advert %d, longer than the MTU: err = %v, want EMSGSIZE", i, err)
+			}
+		case err != nil:
+			t.Errorf("advert %d (out of %s): %v", i, ads[i].Out, err)
 		}
 	}
 	seen := map[int]bool{}
-	for len(seen) < n-1 {
+	for len(seen) < n-3 {
 		f := sn.next(5*time.Second, func(f []byte) bool { return len(f) == 14+20+36 && f[12] == 8 && f[14+9] == 112 })
 		if f == nil {
-			t.Fatalf("%d of %d frames arrived", len(seen), n-1)
+			t.Fatalf("%d of %d frames arrived", len(seen), n-3)
 		}
 		p := f[14+20:]
 		i := int(p[2])<<8 | int(p[3])
-		if i >= n || seen[i] || i == sendBatchMax-1 {
+		if i >= n || seen[i] || i == sendBatchMax-1 || tooLong[i] {
 			t.Fatalf("frame of advert %d: unexpected or a second copy", i)
 		}
 		seen[i] = true

@@ -8,7 +8,7 @@
 # time of bsdcarp's status commands against ip(8) in the same namespace, and
 # a crash: the master side's daemon killed, the time until the backup side
 # holds all N addresses and the CPU its daemon spends on the takeover; and
-# the lab's floor: what the least CARP master (the adverts alone) costs.
+# the lab's floor: what a least CARP master in Go (the adverts alone) costs.
 # Needs root and keepalived; with ethtool(8) it also measures both daemons
 # with the lab's links receiving as NICs do (see nicReceive). Knobs: SIZES="1 16 255 1020" (vhid counts, up
 # to 1020 = 255 on each of em0..em3), SECS=20 (CPU window), RUNS=30 (runs
@@ -67,7 +67,7 @@ END {
 			num(n, "bsdcarp", "stable", "%d"), num(n, "keepalived", "stable", "%d")
 	}
 	if (has(order[1], "bsdcarp", "floor-cpu%")) {
-		printf "\nthe floor: the least CARP master of N vhids (carpreplay floor: once a second each advert built, signed and sent, all with sendmmsg; no state machine, no addresses, nothing received), on the same lab, over a %s s window after the takeover; what each MASTER above spends beyond it\n", secs
+		printf "\nthe floor: a least CARP master of N vhids in Go (carpreplay floor, one thread: once a second each advert built, signed and sent, all with sendmmsg; no state machine, no addresses, nothing received), on the same lab, over a %s s window after the takeover; at many vhids the cost of the adverts on this lab'"'"'s wire, at a few that of one wake-up a second of a Go program; what each MASTER spends beyond it\n", secs
 		printf "%6s | %9s | %12s %12s\n", "N", "floor", "bsdcarp +", "keepalived +"
 		for (j = 1; j <= nn; j++) {
 			n = order[j]

@@ -140,7 +140,8 @@ type Engine struct {
 	outbox        []osif.Advert
 	outMeta       []outMeta
 	outErrs       []error
-	timerRounds   int // rounds of Run's loop its timer woke, for the tests
+	results       []sendRes // send results waiting for settleSends
+	timerRounds   int       // rounds of Run's loop its timer woke, for the tests
 	linkUpdates   chan osif.LinkUpdate
 	save          saver           // config.json on disk, see save.go
 	writes        writeState      // orders the writes of config.json (any goroutine)

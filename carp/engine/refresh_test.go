@@ -116,3 +116,42 @@ func TestAdvertsOfARoundGoInOneBatch(t *testing.T) {
 		}
 	})
 }
+
+// A send result that undoes a demotion re-advertises every vhid at once;
+// when the advert behind it goes out in the round another vhid takes over
+// (sent by that vhid's first kernel call), the demotion waits until that
+// takeover is done: the new MASTER installs and announces its address
+// before it first advertises, as it does alone.
+func TestSendResultsSettleBetweenVhids(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, memkernel.NewSegment(), "10.0.0.2/24", "")
+		defer n.stop(t)
+		rec := recordKernelOps(n.k)
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 1}, api.Op{Kind: api.OpPass, Str: "x"},
+			api.Op{Kind: api.OpAddr, Alias: true, Prefix: netip.MustParsePrefix("10.0.0.50/32")})
+		time.Sleep(3500 * time.Millisecond)
+		synctest.Wait()
+		// Three adverts fail (vhid 1 demotes the host); the third good
+		// one after that undoes it in the round in which vhid 2,
+		// configured 2.3125 s after the errors end, takes over.
+		n.k.SetSendError(syscall.ENOBUFS)
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		n.k.SetSendError(nil)
+		time.Sleep(2312500 * time.Microsecond)
+		synctest.Wait()
+		n.ifconfig(t, "em0", api.Op{Kind: api.OpVHID, Int: 2}, api.Op{Kind: api.OpPass, Str: "x"},
+			api.Op{Kind: api.OpAddr, Alias: true, Prefix: netip.MustParsePrefix("10.0.0.51/32")})
+		time.Sleep(8 * time.Second)
+		synctest.Wait()
+		ops := rec.all()
+		install := slices.Index(ops, "ip addr replace 10.0.0.51/32 dev carpv1.2 lft 1s")
+		advert := slices.IndexFunc(ops, func(l string) bool { return strings.HasPrefix(l, "advert vhid 2 ") })
+		if install < 0 || advert < 0 || advert < install {
+			t.Fatalf("vhid 2's install at line %d, its first advert at line %d:\n\t%s", install+1, advert+1, strings.Join(ops, "\n\t"))
+		}
+		if !strings.Contains(n.logs.String(), "send ok on em0") {
+			t.Fatalf("no demotion undone (the case this test is about):\n%s", n.logs.String())
+		}
+	})
+}

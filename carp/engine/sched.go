@@ -258,9 +258,18 @@ func (e *Engine) advance(now time.Time) {
 	// flushAdverts), before any other kernel call and at the latest when
 	// the vhids due are done.
 	e.batching = true
+	done := false
 	defer func() {
-		e.batching = false
-		e.flushAdverts()
+		if !done {
+			// A panic: what was gathered is dropped, nothing of the
+			// engine's runs on the state it left (Run's recover hands
+			// over).
+			e.batching = false
+			clear(e.outbox)
+			clear(e.outMeta)
+			clear(e.results)
+			e.outbox, e.outMeta, e.results = e.outbox[:0], e.outMeta[:0], e.results[:0]
+		}
 	}()
 	e.reschedule()
 	due := e.popDue(now, nil)
@@ -278,6 +287,7 @@ func (e *Engine) advance(now time.Time) {
 		h := due[i]
 		h.due = false
 		e.apply(now, h, h.m.AdvanceEarly(now, advertEarly))
+		e.settleSends() // results of adverts a kernel call in apply sent
 		if h.draining && !now.Before(h.drainUntil) {
 			e.endDrain(h)
 		}
@@ -296,6 +306,8 @@ func (e *Engine) advance(now time.Time) {
 	}
 	e.batching = false
 	e.flushAdverts()
+	e.settleSends()
+	done = true
 	e.reschedule()
 	early := time.Duration(0)
 	if len(due) > 0 {

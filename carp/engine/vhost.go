@@ -888,7 +888,14 @@ func (e *Engine) sent(h *vhost, six bool, err error) {
 type outMeta struct {
 	h    *vhost
 	six  bool
-	last bool // the last advert of h's send: its sendResult comes after it
+	last bool // the last advert of h's send: its result is complete after it
+}
+
+// sendRes is the result of one vhid's send that went out in a batch,
+// waiting for settleSends.
+type sendRes struct {
+	h   *vhost
+	err error
 }
 
 // kern returns the kernel for any call other than an advert: the adverts
@@ -900,10 +907,10 @@ func (e *Engine) kern() Kernel {
 }
 
 // flushAdverts sends the adverts gathered in the outbox (send, while
-// batching: the vhids a timer round advances) with one SendCARPs, then
-// counts each and gives each vhid its sendResult, as send does for one.
-// What those results set off (a demotion re-advertises every vhid) sends
-// at once, after the batch.
+// batching: the vhids a timer round advances) with one SendCARPs and
+// counts each. Each vhid's sendResult waits for settleSends: a flush comes
+// at any kernel call, maybe in the middle of another vhid's takeover, and
+// a result may demote, which runs every vhid.
 func (e *Engine) flushAdverts() {
 	if len(e.outbox) == 0 {
 		return
@@ -915,8 +922,6 @@ func (e *Engine) flushAdverts() {
 	}
 	errs := e.outErrs[:len(ads)]
 	e.k.SendCARPs(ads, errs)
-	batching := e.batching
-	e.batching = false
 	var err error
 	for j, m := range meta {
 		if errs[j] != nil {
@@ -924,17 +929,37 @@ func (e *Engine) flushAdverts() {
 		}
 		e.sent(m.h, m.six, errs[j])
 		if m.last {
-			e.sendResult(m.h, err)
+			e.results = append(e.results, sendRes{m.h, err})
 			err = nil
 		}
 	}
-	e.batching = batching
 	clear(ads)
 	clear(meta)
 	clear(errs)
-	if e.outbox == nil {
-		e.outbox, e.outMeta = ads[:0], meta[:0]
+	e.outbox, e.outMeta = ads[:0], meta[:0]
+}
+
+// settleSends gives each vhid whose adverts went out in a batch its
+// sendResult, as send does for one sent alone. It runs where the round is
+// between two vhids (advance), after sending what is still gathered, so a
+// demotion it sets off (which runs every vhid, and may advertise at once)
+// comes after everything the engine did before it, as it did when each
+// send had its result at once.
+func (e *Engine) settleSends() {
+	if len(e.results) == 0 {
+		return
 	}
+	e.flushAdverts()
+	rs := e.results
+	e.results = nil
+	batching := e.batching
+	e.batching = false // what the results set off goes out at once
+	for _, r := range rs {
+		e.sendResult(r.h, r.err)
+	}
+	e.batching = batching
+	clear(rs)
+	e.results = rs[:0]
 }
 
 // vrrpAdvert is the VRRPv3 advert of h from src to dst: priority 0 when

@@ -848,20 +848,21 @@ func measureTakeover(b *testing.B, lab *netlab.Lab, master *netlab.Proc, backup 
 }
 
 // measureFloor runs, on the master side whose carpd the takeover killed,
-// the least CARP master there can be (carpreplay floor: once a second the
-// advert of every vhid of vs, signed, from its virtual MAC, all sent with
-// sendmmsg; nothing else, not even the addresses) and returns its CPU over
-// a window of d once bk's carpd, which hears a better master, is BACKUP of
-// every vhid again: what N adverts a second cost on this lab's wire, the
-// switch's and the backup's receive path included (the veth runs them in
-// the sender's system call), below which no daemon measured here can go.
+// a least CARP master in Go (carpreplay floor, on one thread as carpd
+// runs: once a second the advert of every vhid of vs, signed, from its
+// virtual MAC, all sent with sendmmsg; nothing else, not even the
+// addresses) and returns its CPU over a window of d once bk's carpd, which
+// hears a better master, is BACKUP of every vhid again. At many vhids that
+// is what N adverts a second cost on this lab's wire, the switch's and the
+// backup's receive path included (the veth runs them in the sender's
+// system call); at a few, what a Go program's one wake-up a second costs.
 func measureFloor(b *testing.B, lab *netlab.Lab, bk *host, vs []scaleVIP, d time.Duration) float64 {
 	b.Helper()
 	var ifs []string
 	for p := 0; p <= vs[len(vs)-1].parent; p++ {
 		ifs = append(ifs, fmt.Sprintf("em%d", p))
 	}
-	fl := lab.Start("a", "floor", nil, filepath.Join(bin, "carpreplay"), "floor", "-i", strings.Join(ifs, ","),
+	fl := lab.Start("a", "floor", []string{"GOMAXPROCS=1"}, filepath.Join(bin, "carpreplay"), "floor", "-i", strings.Join(ifs, ","),
 		"-vhids", strconv.Itoa(scaleMaxVHID), "-n", strconv.Itoa(len(vs)), "-pass", scalePass)
 	defer func() { _ = fl.Kill(syscall.SIGKILL) }()
 	n := len(vs)
@@ -874,7 +875,7 @@ func measureFloor(b *testing.B, lab *netlab.Lab, bk *host, vs []scaleVIP, d time
 	if fl.Exited() || carpStates(bk)["BACKUP"] != n {
 		b.Fatalf("floor: the sender exited (%v) or b left BACKUP during the window: %v; its output: %s", fl.Exited(), carpStates(bk), fl.Output())
 	}
-	b.Logf("floor: the least CARP master of %d vhids used %.3f%% of a core; b's carpd hearing it %.3f%%", n, use[0].cpuPct, use[1].cpuPct)
+	b.Logf("floor: a least CARP master of %d vhids in Go used %.3f%% of a core; b's carpd hearing it %.3f%%", n, use[0].cpuPct, use[1].cpuPct)
 	return use[0].cpuPct
 }
 

@@ -17,7 +17,7 @@ import (
 	"github.com/bsdcarp/bsdcarp/kernelshim"
 )
 
-// floor is the least work a CARP master of many vhids can do: once a
+// floor is about the least work a CARP master of many vhids can do: once a
 // second it builds the advert of every vhid (advbase 1, advskew 0, a fresh
 // counter and its HMAC), as an Ethernet frame from the vhid's virtual MAC
 // to 224.0.0.18, and sends them all with sendmmsg on one AF_PACKET socket.
