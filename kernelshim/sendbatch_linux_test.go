@@ -91,3 +91,46 @@ func TestLinuxSendCARPsBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestLinuxSendCARPsWithoutIPv6: on a host whose IPv6 CARP socket could not
+// be opened, SendCARPs refuses an IPv6 advert as SendCARP does (it is not
+// sent as a frame behind the engine's back) and still sends the IPv4 ones.
+func TestLinuxSendCARPsWithoutIPv6(t *testing.T) {
+	requireRoot(t)
+	a, b := vethPair(t)
+	k := kernelIn(t, a)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := k.OpenCARP(ctx, make(chan osif.Packet, 16)); err != nil {
+		t.Fatal(err)
+	}
+	// As OpenCARP leaves it when IPv6 fails; put back for Close.
+	k.mu.Lock()
+	p6 := k.p6
+	k.p6 = nil
+	k.mu.Unlock()
+	defer func() { k.mu.Lock(); k.p6 = p6; k.mu.Unlock() }()
+	if err := k.CreateMACVLAN("carp1", "veth0", net.HardwareAddr{0, 0, 0x5e, 0, 1, 1}); err != nil {
+		t.Fatal(err)
+	}
+	sn := newSniffer(t, b, "veth0")
+	v4 := osif.Advert{Out: "carp1", Src: netip.MustParseAddr("192.0.2.1"), Dst: osif.GroupV4, Payload: make([]byte, 36)}
+	v6 := osif.Advert{Out: "carp1", Src: netip.MustParseAddr("fe80::1"), Dst: osif.GroupV6, Payload: make([]byte, 36)}
+	v4.Payload[1], v6.Payload[1] = 4, 6
+	single := k.SendCARP(v6.Out, v6.Src, v6.Dst, 0, v6.Payload)
+	errs := make([]error, 2)
+	k.SendCARPs([]osif.Advert{v6, v4}, errs)
+	if single == nil || errs[0] == nil || errs[0].Error() != single.Error() {
+		t.Errorf("the IPv6 advert: SendCARPs says %v, SendCARP %v; want both the same refusal", errs[0], single)
+	}
+	if errs[1] != nil {
+		t.Errorf("the IPv4 advert: %v", errs[1])
+	}
+	// The IPv4 advert arrives, and no IPv6 one comes before it.
+	f := sn.next(5*time.Second, func(f []byte) bool {
+		return len(f) > 14 && (f[12] == 0x86 && f[13] == 0xdd || f[12] == 8 && f[13] == 0 && f[14+9] == 112)
+	})
+	if f == nil || f[12] != 8 {
+		t.Fatalf("first CARP frame at the peer: % x, want the IPv4 advert", f)
+	}
+}
