@@ -14,6 +14,7 @@ package kernelshim
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -1325,12 +1326,7 @@ func (k *Linux) sendFrame(fd int, out string, sl sendLink, src, dst netip.Addr, 
 		return fmt.Errorf("kernelshim: send CARP on %s: %w", out, err)
 	}
 	k.frame = f
-	proto := uint16(etherTypeIPv4)
-	if dst.Is6() {
-		proto = etherTypeIPv6
-	}
-	k.rsa = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(proto), Ifindex: int32(sl.wire), Halen: 6}
-	copy(k.rsa.Addr[:], f[:6])
+	k.rsa = frameDest(sl, f)
 	// A raw system call, not unix.Sendto: the send never blocks
 	// (MSG_DONTWAIT; a full queue is an error, counted as FreeBSD counts
 	// it), so it needs none of the runtime's bookkeeping for a call that
@@ -1349,6 +1345,18 @@ func (k *Linux) sendFrame(fd int, out string, sl sendLink, src, dst netip.Addr, 
 		return fmt.Errorf("kernelshim: send CARP %s -> %s on %s: %w", src, dst, out, errno)
 	}
 	return nil
+}
+
+// frameDest is where advert frame f (from AppendAdvertFrame) goes on the
+// AF_PACKET socket: out of sl's wire, to f's destination MAC.
+func frameDest(sl sendLink, f []byte) unix.RawSockaddrLinklayer {
+	proto := uint16(etherTypeIPv4)
+	if binary.BigEndian.Uint16(f[12:]) == etherTypeIPv6 {
+		proto = etherTypeIPv6
+	}
+	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(proto), Ifindex: int32(sl.wire), Halen: 6}
+	copy(sa.Addr[:], f[:6])
+	return sa
 }
 
 // sendCARP sends one advert out of the link of index idx.

@@ -93,13 +93,7 @@ func (k *Linux) sendFrames(fd int, v6 bool, ads []osif.Advert, errs []error) (si
 			continue
 		}
 		b.buf = f
-		proto := uint16(etherTypeIPv4)
-		if dst.Is6() {
-			proto = etherTypeIPv6
-		}
-		sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(proto), Ifindex: int32(sl.wire), Halen: 6}
-		copy(sa.Addr[:], f[start:start+6])
-		b.off, b.ad, b.sa = append(b.off, start), append(b.ad, i), append(b.sa, sa)
+		b.off, b.ad, b.sa = append(b.off, start), append(b.ad, i), append(b.sa, frameDest(sl, f[start:]))
 	}
 	n := len(b.off)
 	if n == 0 {

@@ -23,14 +23,7 @@ import (
 // batch or in the middle of a call, gets SendCARP's error, and the frames
 // after it still go, in the calls that follow.
 func TestLinuxSendCARPsBatches(t *testing.T) {
-	requireRoot(t)
-	a, b := vethPair(t)
-	k := kernelIn(t, a)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := k.OpenCARP(ctx, make(chan osif.Packet, 16)); err != nil {
-		t.Fatal(err)
-	}
+	k, b := openedPair(t)
 	macs := []net.HardwareAddr{{0, 0, 0x5e, 0, 1, 1}, {0, 0, 0x5e, 0, 1, 2}}
 	for i, name := range []string{"carp1", "carp2"} {
 		if err := k.CreateMACVLAN(name, "veth0", macs[i]); err != nil {
@@ -96,14 +89,7 @@ func TestLinuxSendCARPsBatches(t *testing.T) {
 // be opened, SendCARPs refuses an IPv6 advert as SendCARP does (it is not
 // sent as a frame behind the engine's back) and still sends the IPv4 ones.
 func TestLinuxSendCARPsWithoutIPv6(t *testing.T) {
-	requireRoot(t)
-	a, b := vethPair(t)
-	k := kernelIn(t, a)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := k.OpenCARP(ctx, make(chan osif.Packet, 16)); err != nil {
-		t.Fatal(err)
-	}
+	k, b := openedPair(t)
 	// As OpenCARP leaves it when IPv6 fails; put back for Close.
 	k.mu.Lock()
 	p6 := k.p6
@@ -133,4 +119,19 @@ func TestLinuxSendCARPsWithoutIPv6(t *testing.T) {
 	if f == nil || f[12] != 8 {
 		t.Fatalf("first CARP frame at the peer: % x, want the IPv4 advert", f)
 	}
+}
+
+// openedPair is a veth pair of two namespaces, and a Linux adapter in the
+// first with OpenCARP done; it returns the adapter and the second namespace.
+func openedPair(t *testing.T) (*Linux, string) {
+	t.Helper()
+	requireRoot(t)
+	a, b := vethPair(t)
+	k := kernelIn(t, a)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := k.OpenCARP(ctx, make(chan osif.Packet, 16)); err != nil {
+		t.Fatal(err)
+	}
+	return k, b
 }
