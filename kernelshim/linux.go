@@ -634,7 +634,7 @@ func (k *Linux) ReplaceAddr(link string, p netip.Prefix, lifetime time.Duration)
 			// traffic from the shared address, breaking it at the next failover.
 			a.Flags |= unix.IFA_F_NOPREFIXROUTE
 		}
-		err := k.RefreshAddrs([]osif.AddrLifetime{a})
+		err := k.refreshAddrs([]osif.AddrLifetime{a}, false)
 		var ae *osif.AddrError
 		if errors.As(err, &ae) {
 			err = ae.Err

@@ -67,8 +67,16 @@ func (k *Linux) refreshSocket() (int, error) {
 	return k.rfd, nil
 }
 
-// RefreshAddrs: see the contract in carp/engine's kernel.go.
+// RefreshAddrs: see the contract in carp/engine's kernel.go. A batch of
+// at most rawRefreshMax addresses goes out as a raw system call (rawSend).
 func (k *Linux) RefreshAddrs(batch []osif.AddrLifetime) error {
+	return k.refreshAddrs(batch, len(batch) <= rawRefreshMax)
+}
+
+// refreshAddrs writes batch as RefreshAddrs does; raw sends it with
+// rawSend, else with a system call the runtime knows may block (ReplaceAddr's
+// installs: see rawSend).
+func (k *Linux) refreshAddrs(batch []osif.AddrLifetime, raw bool) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -104,7 +112,7 @@ func (k *Linux) RefreshAddrs(batch []osif.AddrLifetime) error {
 		last := lastMessage(b)
 		binary.NativeEndian.PutUint16(b[last+6:], binary.NativeEndian.Uint16(b[last+6:])|unix.NLM_F_ACK)
 		ackSeq := binary.NativeEndian.Uint32(b[last+8:])
-		if err := rawSend(fd, b); err != nil {
+		if err := sendNetlink(fd, b, raw); err != nil {
 			return errors.Join(append(errs, fmt.Errorf("kernelshim: refresh %d addresses: send: %w", len(batch), err))...)
 		}
 		errs = append(errs, k.readRefreshReplies(fd, batch, base, ackSeq)...)
@@ -135,7 +143,7 @@ func (k *Linux) request(msg []byte) error {
 	ne := binary.NativeEndian
 	ne.PutUint32(msg[8:], seq)
 	ne.PutUint16(msg[6:], ne.Uint16(msg[6:])|unix.NLM_F_ACK)
-	if err := rawSend(fd, msg); err != nil {
+	if err := sendNetlink(fd, msg, false); err != nil {
 		return fmt.Errorf("kernelshim: netlink request: send: %w", err)
 	}
 	for _, err := range k.readRefreshReplies(fd, make([]osif.AddrLifetime, 1), seq, seq) {
@@ -148,21 +156,41 @@ func (k *Linux) request(msg []byte) error {
 	return nil
 }
 
-// rawSend sends b, whole netlink messages, to the kernel on the netlink
-// socket fd, and rawRecv reads one datagram of it without waiting; both are
-// raw system calls. The runtime's bookkeeping for a call that may block
-// wakes its monitor thread, sysmon, out of its sleep on each one, and it
-// then polls every 20 µs until the program is idle again: with the refresh
-// sent that way, an idle MASTER of one vhid made 7-8 context switches a
-// second instead of 3.5 and used a third more CPU (0.043 against 0.033% of
-// a core; of 16 vhids 0.068 against 0.056%). A send can wait: rtnetlink
-// applies the messages inside it and may wait for the rtnl lock while
-// another program changes the network. Held that long, the raw call keeps
-// the runtime's one P (carpd runs on one, see cmd/carpd): the engine, the
-// one caller, waits for the answer all the same, the sockets' receive
-// queues hold what arrives meanwhile, and the other goroutines run when it
-// returns. A signal does not cut it short (the lock is not interruptible,
-// and the runtime's handlers restart system calls); EINTR is retried.
+// rawRefreshMax is the most addresses a refresh sends as a raw system
+// call (rawSend): the periodic refresh of an idle MASTER of a few vhids,
+// where the wake-up is most of the cost, the kernel's work a few µs an
+// address and at most a few hundred µs in all.
+const rawRefreshMax = 64
+
+// sendNetlink sends b, one or more whole netlink messages (not empty), to
+// the kernel on the netlink socket fd: with rawSend if raw, else as a
+// system call the runtime knows may block.
+func sendNetlink(fd int, b []byte, raw bool) error {
+	if raw {
+		return rawSend(fd, b)
+	}
+	return unix.Sendto(fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+}
+
+// rawSend sends b (not empty) as a raw system call. The runtime's
+// bookkeeping for a call that may block wakes its monitor thread, sysmon,
+// out of its sleep on each one, which then polls every 20 µs until the
+// program is idle again: on the refresh of an idle MASTER of a few vhids,
+// twice a second, that was half its context switches. The price: a raw
+// call keeps the runtime's P while the kernel works, which may include
+// waiting for the rtnl lock while anything else holds it. carpd runs on one
+// P (cmd/carpd), so nothing else of carpd runs meanwhile: the engine, the
+// one caller, waits for the answer all the same and the sockets' receive
+// queues hold what arrives (up to their buffers), but a request on the
+// control socket is not even read until it returns. (With a runtime-aware
+// call, sysmon hands the P to another thread after about 20 µs.) Hence raw
+// only for small batches: the installs of a takeover of many vhids and the
+// refresh of many addresses keep the ordinary call, which let a
+// configuration line through while they ran. With GOMAXPROCS above 1 a
+// stop-the-world of the garbage collector waits for a raw call too.
+// Nothing the kernel waits for there needs carpd to run, and a signal does
+// not cut the call short (the lock is not interruptible, the runtime's
+// handlers restart system calls); EINTR is retried all the same.
 func rawSend(fd int, b []byte) error {
 	sa := unix.RawSockaddrNetlink{Family: unix.AF_NETLINK}
 	for {
@@ -178,6 +206,9 @@ func rawSend(fd int, b []byte) error {
 	}
 }
 
+// rawRecv reads one datagram of the netlink socket fd without waiting
+// (buf not empty) as a raw system call: it never waits, and the runtime's
+// bookkeeping would wake sysmon (see rawSend).
 func rawRecv(fd int, buf []byte) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
 		unix.MSG_DONTWAIT, 0, 0)

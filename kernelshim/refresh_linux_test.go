@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -141,4 +144,77 @@ func TestLinuxRequest(t *testing.T) {
 	if err := k.RefreshAddrs([]osif.AddrLifetime{{Index: l.Index, Prefix: p, Lifetime: time.Minute}}); err != nil {
 		t.Fatalf("RefreshAddrs after requests: %v", err)
 	}
+}
+
+// TestLinuxRefreshSmallAndLarge: a refresh of at most rawRefreshMax
+// addresses (a raw system call) and one of more (an ordinary one, in two
+// sendmsg as it is over refreshBatchBytes) each set the lifetime of every
+// address they name, and report an entry that fails by its index while
+// writing the others.
+func TestLinuxRefreshSmallAndLarge(t *testing.T) {
+	requireRoot(t)
+	a, _ := vethPair(t)
+	k := kernelIn(t, a)
+	const n = 600
+	batch := make([]osif.AddrLifetime, n)
+	for i := range batch {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 32)
+		got, err := k.ReplaceAddr("veth0", p, time.Minute)
+		if err != nil {
+			t.Fatalf("ReplaceAddr(veth0, %s): %v", p, err)
+		}
+		batch[i] = got
+	}
+	if len(appendNewAddr(nil, 1, false, batch[0]))*n <= refreshBatchBytes {
+		t.Fatalf("%d addresses fit one sendmsg: the test needs more", n)
+	}
+	lifetimes := func() map[netip.Addr]int {
+		out := map[netip.Addr]int{}
+		re := regexp.MustCompile(`inet (\S+)/32 .*valid_lft (\d+)sec`)
+		for _, line := range strings.Split(ipn(t, a, "-o", "-4", "addr", "show", "dev", "veth0"), "\n") {
+			if m := re.FindStringSubmatch(line); m != nil {
+				secs, _ := strconv.Atoi(m[2])
+				out[netip.MustParseAddr(m[1])] = secs
+			}
+		}
+		return out
+	}
+	// check: entries [lo, hi) have a lifetime in (min, max] seconds.
+	check := func(when string, lft map[netip.Addr]int, lo, hi, min, max int) {
+		t.Helper()
+		for i := lo; i < hi; i++ {
+			if s, ok := lft[batch[i].Prefix.Addr()]; !ok || s <= min || s > max {
+				t.Errorf("%s: %s valid_lft %ds (present %v), want (%d, %d]", when, batch[i].Prefix, s, ok, min, max)
+			}
+		}
+	}
+
+	small := make([]osif.AddrLifetime, rawRefreshMax)
+	copy(small, batch)
+	for i := range small {
+		small[i].Lifetime = time.Hour
+	}
+	if err := k.RefreshAddrs(small); err != nil {
+		t.Fatalf("RefreshAddrs of %d: %v", len(small), err)
+	}
+	lft := lifetimes()
+	check("small refresh", lft, 0, rawRefreshMax, 3000, 3600)
+	check("not in the small refresh", lft, rawRefreshMax, n, 0, 60)
+
+	large := make([]osif.AddrLifetime, n)
+	copy(large, batch)
+	for i := range large {
+		large[i].Lifetime = 2 * time.Hour
+	}
+	bad := n - 100 // in the second sendmsg
+	large[bad].Index = 1 << 30
+	err := k.RefreshAddrs(large)
+	var ae *osif.AddrError
+	if !errors.As(err, &ae) || ae.Entry != bad || !errors.Is(err, osif.ErrNoLink) {
+		t.Fatalf("RefreshAddrs of %d with entry %d on no link = %v, want an *osif.AddrError for entry %d (ErrNoLink)", n, bad, err, bad)
+	}
+	lft = lifetimes()
+	check("large refresh", lft, 0, bad, 6600, 7200)
+	check("large refresh", lft, bad+1, n, 6600, 7200)
+	check("the failed entry", lft, bad, bad+1, 0, 60)
 }

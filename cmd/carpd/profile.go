@@ -40,7 +40,8 @@ func limitMemory() {
 // 1 and used twice the CPU (0.02 vs 0.01% of a core), a MASTER 11 vs 7.
 // The price: a status answer carpd renders for many vhids (a millisecond or
 // two) may delay the engine that long. Blocking system calls still get a
-// thread of their own.
+// thread of their own, except the netlink send of a small address refresh
+// (see rawSend in kernelshim).
 const defaultProcs = 1
 
 // limitProcs applies defaultProcs when GOMAXPROCS is not set.
