@@ -179,12 +179,12 @@ func TestLinuxRefreshSmallAndLarge(t *testing.T) {
 		}
 		return out
 	}
-	// check: entries [lo, hi) have a lifetime in (min, max] seconds.
-	check := func(when string, lft map[netip.Addr]int, lo, hi, min, max int) {
+	// check: entries [lo, hi) have a lifetime in (above, upTo] seconds.
+	check := func(when string, lft map[netip.Addr]int, lo, hi, above, upTo int) {
 		t.Helper()
 		for i := lo; i < hi; i++ {
-			if s, ok := lft[batch[i].Prefix.Addr()]; !ok || s <= min || s > max {
-				t.Errorf("%s: %s valid_lft %ds (present %v), want (%d, %d]", when, batch[i].Prefix, s, ok, min, max)
+			if s, ok := lft[batch[i].Prefix.Addr()]; !ok || s <= above || s > upTo {
+				t.Errorf("%s: %s valid_lft %ds (present %v), want (%d, %d]", when, batch[i].Prefix, s, ok, above, upTo)
 			}
 		}
 	}
